@@ -1,0 +1,14 @@
+// Where datasets are found (DESIGN.md §5): --data-dir, then $SMOLENGINE_DATA, then ./data,
+// then ../shared/data (relative to the working directory).
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+namespace smol {
+
+// Returns the first existing candidate root that contains `relative` (e.g. "gsm8k/train.jsonl"),
+// or throws smol::Error listing every place that was tried.
+std::filesystem::path find_data_file(const std::string& relative, const std::string& data_dir = "");
+
+}  // namespace smol

@@ -1,0 +1,14 @@
+// The subcommands of `smolengine`, one file each (engine/cmd_*.cpp). Each adds itself to the
+// app; its callback throws smol::Error on bad input, which main() reports.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace smol {
+
+void add_inspect_command(CLI::App& app);    // engine/cmd_inspect.cpp
+void add_tokenize_command(CLI::App& app);   // engine/cmd_tokenize.cpp
+void add_generate_command(CLI::App& app);   // engine/cmd_generate.cpp
+void add_dump_step_command(CLI::App& app);  // engine/cmd_dump_step.cpp
+
+}  // namespace smol

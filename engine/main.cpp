@@ -1,0 +1,31 @@
+// smolengine: the command line. Each subcommand lives in engine/cmd_<name>.cpp.
+#include <cstdio>
+#include <exception>
+
+#include "common/error.h"
+#include "engine/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"smolengine: train and run small Llama-family models (C++/CUDA, no framework)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "smolengine 0.1.0");
+  smol::add_inspect_command(app);
+  smol::add_tokenize_command(app);
+  smol::add_generate_command(app);
+  smol::add_dump_step_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const smol::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,35 @@
+#include "model/llama_config.h"
+
+#include "common/error.h"
+
+namespace smol {
+
+void LlamaConfig::validate(const std::string& where) const {
+  auto positive = [&](int64_t v, const char* key, int64_t limit) {
+    SMOL_CHECK(v > 0 && v <= limit, where, ": ", key, " = ", v, " is not in [1, ", limit, "]");
+  };
+  positive(hidden_size, "hidden_size", 1 << 16);
+  positive(intermediate_size, "intermediate_size", 1 << 18);
+  positive(num_hidden_layers, "num_hidden_layers", 1024);
+  positive(num_attention_heads, "num_attention_heads", 1024);
+  positive(num_key_value_heads, "num_key_value_heads", 1024);
+  positive(head_dim, "head_dim", 1024);
+  positive(vocab_size, "vocab_size", 1 << 22);
+  SMOL_CHECK(num_attention_heads % num_key_value_heads == 0, where, ": num_attention_heads (",
+             num_attention_heads, ") is not a multiple of num_key_value_heads (",
+             num_key_value_heads, ")");
+  SMOL_CHECK(head_dim % 2 == 0, where, ": head_dim ", head_dim, " must be even for RoPE");
+  SMOL_CHECK(rope_theta > 0, where, ": rope_theta must be positive");
+  SMOL_CHECK(rms_norm_eps > 0, where, ": rms_norm_eps must be positive");
+}
+
+int64_t LlamaConfig::num_parameters() const {
+  const int64_t C = hidden_size, F = intermediate_size;
+  const int64_t per_layer = C * q_dim() + 2 * C * kv_dim() + q_dim() * C  // q k v o
+                            + 3 * C * F                                   // gate up down
+                            + 2 * C;                                      // two norms
+  const int64_t embeddings = vocab_size * C * (tie_word_embeddings ? 1 : 2);
+  return embeddings + num_hidden_layers * per_layer + C;
+}
+
+}  // namespace smol

@@ -1,0 +1,111 @@
+// LlamaModel: the Llama network over backend ops (DESIGN.md §3), with explicit forward and
+// backward per layer (no autograd), LoRA inside each linear layer, and a KV cache for decoding.
+//
+// Layout is HF's: weights under HF names ("model.layers.0.self_attn.q_proj.weight"), rotate-half
+// RoPE, LoRA A [r, in] and B [out, r] under PEFT names
+// ("model.layers.0.self_attn.q_proj.lora_A.weight").
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kernels/backend.h"
+#include "model/host_tensor.h"
+#include "model/llama_config.h"
+
+namespace smol {
+
+// The seven linear layers of a block, by their HF module names.
+enum class Projection : uint8_t { Q, K, V, O, Gate, Up, Down };
+const char* projection_name(Projection p);               // "q_proj", ..., "down_proj"
+Projection parse_projection(const std::string& name);    // accepts "q_proj" or "q"; throws
+
+struct LoraSettings {
+  int64_t r = 8;
+  double alpha = 16;
+  double dropout = 0.0;  // on the LoRA input only, training only (seed-spec.md §4)
+  bool use_rslora = false;
+  std::vector<Projection> targets{Projection::Q, Projection::V};
+  double scaling() const;  // alpha / r, or alpha / sqrt(r) with rslora
+};
+
+enum class TrainMode : uint8_t {
+  Frozen,  // inference only: no gradients
+  Lora,    // only LoRA A, B are trainable; input gradients flow through frozen W
+  Full,    // every parameter is trainable
+};
+
+// A trainable tensor with its gradient, under its HF/PEFT name. Both F32 on the backend.
+struct TrainableParam {
+  std::string name;
+  Tensor value;
+  Tensor grad;
+};
+
+// One micro-batch of rows, each row an independent sequence (seed-spec.md §2 features).
+// labels are HF-style, unshifted: the loss at position t predicts labels[t+1] from ids[..t];
+// -100 = not supervised. Rows may have different lengths; the model packs them.
+struct TokenRow {
+  std::vector<int32_t> input_ids;
+  std::vector<int32_t> labels;  // empty = no loss for this row
+};
+
+struct ForwardResult {
+  double loss_sum = 0;         // Σ token cross-entropy over supervised positions
+  int64_t supervised = 0;      // number of supervised positions
+};
+
+class LlamaModel {
+ public:
+  LlamaModel(Backend& backend, const LlamaConfig& config, TrainMode mode,
+             std::optional<LoraSettings> lora = std::nullopt);
+  ~LlamaModel();
+  LlamaModel(const LlamaModel&) = delete;
+  LlamaModel& operator=(const LlamaModel&) = delete;
+
+  const LlamaConfig& config() const;
+  TrainMode mode() const;
+  const std::optional<LoraSettings>& lora() const;
+  Backend& backend();
+
+  // ---- parameters --------------------------------------------------------------------------
+  // Loads every base weight from HF-named host tensors; throws naming the missing/misshapen one.
+  // lm_head.weight is optional when embeddings are tied.
+  void load_weights(const HostTensorMap& weights);
+  // Random weights for tests and demos: normal(0, init_std) linear/embedding weights, norms 1.
+  void init_random(uint64_t seed, float init_std = 0.02f);
+  // Reads or replaces one tensor by name (base weights and LoRA A/B). Shapes must match.
+  HostTensor read_tensor(const std::string& name) const;
+  void write_tensor(const std::string& name, const HostTensor& value);
+  std::vector<std::string> tensor_names() const;  // base weights, then LoRA tensors
+  // Trainable tensors in a fixed order (layer by layer, q k v o gate up down, A before B).
+  std::vector<TrainableParam> trainable_params();
+  void zero_grads();
+
+  // ---- training ----------------------------------------------------------------------------
+  // Forward over the packed rows; if the mode trains, also the backward, accumulating
+  // grads += loss_scale · ∂(Σ token CE)/∂θ (the caller passes 1/supervised tokens of the
+  // whole optimizer step, DESIGN.md §4). dropout_seed selects this micro-batch's LoRA dropout.
+  ForwardResult forward_backward(const std::vector<TokenRow>& rows, float loss_scale,
+                                 uint64_t dropout_seed, bool training = true);
+  // Forward only; returns logits [Σ len, vocab] on the host (row by row, packed) and the loss.
+  ForwardResult forward_logits(const std::vector<TokenRow>& rows, std::vector<float>* logits);
+
+  // ---- inference ---------------------------------------------------------------------------
+  // A KV cache for up to `slots` sequences of up to `max_len` tokens each.
+  void reset_cache(int32_t slots, int32_t max_len);
+  // Appends tokens to the given cache slots (one new-token list per slot) and returns the
+  // logits of each slot's last new token, [slots.size(), vocab] on the host.
+  std::vector<float> decode(const std::vector<int32_t>& slots,
+                            const std::vector<std::vector<int32_t>>& new_tokens);
+  int32_t cache_length(int32_t slot) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace smol
