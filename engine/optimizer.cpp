@@ -1,0 +1,69 @@
+// AdamW with global grad-norm clipping (see optimizer.h for the update).
+#include "engine/optimizer.h"
+
+#include <cmath>
+
+#include "common/error.h"
+
+namespace smol {
+
+AdamW::AdamW(Backend& backend, std::vector<TrainableParam> params, AdamWSettings settings)
+    : backend_(backend), params_(std::move(params)), settings_(std::move(settings)) {
+  SMOL_CHECK(!params_.empty(), "AdamW: the model has no trainable parameters");
+  SMOL_CHECK(
+      settings_.beta1 >= 0 && settings_.beta1 < 1 && settings_.beta2 >= 0 && settings_.beta2 < 1,
+      "AdamW: betas (", settings_.beta1, ", ", settings_.beta2, ") must be in [0, 1)");
+  SMOL_CHECK(settings_.eps > 0, "AdamW: eps = ", settings_.eps, " must be positive");
+  SMOL_CHECK(settings_.weight_decay >= 0, "AdamW: weight_decay = ", settings_.weight_decay,
+             " must be >= 0");
+  for (const TrainableParam& p : params_) {
+    SMOL_CHECK(
+        p.value.dtype == DType::F32 && p.grad.dtype == DType::F32 && p.value.shape == p.grad.shape,
+        "AdamW: parameter ", p.name, " must be F32 with an F32 gradient of its shape");
+    // One allocation per tensor holds m then v, both zero (Backend::allocate zero-fills).
+    Buffer buffer = backend_.allocate(2 * p.value.bytes());
+    m_.push_back(buffer.view(DType::F32, p.value.shape, 0));
+    v_.push_back(buffer.view(DType::F32, p.value.shape, p.value.bytes()));
+    state_buffers_.push_back(std::move(buffer));
+    double decay = settings_.weight_decay;
+    for (const std::string& pattern : settings_.no_decay_substrings)
+      if (p.name.find(pattern) != std::string::npos) decay = 0.0;
+    decay_.push_back(decay);
+  }
+}
+
+double AdamW::grad_norm() const {
+  std::vector<Tensor> grads;
+  grads.reserve(params_.size());
+  for (const TrainableParam& p : params_) grads.push_back(p.grad);
+  return std::sqrt(backend_.sum_of_squares(grads));
+}
+
+OptimizerStepStats AdamW::step(double lr) {
+  OptimizerStepStats stats;
+  stats.grad_norm = grad_norm();
+  SMOL_CHECK(std::isfinite(stats.grad_norm), "AdamW: the gradient norm is not finite (",
+             stats.grad_norm, "); the loss diverged");
+  // torch.nn.utils.clip_grad_norm_: clip_coef = max_norm / (total_norm + 1e-6), clamped to 1.
+  if (settings_.max_grad_norm > 0)
+    stats.clip_scale = std::min(1.0, settings_.max_grad_norm / (stats.grad_norm + 1e-6));
+  stats.lr = lr;
+  stats.step = ++steps_done_;
+
+  std::vector<AdamWTensor> tensors;
+  tensors.reserve(params_.size());
+  for (size_t i = 0; i < params_.size(); ++i)
+    tensors.push_back(AdamWTensor{params_[i].value, params_[i].grad, m_[i], v_[i],
+                                  static_cast<float>(decay_[i])});
+  AdamWHyper hyper;
+  hyper.lr = static_cast<float>(lr);
+  hyper.beta1 = static_cast<float>(settings_.beta1);
+  hyper.beta2 = static_cast<float>(settings_.beta2);
+  hyper.eps = static_cast<float>(settings_.eps);
+  hyper.step = stats.step;
+  hyper.grad_scale = static_cast<float>(stats.clip_scale);
+  backend_.adamw_step(tensors, hyper);
+  return stats;
+}
+
+}  // namespace smol

@@ -1,0 +1,65 @@
+// AdamW over a model's trainable parameters with global grad-norm clipping
+// (DESIGN.md §4, seed-spec.md §6).
+//
+// One update, given the lr of this step:
+//   norm  = sqrt(Σ_params Σ grad²)                      (logged as grad_norm, HF)
+//   clip  = min(1, max_grad_norm / (norm + 1e-6))       (torch.nn.utils.clip_grad_norm_)
+//   AdamW on every tensor with grads scaled by clip     (Backend::adamw_step, bias-corrected,
+//                                                        decoupled decay p ← p(1 − lr·wd))
+// State m, v is fp32, allocated once per trainable tensor, zero at the start. The decay set is
+// configurable: by default every trainable tensor decays (the seed's LoRA A/B); tensors whose
+// name contains one of `no_decay_substrings` get weight decay 0.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/backend.h"
+#include "model/llama_model.h"
+
+namespace smol {
+
+struct AdamWSettings {
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  double weight_decay = 0.0;
+  double max_grad_norm = 1.0;                    // <= 0: no clipping (the norm is still measured)
+  std::vector<std::string> no_decay_substrings;  // empty: every trainable tensor decays
+};
+
+struct OptimizerStepStats {
+  double grad_norm = 0;   // before clipping
+  double clip_scale = 1;  // factor applied to every gradient
+  double lr = 0;
+  int64_t step = 0;  // 1-based count of updates done, including this one
+};
+
+class AdamW {
+ public:
+  // Allocates m and v for every parameter of `params` (their grads must be F32, same shape).
+  AdamW(Backend& backend, std::vector<TrainableParam> params, AdamWSettings settings);
+
+  // One update with learning rate `lr` from the gradients currently in the params.
+  OptimizerStepStats step(double lr);
+  // Global L2 norm of the current gradients (double accumulation, fixed order).
+  double grad_norm() const;
+
+  int64_t steps_done() const { return steps_done_; }
+  const std::vector<TrainableParam>& params() const { return params_; }
+  const AdamWSettings& settings() const { return settings_; }
+  // The moment tensors of parameter i (for checkpoints and the spectral refactor).
+  Tensor first_moment(size_t i) const { return m_[i]; }
+  Tensor second_moment(size_t i) const { return v_[i]; }
+  double weight_decay_of(size_t i) const { return decay_[i]; }
+
+ private:
+  Backend& backend_;
+  std::vector<TrainableParam> params_;
+  AdamWSettings settings_;
+  std::vector<Buffer> state_buffers_;
+  std::vector<Tensor> m_, v_;
+  std::vector<double> decay_;
+  int64_t steps_done_ = 0;
+};
+
+}  // namespace smol

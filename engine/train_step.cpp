@@ -1,0 +1,64 @@
+// One optimizer step with gradient accumulation and global token normalisation
+// (see train_step.h).
+#include "engine/train_step.h"
+
+#include <cmath>
+
+#include "common/error.h"
+
+namespace smol {
+
+int64_t count_supervised_targets(const TokenRow& row) {
+  if (row.labels.empty()) return 0;
+  SMOL_CHECK(row.labels.size() == row.input_ids.size(), "a row has ", row.input_ids.size(),
+             " input_ids but ", row.labels.size(), " labels");
+  int64_t count = 0;
+  for (size_t t = 1; t < row.labels.size(); ++t) count += row.labels[t] != -100;
+  return count;
+}
+
+int64_t count_supervised_targets(const std::vector<TokenRow>& rows) {
+  int64_t count = 0;
+  for (const TokenRow& row : rows) count += count_supervised_targets(row);
+  return count;
+}
+
+TrainStepResult accumulate_gradients(LlamaModel& model,
+                                     const std::vector<std::vector<TokenRow>>& micro_batches,
+                                     uint64_t dropout_seed) {
+  TrainStepResult result;
+  for (const auto& batch : micro_batches) {
+    result.supervised += count_supervised_targets(batch);
+    for (const TokenRow& row : batch) result.tokens += static_cast<int64_t>(row.input_ids.size());
+  }
+  // With no supervised token the step has zero loss and zero gradient (scale 0 keeps the
+  // backward well-defined instead of dividing by zero).
+  const float loss_scale = result.supervised > 0
+                               ? static_cast<float>(1.0 / static_cast<double>(result.supervised))
+                               : 0.0f;
+  double loss_sum = 0;
+  int64_t counted = 0;
+  for (size_t i = 0; i < micro_batches.size(); ++i) {
+    const ForwardResult forward =
+        model.forward_backward(micro_batches[i], loss_scale, dropout_seed + i, true);
+    loss_sum += forward.loss_sum;
+    counted += forward.supervised;
+  }
+  SMOL_CHECK(counted == result.supervised, "train step: the model counted ", counted,
+             " supervised tokens but the batch has ", result.supervised);
+  result.loss = result.supervised > 0 ? loss_sum / static_cast<double>(result.supervised) : 0.0;
+  SMOL_CHECK(std::isfinite(result.loss), "train step: the loss is not finite (", result.loss, ")");
+  return result;
+}
+
+TrainStepResult train_step(LlamaModel& model, AdamW& optimizer, const LrSchedule& schedule,
+                           const std::vector<std::vector<TokenRow>>& micro_batches,
+                           uint64_t dropout_seed) {
+  model.zero_grads();
+  TrainStepResult result = accumulate_gradients(model, micro_batches, dropout_seed);
+  result.optimizer = optimizer.step(schedule.lr(optimizer.steps_done()));
+  model.zero_grads();
+  return result;
+}
+
+}  // namespace smol

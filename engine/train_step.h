@@ -1,0 +1,45 @@
+// One optimizer step over several micro-batches with gradient accumulation (DESIGN.md §4,
+// seed-spec.md §6).
+//
+// loss = (Σ token CE over every micro-batch) / N, N = supervised tokens of the WHOLE step
+// (transformers ≥ 4.46 num_items_in_batch semantics, not the mean of per-micro-batch means).
+// So N is counted on the host first and each micro-batch's backward runs with
+// loss_scale = 1/N; the accumulated gradients are then exactly ∂loss/∂θ. Then: global-norm
+// clip, AdamW at the schedule's lr for this update index, zero the grads.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "engine/lr_schedule.h"
+#include "engine/optimizer.h"
+#include "model/llama_model.h"
+
+namespace smol {
+
+// Positions t of a row whose next-token target labels[t+1] is supervised (≠ −100): the
+// tokens the causal loss counts (formats.md §2 "Loss").
+int64_t count_supervised_targets(const TokenRow& row);
+int64_t count_supervised_targets(const std::vector<TokenRow>& rows);
+
+struct TrainStepResult {
+  double loss = 0;         // Σ CE / N over the step
+  int64_t supervised = 0;  // N
+  int64_t tokens = 0;      // all input tokens of the step (padding included)
+  OptimizerStepStats optimizer;
+};
+
+// Accumulates gradients of loss over `micro_batches` into the model's grads, scaled by
+// 1/N of the whole step. Does not zero grads first and does not update. dropout seeds are
+// dropout_seed + micro-batch index. Returns loss and N (loss 0 when N = 0).
+TrainStepResult accumulate_gradients(LlamaModel& model,
+                                     const std::vector<std::vector<TokenRow>>& micro_batches,
+                                     uint64_t dropout_seed);
+
+// A full optimizer step: zero grads, accumulate_gradients, clip + AdamW at lr(k) where
+// k = optimizer.steps_done() (0-based index of this update), zero grads again.
+TrainStepResult train_step(LlamaModel& model, AdamW& optimizer, const LrSchedule& schedule,
+                           const std::vector<std::vector<TokenRow>>& micro_batches,
+                           uint64_t dropout_seed);
+
+}  // namespace smol
