@@ -1,0 +1,89 @@
+// Optimiser ops: the global squared norm for gradient clipping and the AdamW step.
+//
+// sum_of_squares: Σ x² over every tensor, in double. Each tensor is cut into fixed chunks of
+// kChunk elements summed in parallel; chunk sums are then added in index order, so the
+// result is identical for any thread count and on every call.
+//
+// adamw_step (DESIGN.md §4, seed-spec.md §6), in torch.optim.AdamW's own order of operations
+// (single-tensor path) so that 5 steps match PyTorch to fp32 rounding:
+//   g = grad·grad_scale;  p ← p·(1 − lr·wd)
+//   m ← m + (1−β1)(g − m)   (torch's lerp);  v ← β2 v + (1−β2) g²
+//   p ← p − (lr / (1−β1^t)) · m / (sqrt(v)/sqrt(1−β2^t) + eps)
+// with the bias corrections computed in double, as Python floats are.
+#include <cmath>
+#include <vector>
+
+#include "kernels/cpu/cpu_checks.h"
+#include "kernels/cpu/cpu_ops.h"
+
+namespace smol::cpu {
+namespace {
+constexpr int64_t kChunk = 16384;
+}
+
+double sum_of_squares(std::span<const Tensor> tensors) {
+  double total = 0.0;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const Tensor& t = tensors[i];
+    SMOL_CHECK(t.dtype == DType::F32, "sum_of_squares: tensor ", i, " ", t.shape.str(),
+               " must be F32 on the cpu backend, got ", dtype_name(t.dtype));
+    const float* x = t.as<float>();
+    const int64_t n = t.numel();
+    const int64_t chunks = (n + kChunk - 1) / kChunk;
+    std::vector<double> partial(static_cast<size_t>(chunks));
+#pragma omp parallel for schedule(static) if (chunks > 1)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t begin = c * kChunk, end = std::min(n, begin + kChunk);
+      double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+      for (int64_t e = begin; e < end; ++e) acc += static_cast<double>(x[e]) * x[e];
+      partial[c] = acc;
+    }
+    for (double p : partial) total += p;
+  }
+  return total;
+}
+
+void adamw_step(std::span<AdamWTensor> tensors, const AdamWHyper& hyper) {
+  SMOL_CHECK(hyper.step >= 1, "adamw_step: step must be >= 1 (1-based), got ", hyper.step);
+  SMOL_CHECK(hyper.beta1 >= 0 && hyper.beta1 < 1 && hyper.beta2 >= 0 && hyper.beta2 < 1,
+             "adamw_step: betas (", hyper.beta1, ", ", hyper.beta2, ") must lie in [0, 1)");
+  const double bias_correction1 = 1.0 - std::pow(static_cast<double>(hyper.beta1), hyper.step);
+  const double bias_correction2 = 1.0 - std::pow(static_cast<double>(hyper.beta2), hyper.step);
+  const float step_size = static_cast<float>(hyper.lr / bias_correction1);
+  const float bias_correction2_sqrt = static_cast<float>(std::sqrt(bias_correction2));
+  const float one_minus_beta1 = 1.0f - hyper.beta1, one_minus_beta2 = 1.0f - hyper.beta2;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const AdamWTensor& t = tensors[i];
+    for (const auto& [arg, tensor] : {std::pair<const char*, const Tensor*>{"param", &t.param},
+                                      {"grad", &t.grad},
+                                      {"m", &t.m},
+                                      {"v", &t.v}}) {
+      SMOL_CHECK(tensor->dtype == DType::F32, "adamw_step: tensor ", i, " ", arg, " ",
+                 tensor->shape.str(), " must be F32, got ", dtype_name(tensor->dtype));
+      SMOL_CHECK(tensor->shape == t.param.shape, "adamw_step: tensor ", i, " ", arg, " ",
+                 tensor->shape.str(), " differs from its param ", t.param.shape.str());
+    }
+    float* p = t.param.as<float>();
+    const float* g = t.grad.as<float>();
+    float* m = t.m.as<float>();
+    float* v = t.v.as<float>();
+    const float decay =  // torch: param.mul_(1 - lr * weight_decay), a Python float
+        static_cast<float>(1.0 - static_cast<double>(hyper.lr) * t.weight_decay);
+    const float grad_scale = hyper.grad_scale, beta2 = hyper.beta2, eps = hyper.eps;
+    const int64_t n = t.param.numel();
+#pragma omp parallel for simd schedule(static) if (n > 32768)
+    for (int64_t e = 0; e < n; ++e) {
+      const float grad = g[e] * grad_scale;
+      const float param = p[e] * decay;
+      const float m_new = m[e] + one_minus_beta1 * (grad - m[e]);
+      const float v_new = v[e] * beta2 + one_minus_beta2 * grad * grad;
+      const float denom = std::sqrt(v_new) / bias_correction2_sqrt + eps;
+      m[e] = m_new;
+      v[e] = v_new;
+      p[e] = param - step_size * (m_new / denom);
+    }
+  }
+}
+
+}  // namespace smol::cpu

@@ -1,0 +1,172 @@
+// attention_forward / attention_backward against a double-precision reference of the varlen,
+// bottom-right-aligned causal GQA semantics of kernels/backend.h, over several layouts:
+// packed training batches (sequences of lengths 5, 1, 11), T = 1 and T = 3, GQA 9/3 and 4/2,
+// and KV-cache decoding (q_len < k_len).
+#include <algorithm>
+
+#include "tests/kernels_cpu/test_util.h"
+
+namespace smol::test {
+namespace {
+
+struct Case {
+  std::string name;
+  int64_t q_tokens, k_tokens, q_heads, kv_heads, head_dim;
+  AttentionLayout layout;
+};
+
+AttentionLayout training_layout(std::initializer_list<int32_t> lengths) {
+  AttentionLayout layout;
+  int32_t begin = 0;
+  for (int32_t len : lengths) {
+    layout.seqs.push_back({begin, len, begin, len});
+    begin += len;
+    layout.max_q_len = std::max(layout.max_q_len, len);
+    layout.max_k_len = std::max(layout.max_k_len, len);
+  }
+  return layout;
+}
+
+std::vector<Case> cases() {
+  std::vector<Case> out;
+  out.push_back({"packed_5_1_11_gqa9x3", 17, 17, 9, 3, 8, training_layout({5, 1, 11})});
+  out.push_back({"single_T3_gqa4x2", 3, 3, 4, 2, 10, training_layout({3})});
+  out.push_back({"single_T1_gqa4x2", 1, 1, 4, 2, 6, training_layout({1})});
+  AttentionLayout decode;  // two cached sequences: 1 new token after 6, 3 new after 6
+  decode.seqs = {{0, 1, 0, 7}, {1, 3, 7, 9}};
+  decode.max_q_len = 3;
+  decode.max_k_len = 9;
+  out.push_back({"decode_qlen_lt_klen_gqa9x3", 4, 16, 9, 3, 8, decode});
+  return out;
+}
+
+// Returns out [Tq, Hq, D] followed by lse [Tq, Hq], in double.
+std::vector<double> attention_ref(const Case& c, const std::vector<double>& q,
+                                  const std::vector<double>& k, const std::vector<double>& v,
+                                  double scale, bool with_lse = true) {
+  const int64_t D = c.head_dim, group = c.q_heads / c.kv_heads;
+  std::vector<double> out(c.q_tokens * c.q_heads * D, 0.0), lse(c.q_tokens * c.q_heads, 0.0);
+  for (const SeqSpan& s : c.layout.seqs)
+    for (int64_t h = 0; h < c.q_heads; ++h)
+      for (int64_t i = 0; i < s.q_len; ++i) {
+        const int64_t row = s.q_begin + i, visible = s.k_len - s.q_len + i + 1;
+        const int64_t kvh = h / group;
+        std::vector<double> sc(visible);
+        double mx = -1e300;
+        for (int64_t j = 0; j < visible; ++j) {
+          double dot = 0;
+          for (int64_t d = 0; d < D; ++d)
+            dot +=
+                q[(row * c.q_heads + h) * D + d] * k[((s.k_begin + j) * c.kv_heads + kvh) * D + d];
+          sc[j] = scale * dot;
+          mx = std::max(mx, sc[j]);
+        }
+        double sum = 0;
+        for (double& x : sc) sum += (x = std::exp(x - mx));
+        for (int64_t j = 0; j < visible; ++j)
+          for (int64_t d = 0; d < D; ++d)
+            out[(row * c.q_heads + h) * D + d] +=
+                sc[j] / sum * v[((s.k_begin + j) * c.kv_heads + kvh) * D + d];
+        lse[row * c.q_heads + h] = mx + std::log(sum);
+      }
+  if (with_lse) out.insert(out.end(), lse.begin(), lse.end());
+  return out;
+}
+
+TEST(CpuAttention, ForwardMatchesDoubleReference) {
+  for (const Case& c : cases()) {
+    SCOPED_TRACE(c.name);
+    Device dev;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+    // Values in [-2, 2] give scores up to ~|D·4·scale| so the softmax is far from uniform.
+    const auto q = random_floats(c.q_tokens * c.q_heads * c.head_dim, 11, -2, 2);
+    const auto k = random_floats(c.k_tokens * c.kv_heads * c.head_dim, 12, -2, 2);
+    const auto v = random_floats(c.k_tokens * c.kv_heads * c.head_dim, 13);
+    Tensor tq = dev.f32({c.q_tokens, c.q_heads, c.head_dim}, q);
+    Tensor tk = dev.f32({c.k_tokens, c.kv_heads, c.head_dim}, k);
+    Tensor tv = dev.f32({c.k_tokens, c.kv_heads, c.head_dim}, v);
+    Tensor out = dev.zeros(tq.shape), lse = dev.zeros({c.q_tokens, c.q_heads});
+    dev->attention_forward(out, lse, tq, tk, tv, c.layout, scale);
+    auto ref = attention_ref(c, to_double(q), to_double(k), to_double(v), scale);
+    const std::vector<double> ref_lse(ref.begin() + out.numel(), ref.end());
+    ref.resize(out.numel());
+    // fp32 scores/exp/weighted sums of ≤ 11 terms: relative error a few ulp (≈1e-6); 1e-5
+    // absolute on O(1) outputs leaves a ×10 margin.
+    expect_near_all(dev.get(out), ref, 1e-5, 1e-5, c.name + " out");
+    expect_near_all(dev.get(lse), ref_lse, 1e-5, 1e-5, c.name + " lse");
+  }
+}
+
+TEST(CpuAttention, RowsOutsideLayoutUntouchedByForward) {
+  Device dev;
+  AttentionLayout layout;
+  layout.seqs = {{1, 2, 1, 2}};  // row 0 and row 3 are not covered
+  layout.max_q_len = layout.max_k_len = 2;
+  Tensor q = dev.f32({4, 2, 4}, random_floats(32, 1)), k = dev.f32({4, 1, 4}, random_floats(16, 2));
+  Tensor v = dev.f32({4, 1, 4}, random_floats(16, 3));
+  Tensor out = dev.f32({4, 2, 4}, std::vector<float>(32, 7.0f));
+  Tensor lse = dev.f32({4, 2}, std::vector<float>(8, 7.0f));
+  dev->attention_forward(out, lse, q, k, v, layout, 0.5f);
+  const auto o = dev.get(out);
+  for (int i : {0, 1, 2, 3, 4, 5, 6, 7, 24, 25, 26, 27, 28, 29, 30, 31}) EXPECT_EQ(o[i], 7.0f) << i;
+  EXPECT_NE(o[8], 7.0f);
+  // Key row 1 is the first key of the sequence: query row 1 sees only it, so out = v[1].
+  const auto vv = dev.get(v);
+  for (int d = 0; d < 4; ++d) EXPECT_FLOAT_EQ(o[8 + d], vv[4 + d]);
+}
+
+TEST(CpuAttention, BackwardMatchesFiniteDifferences) {
+  for (const Case& c : cases()) {
+    SCOPED_TRACE(c.name);
+    Device dev;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+    const auto q = random_floats(c.q_tokens * c.q_heads * c.head_dim, 21);
+    const auto k = random_floats(c.k_tokens * c.kv_heads * c.head_dim, 22);
+    const auto v = random_floats(c.k_tokens * c.kv_heads * c.head_dim, 23);
+    const auto w = random_floats(c.q_tokens * c.q_heads * c.head_dim, 24);
+    Tensor tq = dev.f32({c.q_tokens, c.q_heads, c.head_dim}, q);
+    Tensor tk = dev.f32({c.k_tokens, c.kv_heads, c.head_dim}, k);
+    Tensor tv = dev.f32({c.k_tokens, c.kv_heads, c.head_dim}, v);
+    Tensor out = dev.zeros(tq.shape), lse = dev.zeros({c.q_tokens, c.q_heads});
+    dev->attention_forward(out, lse, tq, tk, tv, c.layout, scale);
+    // dq/dk/dv start as garbage: the backward overwrites them.
+    Tensor dq = dev.f32(tq.shape, std::vector<float>(tq.numel(), 9.0f));
+    Tensor dk = dev.f32(tk.shape, std::vector<float>(tk.numel(), 9.0f));
+    Tensor dv = dev.f32(tv.shape, std::vector<float>(tv.numel(), 9.0f));
+    Tensor dout = dev.f32(tq.shape, w);
+    dev->attention_backward(dq, dk, dv, dout, tq, tk, tv, out, lse, c.layout, scale);
+    RefFn f = [&](const std::vector<std::vector<double>>& in) {
+      return attention_ref(c, in[0], in[1], in[2], scale, false);
+    };
+    const std::vector<std::vector<double>> inputs{to_double(q), to_double(k), to_double(v)};
+    const auto wd = to_double(w);
+    // Gradients are sums of ≤ 3·11 fp32 products of O(1) terms: absolute error ≲ 1e-6; the
+    // FD reference is exact to ~1e-8. 2e-5 absolute + 1e-4 relative leaves a wide margin
+    // while still catching any wrong term (which would be O(0.01) or more).
+    expect_near_all(dev.get(dq), finite_difference(f, inputs, wd, 0), 2e-5, 1e-4, c.name + " dq");
+    expect_near_all(dev.get(dk), finite_difference(f, inputs, wd, 1), 2e-5, 1e-4, c.name + " dk");
+    expect_near_all(dev.get(dv), finite_difference(f, inputs, wd, 2), 2e-5, 1e-4, c.name + " dv");
+  }
+}
+
+TEST(CpuAttention, RejectsBadLayoutsAndShapes) {
+  Device dev;
+  Tensor q = dev.zeros({4, 4, 8}), k = dev.zeros({4, 2, 8}), v = dev.zeros({4, 2, 8});
+  Tensor out = dev.zeros({4, 4, 8}), lse = dev.zeros({4, 4});
+  AttentionLayout beyond;
+  beyond.seqs = {{0, 5, 0, 5}};
+  EXPECT_THROW(dev->attention_forward(out, lse, q, k, v, beyond, 1.0f), Error);
+  AttentionLayout q_longer;
+  q_longer.seqs = {{0, 3, 0, 2}};
+  EXPECT_THROW(dev->attention_forward(out, lse, q, k, v, q_longer, 1.0f), Error);
+  Tensor k3 = dev.zeros({4, 3, 8}), v3 = dev.zeros({4, 3, 8});
+  AttentionLayout ok;
+  ok.seqs = {{0, 4, 0, 4}};
+  EXPECT_THROW(dev->attention_forward(out, lse, q, k3, v3, ok, 1.0f), Error);  // 4 % 3 != 0
+  Tensor flat_q = dev.zeros({4, 32});
+  EXPECT_THROW(dev->attention_forward(out, lse, flat_q, k, v, ok, 1.0f), Error);
+  EXPECT_NO_THROW(dev->attention_forward(out, lse, q, k, v, ok, 1.0f));
+}
+
+}  // namespace
+}  // namespace smol::test
