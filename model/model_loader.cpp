@@ -1,0 +1,351 @@
+// Weight loading from GGUF (formats.md §3), safetensors directories (§4) and the hub cache
+// (§7) into HF-named, HF-layout fp32 tensors.
+#include "model/model_loader.h"
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "common/error.h"
+#include "model/dequantize.h"
+#include "model/gguf_reader.h"
+#include "model/gguf_tokenizer.h"
+#include "model/hf_cache.h"
+#include "model/hf_config.h"
+#include "model/safetensors_io.h"
+
+namespace smol {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+int64_t LoadedModel::num_parameters() const {
+  int64_t n = 0;
+  for (const auto& [name, t] : weights) n += t.shape.numel();
+  return n;
+}
+
+std::vector<std::pair<std::string, Shape>> expected_llama_tensors(const LlamaConfig& c) {
+  const int64_t C = c.hidden_size, F = c.intermediate_size;
+  std::vector<std::pair<std::string, Shape>> out;
+  out.emplace_back("model.embed_tokens.weight", Shape{c.vocab_size, C});
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    out.emplace_back(p + "input_layernorm.weight", Shape{C});
+    out.emplace_back(p + "self_attn.q_proj.weight", Shape{c.q_dim(), C});
+    out.emplace_back(p + "self_attn.k_proj.weight", Shape{c.kv_dim(), C});
+    out.emplace_back(p + "self_attn.v_proj.weight", Shape{c.kv_dim(), C});
+    out.emplace_back(p + "self_attn.o_proj.weight", Shape{C, c.q_dim()});
+    out.emplace_back(p + "post_attention_layernorm.weight", Shape{C});
+    out.emplace_back(p + "mlp.gate_proj.weight", Shape{F, C});
+    out.emplace_back(p + "mlp.up_proj.weight", Shape{F, C});
+    out.emplace_back(p + "mlp.down_proj.weight", Shape{C, F});
+  }
+  out.emplace_back("model.norm.weight", Shape{C});
+  if (!c.tie_word_embeddings) out.emplace_back("lm_head.weight", Shape{c.vocab_size, C});
+  return out;
+}
+
+namespace {
+
+// Moves whole rows: dst row `to(r)` = src row r, per head of `rows / n_heads` rows.
+template <typename RowMap>
+std::vector<float> move_rows(const std::vector<float>& src, int64_t rows, int64_t cols,
+                             int64_t n_heads, RowMap to) {
+  SMOL_CHECK(n_heads > 0 && rows % n_heads == 0 && (rows / n_heads) % 2 == 0, "cannot permute ",
+             rows, " rows into ", n_heads, " heads of even size");
+  SMOL_CHECK(static_cast<int64_t>(src.size()) == rows * cols, "permute: ", src.size(),
+             " values for ", rows, " x ", cols);
+  const int64_t head_size = rows / n_heads, half = head_size / 2;
+  std::vector<float> dst(src.size());
+  for (int64_t h = 0; h < n_heads; ++h)
+    for (int64_t i = 0; i < half; ++i)
+      for (int64_t j = 0; j < 2; ++j) {
+        const auto [from, into] = to(h * head_size, i, j, half);
+        std::memcpy(&dst[into * cols], &src[from * cols], cols * sizeof(float));
+      }
+  return dst;
+}
+
+void check_shape(const std::string& where, const std::string& name, const Shape& got,
+                 const Shape& want) {
+  SMOL_CHECK(got == want, where, ": tensor '", name, "' has shape ", got.str(), ", expected ",
+             want.str(), " from the config");
+}
+
+// Checks `weights` against the config: every expected tensor present with its shape and
+// nothing else (tied lm_head already dropped).
+void check_complete(const std::string& where, const LlamaConfig& config,
+                    const HostTensorMap& weights) {
+  std::set<std::string> expected;
+  for (const auto& [name, shape] : expected_llama_tensors(config)) {
+    expected.insert(name);
+    auto it = weights.find(name);
+    SMOL_CHECK(it != weights.end(), where, ": missing tensor '", name, "'");
+    check_shape(where, name, it->second.shape, shape);
+  }
+  for (const auto& [name, t] : weights)
+    SMOL_CHECK(expected.count(name), where, ": unexpected tensor '", name, "' for a Llama with ",
+               config.num_hidden_layers, " layers");
+}
+
+// ---- GGUF ---------------------------------------------------------------------------------
+
+// GGUF tensor name → HF name (formats.md §3 "Tensor names"); "" when not a Llama tensor.
+std::string hf_name_from_gguf(const std::string& name) {
+  static const std::map<std::string, std::string> top = {
+      {"token_embd.weight", "model.embed_tokens.weight"},
+      {"output_norm.weight", "model.norm.weight"},
+      {"output.weight", "lm_head.weight"},
+  };
+  static const std::map<std::string, std::string> per_layer = {
+      {"attn_norm.weight", "input_layernorm.weight"},
+      {"attn_q.weight", "self_attn.q_proj.weight"},
+      {"attn_k.weight", "self_attn.k_proj.weight"},
+      {"attn_v.weight", "self_attn.v_proj.weight"},
+      {"attn_output.weight", "self_attn.o_proj.weight"},
+      {"ffn_norm.weight", "post_attention_layernorm.weight"},
+      {"ffn_gate.weight", "mlp.gate_proj.weight"},
+      {"ffn_up.weight", "mlp.up_proj.weight"},
+      {"ffn_down.weight", "mlp.down_proj.weight"},
+  };
+  if (auto it = top.find(name); it != top.end()) return it->second;
+  if (name.rfind("blk.", 0) != 0) return "";
+  const size_t dot = name.find('.', 4);
+  if (dot == std::string::npos || dot == 4 || dot - 4 > 6) return "";
+  const std::string layer = name.substr(4, dot - 4);
+  for (char ch : layer)
+    if (ch < '0' || ch > '9') return "";
+  auto it = per_layer.find(name.substr(dot + 1));
+  if (it == per_layer.end()) return "";
+  return "model.layers." + std::to_string(std::stoll(layer)) + "." + it->second;
+}
+
+LlamaConfig llama_config_from_gguf(const GgufFile& g) {
+  const std::string arch = g.get_string("general.architecture");
+  SMOL_CHECK(arch == "llama", g.path(), ": general.architecture is '", arch,
+             "'; only 'llama' models are supported");
+  auto scalar_int = [&](const std::string& key) {
+    const GgufValue* v = g.find(key);
+    SMOL_CHECK(v == nullptr || v->type != GgufType::Array, g.path(), ": ", key,
+               " is a per-layer array; only uniform layers are supported");
+    return g.get_int(key);
+  };
+  LlamaConfig c;
+  c.hidden_size = scalar_int("llama.embedding_length");
+  c.intermediate_size = scalar_int("llama.feed_forward_length");
+  c.num_hidden_layers = scalar_int("llama.block_count");
+  c.num_attention_heads = scalar_int("llama.attention.head_count");
+  c.num_key_value_heads = g.has("llama.attention.head_count_kv")
+                              ? scalar_int("llama.attention.head_count_kv")
+                              : c.num_attention_heads;
+  SMOL_CHECK(c.num_attention_heads > 0, g.path(), ": llama.attention.head_count must be positive");
+  c.head_dim =
+      g.get_int_opt("llama.attention.key_length").value_or(c.hidden_size / c.num_attention_heads);
+  if (auto rope_dims = g.get_int_opt("llama.rope.dimension_count"))
+    SMOL_CHECK(*rope_dims == c.head_dim, g.path(), ": llama.rope.dimension_count ", *rope_dims,
+               " != head_dim ", c.head_dim, " (partial rotary embeddings are not supported)");
+  SMOL_CHECK(!g.has("llama.rope.scaling.type") || g.get_string("llama.rope.scaling.type") == "none",
+             g.path(), ": RoPE scaling '", g.get_string_opt("llama.rope.scaling.type").value_or(""),
+             "' is not supported");
+  c.max_position_embeddings = g.get_int_opt("llama.context_length").value_or(2048);
+  c.rope_theta = g.get_float_opt("llama.rope.freq_base").value_or(10000.0);
+  c.rms_norm_eps = g.get_float_opt("llama.attention.layer_norm_rms_epsilon").value_or(1e-5);
+  if (g.has("tokenizer.ggml.tokens")) {
+    c.vocab_size = static_cast<int64_t>(g.get_string_array("tokenizer.ggml.tokens").size());
+  } else if (auto v = g.get_int_opt("llama.vocab_size")) {
+    c.vocab_size = *v;
+  } else if (const GgufTensorInfo* embd = g.find_tensor("token_embd.weight");
+             embd && embd->ne.size() == 2) {
+    c.vocab_size = embd->ne[1];
+  }
+  c.tie_word_embeddings = g.find_tensor("output.weight") == nullptr;
+  auto token_id = [&](const char* key) -> int64_t {
+    const std::optional<int64_t> id = g.get_int_opt(key);
+    return id && *id != 0xFFFFFFFFLL ? *id : -1;
+  };
+  c.bos_token_id = token_id("tokenizer.ggml.bos_token_id");
+  c.eos_token_id = token_id("tokenizer.ggml.eos_token_id");
+  c.pad_token_id = token_id("tokenizer.ggml.padding_token_id");
+  c.validate(g.path());
+  return c;
+}
+
+LoadedModel load_gguf(const std::string& path) {
+  const GgufFile g = GgufFile::open(path);
+  LoadedModel m;
+  m.source = path;
+  m.format = "gguf";
+  m.config = llama_config_from_gguf(g);
+  for (const GgufTensorInfo& info : g.tensors()) {
+    const std::string hf_name = hf_name_from_gguf(info.name);
+    SMOL_CHECK(!hf_name.empty(), path, ": tensor '", info.name,
+               "' is not a Llama tensor this engine knows");
+    HostTensor t;
+    // ggml ne is innermost-first: HF shape is ne reversed (formats.md §3 "Dimensions").
+    t.shape.rank = static_cast<int>(info.ne.size());
+    for (size_t d = 0; d < info.ne.size(); ++d) t.shape.dims[d] = info.ne[info.ne.size() - 1 - d];
+    t.stored_dtype = ggml_type_name(info.type);
+    t.data = dequantize_tensor(info, path);
+    const bool is_q = hf_name.find("self_attn.q_proj") != std::string::npos;
+    const bool is_k = hf_name.find("self_attn.k_proj") != std::string::npos;
+    if (is_q || is_k) {
+      SMOL_CHECK(t.shape.rank == 2, path, ": tensor '", info.name, "' is not 2-D");
+      const int64_t heads = is_q ? m.config.num_attention_heads : m.config.num_key_value_heads;
+      SMOL_CHECK(t.shape[0] == heads * m.config.head_dim, path, ": tensor '", info.name, "' has ",
+                 t.shape[0], " rows, expected ", heads, " heads x ", m.config.head_dim);
+      t.data = unpermute_rows_gguf_to_hf(t.data, t.shape[0], t.shape[1], heads);
+    }
+    m.weights.emplace(hf_name, std::move(t));
+  }
+  check_complete(path, m.config, m.weights);
+  if (gguf_has_tokenizer(g) && g.get_string("tokenizer.ggml.model") == "gpt2")
+    m.bpe = bpe_spec_from_gguf(g);
+  m.chat_template = g.get_string_opt("tokenizer.chat_template").value_or("");
+  return m;
+}
+
+// ---- safetensors directories --------------------------------------------------------------
+
+json read_json_file(const fs::path& path) {
+  std::ifstream in(path);
+  SMOL_CHECK(in.good(), "cannot open ", path.string());
+  try {
+    return json::parse(in);
+  } catch (const json::exception& e) {
+    throw_error(path.string(), ": invalid JSON: ", e.what());
+  }
+}
+
+// Shard file names come from the index: plain names in the same directory only.
+fs::path shard_path(const fs::path& dir, const std::string& shard, const fs::path& index) {
+  SMOL_CHECK(!shard.empty() && shard.find('/') == std::string::npos &&
+                 shard.find('\\') == std::string::npos && shard != "." && shard != "..",
+             index.string(), ": shard name '", shard,
+             "' is not a file name in the model directory");
+  return dir / shard;
+}
+
+void add_safetensors_tensor(LoadedModel& m, const SafetensorsFile& file, const std::string& name) {
+  // Some old checkpoints store RoPE inverse frequencies; they are recomputed from rope_theta.
+  if (name.find("rotary_emb.inv_freq") != std::string::npos) return;
+  if (name == "lm_head.weight" && m.config.tie_word_embeddings) return;  // tied: the embedding
+  SMOL_CHECK(!m.weights.count(name), file.path(), ": tensor '", name, "' appears twice");
+  m.weights.emplace(name, file.read_f32(name));
+}
+
+LoadedModel load_hf_dir(const fs::path& dir) {
+  LoadedModel m;
+  m.source = dir.string();
+  m.format = "safetensors";
+  const fs::path config_path = dir / "config.json";
+  SMOL_CHECK(fs::is_regular_file(config_path), dir.string(),
+             ": not a model directory (no config.json)");
+  m.config = read_hf_config_file(config_path.string());
+
+  const fs::path single = dir / "model.safetensors";
+  const fs::path index_path = dir / "model.safetensors.index.json";
+  if (fs::is_regular_file(single)) {
+    const SafetensorsFile file = SafetensorsFile::open(single.string());
+    for (const SafetensorsEntry& e : file.entries()) add_safetensors_tensor(m, file, e.name);
+  } else if (fs::is_regular_file(index_path)) {
+    const json index = read_json_file(index_path);
+    SMOL_CHECK(index.is_object() && index.contains("weight_map") && index["weight_map"].is_object(),
+               index_path.string(), ": no 'weight_map' object");
+    std::map<std::string, std::vector<std::string>> names_by_shard;
+    for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
+      SMOL_CHECK(it.value().is_string(), index_path.string(), ": weight_map entry '", it.key(),
+                 "' is not a file name");
+      names_by_shard[it.value().get<std::string>()].push_back(it.key());
+    }
+    for (const auto& [shard, names] : names_by_shard) {
+      const fs::path shard_file = shard_path(dir, shard, index_path);
+      SMOL_CHECK(fs::is_regular_file(shard_file), index_path.string(), ": missing shard ",
+                 shard_file.string());
+      const SafetensorsFile file = SafetensorsFile::open(shard_file.string());
+      for (const std::string& name : names) {
+        SMOL_CHECK(file.find(name) != nullptr, shard_file.string(), ": tensor '", name,
+                   "' listed in ", index_path.filename().string(), " is not in this shard");
+        add_safetensors_tensor(m, file, name);
+      }
+    }
+  } else {
+    throw_error(dir.string(), ": no model.safetensors or model.safetensors.index.json");
+  }
+  check_complete(dir.string(), m.config, m.weights);
+
+  if (fs::is_regular_file(dir / "tokenizer.json"))
+    m.tokenizer_json_path = (dir / "tokenizer.json").string();
+  if (fs::is_regular_file(dir / "tokenizer_config.json")) {
+    const json tc = read_json_file(dir / "tokenizer_config.json");
+    if (tc.is_object() && tc.contains("chat_template")) {
+      const json& t = tc["chat_template"];
+      if (t.is_string()) {
+        m.chat_template = t.get<std::string>();
+      } else if (t.is_array()) {  // [{"name": "default", "template": "..."}, ...]
+        for (const json& named : t)
+          if (named.is_object() && named.value("name", "") == "default" &&
+              named.contains("template") && named["template"].is_string())
+            m.chat_template = named["template"].get<std::string>();
+      }
+    }
+  }
+  if (m.chat_template.empty() && fs::is_regular_file(dir / "chat_template.jinja")) {
+    std::ifstream in(dir / "chat_template.jinja");
+    m.chat_template.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  return m;
+}
+
+bool has_gguf_magic(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  in.read(magic, 4);
+  return in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0;
+}
+
+}  // namespace
+
+std::vector<float> unpermute_rows_gguf_to_hf(const std::vector<float>& gguf_rows, int64_t rows,
+                                             int64_t cols, int64_t n_heads) {
+  return move_rows(gguf_rows, rows, cols, n_heads,
+                   [](int64_t base, int64_t i, int64_t j, int64_t half) {
+                     return std::pair<int64_t, int64_t>{base + 2 * i + j, base + half * j + i};
+                   });
+}
+
+std::vector<float> permute_rows_hf_to_gguf(const std::vector<float>& hf_rows, int64_t rows,
+                                           int64_t cols, int64_t n_heads) {
+  return move_rows(hf_rows, rows, cols, n_heads,
+                   [](int64_t base, int64_t i, int64_t j, int64_t half) {
+                     return std::pair<int64_t, int64_t>{base + half * j + i, base + 2 * i + j};
+                   });
+}
+
+LoadedModel load_model(const std::string& path_or_hub_name) {
+  const fs::path path(path_or_hub_name);
+  std::error_code ec;
+  if (fs::exists(path, ec)) {
+    if (fs::is_directory(path, ec)) return load_hf_dir(path);
+    if (path.extension() == ".safetensors") {
+      const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
+      SMOL_CHECK(path.filename() == "model.safetensors", path_or_hub_name,
+                 ": pass the model directory (with config.json), not a single shard");
+      return load_hf_dir(dir);
+    }
+    SMOL_CHECK(path.extension() == ".gguf" || has_gguf_magic(path), path_or_hub_name,
+               ": not a GGUF file (no 'GGUF' magic) and not a model directory");
+    return load_gguf(path_or_hub_name);
+  }
+  if (looks_like_hub_repo_id(path_or_hub_name)) {
+    if (std::optional<std::string> snapshot = resolve_hf_snapshot(path_or_hub_name))
+      return load_hf_dir(*snapshot);
+    throw_error(path_or_hub_name, ": no such file or directory, and not in the local HF hub ",
+                "cache (", hf_hub_cache_root(), ")");
+  }
+  throw_error(path_or_hub_name, ": no such file or directory");
+}
+
+}  // namespace smol

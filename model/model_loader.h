@@ -1,0 +1,47 @@
+// load_model: one entry point for every weight source the engine accepts (DESIGN.md §3):
+// a .gguf file, an HF model directory (config.json + model.safetensors or a sharded index,
+// optional tokenizer.json), or a hub repo id resolved through the local HF cache.
+// The result is always in the engine's canonical form: HF names, HF layout (GGUF q/k rows
+// un-permuted, formats.md §3), fp32 values, tied embeddings without lm_head.weight.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "data/bpe_spec.h"
+#include "model/host_tensor.h"
+#include "model/llama_config.h"
+
+namespace smol {
+
+struct LoadedModel {
+  std::string source;  // the resolved file or directory
+  std::string format;  // "gguf" or "safetensors"
+  LlamaConfig config;
+  HostTensorMap weights;            // HF names → fp32 tensors in HF layout
+  std::optional<BpeSpec> bpe;       // from GGUF metadata (byte-level BPE only)
+  std::string tokenizer_json_path;  // HF dirs: <dir>/tokenizer.json if present, else ""
+  std::string chat_template;        // GGUF tokenizer.chat_template or tokenizer_config.json
+
+  int64_t num_parameters() const;  // Σ numel over `weights`
+};
+
+// Throws smol::Error naming the path (and tensor/key) for anything missing or malformed.
+LoadedModel load_model(const std::string& path_or_hub_name);
+
+// The HF names and shapes a Llama with this config has (lm_head only when untied), in
+// layer order: embed_tokens, per layer input_layernorm q k v o post_attention_layernorm gate
+// up down, norm, [lm_head].
+std::vector<std::pair<std::string, Shape>> expected_llama_tensors(const LlamaConfig& config);
+
+// GGUF → HF q/k row order (formats.md §3): HF row (h, half·j + i) = GGUF row (h, 2i + j) for
+// i < half = head_size/2, j ∈ {0, 1}; whole rows of `cols` values move. `rows` = n_heads ·
+// head_size. The forward direction (HF → GGUF) is permute_rows_hf_to_gguf.
+std::vector<float> unpermute_rows_gguf_to_hf(const std::vector<float>& gguf_rows, int64_t rows,
+                                             int64_t cols, int64_t n_heads);
+std::vector<float> permute_rows_hf_to_gguf(const std::vector<float>& hf_rows, int64_t rows,
+                                           int64_t cols, int64_t n_heads);
+
+}  // namespace smol
