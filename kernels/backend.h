@@ -159,9 +159,16 @@ class Backend {
   virtual void adamw_step(std::span<AdamWTensor> tensors, const AdamWHyper& hyper) = 0;
 };
 
+// Device code (nvcc) calls the same function, so the cuda kernels draw the identical mask.
+#if defined(__CUDACC__)
+#define SMOL_HOST_DEVICE __host__ __device__
+#else
+#define SMOL_HOST_DEVICE
+#endif
+
 // The counter-based hash behind dropout, shared so every backend draws the same mask:
 // a uniform float in [0, 1) from (seed, index). SplitMix64 finaliser, 24 high bits.
-inline float dropout_uniform(uint64_t seed, uint64_t index) {
+inline SMOL_HOST_DEVICE float dropout_uniform(uint64_t seed, uint64_t index) {
   uint64_t z = seed + 0x9E3779B97F4A7C15ull * (index + 1);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
