@@ -1,0 +1,68 @@
+// build_model and pad_rows (see model_setup.h).
+#include "engine/model_setup.h"
+
+#include <algorithm>
+
+#include "common/error.h"
+#include "model/model_loader.h"
+
+namespace smol {
+
+std::vector<TokenRow> pad_rows(const std::vector<TokenRow>& rows, int64_t multiple,
+                               int32_t pad_id) {
+  SMOL_CHECK(multiple > 0, "pad_to_multiple_of must be positive");
+  size_t longest = 0;
+  for (const TokenRow& row : rows) longest = std::max(longest, row.input_ids.size());
+  const size_t length = (longest + multiple - 1) / multiple * multiple;
+  std::vector<TokenRow> padded = rows;
+  for (TokenRow& row : padded) {
+    if (row.labels.empty()) row.labels.assign(row.input_ids.size(), -100);
+    row.input_ids.resize(length, pad_id);
+    row.labels.resize(length, -100);
+  }
+  return padded;
+}
+
+BuiltModel build_model(Backend& backend, const RunConfig& config,
+                       const std::vector<std::vector<TokenRow>>* gradient_batches) {
+  BuiltModel built;
+  LlamaConfig architecture;
+  HostTensorMap weights;
+  if (config.model.random_init) {
+    architecture = config.model.architecture;
+    built.weights_source = "random";
+  } else {
+    LoadedModel loaded = load_model(config.model.name_or_path);
+    architecture = loaded.config;
+    weights = std::move(loaded.weights);
+    built.weights_source = loaded.source;
+  }
+  built.pad_id = static_cast<int32_t>(architecture.pad_token_id >= 0   ? architecture.pad_token_id
+                                      : architecture.eos_token_id >= 0 ? architecture.eos_token_id
+                                                                       : 0);
+  const bool full = config.peft.full_finetune();
+  built.model = std::make_unique<LlamaModel>(
+      backend, architecture, full ? TrainMode::Full : TrainMode::Lora,
+      full ? std::nullopt : std::optional<LoraSettings>(config.peft.lora));
+  if (config.model.random_init)
+    built.model->init_random(config.model.seed.value_or(config.training.seed),
+                             static_cast<float>(config.model.init_std));
+  else
+    built.model->load_weights(weights);
+
+  if (!full) {
+    const LoraInitSpec& spec = config.peft.init;
+    std::optional<WeightGradients> gradients;
+    if (lora_init_needs_gradient(spec.kind)) {
+      SMOL_CHECK(gradient_batches != nullptr && !gradient_batches->empty(), config.path,
+                 ": peft.init_lora_weights ", lora_init_name(spec),
+                 " needs training samples for its gradient pass; this command has none");
+      gradients = estimate_weight_gradients(*built.model, *gradient_batches);
+    }
+    built.lora_init = initialize_lora(*built.model, spec, gradients ? &*gradients : nullptr);
+  }
+  built.model->zero_grads();
+  return built;
+}
+
+}  // namespace smol
