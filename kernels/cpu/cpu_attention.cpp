@@ -3,25 +3,33 @@
 // Query head h reads kv head h / (Hq/Hkv) (HF repeat_kv). Sequence s's query i sits at
 // position p = k_len − q_len + i (bottom-right causal alignment) and sees its keys 0..p.
 //
-// Forward, per (sequence, query head, query), exactly and in fp32 with double sums:
+// Forward, per (sequence, query head, query), exact softmax in fp32:
 //   s_j = scale · q·k_j,  m = max_j s_j,  l = Σ_j exp(s_j − m)
 //   out = Σ_j exp(s_j − m)·v_j / l,  lse = m + log l
 // Backward recomputes P_j = exp(s_j − lse) and, with Δ = Σ_d dout ⊙ out:
 //   dP_j = dout·v_j,  dS_j = P_j (dP_j − Δ)
-//   dq = scale Σ_j dS_j k_j,  dk_j += scale dS_j q,  dv_j += P_j dout
-// The backward runs one task per (sequence, kv head): the query heads sharing that kv head
-// are walked in order inside the task, so dk/dv are summed deterministically and no two
-// threads write the same row. (When sequences share key rows — unusual — it runs serially.)
+//   dq = scale Σ_j dS_j k_j,  dk_j += scale Σ dS_j q,  dv_j += Σ P_j dout
+//
+// How: work is cut into blocks of kQueryBlock queries of one (sequence, kv head); the keys
+// (and, backward, values) a block sees are transposed once to [D, keys] so that a register-
+// blocked micro-kernel (4 queries × 16 keys) forms the scores with vector FMAs, and exp uses
+// the vectorisable exp_approx (cpu_math.h). The forward parallelises over blocks. The
+// backward runs one task per (sequence, kv head): the query heads sharing that kv head are
+// walked in order inside the task, so dk/dv are summed in a fixed order (deterministic) and no
+// two threads write the same row; when sequences share rows (unusual) it runs serially.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "kernels/cpu/cpu_checks.h"
+#include "kernels/cpu/cpu_math.h"
 #include "kernels/cpu/cpu_ops.h"
 
 namespace smol::cpu {
 namespace {
+
+constexpr int64_t kMaxVectorDim = 256;  // largest head dim (stack accumulators)
 
 struct AttentionDims {
   int64_t q_tokens, k_tokens, q_heads, kv_heads, head_dim, group;
@@ -45,6 +53,8 @@ AttentionDims check_attention_args(const char* op, const Tensor& out, const Tens
   SMOL_CHECK(d.kv_heads > 0 && d.q_heads % d.kv_heads == 0, op, ": query heads of q ",
              q.shape.str(), " are not a multiple of the kv heads of k ", k.shape.str());
   d.group = d.q_heads / d.kv_heads;
+  SMOL_CHECK(d.head_dim > 0 && d.head_dim <= kMaxVectorDim, op, ": head dim ", d.head_dim, " of q ",
+             q.shape.str(), " is outside the supported 1..", kMaxVectorDim);
   SMOL_CHECK(lse.numel() == d.q_tokens * d.q_heads, op, ": lse must be [", d.q_tokens, ", ",
              d.q_heads, "], got ", lse.shape.str());
   for (size_t s = 0; s < layout.seqs.size(); ++s) {
@@ -75,11 +85,179 @@ bool ranges_disjoint(const std::vector<SeqSpan>& seqs, Range range) {
   return true;
 }
 
-inline float dot(const float* a, const float* b, int64_t n) {
-  float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-  for (int64_t i = 0; i < n; ++i) acc += a[i] * b[i];
-  return acc;
+constexpr int32_t kQueryBlock = 32;  // queries per forward work item
+constexpr int64_t kKeyTile = 16;     // score columns per micro-kernel step (2 AVX vectors)
+
+inline int64_t round_up(int64_t x, int64_t m) {
+  return (x + m - 1) / m * m;
+}
+
+// keys_t[c, j] = k[j, c] for j < n_keys, zero up to the padded width ld (a multiple of
+// kKeyTile), so the score micro-kernel always runs whole tiles.
+void transpose_keys(float* keys_t, int64_t ld, const float* k, int64_t k_stride, int64_t n_keys,
+                    int64_t head_dim) {
+  for (int64_t c = 0; c < head_dim; ++c) {
+    float* dst = keys_t + c * ld;
+    for (int64_t j = 0; j < n_keys; ++j) dst[j] = k[j * k_stride + c];
+    for (int64_t j = n_keys; j < ld; ++j) dst[j] = 0.0f;
+  }
+}
+
+// scores[r, j] = scale · q_r · k_j for rows r < n_rows and columns j < n_cols (a multiple of
+// kKeyTile), with keys_t the transposed keys [D, ld]. Four query rows × kKeyTile keys per step
+// share every key load, accumulating with fused multiply-adds.
+SMOL_CPU_MULTIVERSION
+void score_rows(float* scores, int64_t ld_scores, const float* q, int64_t q_stride, int64_t n_rows,
+                const float* keys_t, int64_t ld, int64_t n_cols, int64_t head_dim, float scale) {
+  for (int64_t r0 = 0; r0 < n_rows; r0 += 4) {
+    const int64_t nr = std::min<int64_t>(4, n_rows - r0);
+    const float* qr[4];
+    for (int64_t r = 0; r < 4; ++r) qr[r] = q + (r0 + std::min(r, nr - 1)) * q_stride;
+    for (int64_t j0 = 0; j0 < n_cols; j0 += kKeyTile) {
+      float acc[4][kKeyTile] = {};
+      for (int64_t c = 0; c < head_dim; ++c) {
+        const float* kt = keys_t + c * ld + j0;
+        for (int64_t r = 0; r < 4; ++r) {
+          const float qv = qr[r][c];
+#pragma omp simd
+          for (int64_t l = 0; l < kKeyTile; ++l) acc[r][l] = std::fma(qv, kt[l], acc[r][l]);
+        }
+      }
+      for (int64_t r = 0; r < nr; ++r)
+#pragma omp simd
+        for (int64_t l = 0; l < kKeyTile; ++l)
+          scores[(r0 + r) * ld_scores + j0 + l] = scale * acc[r][l];
+    }
+  }
+}
+
+// out[D] = Σ_j softmax(scores)_j · v_j over the first n_keys scores (overwritten by the
+// probabilities); returns the log-sum-exp m + log Σ_j exp(s_j − m).
+SMOL_CPU_MULTIVERSION
+float softmax_times_values(float* out, float* scores, int64_t n_keys, const float* v,
+                           int64_t v_stride, int64_t head_dim) {
+  float max_score = -INFINITY;
+  for (int64_t j = 0; j < n_keys; ++j) max_score = std::max(max_score, scores[j]);
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < n_keys; ++j) {
+    scores[j] = exp_approx(scores[j] - max_score);
+    sum += scores[j];
+  }
+  float acc[kMaxVectorDim] = {};
+  for (int64_t j = 0; j < n_keys; ++j) {
+    const float p = scores[j];
+    const float* vj = v + j * v_stride;
+#pragma omp simd
+    for (int64_t c = 0; c < head_dim; ++c) acc[c] = std::fma(p, vj[c], acc[c]);
+  }
+  const float inv_sum = 1.0f / sum;
+#pragma omp simd
+  for (int64_t c = 0; c < head_dim; ++c) out[c] = acc[c] * inv_sum;
+  return max_score + std::log(sum);
+}
+
+// ---- backward ------------------------------------------------------------------------------
+struct BackwardTensors {
+  const float *q, *k, *v, *out, *dout, *lse;
+  float *dq, *dk, *dv;
+};
+// Per-thread buffers: transposed K and V [D, key_capacity]; S/P, dP/dS [kQueryBlock, keys].
+struct BackwardScratch {
+  std::vector<float> keys_t, values_t, probs, dscores;
+  BackwardScratch(int64_t head_dim, int64_t key_capacity)
+      : keys_t(head_dim * key_capacity),
+        values_t(head_dim * key_capacity),
+        probs(kQueryBlock * key_capacity),
+        dscores(kQueryBlock * key_capacity) {}
+};
+
+// One block of query rows [i0, i1) of query head h: recomputes P from lse, forms dS, adds dq
+// for these rows and this block's share of dk, dv (keys in order, rows in order: a fixed
+// summation order).
+SMOL_CPU_MULTIVERSION
+void attention_backward_block(const BackwardTensors& t, const SeqSpan& sp, int64_t kv_head,
+                              int64_t h, int64_t i0, int64_t i1, const AttentionDims& d,
+                              float scale, BackwardScratch& s, int64_t ld) {
+  const int64_t D = d.head_dim, q_stride = d.q_heads * D, kv_stride = d.kv_heads * D;
+  const int64_t offset = int64_t{sp.k_len} - sp.q_len;
+  const int64_t n_keys = offset + i1, n_cols = round_up(n_keys, kKeyTile), rows = i1 - i0;
+  const int64_t first_row = int64_t{sp.q_begin} + i0;
+  const float* q_block = t.q + first_row * q_stride + h * D;
+  const float* do_block = t.dout + first_row * q_stride + h * D;
+  const float* k_base = t.k + int64_t{sp.k_begin} * kv_stride + kv_head * D;
+  float* dk_base = t.dk + int64_t{sp.k_begin} * kv_stride + kv_head * D;
+  float* dv_base = t.dv + int64_t{sp.k_begin} * kv_stride + kv_head * D;
+  float* P = s.probs.data();
+  float* dS = s.dscores.data();
+  score_rows(P, ld, q_block, q_stride, rows, s.keys_t.data(), ld, n_cols, D, scale);
+  score_rows(dS, ld, do_block, q_stride, rows, s.values_t.data(), ld, n_cols, D, 1.0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t row = first_row + r, visible = offset + i0 + r + 1;
+    const float* oi = t.out + row * q_stride + h * D;
+    const float* doi = do_block + r * q_stride;
+    float delta = 0.0f;  // Δ = Σ_d dout ⊙ out
+#pragma omp simd reduction(+ : delta)
+    for (int64_t c = 0; c < D; ++c) delta += doi[c] * oi[c];
+    const float lse_i = t.lse[row * d.q_heads + h];
+    float* p_row = P + r * ld;
+    float* ds_row = dS + r * ld;
+#pragma omp simd
+    for (int64_t j = 0; j < visible; ++j) {
+      const float p = exp_approx(p_row[j] - lse_i);
+      p_row[j] = p;
+      ds_row[j] = p * (ds_row[j] - delta);
+    }
+    for (int64_t j = visible; j < n_keys; ++j) p_row[j] = ds_row[j] = 0.0f;  // masked
+    float acc[kMaxVectorDim] = {};  // dq_i = scale Σ_j dS_j k_j
+    for (int64_t j = 0; j < visible; ++j) {
+      const float ds = ds_row[j];
+      const float* kj = k_base + j * kv_stride;
+#pragma omp simd
+      for (int64_t c = 0; c < D; ++c) acc[c] = std::fma(ds, kj[c], acc[c]);
+    }
+    float* dqi = t.dq + row * q_stride + h * D;
+#pragma omp simd
+    for (int64_t c = 0; c < D; ++c) dqi[c] += scale * acc[c];
+  }
+  for (int64_t j = 0; j < n_keys; ++j) {
+    float acc_k[kMaxVectorDim] = {}, acc_v[kMaxVectorDim] = {};
+    // Rows before r_first cannot see key j (their position is < j).
+    const int64_t r_first = std::max<int64_t>(0, j - offset - i0);
+    for (int64_t r = r_first; r < rows; ++r) {
+      const float ds = dS[r * ld + j], p = P[r * ld + j];
+      const float* qr = q_block + r * q_stride;
+      const float* dor = do_block + r * q_stride;
+#pragma omp simd
+      for (int64_t c = 0; c < D; ++c) {
+        acc_k[c] = std::fma(ds, qr[c], acc_k[c]);
+        acc_v[c] = std::fma(p, dor[c], acc_v[c]);
+      }
+    }
+    float* dkj = dk_base + j * kv_stride;
+    float* dvj = dv_base + j * kv_stride;
+#pragma omp simd
+    for (int64_t c = 0; c < D; ++c) {
+      dkj[c] += scale * acc_k[c];
+      dvj[c] += acc_v[c];
+    }
+  }
+}
+
+// All query heads of kv head `kv_head` over sequence sp, block by block.
+void attention_backward_task(const BackwardTensors& t, const SeqSpan& sp, int64_t kv_head,
+                             const AttentionDims& d, float scale, BackwardScratch& s) {
+  if (sp.q_len == 0) return;
+  const int64_t D = d.head_dim, kv_stride = d.kv_heads * D;
+  const int64_t ld = round_up(sp.k_len, kKeyTile);
+  transpose_keys(s.keys_t.data(), ld, t.k + int64_t{sp.k_begin} * kv_stride + kv_head * D,
+                 kv_stride, sp.k_len, D);
+  transpose_keys(s.values_t.data(), ld, t.v + int64_t{sp.k_begin} * kv_stride + kv_head * D,
+                 kv_stride, sp.k_len, D);
+  for (int64_t h = kv_head * d.group; h < (kv_head + 1) * d.group; ++h)
+    for (int64_t i0 = 0; i0 < sp.q_len; i0 += kQueryBlock)
+      attention_backward_block(t, sp, kv_head, h, i0, std::min<int64_t>(sp.q_len, i0 + kQueryBlock),
+                               d, scale, s, ld);
 }
 
 }  // namespace
@@ -89,20 +267,21 @@ void attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k,
   const AttentionDims d = check_attention_args("attention_forward", out, lse, q, k, v, layout);
   const int64_t D = d.head_dim;
   const int64_t q_stride = d.q_heads * D, kv_stride = d.kv_heads * D;  // floats per token row
-  // Work items: (sequence, query head, block of up to kQueryBlock queries).
-  constexpr int32_t kQueryBlock = 16;
+  // Work items: (sequence, kv head, block of up to kQueryBlock queries). An item transposes
+  // the keys its block sees once and reuses them for every query head of the group.
   struct Item {
-    int32_t seq, head, i_begin, i_end;
+    int32_t seq, kv_head, i_begin, i_end;
   };
   std::vector<Item> items;
   int64_t max_k = 0;
   for (size_t s = 0; s < layout.seqs.size(); ++s) {
     const SeqSpan& sp = layout.seqs[s];
     max_k = std::max<int64_t>(max_k, sp.k_len);
-    for (int32_t h = 0; h < d.q_heads; ++h)
+    for (int32_t g = 0; g < d.kv_heads; ++g)
       for (int32_t i = 0; i < sp.q_len; i += kQueryBlock)
-        items.push_back({static_cast<int32_t>(s), h, i, std::min(sp.q_len, i + kQueryBlock)});
+        items.push_back({static_cast<int32_t>(s), g, i, std::min(sp.q_len, i + kQueryBlock)});
   }
+  const int64_t key_capacity = round_up(std::max<int64_t>(max_k, 1), kKeyTile);
   const float* pq = q.as<float>();
   const float* pk = k.as<float>();
   const float* pv = v.as<float>();
@@ -111,41 +290,29 @@ void attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k,
   const int64_t n_items = static_cast<int64_t>(items.size());
 #pragma omp parallel if (n_items > 1)
   {
-    std::vector<float> scores(static_cast<size_t>(std::max<int64_t>(max_k, 1)));
-    std::vector<float> acc(static_cast<size_t>(D));
+    std::vector<float> keys_t(static_cast<size_t>(D * key_capacity));
+    std::vector<float> scores(static_cast<size_t>(kQueryBlock * key_capacity));
 #pragma omp for schedule(dynamic)
     for (int64_t it = 0; it < n_items; ++it) {
       const Item& item = items[it];
       const SeqSpan& sp = layout.seqs[item.seq];
-      const int64_t kv_head = item.head / d.group;
-      const float* k_base = pk + int64_t{sp.k_begin} * kv_stride + kv_head * D;
-      const float* v_base = pv + int64_t{sp.k_begin} * kv_stride + kv_head * D;
-      for (int32_t i = item.i_begin; i < item.i_end; ++i) {
-        const int64_t row = int64_t{sp.q_begin} + i;
-        const float* qi = pq + row * q_stride + item.head * D;
-        const int64_t visible = int64_t{sp.k_len} - sp.q_len + i + 1;  // keys 0..p
-        float max_score = -INFINITY;
-        for (int64_t j = 0; j < visible; ++j) {
-          scores[j] = scale * dot(qi, k_base + j * kv_stride, D);
-          max_score = std::max(max_score, scores[j]);
+      const int64_t offset = int64_t{sp.k_len} - sp.q_len;  // query i sits at position offset+i
+      const float* k_base = pk + int64_t{sp.k_begin} * kv_stride + item.kv_head * D;
+      const float* v_base = pv + int64_t{sp.k_begin} * kv_stride + item.kv_head * D;
+      const int64_t block_keys = offset + item.i_end;  // keys the block's last query sees
+      const int64_t ld = round_up(block_keys, kKeyTile);
+      transpose_keys(keys_t.data(), ld, k_base, kv_stride, block_keys, D);
+      const int64_t rows = item.i_end - item.i_begin;
+      for (int64_t h = item.kv_head * d.group; h < (item.kv_head + 1) * d.group; ++h) {
+        const float* q_block = pq + (int64_t{sp.q_begin} + item.i_begin) * q_stride + h * D;
+        score_rows(scores.data(), ld, q_block, q_stride, rows, keys_t.data(), ld, ld, D, scale);
+        for (int64_t r = 0; r < rows; ++r) {
+          const int64_t row = int64_t{sp.q_begin} + item.i_begin + r;
+          const int64_t visible = offset + item.i_begin + r + 1;  // keys 0..p
+          float* oi = po + row * q_stride + h * D;
+          pl[row * d.q_heads + h] =
+              softmax_times_values(oi, scores.data() + r * ld, visible, v_base, kv_stride, D);
         }
-        double sum = 0.0;
-        for (int64_t j = 0; j < visible; ++j) {
-          scores[j] = std::exp(scores[j] - max_score);
-          sum += scores[j];
-        }
-        std::fill(acc.begin(), acc.end(), 0.0f);
-        for (int64_t j = 0; j < visible; ++j) {
-          const float p = scores[j];
-          const float* vj = v_base + j * kv_stride;
-#pragma omp simd
-          for (int64_t c = 0; c < D; ++c) acc[c] += p * vj[c];
-        }
-        const float inv_sum = static_cast<float>(1.0 / sum);
-        float* oi = po + row * q_stride + item.head * D;
-#pragma omp simd
-        for (int64_t c = 0; c < D; ++c) oi[c] = acc[c] * inv_sum;
-        pl[row * d.q_heads + item.head] = max_score + static_cast<float>(std::log(sum));
       }
     }
   }
@@ -168,7 +335,6 @@ void attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dout, con
   fill_zero(dk);
   fill_zero(dv);
   const int64_t D = d.head_dim;
-  const int64_t q_stride = d.q_heads * D, kv_stride = d.kv_heads * D;
   const bool parallel_safe =
       ranges_disjoint(
           layout.seqs,
@@ -178,66 +344,18 @@ void attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dout, con
       });
   int64_t max_k = 0;
   for (const SeqSpan& sp : layout.seqs) max_k = std::max<int64_t>(max_k, sp.k_len);
+  const int64_t key_capacity = round_up(std::max<int64_t>(max_k, 1), kKeyTile);
   const int64_t n_tasks = static_cast<int64_t>(layout.seqs.size()) * d.kv_heads;
-  const float* pq = q.as<float>();
-  const float* pk = k.as<float>();
-  const float* pv = v.as<float>();
-  const float* po = out.as<float>();
-  const float* pdo = dout.as<float>();
-  const float* pl = lse.as<float>();
-  float* pdq = dq.as<float>();
-  float* pdk = dk.as<float>();
-  float* pdv = dv.as<float>();
+  const BackwardTensors t{q.as<float>(),   k.as<float>(),    v.as<float>(),
+                          out.as<float>(), dout.as<float>(), lse.as<float>(),
+                          dq.as<float>(),  dk.as<float>(),   dv.as<float>()};
 #pragma omp parallel if (parallel_safe && n_tasks > 1)
   {
-    std::vector<float> probs(static_cast<size_t>(std::max<int64_t>(max_k, 1)));
-    std::vector<float> dscores(probs.size());
-    std::vector<float> dq_acc(static_cast<size_t>(D));
+    BackwardScratch scratch(D, key_capacity);
 #pragma omp for schedule(dynamic)
-    for (int64_t task = 0; task < n_tasks; ++task) {
-      const SeqSpan& sp = layout.seqs[task / d.kv_heads];
-      const int64_t kv_head = task % d.kv_heads;
-      const float* k_base = pk + int64_t{sp.k_begin} * kv_stride + kv_head * D;
-      const float* v_base = pv + int64_t{sp.k_begin} * kv_stride + kv_head * D;
-      float* dk_base = pdk + int64_t{sp.k_begin} * kv_stride + kv_head * D;
-      float* dv_base = pdv + int64_t{sp.k_begin} * kv_stride + kv_head * D;
-      for (int64_t h = kv_head * d.group; h < (kv_head + 1) * d.group; ++h) {
-        for (int32_t i = 0; i < sp.q_len; ++i) {
-          const int64_t row = int64_t{sp.q_begin} + i;
-          const int64_t offset = row * q_stride + h * D;
-          const float* qi = pq + offset;
-          const float* oi = po + offset;
-          const float* doi = pdo + offset;
-          const float lse_i = pl[row * d.q_heads + h];
-          const int64_t visible = int64_t{sp.k_len} - sp.q_len + i + 1;
-          double delta_sum = 0.0;  // Δ = Σ_d dout ⊙ out
-          for (int64_t c = 0; c < D; ++c) delta_sum += static_cast<double>(doi[c]) * oi[c];
-          const float delta = static_cast<float>(delta_sum);
-          for (int64_t j = 0; j < visible; ++j) {
-            const float p = std::exp(scale * dot(qi, k_base + j * kv_stride, D) - lse_i);
-            const float dp = dot(doi, v_base + j * kv_stride, D);
-            probs[j] = p;
-            dscores[j] = p * (dp - delta);
-          }
-          std::fill(dq_acc.begin(), dq_acc.end(), 0.0f);
-          for (int64_t j = 0; j < visible; ++j) {
-            const float ds = dscores[j], p = probs[j];
-            const float* kj = k_base + j * kv_stride;
-            float* dkj = dk_base + j * kv_stride;
-            float* dvj = dv_base + j * kv_stride;
-#pragma omp simd
-            for (int64_t c = 0; c < D; ++c) {
-              dq_acc[c] += ds * kj[c];
-              dkj[c] += scale * ds * qi[c];
-              dvj[c] += p * doi[c];
-            }
-          }
-          float* dqi = pdq + offset;
-#pragma omp simd
-          for (int64_t c = 0; c < D; ++c) dqi[c] += scale * dq_acc[c];
-        }
-      }
-    }
+    for (int64_t task = 0; task < n_tasks; ++task)
+      attention_backward_task(t, layout.seqs[task / d.kv_heads], task % d.kv_heads, d, scale,
+                              scratch);
   }
 }
 

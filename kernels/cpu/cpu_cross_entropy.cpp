@@ -1,6 +1,6 @@
 // Cross-entropy over logits [T, V] against targets I32 [T] (formats.md §2 "Loss"; −100 is
 // ignored), and argmax for greedy decoding.
-//   lse_t    = m + log Σ_v exp(x_tv − m),  m = max_v x_tv   (exp in float, sum in double)
+//   lse_t    = m + log Σ_v exp(x_tv − m),  m = max_v x_tv   (exp_approx in float, sum in double)
 //   loss_t   = lse_t − x_t,target                            (0 on ignored rows)
 //   dlogits  = dloss_scale · (exp(x − lse) − onehot(target))  (0 on ignored rows)
 // One row per iteration, rows in parallel; dlogits may alias logits because a row's loss and
@@ -9,12 +9,27 @@
 #include <cstring>
 
 #include "kernels/cpu/cpu_checks.h"
+#include "kernels/cpu/cpu_math.h"
 #include "kernels/cpu/cpu_ops.h"
 
 namespace smol::cpu {
 namespace {
 constexpr int32_t kIgnoreIndex = -100;
+
+// Σ_c exp(x_c − shift), each term in float, the sum in double.
+SMOL_CPU_MULTIVERSION double sum_exp_shifted(const float* x, int64_t n, float shift) {
+  double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t c = 0; c < n; ++c) sum += exp_approx(x[c] - shift);
+  return sum;
 }
+// out_c = scale · exp(x_c − lse); out may alias x.
+SMOL_CPU_MULTIVERSION void scaled_softmax(float* out, const float* x, int64_t n, float lse,
+                                          float scale) {
+#pragma omp simd
+  for (int64_t c = 0; c < n; ++c) out[c] = scale * exp_approx(x[c] - lse);
+}
+}  // namespace
 
 void cross_entropy(Tensor losses, Tensor* dlogits, const Tensor& logits, const Tensor& targets,
                    float dloss_scale) {
@@ -48,12 +63,11 @@ void cross_entropy(Tensor losses, Tensor* dlogits, const Tensor& logits, const T
     }
     float max_logit = -INFINITY;
     for (int64_t c = 0; c < vocab; ++c) max_logit = std::max(max_logit, row[c]);
-    double sum = 0.0;
-    for (int64_t c = 0; c < vocab; ++c) sum += std::exp(row[c] - max_logit);
+    const double sum = sum_exp_shifted(row, vocab, max_logit);
     const float lse = max_logit + static_cast<float>(std::log(sum));
     loss[t] = lse - row[target[t]];
     if (drow) {
-      for (int64_t c = 0; c < vocab; ++c) drow[c] = dloss_scale * std::exp(row[c] - lse);
+      scaled_softmax(drow, row, vocab, lse, dloss_scale);
       drow[target[t]] -= dloss_scale;
     }
   }
