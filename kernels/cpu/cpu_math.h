@@ -23,7 +23,9 @@ namespace smol::cpu {
 // denormal or 0, above it e^88 ≈ 1.65e38 instead of inf — both immaterial for softmax
 // (arguments ≤ 0) and sigmoid. Tested against std::exp in kernels_cpu_tests.
 inline float exp_approx(float x) {
-  x = std::min(std::max(x, -87.3f), 88.0f);
+  // Ternaries, not std::min/max: they if-convert to vector min/max inside simd loops.
+  x = x < -87.3f ? -87.3f : x;
+  x = x > 88.0f ? 88.0f : x;
   // n = round(x / ln2) by the 1.5·2²³ trick (vectorises without SSE4.1 rounding).
   constexpr float kRoundMagic = 12582912.0f;
   const float n = (x * 1.44269504088896341f + kRoundMagic) - kRoundMagic;
