@@ -1,0 +1,96 @@
+// Multi-tensor AdamW (DESIGN.md §4, seed-spec.md §6) with decoupled weight decay, fp32
+// parameters, gradients and state, in torch.optim.AdamW's order of operations (the same as
+// cpu_optim.cpp, so both backends agree to fp32 rounding):
+//   g = grad·grad_scale;  p ← p·(1 − lr·wd)
+//   m ← m + (1−β1)(g − m);  v ← β2 v + (1−β2) g²
+//   p ← p − (lr/(1−β1^t)) · m / (sqrt(v)/sqrt(1−β2^t) + eps)
+// One launch updates every tensor (llm.c adamw_kernel3 with a 2-D grid): blockIdx.y picks the
+// tensor from a descriptor array in device scratch, blocks along x stride over its elements.
+#include <cmath>
+#include <vector>
+
+#include "kernels/cuda/cuda_ops.h"
+
+namespace smol::SMOL_GPU_NS {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int64_t kMaxBlocksPerTensor = 1024;
+
+struct AdamWSlot {
+  float* param;
+  const float* grad;
+  float* m;
+  float* v;
+  int64_t n;
+  float decay;  // 1 − lr·wd, computed in double on the host as torch does
+};
+
+struct AdamWScalars {
+  float grad_scale, one_minus_beta1, beta2, one_minus_beta2, step_size, bias_correction2_sqrt, eps;
+};
+
+__global__ void adamw_kernel(const AdamWSlot* slots /* [tensors] */, AdamWScalars s) {
+  const AdamWSlot slot = slots[blockIdx.y];
+  for (int64_t e = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; e < slot.n;
+       e += int64_t{gridDim.x} * blockDim.x) {
+    const float grad = slot.grad[e] * s.grad_scale;
+    const float param = slot.param[e] * slot.decay;
+    const float m_old = slot.m[e];
+    const float m_new = m_old + s.one_minus_beta1 * (grad - m_old);
+    const float v_new = slot.v[e] * s.beta2 + s.one_minus_beta2 * grad * grad;
+    const float denom = sqrtf(v_new) / s.bias_correction2_sqrt + s.eps;
+    slot.m[e] = m_new;
+    slot.v[e] = v_new;
+    slot.param[e] = param - s.step_size * (m_new / denom);
+  }
+}
+
+}  // namespace
+
+void adamw_step(GpuContext& ctx, std::span<AdamWTensor> tensors, const AdamWHyper& hyper) {
+  SMOL_CHECK(hyper.step >= 1, "adamw_step: step must be >= 1 (1-based), got ", hyper.step);
+  SMOL_CHECK(hyper.beta1 >= 0 && hyper.beta1 < 1 && hyper.beta2 >= 0 && hyper.beta2 < 1,
+             "adamw_step: betas (", hyper.beta1, ", ", hyper.beta2, ") must lie in [0, 1)");
+  std::vector<AdamWSlot> slots;
+  int64_t max_n = 0;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const AdamWTensor& t = tensors[i];
+    for (const auto& [arg, tensor] : {std::pair<const char*, const Tensor*>{"param", &t.param},
+                                      {"grad", &t.grad},
+                                      {"m", &t.m},
+                                      {"v", &t.v}}) {
+      SMOL_CHECK(tensor->dtype == DType::F32, "adamw_step: tensor ", i, " ", arg, " ",
+                 tensor->shape.str(), " must be F32, got ", dtype_name(tensor->dtype));
+      SMOL_CHECK(tensor->shape == t.param.shape, "adamw_step: tensor ", i, " ", arg, " ",
+                 tensor->shape.str(), " differs from its param ", t.param.shape.str());
+    }
+    if (t.param.numel() == 0) continue;
+    const float decay = static_cast<float>(1.0 - static_cast<double>(hyper.lr) * t.weight_decay);
+    slots.push_back({t.param.as<float>(), t.grad.as<float>(), t.m.as<float>(), t.v.as<float>(),
+                     t.param.numel(), decay});
+    max_n = std::max(max_n, t.param.numel());
+  }
+  if (slots.empty()) return;
+  SMOL_CHECK(slots.size() <= 65535, "adamw_step: ", slots.size(),
+             " tensors exceed one launch's grid (65535)");
+  const double bias_correction1 = 1.0 - std::pow(static_cast<double>(hyper.beta1), hyper.step);
+  const double bias_correction2 = 1.0 - std::pow(static_cast<double>(hyper.beta2), hyper.step);
+  const AdamWScalars scalars{hyper.grad_scale,
+                             1.0f - hyper.beta1,
+                             hyper.beta2,
+                             1.0f - hyper.beta2,
+                             static_cast<float>(hyper.lr / bias_correction1),
+                             static_cast<float>(std::sqrt(bias_correction2)),
+                             hyper.eps};
+  auto* device_slots = static_cast<AdamWSlot*>(ctx.scratch(slots.size() * sizeof(AdamWSlot)));
+  cuda_check(cudaMemcpyAsync(device_slots, slots.data(), slots.size() * sizeof(AdamWSlot),
+                             cudaMemcpyHostToDevice, ctx.stream()),
+             "adamw_step");
+  const unsigned blocks_x = static_cast<unsigned>(
+      std::min<int64_t>(kMaxBlocksPerTensor, (max_n + kThreads - 1) / kThreads));
+  launch(adamw_kernel, dim3(blocks_x, static_cast<unsigned>(slots.size())), kThreads, 0,
+         ctx.stream(), static_cast<const AdamWSlot*>(device_slots), scalars);
+}
+
+}  // namespace smol::SMOL_GPU_NS

@@ -1,0 +1,48 @@
+// The cuda ops, one file each (llm.c style): what CudaBackend (cuda_backend.cu) calls.
+// Each takes the backend's GpuContext and the op's tensors exactly as kernels/backend.h
+// documents them; shape and dtype checks live in the op's file, next to its kernel.
+#pragma once
+
+#include <span>
+
+#include "kernels/backend.h"
+#include "kernels/cuda/cuda_context.h"
+
+namespace smol::SMOL_GPU_NS {
+
+void copy_cast(GpuContext& ctx, Tensor dst, const Tensor& src);      // cast.cu
+void axpy(GpuContext& ctx, Tensor y, const Tensor& x, float alpha);  // elementwise.cu
+void scale(GpuContext& ctx, Tensor x, float alpha);                  // elementwise.cu
+void dropout(GpuContext& ctx, Tensor out, const Tensor& in, float p, uint64_t seed);  // dropout.cu
+void matmul(GpuContext& ctx, Tensor c, const Tensor& a, const Tensor& b, Transpose ta, Transpose tb,
+            float alpha, float beta);        // matmul.cu
+void destroy_matmul_plans(GpuContext& ctx);  // matmul.cu
+void embedding_forward(GpuContext& ctx, Tensor out, const Tensor& ids, const Tensor& table);
+void embedding_backward(GpuContext& ctx, Tensor dtable, const Tensor& dout, const Tensor& ids);
+void rmsnorm_forward(GpuContext& ctx, Tensor out, Tensor rstd, const Tensor& x,
+                     const Tensor& weight, float eps);  // rmsnorm.cu
+void add_rmsnorm_forward(GpuContext& ctx, Tensor sum, Tensor out, Tensor rstd, const Tensor& a,
+                         const Tensor& b, const Tensor& weight, float eps);
+void rmsnorm_backward(GpuContext& ctx, Tensor dx, Tensor dweight, const Tensor& dout,
+                      const Tensor& x, const Tensor& weight, const Tensor& rstd);
+void rope(GpuContext& ctx, Tensor x, const Tensor& positions, float theta, bool inverse);
+void swiglu_forward(GpuContext& ctx, Tensor out, const Tensor& gate, const Tensor& up);
+void swiglu_backward(GpuContext& ctx, Tensor dgate, Tensor dup, const Tensor& dout,
+                     const Tensor& gate, const Tensor& up);
+double sum_of_squares(GpuContext& ctx, std::span<const Tensor> tensors);  // global_norm.cu
+void adamw_step(GpuContext& ctx, std::span<AdamWTensor> tensors, const AdamWHyper& hyper);
+void cross_entropy(GpuContext& ctx, Tensor losses, Tensor* dlogits, const Tensor& logits,
+                   const Tensor& targets, float dloss_scale);  // cross_entropy.cu
+void argmax(GpuContext& ctx, Tensor out, const Tensor& x);     // argmax.cu
+void attention_forward(GpuContext& ctx, Tensor out, Tensor lse, const Tensor& q, const Tensor& k,
+                       const Tensor& v, const AttentionLayout& layout, float scale);
+void attention_backward(GpuContext& ctx, Tensor dq, Tensor dk, Tensor dv, const Tensor& dout,
+                        const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                        const Tensor& lse, const AttentionLayout& layout, float scale);
+
+// Shared argument checks (throw smol::Error naming the op and tensor).
+void check_same_shape(const char* op, const char* name_a, const Tensor& a, const char* name_b,
+                      const Tensor& b);
+void check_dtype(const char* op, const char* name, const Tensor& t, DType dtype);
+
+}  // namespace smol::SMOL_GPU_NS

@@ -1,0 +1,92 @@
+// sum_of_squares: Σ x² over a list of F32/BF16 tensors — the global grad norm² for clipping.
+// Deterministic and atomic-free (llm.c global_norm.cuh, two stages):
+//  1. one launch for all tensors: grid (kBlocksPerTensor, tensors); block (b, i) sums the
+//     squares of tensor i's elements b·256 + k·(256·kBlocksPerTensor) + thread in fp32 (each
+//     thread a strided subsequence), reduces its block in a fixed tree, and writes
+//     partial[i·kBlocksPerTensor + b];
+//  2. one block adds every partial in double, in a fixed per-thread order and a fixed tree.
+// The result depends only on the shapes, never on timing. Tensor descriptors travel to the
+// device in scratch memory, so any number of tensors costs two launches.
+#include <vector>
+
+#include "kernels/cuda/cuda_ops.h"
+
+namespace smol::SMOL_GPU_NS {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kBlocksPerTensor = 32;
+
+struct SquaresSlot {
+  const void* data;
+  int64_t n;
+  int is_bf16;
+};
+
+template <typename T>
+__device__ __forceinline__ float strided_squares(const T* x, int64_t n) {
+  float acc = 0.0f;
+  for (int64_t e = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; e < n;
+       e += int64_t{kBlocksPerTensor} * blockDim.x) {
+    const float v = to_float(x[e]);
+    acc += v * v;
+  }
+  return acc;
+}
+
+__global__ void squares_partial_kernel(float* partial /* [tensors, kBlocksPerTensor] */,
+                                       const SquaresSlot* slots /* [tensors] */) {
+  __shared__ float scratch[32];
+  const SquaresSlot slot = slots[blockIdx.y];
+  const float acc = slot.is_bf16 ? strided_squares(static_cast<const bf16*>(slot.data), slot.n)
+                                 : strided_squares(static_cast<const float*>(slot.data), slot.n);
+  const float total = block_sum(acc, scratch);
+  if (threadIdx.x == 0) partial[blockIdx.y * kBlocksPerTensor + blockIdx.x] = total;
+}
+
+__global__ void squares_final_kernel(double* result /* [1] */, const float* partial /* [n] */,
+                                     int64_t n) {
+  __shared__ double scratch[32];
+  double acc = 0.0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) acc += partial[i];
+  const double total = block_sum(acc, scratch);
+  if (threadIdx.x == 0) *result = total;
+}
+
+}  // namespace
+
+double sum_of_squares(GpuContext& ctx, std::span<const Tensor> tensors) {
+  std::vector<SquaresSlot> slots;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const Tensor& t = tensors[i];
+    SMOL_CHECK(t.dtype == DType::F32 || t.dtype == DType::BF16, "sum_of_squares: tensor ", i, " ",
+               t.shape.str(), " must be F32 or BF16, got ", dtype_name(t.dtype));
+    if (t.numel() > 0) slots.push_back({t.data, t.numel(), t.dtype == DType::BF16 ? 1 : 0});
+  }
+  if (slots.empty()) return 0.0;
+  SMOL_CHECK(slots.size() <= 65535, "sum_of_squares: ", slots.size(),
+             " tensors exceed one launch's grid (65535)");
+  // Scratch layout: [result double][partials float × tensors·kBlocks][slots].
+  const size_t partial_count = slots.size() * kBlocksPerTensor;
+  const size_t slots_offset = (8 + partial_count * sizeof(float) + 15) / 16 * 16;
+  char* scratch =
+      static_cast<char*>(ctx.scratch(slots_offset + slots.size() * sizeof(SquaresSlot)));
+  auto* result = reinterpret_cast<double*>(scratch);
+  auto* partial = reinterpret_cast<float*>(scratch + 8);
+  auto* device_slots = reinterpret_cast<SquaresSlot*>(scratch + slots_offset);
+  cuda_check(cudaMemcpyAsync(device_slots, slots.data(), slots.size() * sizeof(SquaresSlot),
+                             cudaMemcpyHostToDevice, ctx.stream()),
+             "sum_of_squares");
+  launch(squares_partial_kernel, dim3(kBlocksPerTensor, static_cast<unsigned>(slots.size())),
+         kThreads, 0, ctx.stream(), partial, static_cast<const SquaresSlot*>(device_slots));
+  launch(squares_final_kernel, 1, kThreads, 0, ctx.stream(), result,
+         static_cast<const float*>(partial), static_cast<int64_t>(partial_count));
+  double host_result = 0.0;
+  cuda_check(
+      cudaMemcpyAsync(&host_result, result, sizeof(double), cudaMemcpyDeviceToHost, ctx.stream()),
+      "sum_of_squares");
+  cuda_check(cudaStreamSynchronize(ctx.stream()), "sum_of_squares");
+  return host_result;
+}
+
+}  // namespace smol::SMOL_GPU_NS

@@ -1,0 +1,88 @@
+// SwiGLU: out = silu(gate) ⊙ up with silu(z) = z·sigmoid(z), all [T, F] (backend.h).
+// Backward (overwrites): with s = sigmoid(g),
+//   dgate = dout · up · s · (1 + g·(1 − s))        (d silu/dz = s + z·s·(1 − s))
+//   dup   = dout · silu(g)
+// fp32 math, one rounding per output. 8 elements per thread, 16-byte accesses when every
+// pointer is 16-byte aligned, scalar tail. dgate/dup may alias dout (read before written).
+#include "kernels/cuda/cuda_ops.h"
+
+namespace smol::SMOL_GPU_NS {
+namespace {
+
+constexpr int kThreads = 256;
+
+__device__ __forceinline__ float sigmoid(float z) {
+  return 1.0f / (1.0f + expf(-z));
+}
+
+template <typename T>
+__global__ void swiglu_forward_kernel(T* out /* [n] */, const T* gate /* [n] */,
+                                      const T* up /* [n] */, int64_t n, bool vec) {
+  const int64_t i = (int64_t{blockIdx.x} * blockDim.x + threadIdx.x) * 8;
+  if (i >= n) return;
+  float g[8], u[8];
+  load8(g, gate, i, n, vec);
+  load8(u, up, i, n, vec);
+  for (int j = 0; j < 8; ++j) g[j] = g[j] * sigmoid(g[j]) * u[j];
+  store8(out, g, i, n, vec);
+}
+
+template <typename T>
+__global__ void swiglu_backward_kernel(T* dgate /* [n] */, T* dup /* [n] */,
+                                       const T* dout /* [n] */, const T* gate /* [n] */,
+                                       const T* up /* [n] */, int64_t n, bool vec) {
+  const int64_t i = (int64_t{blockIdx.x} * blockDim.x + threadIdx.x) * 8;
+  if (i >= n) return;
+  float d[8], g[8], u[8], dg[8], du[8];
+  load8(d, dout, i, n, vec);
+  load8(g, gate, i, n, vec);
+  load8(u, up, i, n, vec);
+  for (int j = 0; j < 8; ++j) {
+    const float s = sigmoid(g[j]);
+    du[j] = d[j] * g[j] * s;
+    dg[j] = d[j] * u[j] * s * (1.0f + g[j] * (1.0f - s));
+  }
+  store8(dgate, dg, i, n, vec);
+  store8(dup, du, i, n, vec);
+}
+
+}  // namespace
+
+void swiglu_forward(GpuContext& ctx, Tensor out, const Tensor& gate, const Tensor& up) {
+  const char* op = "swiglu_forward";
+  check_same_shape(op, "out", out, "gate", gate);
+  check_same_shape(op, "gate", gate, "up", up);
+  SMOL_CHECK(out.dtype == gate.dtype && up.dtype == gate.dtype, op,
+             ": out, gate and up must share one dtype");
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  const bool vec = aligned16(out.data) && aligned16(gate.data) && aligned16(up.data);
+  dispatch_float(out.dtype, op, [&](auto tag) {
+    using T = decltype(tag);
+    launch(swiglu_forward_kernel<T>, ceil_div(n, 8 * kThreads), kThreads, 0, ctx.stream(),
+           out.as<T>(), gate.as<T>(), up.as<T>(), n, vec);
+  });
+}
+
+void swiglu_backward(GpuContext& ctx, Tensor dgate, Tensor dup, const Tensor& dout,
+                     const Tensor& gate, const Tensor& up) {
+  const char* op = "swiglu_backward";
+  check_same_shape(op, "dgate", dgate, "gate", gate);
+  check_same_shape(op, "dup", dup, "up", up);
+  check_same_shape(op, "dout", dout, "gate", gate);
+  check_same_shape(op, "gate", gate, "up", up);
+  SMOL_CHECK(dgate.dtype == gate.dtype && dup.dtype == gate.dtype && dout.dtype == gate.dtype &&
+                 up.dtype == gate.dtype,
+             op, ": dgate, dup, dout, gate and up must share one dtype");
+  const int64_t n = gate.numel();
+  if (n == 0) return;
+  const bool vec = aligned16(dgate.data) && aligned16(dup.data) && aligned16(dout.data) &&
+                   aligned16(gate.data) && aligned16(up.data);
+  dispatch_float(gate.dtype, op, [&](auto tag) {
+    using T = decltype(tag);
+    launch(swiglu_backward_kernel<T>, ceil_div(n, 8 * kThreads), kThreads, 0, ctx.stream(),
+           dgate.as<T>(), dup.as<T>(), dout.as<T>(), gate.as<T>(), up.as<T>(), n, vec);
+  });
+}
+
+}  // namespace smol::SMOL_GPU_NS

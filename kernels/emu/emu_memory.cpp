@@ -1,0 +1,340 @@
+// cuda-emu device memory, streams, events and device properties.
+//
+// Device memory is host memory laid out to catch out-of-bounds kernel accesses:
+//   [ ... | slack (< 16 bytes, canary 0xA5) ][ guard page, PROT_NONE ]
+//            ^ start: 16-byte aligned (vector loads stay legal), end as close to the guard as
+//              alignment allows. Any access past the end reaches the guard page (SIGSEGV, which
+//              the handler below turns into a message naming the allocation) or the canary
+//              bytes, which are checked after every launch.
+// Fresh allocations are filled with 0xFF (NaN as float/bf16), like uninitialised GPU memory,
+// so reading memory nobody wrote shows up in results. Streams run everything in order and
+// immediately, so events and synchronisation are trivial.
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <mutex>
+
+// This file defines the entry points the header redirects to.
+#define SMOL_EMU_IMPLEMENTATION
+#include "kernels/emu/emu_cuda.h"
+
+namespace smol::emu {
+namespace {
+
+constexpr size_t kAlign = 16;
+constexpr unsigned char kCanary = 0xA5;
+constexpr size_t kNominalMemory = size_t{80} << 30;  // an H100's 80 GB, for cudaMemGetInfo
+
+struct Allocation {
+  size_t bytes = 0;         // what the caller asked for
+  size_t usable = 0;        // bytes rounded up to kAlign: [start, start+usable) before the guard
+  char* mapping = nullptr;  // mmap base
+  size_t mapping_bytes = 0;
+};
+
+size_t page_size() {
+  return static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
+
+// The emulated device's allocation table. One device per process, as on a GPU; a mutex
+// keeps it consistent when tests allocate from several threads.
+struct DeviceMemory {
+  std::mutex mutex;
+  std::map<uintptr_t, Allocation> allocations;  // by start address
+  size_t in_use = 0;
+};
+DeviceMemory& device() {
+  static DeviceMemory memory;
+  return memory;
+}
+
+// Finds the allocation containing [p, p+bytes); nullptr when none does. Caller holds the lock.
+const Allocation* find_locked(const void* p, size_t bytes, uintptr_t* start_out) {
+  auto& table = device().allocations;
+  const auto addr = reinterpret_cast<uintptr_t>(p);
+  auto it = table.upper_bound(addr);
+  if (it == table.begin()) return nullptr;
+  --it;
+  if (addr + bytes > it->first + it->second.bytes) return nullptr;
+  if (start_out) *start_out = it->first;
+  return &it->second;
+}
+
+// SIGSEGV/SIGBUS: name the allocation a faulting address lies behind, then abort. Runs on an
+// alternate stack because fiber stacks are small. (No locking: the process is about to die.)
+void fault_handler(int sig, siginfo_t* info, void*) {
+  const auto addr = reinterpret_cast<uintptr_t>(info->si_addr);
+  char message[512];
+  int n = std::snprintf(message, sizeof message,
+                        "cuda-emu: out-of-bounds device memory access at %p", info->si_addr);
+  for (const auto& [start, a] : device().allocations) {
+    const uintptr_t guard = start + a.usable;
+    if (addr >= guard && addr < guard + page_size()) {
+      n += std::snprintf(message + n, sizeof message - n,
+                         ": %zu bytes past the end of a %zu-byte allocation at %p",
+                         static_cast<size_t>(addr - start - a.bytes), a.bytes,
+                         reinterpret_cast<void*>(start));
+      break;
+    }
+  }
+  std::snprintf(message + n, sizeof message - n, " (signal %d)\n", sig);
+  ssize_t ignored = write(STDERR_FILENO, message, std::strlen(message));
+  (void)ignored;
+  signal(SIGABRT, SIG_DFL);
+  abort();
+}
+
+void install_fault_handler() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    static std::vector<char> alt_stack(1 << 16);
+    stack_t ss{};
+    ss.ss_sp = alt_stack.data();
+    ss.ss_size = alt_stack.size();
+    sigaltstack(&ss, nullptr);
+    struct sigaction sa {};
+    sa.sa_sigaction = fault_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigaction(SIGSEGV, &sa, nullptr);
+    sigaction(SIGBUS, &sa, nullptr);
+  });
+}
+
+struct EmuEvent {
+  std::chrono::steady_clock::time_point time;
+};
+struct EmuStream {
+  int id = 0;
+};
+
+void check_copy_side(const void* p, size_t bytes, bool device_side, const char* what) {
+  if (!device_side || bytes == 0) return;
+  SMOL_CHECK(is_device_range(p, bytes), "cuda-emu: cudaMemcpy ", what, " [", p, ", +", bytes,
+             ") is not inside one device allocation");
+}
+
+}  // namespace
+
+bool is_device_range(const void* p, size_t bytes) {
+  if (bytes == 0) return true;
+  std::lock_guard lock(device().mutex);
+  return find_locked(p, bytes, nullptr) != nullptr;
+}
+
+cudaError_t cudaMalloc(void** pointer, size_t bytes) {
+  install_fault_handler();
+  const size_t usable = std::max<size_t>(kAlign, (bytes + kAlign - 1) / kAlign * kAlign);
+  const size_t page = page_size();
+  const size_t body = (usable + page - 1) / page * page;
+  const size_t mapping_bytes = body + page;
+  void* base =
+      mmap(nullptr, mapping_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (base == MAP_FAILED) return cudaErrorMemoryAllocation;
+  char* mapping = static_cast<char*>(base);
+  mprotect(mapping + body, page, PROT_NONE);
+  char* start = mapping + body - usable;
+  std::memset(start, 0xFF, bytes);
+  std::memset(start + bytes, kCanary, usable - bytes);
+  {
+    std::lock_guard lock(device().mutex);
+    device().allocations[reinterpret_cast<uintptr_t>(start)] =
+        Allocation{bytes, usable, mapping, mapping_bytes};
+    device().in_use += bytes;
+  }
+  *pointer = start;
+  return cudaSuccess;
+}
+
+cudaError_t cudaFree(void* pointer) {
+  if (pointer == nullptr) return cudaSuccess;
+  Allocation a;
+  {
+    std::lock_guard lock(device().mutex);
+    auto it = device().allocations.find(reinterpret_cast<uintptr_t>(pointer));
+    if (it == device().allocations.end()) return cudaErrorInvalidDevicePointer;
+    a = it->second;
+    device().allocations.erase(it);
+    device().in_use -= a.bytes;
+  }
+  munmap(a.mapping, a.mapping_bytes);
+  return cudaSuccess;
+}
+
+void check_kernel_pointer_argument(const void* pointer, int index) {
+  std::lock_guard lock(device().mutex);
+  SMOL_CHECK(find_locked(pointer, 0, nullptr) != nullptr ||
+                 find_locked(static_cast<const char*>(pointer) - 1, 1, nullptr) != nullptr,
+             "cuda-emu: kernel argument ", index, " (", pointer,
+             ") is not device memory: a host pointer or a freed allocation");
+}
+
+void check_allocation_canaries() {
+  std::lock_guard lock(device().mutex);
+  for (const auto& [start, a] : device().allocations) {
+    const auto* p = reinterpret_cast<const unsigned char*>(start);
+    for (size_t i = a.bytes; i < a.usable; ++i) {
+      SMOL_CHECK(p[i] == kCanary, "cuda-emu: a kernel wrote ", i - a.bytes + 1,
+                 " byte(s) past the end of a ", a.bytes, "-byte allocation at ",
+                 reinterpret_cast<const void*>(start));
+    }
+  }
+}
+
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  const bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice ||
+                       (kind == cudaMemcpyDefault && is_device_range(dst, 1));
+  const bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice ||
+                       (kind == cudaMemcpyDefault && is_device_range(src, 1));
+  check_copy_side(dst, bytes, dst_dev, "destination");
+  check_copy_side(src, bytes, src_dev, "source");
+  if (bytes) std::memmove(dst, src, bytes);
+  return cudaSuccess;
+}
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
+                            cudaStream_t) {
+  return emu::cudaMemcpy(dst, src, bytes, kind);
+}
+cudaError_t cudaMemset(void* pointer, int value, size_t bytes) {
+  if (bytes == 0) return cudaSuccess;
+  SMOL_CHECK(is_device_range(pointer, bytes), "cuda-emu: cudaMemset [", pointer, ", +", bytes,
+             ") is not inside one device allocation");
+  std::memset(pointer, value, bytes);
+  return cudaSuccess;
+}
+cudaError_t cudaMemsetAsync(void* pointer, int value, size_t bytes, cudaStream_t) {
+  return emu::cudaMemset(pointer, value, bytes);
+}
+
+cudaError_t cudaStreamCreate(cudaStream_t* stream) {
+  *stream = reinterpret_cast<cudaStream_t>(new EmuStream{});
+  return cudaSuccess;
+}
+cudaError_t cudaStreamDestroy(cudaStream_t stream) {
+  delete reinterpret_cast<EmuStream*>(stream);
+  return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t) {
+  return cudaSuccess;
+}
+cudaError_t cudaDeviceSynchronize() {
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventCreate(cudaEvent_t* event) {
+  *event = reinterpret_cast<cudaEvent_t>(new EmuEvent{});
+  return cudaSuccess;
+}
+cudaError_t cudaEventDestroy(cudaEvent_t event) {
+  delete reinterpret_cast<EmuEvent*>(event);
+  return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
+  reinterpret_cast<EmuEvent*>(event)->time = std::chrono::steady_clock::now();
+  return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t) {
+  return cudaSuccess;
+}
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+  const auto d = reinterpret_cast<EmuEvent*>(end)->time - reinterpret_cast<EmuEvent*>(start)->time;
+  *ms = std::chrono::duration<float, std::milli>(d).count();
+  return cudaSuccess;
+}
+
+cudaError_t cudaGetDeviceCount(int* count) {
+  *count = 1;
+  return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int device) {
+  return device == 0 ? cudaSuccess : cudaErrorInvalidDevice;
+}
+cudaError_t cudaGetDevice(int* device) {
+  *device = 0;
+  return cudaSuccess;
+}
+
+// A nominal sm_90 part (H100 SXM numbers), so code that sizes grids from properties behaves
+// as it would on the target.
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
+  if (device != 0) return cudaErrorInvalidDevice;
+  *prop = cudaDeviceProp{};
+  std::snprintf(prop->name, sizeof prop->name, "cuda-emu (nominal sm_90)");
+  prop->major = 9;
+  prop->minor = 0;
+  prop->multiProcessorCount = 132;
+  prop->totalGlobalMem = kNominalMemory;
+  prop->sharedMemPerBlock = 48 * 1024;
+  prop->sharedMemPerBlockOptin = 227 * 1024;
+  prop->sharedMemPerMultiprocessor = 228 * 1024;
+  prop->regsPerBlock = 65536;
+  prop->warpSize = 32;
+  prop->maxThreadsPerBlock = 1024;
+  prop->maxThreadsPerMultiProcessor = 2048;
+  prop->maxThreadsDim[0] = 1024;
+  prop->maxThreadsDim[1] = 1024;
+  prop->maxThreadsDim[2] = 64;
+  prop->maxGridSize[0] = 0x7fffffff;
+  prop->maxGridSize[1] = 65535;
+  prop->maxGridSize[2] = 65535;
+  prop->l2CacheSize = 50 * 1024 * 1024;
+  return cudaSuccess;
+}
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
+  cudaDeviceProp prop;
+  if (emu::cudaGetDeviceProperties(&prop, device) != cudaSuccess) return cudaErrorInvalidDevice;
+  switch (attr) {
+    case cudaDevAttrMultiProcessorCount:
+      *value = prop.multiProcessorCount;
+      break;
+    case cudaDevAttrComputeCapabilityMajor:
+      *value = prop.major;
+      break;
+    case cudaDevAttrComputeCapabilityMinor:
+      *value = prop.minor;
+      break;
+    case cudaDevAttrMaxSharedMemoryPerBlockOptin:
+      *value = static_cast<int>(prop.sharedMemPerBlockOptin);
+      break;
+    case cudaDevAttrMaxThreadsPerBlock:
+      *value = prop.maxThreadsPerBlock;
+      break;
+    default:
+      return cudaErrorInvalidValue;
+  }
+  return cudaSuccess;
+}
+cudaError_t cudaFuncSetAttribute(const void*, cudaFuncAttribute, int) {
+  return cudaSuccess;
+}
+// Launch errors are thrown as smol::Error on the spot, so there is never a pending error.
+cudaError_t cudaGetLastError() {
+  return cudaSuccess;
+}
+cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
+  std::lock_guard lock(device().mutex);
+  *total_bytes = kNominalMemory;
+  *free_bytes = kNominalMemory - std::min(kNominalMemory, device().in_use);
+  return cudaSuccess;
+}
+const char* cudaGetErrorString(cudaError_t error) {
+  switch (error) {
+    case cudaSuccess:
+      return "no error (cuda-emu)";
+    case cudaErrorMemoryAllocation:
+      return "out of memory (cuda-emu)";
+    case cudaErrorInvalidDevicePointer:
+      return "invalid device pointer (cuda-emu)";
+    case cudaErrorInvalidDevice:
+      return "invalid device ordinal (cuda-emu)";
+    case cudaErrorInvalidValue:
+      return "invalid argument (cuda-emu)";
+    default:
+      return "error (cuda-emu)";
+  }
+}
+
+}  // namespace smol::emu
