@@ -102,6 +102,8 @@ class LlamaModel {
   std::vector<float> decode(const std::vector<int32_t>& slots,
                             const std::vector<std::vector<int32_t>>& new_tokens);
   int32_t cache_length(int32_t slot) const;
+  // Forgets a slot's tokens past `length` (0 = empty slot, reusable for a new sequence).
+  void truncate_cache(int32_t slot, int32_t length);
 
  private:
   struct Impl;

@@ -1,0 +1,127 @@
+// generate(): continuous batching over KV-cache slots (see generation.h).
+#include "model/generation.h"
+
+#include <algorithm>
+#include <deque>
+
+namespace smol {
+
+const char* stop_reason_name(StopReason r) {
+  switch (r) {
+    case StopReason::StopToken:
+      return "stop_token";
+    case StopReason::StopString:
+      return "stop_string";
+    case StopReason::Length:
+      return "length";
+  }
+  return "?";
+}
+
+namespace {
+
+struct Live {
+  size_t prompt;  // index into prompts/results
+  int32_t slot;
+  std::vector<int32_t> feed;                  // tokens to feed at the next decode call
+  std::unique_ptr<StreamingDecoder> decoder;  // when text is wanted
+};
+
+}  // namespace
+
+std::vector<GenerationResult> generate(LlamaModel& model,
+                                       const std::vector<std::vector<int32_t>>& prompts,
+                                       const GenerationOptions& options,
+                                       const Tokenizer* tokenizer) {
+  options.sampling.validate();
+  SMOL_CHECK(options.max_new_tokens >= 0, "generate: max_new_tokens must be >= 0");
+  SMOL_CHECK(options.max_batch > 0, "generate: max_batch must be positive");
+  SMOL_CHECK(options.stop_strings.empty() || tokenizer, "generate: stop strings need a tokenizer");
+  for (const std::string& s : options.stop_strings)
+    SMOL_CHECK(!s.empty(), "generate: empty stop string");
+  std::vector<GenerationResult> results(prompts.size());
+  if (prompts.empty() || options.max_new_tokens == 0) return results;
+  size_t longest = 0;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    SMOL_CHECK(!prompts[i].empty(), "generate: prompt ", i, " is empty");
+    longest = std::max(longest, prompts[i].size());
+  }
+  const int64_t max_len = static_cast<int64_t>(longest) + options.max_new_tokens;
+  const int32_t slots = static_cast<int32_t>(
+      std::min<size_t>(prompts.size(), static_cast<size_t>(options.max_batch)));
+  model.reset_cache(slots, static_cast<int32_t>(max_len));
+  const int64_t vocab = model.config().vocab_size;
+  size_t longest_stop = 0;
+  for (const std::string& s : options.stop_strings) longest_stop = std::max(longest_stop, s.size());
+
+  std::deque<size_t> waiting;
+  for (size_t i = 0; i < prompts.size(); ++i) waiting.push_back(i);
+  std::vector<int32_t> free_slots;
+  for (int32_t s = slots; s-- > 0;) free_slots.push_back(s);
+  std::vector<Live> live;
+
+  while (!waiting.empty() || !live.empty()) {
+    // Fill free slots with waiting prompts (their whole prompt is this call's feed).
+    while (!waiting.empty() && !free_slots.empty()) {
+      Live seq{waiting.front(), free_slots.back(), prompts[waiting.front()], nullptr};
+      if (tokenizer) seq.decoder = std::make_unique<StreamingDecoder>(*tokenizer, true);
+      model.truncate_cache(seq.slot, 0);
+      waiting.pop_front();
+      free_slots.pop_back();
+      live.push_back(std::move(seq));
+    }
+    std::vector<int32_t> call_slots;
+    std::vector<std::vector<int32_t>> feeds;
+    for (const Live& seq : live) {
+      call_slots.push_back(seq.slot);
+      feeds.push_back(seq.feed);
+    }
+    const std::vector<float> logits = model.decode(call_slots, feeds);
+    std::vector<Live> still;
+    for (size_t i = 0; i < live.size(); ++i) {
+      Live& seq = live[i];
+      GenerationResult& out = results[seq.prompt];
+      const uint64_t step = out.tokens.size();
+      const int32_t token =
+          sample_token(logits.data() + i * vocab, vocab, options.sampling, seq.prompt, step);
+      bool done = false;
+      if (std::find(options.stop_tokens.begin(), options.stop_tokens.end(), token) !=
+          options.stop_tokens.end()) {
+        out.reason = StopReason::StopToken;
+        done = true;
+      } else {
+        out.tokens.push_back(token);
+        if (options.on_token) options.on_token(seq.prompt, token);
+        if (seq.decoder) {
+          const size_t before = out.text.size();
+          out.text += seq.decoder->push(token);
+          // Only the new text (plus a stop string's length of context) can hold a new match.
+          const size_t from = before > longest_stop ? before - longest_stop : 0;
+          size_t cut = std::string::npos;
+          for (const std::string& s : options.stop_strings)
+            cut = std::min(cut, out.text.find(s, from));
+          if (cut != std::string::npos) {
+            out.text.resize(cut);
+            out.reason = StopReason::StopString;
+            done = true;
+          }
+        }
+        if (!done && static_cast<int32_t>(out.tokens.size()) >= options.max_new_tokens) {
+          out.reason = StopReason::Length;
+          done = true;
+        }
+      }
+      if (done) {
+        if (seq.decoder && out.reason != StopReason::StopString) out.text += seq.decoder->flush();
+        free_slots.push_back(seq.slot);
+      } else {
+        seq.feed = {token};
+        still.push_back(std::move(seq));
+      }
+    }
+    live = std::move(still);
+  }
+  return results;
+}
+
+}  // namespace smol

@@ -1,0 +1,84 @@
+// LlamaActivations: sizing and (re)allocation of the forward/backward buffers.
+#include "model/llama_activations.h"
+
+#include <algorithm>
+
+namespace smol {
+
+Tensor leading(const Tensor& t, Shape shape) {
+  SMOL_CHECK(shape.numel() <= t.numel(), "internal: view ", shape.str(), " exceeds buffer ",
+             t.shape.str());
+  return Tensor{t.data, t.dtype, shape};
+}
+
+void LlamaActivations::ensure(Backend& backend, const LlamaConfig& config, int64_t lora_rank,
+                              int64_t T, bool for_training) {
+  // Reuse when big enough and of the right regime; grow geometrically to avoid re-planning at
+  // every slightly longer batch.
+  // Training buffers also serve inference (an eval between training steps reallocates nothing).
+  if (capacity > 0 && T <= capacity && (for_training == training || training)) return;
+  if (for_training != training || capacity == 0) {
+    capacity = T;
+  } else {
+    capacity = std::max<int64_t>(T, capacity + capacity / 2);
+  }
+  training = for_training;
+  const DType act = backend.activation_dtype();
+  const int64_t C = config.hidden_size, F = config.intermediate_size, V = config.vocab_size;
+  const int64_t Q = config.q_dim(), KV = config.kv_dim(), Hq = config.num_attention_heads;
+  const int64_t n = config.num_hidden_layers;
+  const int64_t cap = capacity;
+  lm_chunk = std::min<int64_t>(cap, 256);
+
+  arena_.reset();
+  resid.assign(static_cast<size_t>(training ? n + 1 : 1), Tensor{});
+  layers.assign(static_cast<size_t>(training ? n : 1), LayerActivations{});
+  grad = BackwardScratch{};
+  for (Tensor& r : resid) arena_.plan(&r, act, Shape{cap, C});
+  for (LayerActivations& a : layers) {
+    arena_.plan(&a.ln1, act, Shape{cap, C});
+    arena_.plan(&a.rstd1, DType::F32, Shape{cap});
+    arena_.plan(&a.q, act, Shape{cap, Q});
+    arena_.plan(&a.k, act, Shape{cap, KV});
+    arena_.plan(&a.v, act, Shape{cap, KV});
+    arena_.plan(&a.att, act, Shape{cap, Q});
+    arena_.plan(&a.lse, DType::F32, Shape{cap, Hq});
+    arena_.plan(&a.resid_mid, act, Shape{cap, C});
+    arena_.plan(&a.ln2, act, Shape{cap, C});
+    arena_.plan(&a.rstd2, DType::F32, Shape{cap});
+    arena_.plan(&a.gate, act, Shape{cap, F});
+    arena_.plan(&a.up, act, Shape{cap, F});
+    arena_.plan(&a.act, act, Shape{cap, F});
+    if (lora_rank > 0)
+      for (Tensor& u : a.lora_low) arena_.plan(&u, act, Shape{cap, lora_rank});
+  }
+  arena_.plan(&ids, DType::I32, Shape{cap});
+  arena_.plan(&positions, DType::I32, Shape{cap});
+  arena_.plan(&targets, DType::I32, Shape{cap});
+  arena_.plan(&attn_out, act, Shape{cap, C});
+  arena_.plan(&mlp_out, act, Shape{cap, C});
+  arena_.plan(&lnf, act, Shape{cap, C});
+  arena_.plan(&rstdf, DType::F32, Shape{cap});
+  arena_.plan(&logits, act, Shape{lm_chunk, V});
+  arena_.plan(&losses, DType::F32, Shape{cap});
+  arena_.plan(&last_rows, act, Shape{lm_chunk, C});
+  if (lora_rank > 0) {
+    arena_.plan(&lora.dropped, act, Shape{cap, std::max(C, F)});
+    arena_.plan(&lora.low, act, Shape{cap, lora_rank});
+  }
+  if (training) {
+    arena_.plan(&grad.dresid, act, Shape{cap, C});
+    arena_.plan(&grad.dln, act, Shape{cap, C});
+    arena_.plan(&grad.dq, act, Shape{cap, Q});
+    arena_.plan(&grad.dk, act, Shape{cap, KV});
+    arena_.plan(&grad.dv, act, Shape{cap, KV});
+    arena_.plan(&grad.datt, act, Shape{cap, Q});
+    arena_.plan(&grad.dact, act, Shape{cap, F});
+    arena_.plan(&grad.dgate, act, Shape{cap, F});
+    arena_.plan(&grad.dup, act, Shape{cap, F});
+    arena_.plan(&grad.dnorm_unused, DType::F32, Shape{C});
+  }
+  arena_.allocate(backend);
+}
+
+}  // namespace smol

@@ -1,0 +1,73 @@
+// LlamaActivations: the buffers a forward (and backward) over T packed tokens works in, carved
+// from one arena and reused across steps; re-planned only when a batch is longer than any
+// before (llm.c style, DESIGN.md §2).
+//
+// Training keeps every layer's activations for the backward (per layer: input residual,
+// rmsnorm rstd and outputs, q, k, v after RoPE, attention out + lse, residual after attention,
+// second norm, gate, up, swiglu out, LoRA u = drop(x)·Aᵀ). Inference keeps one layer's worth,
+// reused by every layer.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "model/device_arena.h"
+#include "model/llama_config.h"
+#include "model/lora_linear.h"
+
+namespace smol {
+
+struct LayerActivations {
+  Tensor ln1, rstd1;     // input_layernorm output [T, C], 1/rms F32 [T]
+  Tensor q, k, v;        // after RoPE: [T, Hq·D], [T, Hkv·D], [T, Hkv·D]
+  Tensor att, lse;       // attention out (o_proj input) [T, Hq·D], lse F32 [T, Hq]
+  Tensor resid_mid;      // residual after attention [T, C] (post_attention_layernorm input)
+  Tensor ln2, rstd2;     // post_attention_layernorm output [T, C], rstd F32 [T]
+  Tensor gate, up, act;  // [T, F]; act = silu(gate) ⊙ up (down_proj input)
+  std::array<Tensor, 7> lora_low;  // u [T, r] per projection with an adapter
+};
+
+// Gradients flowing backwards through one layer at a time (training only).
+struct BackwardScratch {
+  Tensor dresid;            // ∂L/∂residual stream [T, C]
+  Tensor dln;               // ∂L/∂(norm output) [T, C]
+  Tensor dq, dk, dv;        // [T, Hq·D], [T, Hkv·D] x2
+  Tensor datt;              // [T, Hq·D]
+  Tensor dact, dgate, dup;  // [T, F]
+  Tensor dnorm_unused;      // F32 [C]: sink for norm-weight grads of frozen norms
+};
+
+struct LlamaActivations {
+  int64_t capacity = 0;  // tokens the buffers hold
+  bool training = false;
+  int64_t lm_chunk = 0;  // rows of the LM-head chunk
+
+  std::vector<Tensor> resid;             // residual stream entering each layer (+ final): n+1 or 1
+  std::vector<LayerActivations> layers;  // n (training) or 1 (inference)
+  Tensor ids, positions, targets;        // I32 [T]
+  Tensor attn_out, mlp_out;              // o_proj and down_proj outputs [T, C]
+  Tensor lnf, rstdf;                     // final norm output [T, C], rstd F32 [T]
+  Tensor logits;                         // LM-head chunk [lm_chunk, V] (dlogits in place)
+  Tensor losses;                         // F32 [T]
+  Tensor last_rows;                      // [lm_chunk, C]: gathered last-token rows for decoding
+  LoraScratch lora;
+  BackwardScratch grad;
+
+  // The residual entering layer `l` (l = n: the final one).
+  Tensor& resid_at(size_t l) { return training ? resid[l] : resid[0]; }
+  LayerActivations& layer(size_t l) { return training ? layers[l] : layers[0]; }
+
+  // Makes sure buffers exist for T tokens in the given regime (training or not).
+  void ensure(Backend& backend, const LlamaConfig& config, int64_t lora_rank, int64_t T,
+              bool for_training);
+
+ private:
+  DeviceArena arena_;
+};
+
+// A view of the first rows of `t` with shape `shape` (numel must fit): buffers are planned for
+// the capacity, ops see the current T.
+Tensor leading(const Tensor& t, Shape shape);
+
+}  // namespace smol

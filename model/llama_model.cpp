@@ -1,0 +1,462 @@
+// LlamaModel: the Llama forward and backward over backend ops (DESIGN.md §3-4, formats.md §2),
+// llm.c style: parameters and activations live in arenas, every layer has an explicit forward
+// and backward, no autograd.
+//
+// Forward over T packed tokens (rows back to back, positions restart per row):
+//   h = E[ids]; per layer: a = rmsnorm(h); q,k,v = a·W{q,k,v}ᵀ (+LoRA); RoPE(q,k);
+//   h += attention(q,k,v)·Woᵀ; b = rmsnorm(h); h += W_down(silu(W_gate b) ⊙ W_up b);
+//   logits = rmsnorm(h)·Eᵀ. Adjacent residual adds and norms are fused (add_rmsnorm_forward).
+// The LM head and cross-entropy run in chunks of rows so the [T, V] logits never exist in
+// training: per chunk, logits = h·Eᵀ, dlogits in place, dh = dlogits·E, dE += dlogitsᵀ·h.
+#include "model/llama_model.h"
+
+#include <cmath>
+
+#include "model/host_transfer.h"
+#include "model/kv_cache.h"
+#include "model/llama_activations.h"
+#include "model/llama_weights.h"
+#include "model/packed_batch.h"
+
+namespace smol {
+
+namespace {
+
+// SplitMix64 step: decorrelates the per-(micro-batch, layer, projection) dropout streams.
+uint64_t mix_seed(uint64_t seed, uint64_t salt) {
+  uint64_t z = seed + 0x9E3779B97F4A7C15ull * (salt + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// A 1-D slice [begin, begin+count) of a 1-D tensor.
+Tensor slice1d(const Tensor& t, int64_t begin, int64_t count) {
+  SMOL_CHECK(begin >= 0 && begin + count <= t.numel(), "internal: slice [", begin, ", ",
+             begin + count, ") of ", t.shape.str());
+  return Tensor{static_cast<char*>(t.data) + begin * dtype_size(t.dtype), t.dtype, Shape{count}};
+}
+
+int64_t lora_rank_of(const std::optional<LoraSettings>& lora) {
+  return lora ? lora->r : 0;
+}
+
+}  // namespace
+
+struct LlamaModel::Impl {
+  Backend& backend;
+  LlamaConfig config;
+  TrainMode mode;
+  std::optional<LoraSettings> lora;
+  LlamaWeights weights;
+  LlamaActivations acts;
+  KvCache cache;
+
+  Impl(Backend& b, const LlamaConfig& c, TrainMode m, std::optional<LoraSettings> l)
+      : backend(b), config(c), mode(m), lora(std::move(l)), weights(b, c, m, lora) {}
+
+  int64_t C() const { return config.hidden_size; }
+  float eps() const { return static_cast<float>(config.rms_norm_eps); }
+  float theta() const { return static_cast<float>(config.rope_theta); }
+  float attention_scale() const { return 1.0f / std::sqrt(static_cast<float>(config.head_dim)); }
+  bool embed_trains() const { return mode == TrainMode::Full; }
+
+  uint64_t dropout_seed(uint64_t step_seed, size_t layer, Projection p) const {
+    return mix_seed(step_seed, layer * kNumProjections + static_cast<uint64_t>(p));
+  }
+
+  void upload_batch(const PackedBatch& b) {
+    const int64_t T = b.tokens();
+    backend.upload(slice1d(acts.ids, 0, T), b.ids.data());
+    backend.upload(slice1d(acts.positions, 0, T), b.positions.data());
+    backend.upload(slice1d(acts.targets, 0, T), b.targets.data());
+  }
+
+  // ---- forward ------------------------------------------------------------------------------
+  void project(size_t l, Projection p, Tensor y, const Tensor& x, bool dropout, uint64_t seed) {
+    const LoraLinear& linear = weights.layers[l][p];
+    Tensor u;
+    if (linear.has_lora())
+      u = leading(acts.layer(l).lora_low[static_cast<int>(p)], Shape{x.shape[0], linear.rank()});
+    lora_linear_forward(backend, linear, y, x, u, acts.lora, dropout, dropout_seed(seed, l, p));
+  }
+
+  // Runs every layer and the final norm: acts.lnf holds rmsnorm(h_final) for the T tokens.
+  // With use_cache, new keys/values are appended to the batch's cache slots and attention
+  // reads the cache.
+  void forward_layers(const PackedBatch& b, bool dropout, uint64_t seed, bool use_cache) {
+    const int64_t T = b.tokens(), C = this->C();
+    const int64_t Q = config.q_dim(), KV = config.kv_dim(), D = config.head_dim;
+    const int64_t Hq = config.num_attention_heads, Hkv = config.num_key_value_heads;
+    const size_t n = weights.layers.size();
+    const Tensor positions = slice1d(acts.positions, 0, T);
+    backend.embedding_forward(leading(acts.resid_at(0), Shape{T, C}), slice1d(acts.ids, 0, T),
+                              weights.embed);
+    for (size_t l = 0; l < n; ++l) {
+      LayerActivations& a = acts.layer(l);
+      const LlamaLayerWeights& w = weights.layers[l];
+      const Tensor h_in = leading(acts.resid_at(l), Shape{T, C});
+      const Tensor ln1 = leading(a.ln1, Shape{T, C});
+      if (l == 0)
+        backend.rmsnorm_forward(ln1, leading(a.rstd1, Shape{T}), h_in, w.input_norm, eps());
+      const Tensor q = leading(a.q, Shape{T, Q}), k = leading(a.k, Shape{T, KV}),
+                   v = leading(a.v, Shape{T, KV});
+      project(l, Projection::Q, q, ln1, dropout, seed);
+      project(l, Projection::K, k, ln1, dropout, seed);
+      project(l, Projection::V, v, ln1, dropout, seed);
+      backend.rope_forward(q.reshaped(Shape{T, Hq, D}), positions, theta());
+      backend.rope_forward(k.reshaped(Shape{T, Hkv, D}), positions, theta());
+      Tensor keys = k.reshaped(Shape{T, Hkv, D}), values = v.reshaped(Shape{T, Hkv, D});
+      if (use_cache) {
+        const int64_t rows = static_cast<int64_t>(cache.slots()) * cache.max_len();
+        const Tensor cache_k = cache.keys(l).reshaped(Shape{rows, KV});
+        const Tensor cache_v = cache.values(l).reshaped(Shape{rows, KV});
+        for (const SeqSpan& s : b.layout.seqs) {
+          const int64_t dst = s.k_begin + s.k_len - s.q_len;  // new tokens follow the cached ones
+          backend.copy(cache_k.rows(dst, s.q_len), k.rows(s.q_begin, s.q_len));
+          backend.copy(cache_v.rows(dst, s.q_len), v.rows(s.q_begin, s.q_len));
+        }
+        keys = cache.keys(l);
+        values = cache.values(l);
+      }
+      const Tensor att = leading(a.att, Shape{T, Q});
+      backend.attention_forward(att.reshaped(Shape{T, Hq, D}), leading(a.lse, Shape{T, Hq}),
+                                q.reshaped(Shape{T, Hq, D}), keys, values, b.layout,
+                                attention_scale());
+      const Tensor attn_out = leading(acts.attn_out, Shape{T, C});
+      project(l, Projection::O, attn_out, att, dropout, seed);
+      const Tensor resid_mid = leading(a.resid_mid, Shape{T, C});
+      const Tensor ln2 = leading(a.ln2, Shape{T, C});
+      backend.add_rmsnorm_forward(resid_mid, ln2, leading(a.rstd2, Shape{T}), h_in, attn_out,
+                                  w.post_norm, eps());
+      const int64_t F = config.intermediate_size;
+      const Tensor gate = leading(a.gate, Shape{T, F}), up = leading(a.up, Shape{T, F}),
+                   act = leading(a.act, Shape{T, F});
+      project(l, Projection::Gate, gate, ln2, dropout, seed);
+      project(l, Projection::Up, up, ln2, dropout, seed);
+      backend.swiglu_forward(act, gate, up);
+      const Tensor mlp_out = leading(acts.mlp_out, Shape{T, C});
+      project(l, Projection::Down, mlp_out, act, dropout, seed);
+      const Tensor h_out = leading(acts.resid_at(l + 1), Shape{T, C});
+      if (l + 1 < n) {
+        LayerActivations& next = acts.layer(l + 1);
+        backend.add_rmsnorm_forward(h_out, leading(next.ln1, Shape{T, C}),
+                                    leading(next.rstd1, Shape{T}), resid_mid, mlp_out,
+                                    weights.layers[l + 1].input_norm, eps());
+      } else {
+        backend.add_rmsnorm_forward(h_out, leading(acts.lnf, Shape{T, C}),
+                                    leading(acts.rstdf, Shape{T}), resid_mid, mlp_out,
+                                    weights.final_norm, eps());
+      }
+    }
+  }
+
+  // LM head + cross-entropy over chunks of rows. Returns Σ CE over supervised targets. With
+  // backward, grad.dln gets ∂L/∂lnf (scaled by loss_scale) and the output weight's grad
+  // accumulates dlogitsᵀ·lnf. With logits_out, every row's logits are copied to the host.
+  double lm_head(const PackedBatch& b, float loss_scale, bool backward,
+                 std::vector<float>* logits_out) {
+    const int64_t T = b.tokens(), C = this->C(), V = config.vocab_size;
+    const Tensor& out_w = weights.output_weight();
+    const Tensor& out_grad = weights.output_weight_grad();
+    const Tensor lnf = leading(acts.lnf, Shape{T, C});
+    if (logits_out) logits_out->assign(static_cast<size_t>(T * V), 0.0f);
+    for (int64_t t0 = 0; t0 < T; t0 += acts.lm_chunk) {
+      const int64_t rows = std::min(acts.lm_chunk, T - t0);
+      bool supervised = false;
+      for (int64_t t = t0; t < t0 + rows && !supervised; ++t) supervised = b.targets[t] != -100;
+      if (!supervised && !logits_out) {
+        // Nothing to learn here: the chunk's gradient is exactly zero.
+        if (backward) backend.fill_zero(leading(acts.grad.dln, Shape{T, C}).rows(t0, rows));
+        continue;
+      }
+      const Tensor logits = leading(acts.logits, Shape{rows, V});
+      const Tensor x = lnf.rows(t0, rows);
+      backend.matmul(logits, x, out_w, Transpose::No, Transpose::Yes);
+      if (logits_out) {
+        const std::vector<float> host = download_f32(backend, logits);
+        std::copy(host.begin(), host.end(), logits_out->begin() + t0 * V);
+      }
+      const Tensor losses = slice1d(acts.losses, t0, rows);
+      const Tensor targets = slice1d(acts.targets, t0, rows);
+      if (!backward) {
+        if (supervised) backend.cross_entropy(losses, nullptr, logits, targets, 1.0f);
+        continue;
+      }
+      Tensor dlogits = logits;
+      backend.cross_entropy(losses, &dlogits, logits, targets, loss_scale);
+      backend.matmul(leading(acts.grad.dln, Shape{T, C}).rows(t0, rows), dlogits, out_w,
+                     Transpose::No, Transpose::No);
+      if (out_grad.data)
+        backend.matmul(out_grad, dlogits, x, Transpose::Yes, Transpose::No, 1.0f, 1.0f);
+    }
+    if (b.supervised == 0) return 0.0;
+    const std::vector<float> losses = download_f32(backend, slice1d(acts.losses, 0, T));
+    double sum = 0;
+    for (int64_t t = 0; t < T; ++t)
+      if (b.targets[t] != -100) sum += losses[t];
+    return sum;
+  }
+
+  // ---- backward -----------------------------------------------------------------------------
+  void project_backward(size_t l, Projection p, Tensor dx, bool accumulate, const Tensor& dy,
+                        const Tensor& x, bool dropout, uint64_t seed) {
+    const LoraLinear& linear = weights.layers[l][p];
+    Tensor u;
+    if (linear.has_lora())
+      u = leading(acts.layer(l).lora_low[static_cast<int>(p)], Shape{x.shape[0], linear.rank()});
+    lora_linear_backward(backend, linear, dx, accumulate, dy, x, u, acts.lora, dropout,
+                         dropout_seed(seed, l, p));
+  }
+
+  Tensor norm_grad_or_sink(const Tensor& grad) const {
+    return grad.data ? grad : acts.grad.dnorm_unused;
+  }
+
+  // Given grad.dresid = ∂L/∂h_{l+1}, leaves ∂L/∂h_l there and accumulates parameter grads.
+  void layer_backward(size_t l, const PackedBatch& b, bool dropout, uint64_t seed) {
+    const int64_t T = b.tokens(), C = this->C(), F = config.intermediate_size;
+    const int64_t Q = config.q_dim(), KV = config.kv_dim(), D = config.head_dim;
+    const int64_t Hq = config.num_attention_heads, Hkv = config.num_key_value_heads;
+    LayerActivations& a = acts.layer(l);
+    const LlamaLayerWeights& w = weights.layers[l];
+    const BackwardScratch& g = acts.grad;
+    const Tensor dresid = leading(g.dresid, Shape{T, C}), dln = leading(g.dln, Shape{T, C});
+    const Tensor ln1 = leading(a.ln1, Shape{T, C}), ln2 = leading(a.ln2, Shape{T, C});
+    const Tensor gate = leading(a.gate, Shape{T, F}), up = leading(a.up, Shape{T, F});
+    const Tensor dgate = leading(g.dgate, Shape{T, F}), dup = leading(g.dup, Shape{T, F});
+    const Tensor dact = leading(g.dact, Shape{T, F});
+
+    // MLP: h_{l+1} = h_mid + down(swiglu(gate(b), up(b))), b = rmsnorm(h_mid).
+    project_backward(l, Projection::Down, dact, false, dresid, leading(a.act, Shape{T, F}), dropout,
+                     seed);
+    backend.swiglu_backward(dgate, dup, dact, gate, up);
+    project_backward(l, Projection::Gate, dln, false, dgate, ln2, dropout, seed);
+    project_backward(l, Projection::Up, dln, true, dup, ln2, dropout, seed);
+    backend.rmsnorm_backward(dresid, norm_grad_or_sink(w.post_norm_grad), dln,
+                             leading(a.resid_mid, Shape{T, C}), w.post_norm,
+                             leading(a.rstd2, Shape{T}));
+
+    // Attention: h_mid = h_l + o(attention(rope(q(a)), rope(k(a)), v(a))), a = rmsnorm(h_l).
+    const Tensor att = leading(a.att, Shape{T, Q}), datt = leading(g.datt, Shape{T, Q});
+    project_backward(l, Projection::O, datt, false, dresid, att, dropout, seed);
+    const Tensor dq = leading(g.dq, Shape{T, Q}), dk = leading(g.dk, Shape{T, KV}),
+                 dv = leading(g.dv, Shape{T, KV});
+    backend.attention_backward(dq.reshaped(Shape{T, Hq, D}), dk.reshaped(Shape{T, Hkv, D}),
+                               dv.reshaped(Shape{T, Hkv, D}), datt.reshaped(Shape{T, Hq, D}),
+                               leading(a.q, Shape{T, Hq, D}), leading(a.k, Shape{T, Hkv, D}),
+                               leading(a.v, Shape{T, Hkv, D}), att.reshaped(Shape{T, Hq, D}),
+                               leading(a.lse, Shape{T, Hq}), b.layout, attention_scale());
+    const Tensor positions = slice1d(acts.positions, 0, T);
+    backend.rope_backward(dq.reshaped(Shape{T, Hq, D}), positions, theta());
+    backend.rope_backward(dk.reshaped(Shape{T, Hkv, D}), positions, theta());
+    // Below layer 0 the input gradient only matters when the embedding trains.
+    const bool need_dx = l > 0 || embed_trains();
+    const Tensor dx = need_dx ? dln : Tensor{};
+    project_backward(l, Projection::Q, dx, false, dq, ln1, dropout, seed);
+    project_backward(l, Projection::K, dx, true, dk, ln1, dropout, seed);
+    project_backward(l, Projection::V, dx, true, dv, ln1, dropout, seed);
+    if (need_dx)
+      backend.rmsnorm_backward(dresid, norm_grad_or_sink(w.input_norm_grad), dln,
+                               leading(acts.resid_at(l), Shape{T, C}), w.input_norm,
+                               leading(a.rstd1, Shape{T}));
+  }
+
+  ForwardResult run(const PackedBatch& b, float loss_scale, uint64_t seed, bool backward,
+                    bool dropout, std::vector<float>* logits_out) {
+    ForwardResult result;
+    result.supervised = b.supervised;
+    const int64_t T = b.tokens();
+    if (T == 0) return result;
+    acts.ensure(backend, config, lora_rank_of(lora), T, backward);
+    upload_batch(b);
+    forward_layers(b, dropout, seed, false);
+    result.loss_sum = lm_head(b, loss_scale, backward, logits_out);
+    if (!backward) return result;
+    const int64_t C = this->C();
+    const Tensor dresid = leading(acts.grad.dresid, Shape{T, C});
+    backend.fill_zero(dresid);
+    backend.rmsnorm_backward(dresid, norm_grad_or_sink(weights.final_norm_grad),
+                             leading(acts.grad.dln, Shape{T, C}),
+                             leading(acts.resid_at(weights.layers.size()), Shape{T, C}),
+                             weights.final_norm, leading(acts.rstdf, Shape{T}));
+    for (size_t l = weights.layers.size(); l-- > 0;) layer_backward(l, b, dropout, seed);
+    if (embed_trains())
+      backend.embedding_backward(weights.embed_grad, dresid, slice1d(acts.ids, 0, T));
+    return result;
+  }
+};
+
+// ---- public API -------------------------------------------------------------------------------
+
+LlamaModel::LlamaModel(Backend& backend, const LlamaConfig& config, TrainMode mode,
+                       std::optional<LoraSettings> lora) {
+  config.validate("model config");
+  impl_ = std::make_unique<Impl>(backend, config, mode, std::move(lora));
+}
+LlamaModel::~LlamaModel() = default;
+
+const LlamaConfig& LlamaModel::config() const {
+  return impl_->config;
+}
+TrainMode LlamaModel::mode() const {
+  return impl_->mode;
+}
+const std::optional<LoraSettings>& LlamaModel::lora() const {
+  return impl_->lora;
+}
+Backend& LlamaModel::backend() {
+  return impl_->backend;
+}
+
+void LlamaModel::load_weights(const HostTensorMap& host) {
+  for (const NamedTensor& t : impl_->weights.named()) {
+    if (t.is_lora) continue;
+    auto it = host.find(t.name);
+    if (it == host.end()) {
+      if (t.name == "lm_head.weight") {
+        // Untied model whose file has no lm_head: fall back to the embeddings (what HF does
+        // when tie_word_embeddings is set) only if they exist; otherwise report it.
+        auto embed = host.find("model.embed_tokens.weight");
+        SMOL_CHECK(embed != host.end(), "weights: missing tensor 'lm_head.weight'");
+        write_tensor(t.name, embed->second);
+        continue;
+      }
+      throw_error("weights: missing tensor '", t.name, "'");
+    }
+    write_tensor(t.name, it->second);
+  }
+}
+
+void LlamaModel::init_random(uint64_t seed, float init_std) {
+  uint64_t index = 0;
+  for (const NamedTensor& t : impl_->weights.named()) {
+    HostTensor h;
+    h.shape = t.value->shape;
+    h.data.resize(static_cast<size_t>(h.shape.numel()));
+    const uint64_t stream = mix_seed(seed, index++);
+    if (t.is_lora) {
+      // PEFT's default (init_lora_weights=true): A ~ U(±1/√in) (kaiming, a=√5), B = 0.
+      const bool is_a = t.name.find("lora_A") != std::string::npos;
+      const float bound = 1.0f / std::sqrt(static_cast<float>(h.shape[1]));
+      for (size_t i = 0; i < h.data.size(); ++i)
+        h.data[i] = is_a ? bound * (2.0f * dropout_uniform(stream, i) - 1.0f) : 0.0f;
+    } else if (h.shape.rank == 1) {
+      for (float& x : h.data) x = 1.0f;  // RMSNorm weights
+    } else {
+      // Box-Muller over the counter-based uniform: the same weights on every platform.
+      for (size_t i = 0; i < h.data.size(); i += 2) {
+        const float u1 = 1.0f - dropout_uniform(stream, i), u2 = dropout_uniform(stream, i + 1);
+        const float radius = std::sqrt(-2.0f * std::log(u1));
+        h.data[i] = init_std * radius * std::cos(6.2831853f * u2);
+        if (i + 1 < h.data.size()) h.data[i + 1] = init_std * radius * std::sin(6.2831853f * u2);
+      }
+    }
+    write_tensor(t.name, h);
+  }
+}
+
+HostTensor LlamaModel::read_tensor(const std::string& name) const {
+  const NamedTensor& t = impl_->weights.find(name);
+  HostTensor h;
+  h.shape = t.value->shape;
+  h.stored_dtype = dtype_name(t.value->dtype);
+  h.data = download_f32(impl_->backend, *t.value);
+  return h;
+}
+
+void LlamaModel::write_tensor(const std::string& name, const HostTensor& value) {
+  const NamedTensor& t = impl_->weights.find(name);
+  SMOL_CHECK(value.shape == t.value->shape, "tensor '", name, "': shape ", value.shape.str(),
+             " does not match the model's ", t.value->shape.str());
+  SMOL_CHECK(static_cast<int64_t>(value.data.size()) == value.shape.numel(), "tensor '", name,
+             "': ", value.data.size(), " values for shape ", value.shape.str());
+  upload_f32(impl_->backend, *t.value, value.data.data());
+}
+
+std::vector<std::string> LlamaModel::tensor_names() const {
+  std::vector<std::string> names;
+  for (const NamedTensor& t : impl_->weights.named()) names.push_back(t.name);
+  return names;
+}
+
+std::vector<TrainableParam> LlamaModel::trainable_params() {
+  std::vector<TrainableParam> params;
+  for (const NamedTensor& t : impl_->weights.named())
+    if (t.grad) params.push_back({t.name, *t.value, *t.grad});
+  return params;
+}
+
+void LlamaModel::zero_grads() {
+  impl_->weights.zero_grads(impl_->backend);
+}
+
+ForwardResult LlamaModel::forward_backward(const std::vector<TokenRow>& rows, float loss_scale,
+                                           uint64_t dropout_seed, bool training) {
+  const PackedBatch b = pack_rows(rows, impl_->config.vocab_size);
+  const bool backward = training && impl_->mode != TrainMode::Frozen;
+  return impl_->run(b, loss_scale, dropout_seed, backward, training, nullptr);
+}
+
+ForwardResult LlamaModel::forward_logits(const std::vector<TokenRow>& rows,
+                                         std::vector<float>* logits) {
+  const PackedBatch b = pack_rows(rows, impl_->config.vocab_size);
+  std::vector<float> sink;
+  return impl_->run(b, 1.0f, 0, false, false, logits ? logits : &sink);
+}
+
+void LlamaModel::reset_cache(int32_t slots, int32_t max_len) {
+  impl_->cache.reset(impl_->backend, impl_->config, slots, max_len);
+}
+
+int32_t LlamaModel::cache_length(int32_t slot) const {
+  return impl_->cache.length(slot);
+}
+
+void LlamaModel::truncate_cache(int32_t slot, int32_t length) {
+  SMOL_CHECK(length <= impl_->cache.length(slot), "truncate_cache: slot ", slot, " holds ",
+             impl_->cache.length(slot), " tokens, cannot grow to ", length);
+  impl_->cache.set_length(slot, length);
+}
+
+std::vector<float> LlamaModel::decode(const std::vector<int32_t>& slots,
+                                      const std::vector<std::vector<int32_t>>& new_tokens) {
+  Impl& m = *impl_;
+  SMOL_CHECK(!m.cache.empty(), "decode: call reset_cache(slots, max_len) first");
+  std::vector<int32_t> cached;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    cached.push_back(m.cache.length(slots[i]));  // validates the slot
+    SMOL_CHECK(i >= new_tokens.size() ||
+                   cached.back() + static_cast<int64_t>(new_tokens[i].size()) <= m.cache.max_len(),
+               "decode: slot ", slots[i], " would hold ",
+               cached.back() + static_cast<int64_t>(new_tokens[i].size()),
+               " tokens, more than the cache's max_len ", m.cache.max_len());
+  }
+  const PackedBatch b =
+      pack_decode(slots, new_tokens, cached, m.cache.max_len(), m.config.vocab_size);
+  const int64_t T = b.tokens(), C = m.C(), V = m.config.vocab_size;
+  const int64_t n = static_cast<int64_t>(slots.size());
+  std::vector<float> logits(static_cast<size_t>(n * V));
+  if (n == 0) return logits;
+  m.acts.ensure(m.backend, m.config, lora_rank_of(m.lora), T, false);
+  m.upload_batch(b);
+  m.forward_layers(b, false, 0, true);
+  for (size_t i = 0; i < slots.size(); ++i) m.cache.set_length(slots[i], b.layout.seqs[i].k_len);
+  // Logits of each slot's last new token only: gather those rows, then one matmul per chunk.
+  const Tensor lnf = leading(m.acts.lnf, Shape{T, C});
+  for (int64_t s0 = 0; s0 < n; s0 += m.acts.lm_chunk) {
+    const int64_t rows = std::min(m.acts.lm_chunk, n - s0);
+    const Tensor gathered = leading(m.acts.last_rows, Shape{rows, C});
+    for (int64_t i = 0; i < rows; ++i) {
+      const SeqSpan& s = b.layout.seqs[static_cast<size_t>(s0 + i)];
+      m.backend.copy(gathered.rows(i, 1), lnf.rows(s.q_begin + s.q_len - 1, 1));
+    }
+    const Tensor out = leading(m.acts.logits, Shape{rows, V});
+    m.backend.matmul(out, gathered, m.weights.output_weight(), Transpose::No, Transpose::Yes);
+    const std::vector<float> host = download_f32(m.backend, out);
+    std::copy(host.begin(), host.end(), logits.begin() + s0 * V);
+  }
+  return logits;
+}
+
+}  // namespace smol

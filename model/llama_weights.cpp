@@ -1,0 +1,101 @@
+// LlamaWeights: plans and allocates the parameter and gradient arenas, and names every tensor.
+#include "model/llama_weights.h"
+
+#include <algorithm>
+
+namespace smol {
+
+namespace {
+
+std::string layer_prefix(size_t layer) {
+  return "model.layers." + std::to_string(layer) + ".";
+}
+
+std::string projection_module(Projection p) {
+  const bool attention =
+      p == Projection::Q || p == Projection::K || p == Projection::V || p == Projection::O;
+  return std::string(attention ? "self_attn." : "mlp.") + projection_name(p);
+}
+
+}  // namespace
+
+LlamaWeights::LlamaWeights(Backend& backend, const LlamaConfig& config, TrainMode mode,
+                           const std::optional<LoraSettings>& lora) {
+  const bool full = mode == TrainMode::Full;
+  const bool lora_trains = mode != TrainMode::Frozen;
+  const DType base_dtype = full ? DType::F32 : backend.activation_dtype();
+  const int64_t C = config.hidden_size, F = config.intermediate_size, V = config.vocab_size;
+  const int64_t Q = config.q_dim(), KV = config.kv_dim();
+  layers.resize(static_cast<size_t>(config.num_hidden_layers));
+
+  // Base weights, in HF named_parameters order (the order PyTorch's optimizer sees them).
+  auto base = [&](const std::string& name, Tensor* value, Tensor* grad, Shape shape) {
+    values_.plan(value, base_dtype, shape);
+    if (full) grads_.plan(grad, DType::F32, shape);
+    named_.push_back({name, value, full ? grad : nullptr, false});
+  };
+  base("model.embed_tokens.weight", &embed, &embed_grad, Shape{V, C});
+  const std::array<Shape, kNumProjections> shapes{
+      Shape{Q, C}, Shape{KV, C}, Shape{KV, C}, Shape{C, Q}, Shape{F, C}, Shape{F, C}, Shape{C, F}};
+  for (size_t l = 0; l < layers.size(); ++l) {
+    LlamaLayerWeights& layer = layers[l];
+    for (int p = 0; p < kNumProjections; ++p) {
+      LoraLinear& linear = layer.proj[p];
+      base(layer_prefix(l) + projection_module(static_cast<Projection>(p)) + ".weight",
+           &linear.weight, &linear.weight_grad, shapes[p]);
+    }
+    base(layer_prefix(l) + "input_layernorm.weight", &layer.input_norm, &layer.input_norm_grad,
+         Shape{C});
+    base(layer_prefix(l) + "post_attention_layernorm.weight", &layer.post_norm,
+         &layer.post_norm_grad, Shape{C});
+  }
+  base("model.norm.weight", &final_norm, &final_norm_grad, Shape{C});
+  if (!config.tie_word_embeddings) base("lm_head.weight", &lm_head, &lm_head_grad, Shape{V, C});
+
+  // LoRA adapters (formats.md §4 names, without PEFT's base_model.model. prefix).
+  if (lora) {
+    SMOL_CHECK(lora->r > 0 && lora->r <= 4096, "LoRA rank r = ", lora->r, " is not in [1, 4096]");
+    SMOL_CHECK(lora->dropout >= 0.0 && lora->dropout < 1.0, "LoRA dropout ", lora->dropout,
+               " is not in [0, 1)");
+    for (size_t l = 0; l < layers.size(); ++l) {
+      for (int p = 0; p < kNumProjections; ++p) {
+        const Projection proj = static_cast<Projection>(p);
+        if (std::find(lora->targets.begin(), lora->targets.end(), proj) == lora->targets.end())
+          continue;
+        LoraLinear& linear = layers[l].proj[p];
+        linear.scaling = static_cast<float>(lora->scaling());
+        linear.dropout = static_cast<float>(lora->dropout);
+        const std::string stem = layer_prefix(l) + projection_module(proj);
+        const Shape a_shape{lora->r, shapes[p][1]}, b_shape{shapes[p][0], lora->r};
+        values_.plan(&linear.lora_A, DType::F32, a_shape);
+        values_.plan(&linear.lora_B, DType::F32, b_shape);
+        grads_.plan(&linear.lora_A_grad, DType::F32, a_shape);
+        grads_.plan(&linear.lora_B_grad, DType::F32, b_shape);
+        named_.push_back({stem + ".lora_A.weight", &linear.lora_A,
+                          lora_trains ? &linear.lora_A_grad : nullptr, true});
+        named_.push_back({stem + ".lora_B.weight", &linear.lora_B,
+                          lora_trains ? &linear.lora_B_grad : nullptr, true});
+      }
+    }
+  }
+  values_.allocate(backend);
+  grads_.allocate(backend);
+  // A frozen W must not receive a gradient even if a grad view was planned (it was not).
+  if (!full)
+    for (LlamaLayerWeights& layer : layers)
+      for (LoraLinear& linear : layer.proj) linear.weight_grad = Tensor{};
+}
+
+const NamedTensor& LlamaWeights::find(const std::string& name) const {
+  for (const NamedTensor& t : named_)
+    if (t.name == name) return t;
+  throw_error("no tensor named '", name, "' in this model (", named_.size(), " tensors, e.g. '",
+              named_.front().name, "')");
+}
+
+void LlamaWeights::zero_grads(Backend& backend) {
+  for (const NamedTensor& t : named_)
+    if (t.grad) backend.fill_zero(*t.grad);
+}
+
+}  // namespace smol

@@ -1,0 +1,65 @@
+// LlamaWeights: every parameter of the Llama network (and its gradient when it trains) as views
+// into two arenas on the backend, plus the HF/PEFT name of each (formats.md §2, §4).
+//
+// dtypes (DESIGN.md §2): a frozen base weight is stored in the backend's activation dtype; a
+// trainable base weight (TrainMode::Full) is the fp32 master; LoRA A/B and every gradient are
+// F32. Adapters start at zero (A = B = 0): their initialisers live outside the model.
+#pragma once
+
+#include <array>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/device_arena.h"
+#include "model/llama_config.h"
+#include "model/llama_model.h"
+#include "model/lora_linear.h"
+
+namespace smol {
+
+constexpr int kNumProjections = 7;  // q k v o gate up down, in Projection order
+
+struct LlamaLayerWeights {
+  Tensor input_norm, input_norm_grad;  // [C]
+  Tensor post_norm, post_norm_grad;    // [C]
+  std::array<LoraLinear, kNumProjections> proj;
+  LoraLinear& operator[](Projection p) { return proj[static_cast<int>(p)]; }
+  const LoraLinear& operator[](Projection p) const { return proj[static_cast<int>(p)]; }
+};
+
+// One named tensor: where its value lives and, when it trains, its gradient.
+struct NamedTensor {
+  std::string name;
+  Tensor* value;
+  Tensor* grad;  // nullptr when frozen
+  bool is_lora;
+};
+
+class LlamaWeights {
+ public:
+  LlamaWeights(Backend& backend, const LlamaConfig& config, TrainMode mode,
+               const std::optional<LoraSettings>& lora);
+  LlamaWeights(const LlamaWeights&) = delete;
+  LlamaWeights& operator=(const LlamaWeights&) = delete;
+
+  Tensor embed, embed_grad;            // model.embed_tokens.weight [V, C]
+  Tensor final_norm, final_norm_grad;  // model.norm.weight [C]
+  Tensor lm_head, lm_head_grad;        // lm_head.weight [V, C]; empty when tied
+  std::vector<LlamaLayerWeights> layers;
+
+  // The matrix the LM head multiplies by (E when tied) and its gradient (may be empty).
+  const Tensor& output_weight() const { return lm_head.data ? lm_head : embed; }
+  const Tensor& output_weight_grad() const { return lm_head.data ? lm_head_grad : embed_grad; }
+
+  // Base weights in HF named_parameters order, then LoRA tensors (layer, projection, A, B).
+  const std::vector<NamedTensor>& named() const { return named_; }
+  const NamedTensor& find(const std::string& name) const;  // throws naming `name`
+  void zero_grads(Backend& backend);
+
+ private:
+  std::vector<NamedTensor> named_;
+  DeviceArena values_, grads_;
+};
+
+}  // namespace smol

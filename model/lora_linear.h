@@ -1,0 +1,50 @@
+// LoraLinear: one linear layer y = x·Wᵀ with an optional LoRA adapter inside it
+// (formats.md §2 "PEFT LoRA Linear", seed-spec.md §4):
+//   y = x·Wᵀ + s · (drop(x)·Aᵀ)·Bᵀ,   W [out, in], A [r, in], B [out, r], s = α/r (α/√r rslora)
+// Dropout applies to the LoRA input only, in training only, with a counter-based mask seeded
+// per (micro-batch, layer, projection) so the backward can redraw the same mask instead of
+// storing drop(x).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/backend.h"
+
+namespace smol {
+
+struct LoraLinear {
+  Tensor weight;       // W [out, in]
+  Tensor weight_grad;  // dW [out, in] F32; empty (data == nullptr) when W is frozen
+  // Adapter (present when lora_A.data != nullptr).
+  Tensor lora_A, lora_B;            // A [r, in], B [out, r], F32
+  Tensor lora_A_grad, lora_B_grad;  // same shapes, F32
+  float scaling = 0.0f;             // s
+  float dropout = 0.0f;             // p
+
+  bool has_lora() const { return lora_A.data != nullptr; }
+  int64_t in_features() const { return weight.shape[1]; }
+  int64_t out_features() const { return weight.shape[0]; }
+  int64_t rank() const { return has_lora() ? lora_A.shape[0] : 0; }
+};
+
+// Scratch a LoraLinear needs; sized by the caller for the largest T and in/out it will see.
+struct LoraScratch {
+  Tensor dropped;  // drop(x) [T, in_max]: the dropout output (forward) / dx_lora (backward)
+  Tensor low;      // dy·B [T, r] in the backward
+};
+
+// y [T, out] = x [T, in]·Wᵀ + s·(drop(x)·Aᵀ)·Bᵀ. `lora_low` [T, r] receives u = drop(x)·Aᵀ
+// (kept by the caller for the backward). dropout_seed is used only when apply_dropout.
+void lora_linear_forward(Backend& backend, const LoraLinear& layer, Tensor y, const Tensor& x,
+                         Tensor lora_low, LoraScratch& scratch, bool apply_dropout,
+                         uint64_t dropout_seed);
+
+// Given dy [T, out], x [T, in] and u = lora_low [T, r] from the forward:
+//   dW += dyᵀ·x (if W trains);  dB += s·dyᵀ·u;  dA += s·(dy·B)ᵀ·drop(x);
+//   dx (= or += when accumulate_dx) dy·W + s·drop'((dy·B)·A).
+// dx may be empty (data == nullptr) when no input gradient is needed.
+void lora_linear_backward(Backend& backend, const LoraLinear& layer, Tensor dx, bool accumulate_dx,
+                          const Tensor& dy, const Tensor& x, const Tensor& lora_low,
+                          LoraScratch& scratch, bool apply_dropout, uint64_t dropout_seed);
+
+}  // namespace smol

@@ -1,0 +1,60 @@
+// Greedy, temperature and top-p sampling on the host (see sampling.h).
+#include "model/sampling.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "common/error.h"
+#include "kernels/backend.h"
+
+namespace smol {
+
+void SamplingParams::validate() const {
+  SMOL_CHECK(std::isfinite(temperature) && temperature >= 0.0f, "sampling: temperature ",
+             temperature, " must be >= 0 (0 = greedy)");
+  SMOL_CHECK(top_p > 0.0f && top_p <= 1.0f, "sampling: top_p ", top_p, " must be in (0, 1]");
+}
+
+int32_t argmax_token(const float* logits, int64_t vocab) {
+  int64_t best = 0;
+  for (int64_t i = 1; i < vocab; ++i)
+    if (logits[i] > logits[best]) best = i;
+  return static_cast<int32_t>(best);
+}
+
+int32_t sample_token(const float* logits, int64_t vocab, const SamplingParams& params,
+                     uint64_t stream, uint64_t step) {
+  if (params.temperature <= 0.0f) return argmax_token(logits, vocab);
+  // Probabilities in double, max-subtracted: exp never overflows.
+  const double inv_t = 1.0 / params.temperature;
+  const float max_logit = logits[argmax_token(logits, vocab)];
+  std::vector<double> prob(static_cast<size_t>(vocab));
+  double total = 0;
+  for (int64_t i = 0; i < vocab; ++i) total += prob[i] = std::exp((logits[i] - max_logit) * inv_t);
+  std::vector<int32_t> order(static_cast<size_t>(vocab));
+  std::iota(order.begin(), order.end(), 0);
+  // Descending probability; ties keep the lower id first (stable), so the nucleus is defined.
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int32_t a, int32_t b) { return prob[a] > prob[b]; });
+  size_t keep = 0;
+  double cumulative = 0;
+  while (keep < order.size()) {
+    cumulative += prob[order[keep]] / total;
+    ++keep;
+    if (cumulative >= params.top_p) break;
+  }
+  double nucleus = 0;
+  for (size_t i = 0; i < keep; ++i) nucleus += prob[order[i]];
+  // One uniform per (seed, sequence, step): dropout's counter hash over a mixed index.
+  const uint64_t counter = stream * 0x100000001B3ull + step;
+  const double u = dropout_uniform(params.seed, counter) * nucleus;
+  double acc = 0;
+  for (size_t i = 0; i < keep; ++i) {
+    acc += prob[order[i]];
+    if (u < acc) return order[i];
+  }
+  return order[keep - 1];
+}
+
+}  // namespace smol

@@ -1,0 +1,57 @@
+// Shared helpers for model_tests: fixture paths, the tiny golden Llama, and error norms.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/cpu_backend.h"
+#include "model/llama_model.h"
+#include "model/model_loader.h"
+#include "model/safetensors_io.h"
+
+namespace smol::test {
+
+inline std::string golden_dir() {
+  return std::string(SMOL_SOURCE_DIR) + "/tests/golden/model";
+}
+inline std::string real_model_path() {
+  return std::string(SMOL_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+}
+
+// The tiny random Llama of make_fixtures.py, loaded through load_model (HF dir).
+inline std::unique_ptr<LlamaModel> load_tiny(Backend& backend, TrainMode mode,
+                                             std::optional<LoraSettings> lora = std::nullopt) {
+  const LoadedModel loaded = load_model(golden_dir() + "/tiny");
+  auto model = std::make_unique<LlamaModel>(backend, loaded.config, mode, lora);
+  model->load_weights(loaded.weights);
+  return model;
+}
+
+inline double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double m = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i)
+    m = std::max(m, std::fabs(static_cast<double>(a[i]) - b[i]));
+  return m;
+}
+
+// ‖a − b‖₂ / ‖b‖₂ over the whole tensor (the norm used by every gradient check here).
+inline double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double num = 0, den = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+    const double d = static_cast<double>(a[i]) - b[i];
+    num += d * d;
+    den += static_cast<double>(b[i]) * b[i];
+  }
+  return std::sqrt(num) / std::max(std::sqrt(den), 1e-30);
+}
+
+// The 2-row training batch of make_fixtures.py (unpadded rows; -100 on prompt tokens).
+std::vector<TokenRow> golden_train_rows();
+
+}  // namespace smol::test
