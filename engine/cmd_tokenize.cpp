@@ -1,8 +1,139 @@
-// Placeholder: registers nothing until the command is implemented, so --help never lists it.
+// `smolengine tokenize --model M --jsonl [--decode] [--no-parse-special] [--skip-special]`:
+// a filter over stdin. Encode (default): one JSON string per line in, one JSON array of ids
+// per line out. --decode: one JSON array of ids per line in, one JSON string per line out.
+// M is a .gguf (only its tokenizer metadata is read, no weights are dequantised), a
+// tokenizer.json, an HF model directory (tokenizer.json [+ tokenizer_config.json for the
+// special ids], or tokenizer.model), or a sentencepiece .model. A bad line is an error naming
+// stdin:LINE.
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "common/error.h"
+#include "data/bpe_tokenizer.h"
+#include "data/sentencepiece_tokenizer.h"
+#include "data/tokenizer_json.h"
 #include "engine/commands.h"
+#include "model/gguf_reader.h"
+#include "model/gguf_tokenizer.h"
 
 namespace smol {
+namespace {
 
-void add_tokenize_command(CLI::App&) {}
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+bool has_extension(const fs::path& path, const char* extension) {
+  return path.extension() == extension;
+}
+
+std::unique_ptr<Tokenizer> tokenizer_from_json(const fs::path& json_path,
+                                               const fs::path& config_path) {
+  BpeSpec spec = read_tokenizer_json(json_path.string());
+  if (fs::exists(config_path)) read_hf_tokenizer_config(config_path.string(), spec);
+  return std::make_unique<BpeTokenizer>(spec, json_path.string());
+}
+
+// The tokenizer a model source carries, loading nothing else.
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& source) {
+  const fs::path path(source);
+  SMOL_CHECK(fs::exists(path), source, ": no such file or directory");
+  if (fs::is_directory(path)) {
+    if (fs::exists(path / "tokenizer.json")) {
+      return tokenizer_from_json(path / "tokenizer.json", path / "tokenizer_config.json");
+    }
+    if (fs::exists(path / "tokenizer.model")) {
+      return std::make_unique<SentencePieceTokenizer>((path / "tokenizer.model").string());
+    }
+    throw_error(source, ": directory has neither tokenizer.json nor tokenizer.model");
+  }
+  if (has_extension(path, ".gguf")) {
+    const GgufFile gguf = GgufFile::open(source);
+    SMOL_CHECK(gguf_has_tokenizer(gguf), source, ": GGUF file carries no tokenizer");
+    return std::make_unique<BpeTokenizer>(bpe_spec_from_gguf(gguf), source);
+  }
+  if (has_extension(path, ".model")) return std::make_unique<SentencePieceTokenizer>(source);
+  if (has_extension(path, ".json")) {
+    return tokenizer_from_json(path, path.parent_path() / "tokenizer_config.json");
+  }
+  throw_error(source,
+              ": not a tokenizer source (.gguf, tokenizer.json, .model or an HF model "
+              "directory)");
+}
+
+json parse_line(const std::string& line, size_t line_number) {
+  try {
+    return json::parse(line);
+  } catch (const json::exception& e) {
+    throw_error("stdin:", line_number, ": malformed JSON: ", e.what());
+  }
+}
+
+struct TokenizeOptions {
+  std::string model;
+  bool jsonl = false;
+  bool decode = false;
+  bool no_parse_special = false;
+  bool skip_special = false;
+};
+
+void run_tokenize(const TokenizeOptions& options) {
+  SMOL_CHECK(options.jsonl, "tokenize: only --jsonl input is supported; pass --jsonl");
+  const std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(options.model);
+  std::ios::sync_with_stdio(false);
+  std::string line;
+  size_t line_number = 0;
+  while (std::getline(std::cin, line)) {
+    ++line_number;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    const json value = parse_line(line, line_number);
+    if (options.decode) {
+      SMOL_CHECK(value.is_array(), "stdin:", line_number, ": expected a JSON array of ids");
+      std::vector<int32_t> ids;
+      for (const json& id : value) {
+        SMOL_CHECK(id.is_number_integer(), "stdin:", line_number, ": id ", id.dump(),
+                   " is not an integer");
+        const int64_t v = id.get<int64_t>();
+        SMOL_CHECK(v >= 0 && v < tokenizer->vocab_size(), "stdin:", line_number, ": token id ", v,
+                   " is outside the vocabulary [0, ", tokenizer->vocab_size(), ")");
+        ids.push_back(static_cast<int32_t>(v));
+      }
+      std::cout << json(tokenizer->decode(ids, options.skip_special))
+                       .dump(-1, ' ', false, json::error_handler_t::replace)
+                << '\n';
+    } else {
+      SMOL_CHECK(value.is_string(), "stdin:", line_number, ": expected a JSON string");
+      std::vector<int32_t> ids;
+      try {
+        ids = tokenizer->encode(value.get<std::string>(), !options.no_parse_special);
+      } catch (const Error& e) {
+        throw_error("stdin:", line_number, ": ", e.what());
+      }
+      std::cout << json(ids).dump() << '\n';
+    }
+  }
+  std::cout.flush();
+}
+
+}  // namespace
+
+void add_tokenize_command(CLI::App& app) {
+  auto options = std::make_shared<TokenizeOptions>();
+  CLI::App* cmd =
+      app.add_subcommand("tokenize", "Text <-> token ids, one JSON value per stdin line (--jsonl)");
+  cmd->add_option("--model", options->model,
+                  "A .gguf, tokenizer.json, sentencepiece .model or HF model directory")
+      ->required();
+  cmd->add_flag("--jsonl", options->jsonl,
+                "Read one JSON string per line, write one JSON array of ids per line");
+  cmd->add_flag("--decode", options->decode, "Reverse: JSON arrays of ids in, JSON strings out");
+  cmd->add_flag("--no-parse-special", options->no_parse_special,
+                "Tokenise special-token text such as <|im_end|> as plain text");
+  cmd->add_flag("--skip-special", options->skip_special, "With --decode: drop special tokens");
+  cmd->callback([options]() { run_tokenize(*options); });
+}
 
 }  // namespace smol
