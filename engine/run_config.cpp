@@ -16,6 +16,7 @@ namespace {
 
 // "file:line" of a node (yaml-cpp marks are 0-based; -1 when the node was built in memory).
 std::string location(const std::string& where, const YAML::Node& node) {
+  if (!node.IsDefined()) return where;  // a missing key: no mark to report
   const YAML::Mark mark = node.Mark();
   if (mark.line < 0) return where;
   return where + ":" + std::to_string(mark.line + 1);
@@ -53,7 +54,11 @@ class SectionReader {
   }
   YAML::Node get(const std::string& key) const { return node_[key]; }
   std::string name(const std::string& key) const { return prefix_ + "." + key; }
-  std::string at(const std::string& key) const { return location(where_, node_[key]); }
+  // file:line of the key's value, or of the section, or just the file.
+  std::string at(const std::string& key) const {
+    if (has(key)) return location(where_, node_[key]);
+    return node_ && node_.IsDefined() ? location(where_, node_) : where_;
+  }
 
   double number(const std::string& key, double fallback) const {
     if (!has(key)) return fallback;
