@@ -1,0 +1,152 @@
+// Batched generation (continuous batching over cache slots), stop tokens, stop strings and
+// seeded sampling.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "model/generation.h"
+#include "model_test_util.h"
+
+namespace smol::test {
+namespace {
+
+// A toy tokenizer for stop strings: id i decodes to the letter 'a' + i % 26.
+class LetterTokenizer : public Tokenizer {
+ public:
+  std::vector<int32_t> encode(std::string_view, bool) const override { return {}; }
+  int32_t vocab_size() const override { return 300; }
+  std::string id_to_token(int32_t id) const override { return std::string(1, 'a' + id % 26); }
+  int32_t token_to_id(std::string_view) const override { return -1; }
+  int32_t bos_id() const override { return -1; }
+  int32_t eos_id() const override { return -1; }
+  int32_t pad_id() const override { return -1; }
+  bool is_special(int32_t) const override { return false; }
+  std::string token_bytes(int32_t id, bool, bool) const override { return id_to_token(id); }
+};
+
+const std::vector<std::vector<int32_t>> kPrompts{
+    {5, 17, 42, 99, 3}, {250, 7}, {1, 2, 3, 4, 5, 6, 7, 8}};
+
+// Greedy continuation by full recomputation (no cache), the reference for generate().
+std::vector<int32_t> greedy_by_recompute(LlamaModel& model, std::vector<int32_t> ids, int n) {
+  const int64_t V = model.config().vocab_size;
+  std::vector<int32_t> out;
+  for (int i = 0; i < n; ++i) {
+    std::vector<float> logits;
+    model.forward_logits({TokenRow{ids, {}}}, &logits);
+    const int32_t next = argmax_token(logits.data() + logits.size() - V, V);
+    out.push_back(next);
+    ids.push_back(next);
+  }
+  return out;
+}
+
+TEST(Generation, BatchedEqualsOneAtATimeEqualsRecompute) {
+  auto backend = make_cpu_backend();
+  auto model = load_tiny(*backend, TrainMode::Frozen);
+  GenerationOptions options;
+  options.max_new_tokens = 10;
+  options.max_batch = 2;  // 3 prompts over 2 slots: the third joins when a slot frees up
+  const std::vector<GenerationResult> batched = generate(*model, kPrompts, options, nullptr);
+  ASSERT_EQ(batched.size(), kPrompts.size());
+  for (size_t i = 0; i < kPrompts.size(); ++i) {
+    const std::vector<GenerationResult> alone = generate(*model, {kPrompts[i]}, options, nullptr);
+    EXPECT_EQ(batched[i].tokens, alone[0].tokens) << "prompt " << i;
+    EXPECT_EQ(batched[i].tokens, greedy_by_recompute(*model, kPrompts[i], 10)) << "prompt " << i;
+    EXPECT_EQ(batched[i].reason, StopReason::Length);
+  }
+}
+
+TEST(Generation, StopsAtStopTokenWithoutEmittingIt) {
+  auto backend = make_cpu_backend();
+  auto model = load_tiny(*backend, TrainMode::Frozen);
+  const std::vector<int32_t> free_run = greedy_by_recompute(*model, kPrompts[0], 8);
+  GenerationOptions options;
+  options.max_new_tokens = 8;
+  options.stop_tokens = {free_run[3]};
+  const size_t first = std::find(free_run.begin(), free_run.end(), free_run[3]) - free_run.begin();
+  const GenerationResult r = generate(*model, {kPrompts[0]}, options, nullptr)[0];
+  EXPECT_EQ(r.reason, StopReason::StopToken);
+  EXPECT_EQ(r.tokens, std::vector<int32_t>(free_run.begin(), free_run.begin() + first));
+}
+
+TEST(Generation, StopsAtStopStringAndCutsTheText) {
+  auto backend = make_cpu_backend();
+  auto model = load_tiny(*backend, TrainMode::Frozen);
+  LetterTokenizer letters;
+  GenerationOptions options;
+  options.max_new_tokens = 12;
+  const GenerationResult free_run = generate(*model, {kPrompts[1]}, options, &letters)[0];
+  ASSERT_EQ(free_run.text.size(), 12u);
+  // Stop on the two letters produced at steps 5 and 6 (first occurrence wins).
+  const std::string stop = free_run.text.substr(5, 2);
+  const size_t at = free_run.text.find(stop);
+  options.stop_strings = {"zzzzzzzzzzzzzzzzzz", stop};
+  const GenerationResult r = generate(*model, {kPrompts[1]}, options, &letters)[0];
+  EXPECT_EQ(r.reason, StopReason::StopString);
+  EXPECT_EQ(r.text, free_run.text.substr(0, at));
+  EXPECT_EQ(r.tokens.size(), at + 2);  // tokens keep the one that completed the stop string
+}
+
+TEST(Generation, SeededSamplingIsReproducibleAndBatchIndependent) {
+  auto backend = make_cpu_backend();
+  auto model = load_tiny(*backend, TrainMode::Frozen);
+  GenerationOptions options;
+  options.max_new_tokens = 12;
+  options.sampling = {1.0f, 0.95f, 1234};
+  const auto a = generate(*model, kPrompts, options, nullptr);
+  const auto b = generate(*model, kPrompts, options, nullptr);
+  for (size_t i = 0; i < kPrompts.size(); ++i) EXPECT_EQ(a[i].tokens, b[i].tokens);
+  options.max_batch = 1;
+  const auto serial = generate(*model, kPrompts, options, nullptr);
+  for (size_t i = 0; i < kPrompts.size(); ++i) EXPECT_EQ(a[i].tokens, serial[i].tokens);
+  options.max_batch = 32;
+  options.sampling.seed = 99;
+  const auto other = generate(*model, kPrompts, options, nullptr);
+  bool differs = false;
+  for (size_t i = 0; i < kPrompts.size(); ++i) differs |= other[i].tokens != a[i].tokens;
+  EXPECT_TRUE(differs) << "a different seed should change some sampled token";
+  // Random tiny weights give a near-uniform next-token distribution: sampling must not be greedy.
+  options.sampling.temperature = 0;
+  const auto greedy = generate(*model, kPrompts, options, nullptr);
+  bool not_greedy = false;
+  for (size_t i = 0; i < kPrompts.size(); ++i) not_greedy |= greedy[i].tokens != a[i].tokens;
+  EXPECT_TRUE(not_greedy);
+}
+
+TEST(Generation, TinyTopPDegeneratesToGreedy) {
+  auto backend = make_cpu_backend();
+  auto model = load_tiny(*backend, TrainMode::Frozen);
+  GenerationOptions options;
+  options.max_new_tokens = 10;
+  const auto greedy = generate(*model, kPrompts, options, nullptr);
+  options.sampling = {1.5f, 1e-6f, 7};
+  const auto nucleus = generate(*model, kPrompts, options, nullptr);
+  for (size_t i = 0; i < kPrompts.size(); ++i) EXPECT_EQ(greedy[i].tokens, nucleus[i].tokens);
+}
+
+TEST(Sampling, FrequenciesFollowTheTemperedSoftmax) {
+  // logits ln(1), ln(2), ln(3), ln(4) at T = 1: probabilities 0.1 .. 0.4. With n = 20000 draws
+  // the standard error of a frequency is ≤ sqrt(0.24/20000) = 0.0035; allow 5 sigma.
+  const float logits[4] = {0.0f, std::log(2.0f), std::log(3.0f), std::log(4.0f)};
+  const SamplingParams params{1.0f, 1.0f, 42};
+  std::map<int32_t, int> count;
+  const int n = 20000;
+  for (int i = 0; i < n; ++i) ++count[sample_token(logits, 4, params, 0, i)];
+  for (int k = 0; k < 4; ++k) EXPECT_NEAR(count[k] / double(n), 0.1 * (k + 1), 0.0175) << k;
+  // top_p = 0.5 keeps {3 (0.4), 2 (0.3)} — the smallest prefix reaching 0.5 — renormalised.
+  const SamplingParams nucleus{1.0f, 0.5f, 42};
+  std::map<int32_t, int> kept;
+  for (int i = 0; i < n; ++i) ++kept[sample_token(logits, 4, nucleus, 0, i)];
+  EXPECT_EQ(kept[0] + kept[1], 0);
+  EXPECT_NEAR(kept[3] / double(n), 4.0 / 7.0, 0.0175);
+}
+
+TEST(Sampling, RefusesBadParameters) {
+  EXPECT_THROW((SamplingParams{-1.0f, 1.0f, 0}.validate()), Error);
+  EXPECT_THROW((SamplingParams{1.0f, 0.0f, 0}.validate()), Error);
+  EXPECT_THROW((SamplingParams{1.0f, 1.5f, 0}.validate()), Error);
+}
+
+}  // namespace
+}  // namespace smol::test
