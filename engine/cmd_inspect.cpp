@@ -16,7 +16,8 @@
 namespace smol {
 namespace {
 
-using nlohmann::json;
+// ordered_json keeps keys in the order written: the HF config order, not alphabetical.
+using json = nlohmann::ordered_json;
 
 json architecture_json(const LlamaConfig& c) {
   auto id = [](int64_t v) { return v < 0 ? json(nullptr) : json(v); };

@@ -2,6 +2,8 @@
 // (§7) into HF-named, HF-layout fp32 tensors.
 #include "model/model_loader.h"
 
+#include <charconv>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -123,6 +125,18 @@ std::string hf_name_from_gguf(const std::string& name) {
   return "model.layers." + std::to_string(std::stoll(layer)) + "." + it->second;
 }
 
+// An f32 metadata value as the double of its shortest round-trip decimal (1e-5f → 1e-05, not
+// 9.99999974737875e-06), i.e. the value the HF config.json it was converted from held; the
+// fp32 compute sees the same float either way.
+std::optional<double> f32_metadata_as_decimal(const GgufFile& g, const std::string& key) {
+  const std::optional<double> value = g.get_float_opt(key);
+  const GgufValue* raw = g.find(key);
+  if (!value || raw->type != GgufType::F32) return value;
+  char text[32];
+  const auto result = std::to_chars(text, text + sizeof(text), static_cast<float>(*value));
+  return std::strtod(std::string(text, result.ptr).c_str(), nullptr);
+}
+
 LlamaConfig llama_config_from_gguf(const GgufFile& g) {
   const std::string arch = g.get_string("general.architecture");
   SMOL_CHECK(arch == "llama", g.path(), ": general.architecture is '", arch,
@@ -151,8 +165,9 @@ LlamaConfig llama_config_from_gguf(const GgufFile& g) {
              g.path(), ": RoPE scaling '", g.get_string_opt("llama.rope.scaling.type").value_or(""),
              "' is not supported");
   c.max_position_embeddings = g.get_int_opt("llama.context_length").value_or(2048);
-  c.rope_theta = g.get_float_opt("llama.rope.freq_base").value_or(10000.0);
-  c.rms_norm_eps = g.get_float_opt("llama.attention.layer_norm_rms_epsilon").value_or(1e-5);
+  c.rope_theta = f32_metadata_as_decimal(g, "llama.rope.freq_base").value_or(10000.0);
+  c.rms_norm_eps =
+      f32_metadata_as_decimal(g, "llama.attention.layer_norm_rms_epsilon").value_or(1e-5);
   if (g.has("tokenizer.ggml.tokens")) {
     c.vocab_size = static_cast<int64_t>(g.get_string_array("tokenizer.ggml.tokens").size());
   } else if (auto v = g.get_int_opt("llama.vocab_size")) {

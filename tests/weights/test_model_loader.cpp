@@ -85,7 +85,7 @@ TEST(ModelLoader, TinyGgufLoadsInHfLayout) {
   EXPECT_EQ(c.vocab_size, L::kVocab);
   EXPECT_EQ(c.max_position_embeddings, 256);
   EXPECT_EQ(c.rope_theta, 100000.0);
-  EXPECT_FLOAT_EQ(c.rms_norm_eps, 1e-5);
+  EXPECT_EQ(c.rms_norm_eps, 1e-5);  // f32 1e-5 read back as the decimal 1e-05
   EXPECT_TRUE(c.tie_word_embeddings);
   EXPECT_EQ(c.bos_token_id, 1);
   EXPECT_EQ(c.eos_token_id, 2);

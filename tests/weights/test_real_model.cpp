@@ -52,7 +52,7 @@ TEST_F(RealModel, ConfigMatchesFormatsSection1) {
   EXPECT_EQ(c.vocab_size, 49152);
   EXPECT_EQ(c.max_position_embeddings, 8192);
   EXPECT_EQ(c.rope_theta, 100000.0);
-  EXPECT_NEAR(c.rms_norm_eps, 1e-5, 1e-12);  // stored as f32: 1e-5 rounded to float
+  EXPECT_EQ(c.rms_norm_eps, 1e-5);  // stored as f32, read back as its shortest decimal
   EXPECT_TRUE(c.tie_word_embeddings);
   EXPECT_EQ(c.bos_token_id, 1);  // Instruct: <|im_start|>
   EXPECT_EQ(c.eos_token_id, 2);  // <|im_end|>
