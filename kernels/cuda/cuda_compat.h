@@ -44,7 +44,9 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared_byte
 #if defined(SMOL_CUDA_EMU)
   ::smol::emu::launch(kernel, grid, block, shared_bytes, stream, std::forward<Args>(args)...);
 #else
-  kernel<<<grid, block, shared_bytes, stream> > >(std::forward<Args>(args)...);
+  // clang-format off
+  kernel<<<grid, block, shared_bytes, stream>>>(std::forward<Args>(args)...);
+  // clang-format on
   cuda_check(cudaGetLastError(), "kernel launch");
 #endif
 }
@@ -84,34 +86,23 @@ __device__ __forceinline__ bf16 from_float<bf16>(float x) {
   return __float2bfloat16(x);
 }
 
-// One 16-byte access. Under nvcc this is a single LDG.128/STG.128 (llm.c's Packed128).
-struct alignas(16) Bytes16 {
-  uint32_t w[4];
+// 16 bytes of T (llm.c's Packed128): one LDG.128/STG.128 under nvcc. Accessing T elements
+// through a struct of T keeps the compiler's aliasing rules intact.
+template <typename T>
+struct alignas(16) Packed128 {
+  static constexpr int kSize = 16 / sizeof(T);
+  T e[kSize];
 };
-__device__ __forceinline__ Bytes16 load16(const void* p) {
-  return *reinterpret_cast<const Bytes16*>(p);
-}
-__device__ __forceinline__ void store16(void* p, const Bytes16& v) {
-  *reinterpret_cast<Bytes16*>(p) = v;
-}
 
 // Loads elements [i, i+8) of p (n elements in all) as fp32; missing ones read as 0.
 // vec: p is 16-byte aligned and i is a multiple of 8, so full groups use 16-byte loads.
 template <typename T>
 __device__ __forceinline__ void load8(float (&out)[8], const T* p, int64_t i, int64_t n, bool vec) {
   if (vec && i + 8 <= n) {
-    if constexpr (sizeof(T) == 2) {
-      const Bytes16 raw = load16(p + i);
-      const T* e = reinterpret_cast<const T*>(&raw);
-      for (int j = 0; j < 8; ++j) out[j] = to_float(e[j]);
-    } else {
-      const Bytes16 lo = load16(p + i), hi = load16(p + i + 4);
-      const float* a = reinterpret_cast<const float*>(&lo);
-      const float* b = reinterpret_cast<const float*>(&hi);
-      for (int j = 0; j < 4; ++j) {
-        out[j] = a[j];
-        out[j + 4] = b[j];
-      }
+    constexpr int kPer = Packed128<T>::kSize;  // 8 bf16 or 4 floats
+    for (int part = 0; part < 8 / kPer; ++part) {
+      const Packed128<T> v = *reinterpret_cast<const Packed128<T>*>(p + i + part * kPer);
+      for (int j = 0; j < kPer; ++j) out[part * kPer + j] = to_float(v.e[j]);
     }
     return;
   }
@@ -122,21 +113,11 @@ __device__ __forceinline__ void load8(float (&out)[8], const T* p, int64_t i, in
 template <typename T>
 __device__ __forceinline__ void store8(T* p, const float (&in)[8], int64_t i, int64_t n, bool vec) {
   if (vec && i + 8 <= n) {
-    if constexpr (sizeof(T) == 2) {
-      Bytes16 raw;
-      T* e = reinterpret_cast<T*>(&raw);
-      for (int j = 0; j < 8; ++j) e[j] = from_float<T>(in[j]);
-      store16(p + i, raw);
-    } else {
-      Bytes16 lo, hi;
-      float* a = reinterpret_cast<float*>(&lo);
-      float* b = reinterpret_cast<float*>(&hi);
-      for (int j = 0; j < 4; ++j) {
-        a[j] = in[j];
-        b[j] = in[j + 4];
-      }
-      store16(p + i, lo);
-      store16(p + i + 4, hi);
+    constexpr int kPer = Packed128<T>::kSize;
+    for (int part = 0; part < 8 / kPer; ++part) {
+      Packed128<T> v;
+      for (int j = 0; j < kPer; ++j) v.e[j] = from_float<T>(in[part * kPer + j]);
+      *reinterpret_cast<Packed128<T>*>(p + i + part * kPer) = v;
     }
     return;
   }

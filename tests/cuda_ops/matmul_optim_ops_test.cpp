@@ -1,0 +1,148 @@
+// cuda vs cpu: matmul through cuBLASLt for every transpose combination (bf16 inputs, bf16 or
+// fp32 output, alpha/beta, one-row and odd shapes, mixed F32/BF16 inputs), the deterministic
+// sum of squares and the multi-tensor AdamW step.
+#include "cuda_ops_test_util.h"
+
+namespace smol::test {
+namespace {
+
+struct MatmulCase {
+  int64_t m, n, k;
+  bool ta, tb;
+  DType out;
+  float alpha, beta;
+};
+
+class MatmulTest : public CudaOpsTest, public ::testing::WithParamInterface<MatmulCase> {};
+
+TEST_P(MatmulTest, MatchesCpu) {
+  const MatmulCase p = GetParam();
+  const Shape sa = p.ta ? Shape{p.k, p.m} : Shape{p.m, p.k};
+  const Shape sb = p.tb ? Shape{p.n, p.k} : Shape{p.k, p.n};
+  const auto a = rounded_bf16(random_vector(p.m * p.k, 40));
+  const auto b = rounded_bf16(random_vector(p.k * p.n, 41));
+  const auto c0 = rounded_bf16(random_vector(p.m * p.n, 42));
+  const auto ta = p.ta ? Transpose::Yes : Transpose::No;
+  const auto tb = p.tb ? Transpose::Yes : Transpose::No;
+  Owned ad = make_tensor(*dev_, a, sa, DType::BF16);
+  Owned bd = make_tensor(*dev_, b, sb, DType::BF16);
+  Owned cd = make_tensor(*dev_, c0, {p.m, p.n}, p.out);
+  dev_->matmul(cd.tensor, ad.tensor, bd.tensor, ta, tb, p.alpha, p.beta);
+  Owned ac = make_tensor(*cpu_, a, sa, DType::F32);
+  Owned bc = make_tensor(*cpu_, b, sb, DType::F32);
+  Owned cc = make_tensor(*cpu_, c0, {p.m, p.n}, DType::F32);
+  cpu_->matmul(cc.tensor, ac.tensor, bc.tensor, ta, tb, p.alpha, p.beta);
+  // Same (bf16-exact) inputs; both accumulate in fp32 in different orders: |error| ≤
+  // K·2^-24·Σ|a·b| ≤ K²·2^-24 for |a|,|b| ≤ 1 (plus |beta·c| ≤ 1 rounded once). A bf16 output
+  // adds one rounding. The cases cover every transpose, so a wrong ld or op fails by O(1).
+  const double abs = static_cast<double>(p.k) * (p.k + 1) * 0x1p-24;
+  const std::string name = "matmul " + std::to_string(p.m) + "x" + std::to_string(p.n) + "x" +
+                           std::to_string(p.k) + (p.ta ? " T" : " N") + (p.tb ? "T" : "N") +
+                           " -> " + dtype_name(p.out);
+  expect_close(read(*dev_, cd.tensor), read(*cpu_, cc.tensor),
+               p.out == DType::BF16 ? kBf16Rounding : 0, abs, name);
+  // A second call hits the cached plan and must give the same bits.
+  Owned cd2 = make_tensor(*dev_, c0, {p.m, p.n}, p.out);
+  dev_->matmul(cd2.tensor, ad.tensor, bd.tensor, ta, tb, p.alpha, p.beta);
+  EXPECT_EQ(read(*dev_, cd2.tensor), read(*dev_, cd.tensor)) << name << ": cached plan differs";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, MatmulTest,
+    ::testing::Values(MatmulCase{37, 19, 53, false, true, DType::BF16, 1.0f, 0.0f},   // Linear
+                      MatmulCase{37, 53, 19, false, false, DType::BF16, 1.0f, 0.0f},  // dx
+                      MatmulCase{19, 53, 37, true, false, DType::F32, 1.0f, 1.0f},    // dW +=
+                      MatmulCase{13, 11, 29, true, true, DType::F32, 0.5f, -2.0f},
+                      MatmulCase{1, 576, 64, false, true, DType::BF16, 1.0f, 0.0f},  // one row
+                      MatmulCase{1, 1, 1, false, false, DType::F32, 2.0f, 0.5f}));
+
+TEST_F(CudaOpsTest, MatmulWithAnF32OperandCastsItToBf16) {
+  const int64_t m = 9, n = 5, k = 21;  // bf16 activations x [m, k] against F32 LoRA A [n, k]
+  const auto x = rounded_bf16(random_vector(m * k, 43));
+  const auto w = random_vector(n * k, 44);  // not bf16-representable: the cast rounds it
+  Owned xd = make_tensor(*dev_, x, {m, k}, DType::BF16);
+  Owned wd = make_tensor(*dev_, w, {n, k}, DType::F32);
+  Owned yd = make_tensor(*dev_, std::vector<float>(m * n, 0.0f), {m, n}, DType::F32);
+  dev_->matmul(yd.tensor, xd.tensor, wd.tensor, Transpose::No, Transpose::Yes);
+  Owned xc = make_tensor(*cpu_, x, {m, k}, DType::F32);
+  Owned wc = make_tensor(*cpu_, w, {n, k}, DType::F32);
+  Owned yc = make_tensor(*cpu_, std::vector<float>(m * n, 0.0f), {m, n}, DType::F32);
+  cpu_->matmul(yc.tensor, xc.tensor, wc.tensor, Transpose::No, Transpose::Yes);
+  // One rounding of each w: |error| ≤ 2^-9·Σ|x·w| ≤ 2^-9·K; allow 2^-8·K.
+  expect_close(read(*dev_, yd.tensor), read(*cpu_, yc.tensor), 0, kBf16Rounding * k,
+               "matmul bf16 x F32 -> F32");
+}
+
+TEST_F(CudaOpsTest, SumOfSquaresMatchesCpuAndIsDeterministic) {
+  const std::vector<int64_t> sizes{1, 1000, 4099, 77};
+  std::vector<Owned> dev_tensors, cpu_tensors;
+  std::vector<Tensor> dev_views, cpu_views;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    const auto v = rounded_bf16(random_vector(sizes[i], 50 + i, -3.0f, 3.0f));
+    const DType dt = i % 2 ? DType::BF16 : DType::F32;  // mixed, as grads of frozen/LoRA
+    dev_tensors.push_back(make_tensor(*dev_, v, {sizes[i]}, dt));
+    cpu_tensors.push_back(make_tensor(*cpu_, v, {sizes[i]}, DType::F32));
+    dev_views.push_back(dev_tensors.back().tensor);
+    cpu_views.push_back(cpu_tensors.back().tensor);
+  }
+  const double got = dev_->sum_of_squares(dev_views);
+  const double want = cpu_->sum_of_squares(cpu_views);
+  // Per-thread fp32 partials of ≤ 4099/(32·256)+1 terms, then fp32 block trees of 256:
+  // relative error ≤ ~(1 + 8)·2^-24 of the (all positive) sum; allow 2^-18.
+  EXPECT_NEAR(got, want, want * 0x1p-18);
+  std::printf("[ max-err  ] %-48s %.3e\n", "sum_of_squares (relative)",
+              std::fabs(got - want) / want);
+  EXPECT_EQ(dev_->sum_of_squares(dev_views), got) << "two calls gave different bits";
+}
+
+TEST_F(CudaOpsTest, AdamWStepsMatchCpu) {
+  const std::vector<int64_t> sizes{1, 333, 2050};
+  const float wd[] = {0.0f, 0.01f, 0.1f};
+  std::vector<std::array<Owned, 4>> dev_state, cpu_state;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    std::array<std::vector<float>, 4> init{
+        random_vector(sizes[i], 60 + i), random_vector(sizes[i], 70 + i),
+        random_vector(sizes[i], 80 + i, -0.1f, 0.1f), random_vector(sizes[i], 90 + i, 0.0f, 0.01f)};
+    std::array<Owned, 4> d, c;
+    for (int j = 0; j < 4; ++j) {
+      d[j] = make_tensor(*dev_, init[j], {sizes[i]}, DType::F32);
+      c[j] = make_tensor(*cpu_, init[j], {sizes[i]}, DType::F32);
+    }
+    dev_state.push_back(std::move(d));
+    cpu_state.push_back(std::move(c));
+  }
+  for (int64_t step = 1; step <= 3; ++step) {
+    std::vector<AdamWTensor> dev_list, cpu_list;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      const auto& d = dev_state[i];
+      const auto& c = cpu_state[i];
+      dev_list.push_back({d[0].tensor, d[1].tensor, d[2].tensor, d[3].tensor, wd[i]});
+      cpu_list.push_back({c[0].tensor, c[1].tensor, c[2].tensor, c[3].tensor, wd[i]});
+    }
+    const AdamWHyper hyper{1e-3f, 0.9f, 0.999f, 1e-8f, step, 0.7f};
+    dev_->adamw_step(dev_list, hyper);
+    cpu_->adamw_step(cpu_list, hyper);
+  }
+  // Same fp32 formula in the same order; the device may contract a multiply-add into an FMA
+  // and sqrtf/division are correctly rounded on both: a few ulps per step on O(1) values.
+  const char* names[] = {"param", "grad", "m", "v"};
+  for (size_t i = 0; i < sizes.size(); ++i)
+    for (int j : {0, 2, 3})
+      expect_close(read(*dev_, dev_state[i][j].tensor), read(*cpu_, cpu_state[i][j].tensor),
+                   0x1p-20, 1e-9,
+                   "adamw_step " + std::string(names[j]) + " n=" + std::to_string(sizes[i]));
+}
+
+TEST_F(CudaOpsTest, OpsNotYetOnCudaSaySo) {
+  Owned x = make_tensor(*dev_, std::vector<float>(6, 0.0f), {2, 3}, DType::BF16);
+  Owned out = make_tensor(*dev_, std::vector<float>(2, 0.0f), {2}, DType::I32);
+  try {
+    dev_->argmax(out.tensor, x.tensor);
+    SUCCEED() << "argmax is implemented";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not implemented on cuda yet"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace smol::test
