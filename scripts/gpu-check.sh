@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# gpu-check.sh — build the test suites and kernel benchmarks for a GPU on a build machine, and
+# run them natively on a GPU host that has only the NVIDIA driver and the CUDA 13 runtime
+# libraries (no compiler, no network). DESIGN.md §10.4.
+#
+#   scripts/gpu-check.sh --pack DIR [--arch 90]   build (Release, one CUDA arch, default sm_90)
+#                                                 and bundle binaries + their non-CUDA shared
+#                                                 libraries + small test data into DIR
+#   scripts/gpu-check.sh --run DIR                run every test binary with
+#                                                 SMOL_TEST_DEVICE=cuda, then the cuda kernel
+#                                                 benchmarks; prints a short table last
+#
+# Environment: SMOL_BUILD_DIR (default build-gpu-pack), SMOL_GPU_CHECK_TIMEOUT (seconds per
+# test binary, default 240).
+set -euo pipefail
+
+usage() {
+  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+  exit 2
+}
+
+pack() {
+  local dir=$1 arch=$2
+  local repo
+  repo=$(cd "$(dirname "$0")/.." && pwd)
+  local build=${SMOL_BUILD_DIR:-$repo/build-gpu-pack}
+  echo "gpu-check: building for sm_${arch} in $build"
+  cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSMOL_CUDA=ON \
+    -DCMAKE_CUDA_ARCHITECTURES="$arch" -DSMOL_BUILD_TESTS=ON -DSMOL_BUILD_BENCH=ON >/dev/null
+  cmake --build "$build" -j "$(nproc)"
+
+  rm -rf "$dir"
+  mkdir -p "$dir/bin" "$dir/bench" "$dir/lib" "$dir/src/tests" "$dir/src/models" "$dir/shared/data"
+  # Test executables (one per tests/<area>) and benchmark executables.
+  find "$build/tests" -maxdepth 2 -type f -perm -u+x -name '*_tests' -exec cp {} "$dir/bin/" \;
+  find "$build/bench" -maxdepth 1 -type f -perm -u+x -exec cp {} "$dir/bench/" \;
+  [ -x "$build/engine/smolengine" ] && cp "$build/engine/smolengine" "$dir/bin/"
+
+  # Shared libraries the binaries need, except the GPU host's own (driver, CUDA runtime and
+  # cuBLAS come with the host) and glibc itself (it must match the host's kernel interface).
+  local skip='^(libcuda|libcudart|libcublas|libcublasLt|libnvidia|libc\.so|libm\.so|libdl\.so|libpthread\.so|librt\.so|ld-linux|linux-vdso)'
+  for bin in "$dir"/bin/* "$dir"/bench/*; do
+    ldd "$bin" | awk '/=>/ && $3 ~ /^\// {print $1, $3}' | while read -r name path; do
+      if [[ ! $name =~ $skip ]] && [ ! -e "$dir/lib/$name" ]; then cp -L "$path" "$dir/lib/$name"; fi
+    done
+  done
+
+  # Small test data at the paths the tests expect relative to SMOL_SOURCE_DIR.
+  cp -r "$repo/tests/golden" "$dir/src/tests/"
+  if [ -d "$repo/../shared/data/gsm8k" ]; then cp -r "$repo/../shared/data/gsm8k" "$dir/shared/data/"; fi
+  echo "$repo" >"$dir/source_dir.txt"  # the SMOL_SOURCE_DIR compiled into the tests
+  cp "$0" "$dir/gpu-check.sh"
+  echo "gpu-check: packed $(du -sh "$dir" | cut -f1) into $dir (binaries: $(ls "$dir/bin" | wc -l)," \
+    "benchmarks: $(ls "$dir/bench" | wc -l), libraries: $(ls "$dir/lib" | wc -l))"
+}
+
+run() {
+  local dir
+  dir=$(cd "$1" && pwd)
+  export LD_LIBRARY_PATH="$dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export SMOL_TEST_DEVICE=cuda
+  local timeout_s=${SMOL_GPU_CHECK_TIMEOUT:-240}
+  # Tests find their data under the source dir compiled into them; point it at the pack.
+  local src
+  src=$(cat "$dir/source_dir.txt")
+  if [ ! -e "$src" ]; then
+    mkdir -p "$(dirname "$src")" 2>/dev/null && ln -s "$dir/src" "$src" 2>/dev/null ||
+      echo "gpu-check: WARNING: cannot create $src; tests that need data will skip or fail"
+  fi
+  if [ ! -e "$src/../shared" ]; then ln -s "$dir/shared" "$src/../shared" 2>/dev/null || true; fi
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null ||
+    echo "gpu-check: WARNING: nvidia-smi not found"
+
+  local logs="$dir/logs"
+  mkdir -p "$logs"
+  local summary="" failed=0
+  for bin in "$dir"/bin/*_tests; do
+    local name
+    name=$(basename "$bin")
+    local status=PASS
+    timeout "$timeout_s" "$bin" --gtest_brief=1 >"$logs/$name.log" 2>&1 || status=FAIL
+    [ $status = FAIL ] && failed=$((failed + 1))
+    local counts
+    counts=$(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$logs/$name.log" | sed 's/^\[ *//; s/ *\]//' | tr '\n' ' ')
+    summary+=$(printf '%-22s %-4s %s' "$name" "$status" "$counts")$'\n'
+    echo "gpu-check: $name $status"
+  done
+
+  local bench_csv="$logs/cuda_kernels_bench.csv"
+  if [ -x "$dir/bench/cuda_kernels_bench" ]; then
+    "$dir/bench/cuda_kernels_bench" --benchmark_min_time=0.2 --benchmark_format=csv \
+      >"$bench_csv" 2>"$logs/cuda_kernels_bench.err" || echo "gpu-check: benchmark run failed"
+  fi
+
+  echo
+  echo "=== test suites (SMOL_TEST_DEVICE=cuda; logs in $logs) ==="
+  printf '%s' "$summary"
+  echo
+  echo "=== cuda kernels: max |error| vs cpu (cuda_ops_tests) ==="
+  grep -h '^\[ max-err' "$logs/cuda_ops_tests.log" 2>/dev/null | sed 's/^\[ max-err  \] //' ||
+    echo "(no cuda_ops_tests log)"
+  echo
+  echo "=== cuda kernel benchmarks (T=4096, SmolLM2-135M shapes) ==="
+  if [ -s "$bench_csv" ]; then
+    # CSV: name,iterations,real_time,cpu_time,time_unit,bytes_per_second,items_per_second,
+    #      label,error_occurred,error_message[,FLOP/s]
+    awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+      /^"/ {
+        name = $1; gsub(/"/, "", name)
+        t = $(col["real_time"]); unit = $(col["time_unit"])
+        bw = $(col["bytes_per_second"]); fl = (col["\"FLOP/s\""] ? $(col["\"FLOP/s\""]) : "")
+        if (fl == "" && col["FLOP/s"]) fl = $(col["FLOP/s"])
+        rate = (fl != "" && fl + 0 > 0) ? sprintf("%8.1f TFLOP/s", fl / 1e12) : sprintf("%8.1f GB/s", bw / 1e9)
+        printf "%-40s %10.1f %-2s %s\n", name, t, unit, rate
+      }' "$bench_csv"
+  else
+    echo "(no benchmark output; see $logs/cuda_kernels_bench.err)"
+  fi
+  return $((failed > 0))
+}
+
+[ $# -ge 2 ] || usage
+case $1 in
+  --pack)
+    arch=90
+    if [ "${3:-}" = "--arch" ]; then arch=${4:?--arch needs a value}; fi
+    arch=${arch#sm_}
+    pack "$2" "$arch"
+    ;;
+  --run) run "$2" ;;
+  *) usage ;;
+esac
