@@ -16,8 +16,5 @@ void attention_backward(GpuContext&, Tensor, Tensor, Tensor, const Tensor&, cons
 void cross_entropy(GpuContext&, Tensor, Tensor*, const Tensor&, const Tensor&, float) {
   throw_error("cross_entropy: not implemented on cuda yet");
 }
-void argmax(GpuContext&, Tensor, const Tensor&) {
-  throw_error("argmax: not implemented on cuda yet");
-}
 
 }  // namespace smol::SMOL_GPU_NS

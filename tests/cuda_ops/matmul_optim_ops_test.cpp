@@ -135,12 +135,35 @@ TEST_F(CudaOpsTest, AdamWStepsMatchCpu) {
 
 TEST_F(CudaOpsTest, OpsNotYetOnCudaSaySo) {
   Owned x = make_tensor(*dev_, std::vector<float>(6, 0.0f), {2, 3}, DType::BF16);
-  Owned out = make_tensor(*dev_, std::vector<float>(2, 0.0f), {2}, DType::I32);
+  Owned losses = make_tensor(*dev_, std::vector<float>(2, 0.0f), {2}, DType::F32);
+  Owned targets = make_tensor(*dev_, {0.0f, 1.0f}, {2}, DType::I32);
   try {
-    dev_->argmax(out.tensor, x.tensor);
-    SUCCEED() << "argmax is implemented";
+    dev_->cross_entropy(losses.tensor, nullptr, x.tensor, targets.tensor, 1.0f);
+    SUCCEED() << "cross_entropy is implemented";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("not implemented on cuda yet"), std::string::npos);
+  }
+}
+
+TEST_F(CudaOpsTest, ArgmaxMatchesCpuAndPicksTheFirstMaximum) {
+  for (int64_t rows : {1, 5}) {
+    const int64_t vocab = 49157;  // not a multiple of the 256-thread block
+    auto x = rounded_bf16(random_vector(rows * vocab, 95, -4.0f, 4.0f));
+    for (int64_t r = 0; r < rows; ++r) {  // plant a tie: the earlier index must win
+      x[r * vocab + 300 + r * 7] = 9.0f;
+      x[r * vocab + 40000 - r] = 9.0f;
+    }
+    Owned xd = make_tensor(*dev_, x, {rows, vocab}, DType::BF16);
+    Owned od = make_tensor(*dev_, std::vector<float>(rows, 0.0f), {rows}, DType::I32);
+    dev_->argmax(od.tensor, xd.tensor);
+    Owned xc = make_tensor(*cpu_, x, {rows, vocab}, DType::F32);
+    Owned oc = make_tensor(*cpu_, std::vector<float>(rows, 0.0f), {rows}, DType::I32);
+    cpu_->argmax(oc.tensor, xc.tensor);
+    // Comparisons only, on identical (bf16-exact) values: the indices must be equal.
+    const auto got = read(*dev_, od.tensor), want = read(*cpu_, oc.tensor);
+    EXPECT_EQ(got, want);
+    for (int64_t r = 0; r < rows; ++r) EXPECT_EQ(got[r], 300 + r * 7);
+    expect_close(got, want, 0, 0, "argmax rows=" + std::to_string(rows));
   }
 }
 
