@@ -13,8 +13,5 @@ void attention_backward(GpuContext&, Tensor, Tensor, Tensor, const Tensor&, cons
                         const AttentionLayout&, float) {
   throw_error("attention_backward: not implemented on cuda yet");
 }
-void cross_entropy(GpuContext&, Tensor, Tensor*, const Tensor&, const Tensor&, float) {
-  throw_error("cross_entropy: not implemented on cuda yet");
-}
 
 }  // namespace smol::SMOL_GPU_NS

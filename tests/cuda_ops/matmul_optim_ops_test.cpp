@@ -134,15 +134,48 @@ TEST_F(CudaOpsTest, AdamWStepsMatchCpu) {
 }
 
 TEST_F(CudaOpsTest, OpsNotYetOnCudaSaySo) {
-  Owned x = make_tensor(*dev_, std::vector<float>(6, 0.0f), {2, 3}, DType::BF16);
-  Owned losses = make_tensor(*dev_, std::vector<float>(2, 0.0f), {2}, DType::F32);
-  Owned targets = make_tensor(*dev_, {0.0f, 1.0f}, {2}, DType::I32);
+  Owned q = make_tensor(*dev_, std::vector<float>(8, 0.0f), {2, 1, 4}, DType::BF16);
+  Owned lse = make_tensor(*dev_, std::vector<float>(2, 0.0f), {2, 1}, DType::F32);
+  AttentionLayout layout;
+  layout.seqs.push_back({0, 2, 0, 2});
+  layout.max_q_len = layout.max_k_len = 2;
   try {
-    dev_->cross_entropy(losses.tensor, nullptr, x.tensor, targets.tensor, 1.0f);
-    SUCCEED() << "cross_entropy is implemented";
+    dev_->attention_forward(q.tensor, lse.tensor, q.tensor, q.tensor, q.tensor, layout, 0.5f);
+    SUCCEED() << "attention is implemented";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("not implemented on cuda yet"), std::string::npos);
   }
+}
+
+TEST_F(CudaOpsTest, CrossEntropyMatchesCpu) {
+  for (DType dt : {DType::F32, DType::BF16}) {
+    const int64_t rows = 6, vocab = 1001;
+    const auto x = rounded_bf16(random_vector(rows * vocab, 96, -8.0f, 8.0f));
+    const std::vector<float> targets{3, -100, 1000, 0, 517, -100};
+    const float scale = 1.0f / 4.0f;  // 1 / supervised tokens
+    Owned xd = make_tensor(*dev_, x, {rows, vocab}, dt);
+    Owned td = make_tensor(*dev_, targets, {rows}, DType::I32);
+    Owned ld = make_tensor(*dev_, std::vector<float>(rows, 1.0f), {rows}, DType::F32);
+    dev_->cross_entropy(ld.tensor, &xd.tensor, xd.tensor, td.tensor, scale);  // in place
+    Owned xc = make_tensor(*cpu_, x, {rows, vocab}, DType::F32);
+    Owned tc = make_tensor(*cpu_, targets, {rows}, DType::I32);
+    Owned lc = make_tensor(*cpu_, std::vector<float>(rows, 1.0f), {rows}, DType::F32);
+    cpu_->cross_entropy(lc.tensor, &xc.tensor, xc.tensor, tc.tensor, scale);
+    // Loss: lse from an fp32 sum of V exps (device) vs the cpu's double sum of approximate
+    // exps: relative error of the sum ≤ ~(V/256 + 8)·2^-24 plus exp error, so |Δlse| ≲ 2^-18
+    // on |lse| ≤ ~16: allow 2^-14 absolute.
+    expect_close(read(*dev_, ld.tensor), read(*cpu_, lc.tensor), 0, 0x1p-14,
+                 std::string("cross_entropy loss ") + dtype_name(dt));
+    // Gradient: scale·(p − onehot) with |p error| ≤ |p|·2^-14-ish; a bf16 output adds one
+    // rounding of each element.
+    expect_close(read(*dev_, xd.tensor), read(*cpu_, xc.tensor),
+                 (dt == DType::BF16 ? kBf16Rounding : 0) + 0x1p-14, 1e-9,
+                 std::string("cross_entropy dlogits ") + dtype_name(dt));
+  }
+  Owned xd = make_tensor(*dev_, std::vector<float>(2 * 5, 0.0f), {2, 5}, DType::BF16);
+  Owned td = make_tensor(*dev_, {1.0f, 5.0f}, {2}, DType::I32);
+  Owned ld = make_tensor(*dev_, std::vector<float>(2, 0.0f), {2}, DType::F32);
+  EXPECT_THROW(dev_->cross_entropy(ld.tensor, nullptr, xd.tensor, td.tensor, 1.0f), Error);
 }
 
 TEST_F(CudaOpsTest, ArgmaxMatchesCpuAndPicksTheFirstMaximum) {
