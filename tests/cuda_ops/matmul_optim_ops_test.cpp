@@ -133,20 +133,6 @@ TEST_F(CudaOpsTest, AdamWStepsMatchCpu) {
                    "adamw_step " + std::string(names[j]) + " n=" + std::to_string(sizes[i]));
 }
 
-TEST_F(CudaOpsTest, OpsNotYetOnCudaSaySo) {
-  Owned q = make_tensor(*dev_, std::vector<float>(8, 0.0f), {2, 1, 4}, DType::BF16);
-  Owned lse = make_tensor(*dev_, std::vector<float>(2, 0.0f), {2, 1}, DType::F32);
-  AttentionLayout layout;
-  layout.seqs.push_back({0, 2, 0, 2});
-  layout.max_q_len = layout.max_k_len = 2;
-  try {
-    dev_->attention_forward(q.tensor, lse.tensor, q.tensor, q.tensor, q.tensor, layout, 0.5f);
-    SUCCEED() << "attention is implemented";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("not implemented on cuda yet"), std::string::npos);
-  }
-}
-
 TEST_F(CudaOpsTest, CrossEntropyMatchesCpu) {
   for (DType dt : {DType::F32, DType::BF16}) {
     const int64_t rows = 6, vocab = 1001;
