@@ -241,5 +241,46 @@ void BM_cuda_sum_of_squares(benchmark::State& state) {
 }
 BENCHMARK(BM_cuda_sum_of_squares)->UseRealTime();
 
+// Cross-entropy with in-place dlogits over bf16 logits of 1024 tokens × 49152.
+void BM_cuda_cross_entropy(benchmark::State& state) {
+  const int64_t tokens = 1024;
+  Backend* b = device();
+  Arena a;
+  Tensor logits, targets, losses;
+  if (b) {
+    logits = a.make(*b, {tokens, kVocab}, DType::BF16, -4.0f, 4.0f);
+    targets = a.make(*b, {tokens}, DType::I32, 0.0f, static_cast<float>(kVocab - 1));
+    losses = a.make(*b, {tokens}, DType::F32);
+  }
+  run(state, 3.0 * tokens * kVocab * 2, 0,
+      [&] { b->cross_entropy(losses, &logits, logits, targets, 1.0f / tokens); });
+}
+BENCHMARK(BM_cuda_cross_entropy)->UseRealTime();
+
+// Attention forward over 8 packed sequences of 512 (the simple exact kernel of part 1);
+// FLOP/s counts the causal half of QKᵀ and PV.
+void BM_cuda_attention_forward(benchmark::State& state) {
+  const int64_t seq = 512, seqs = 8, tokens = seq * seqs;
+  Backend* b = device();
+  Arena a;
+  Tensor q, k, v, out, lse;
+  AttentionLayout layout;
+  for (int64_t s = 0; s < seqs; ++s)
+    layout.seqs.push_back({static_cast<int32_t>(s * seq), static_cast<int32_t>(seq),
+                           static_cast<int32_t>(s * seq), static_cast<int32_t>(seq)});
+  layout.max_q_len = layout.max_k_len = static_cast<int32_t>(seq);
+  if (b) {
+    q = a.make(*b, {tokens, kHeads, kHeadDim}, DType::BF16);
+    k = a.make(*b, {tokens, kKvHeads, kHeadDim}, DType::BF16);
+    v = a.make(*b, {tokens, kKvHeads, kHeadDim}, DType::BF16);
+    out = a.make(*b, {tokens, kHeads, kHeadDim}, DType::BF16);
+    lse = a.make(*b, {tokens, kHeads}, DType::F32);
+  }
+  const double flops = 4.0 * seqs * kHeads * kHeadDim * (seq * (seq + 1) / 2.0);
+  run(state, 2.0 * (2 * tokens * kHeads + 2 * tokens * kKvHeads) * kHeadDim, flops,
+      [&] { b->attention_forward(out, lse, q, k, v, layout, 0.125f); });
+}
+BENCHMARK(BM_cuda_attention_forward)->UseRealTime();
+
 }  // namespace
 }  // namespace smol
