@@ -11,11 +11,12 @@
 #                                                 benchmarks; prints a short table last
 #
 # Environment: SMOL_BUILD_DIR (default build-gpu-pack), SMOL_GPU_CHECK_TIMEOUT (seconds per
-# test binary, default 240).
+# test binary, default 240), SMOL_GPU_CHECK_TESTS (test binaries to run, default all), and
+# SMOL_BENCH_DEVICE (default cuda).
 set -euo pipefail
 
 usage() {
-  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -74,9 +75,9 @@ run() {
   local logs="$dir/logs"
   mkdir -p "$logs"
   local summary="" failed=0
-  for bin in "$dir"/bin/*_tests; do
-    local name
-    name=$(basename "$bin")
+  local selected=${SMOL_GPU_CHECK_TESTS:-$(cd "$dir/bin" && ls -- *_tests)}
+  for name in $selected; do
+    local bin="$dir/bin/$name"
     local status=PASS
     timeout "$timeout_s" "$bin" --gtest_brief=1 >"$logs/$name.log" 2>&1 || status=FAIL
     [ $status = FAIL ] && failed=$((failed + 1))
