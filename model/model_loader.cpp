@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -194,28 +195,53 @@ LoadedModel load_gguf(const std::string& path) {
   m.source = path;
   m.format = "gguf";
   m.config = llama_config_from_gguf(g);
+
+  // Names, shapes and types first (cheap), so a wrong file fails before any dequantisation.
+  std::vector<const GgufTensorInfo*> infos;
+  std::vector<HostTensor*> targets;
   for (const GgufTensorInfo& info : g.tensors()) {
     const std::string hf_name = hf_name_from_gguf(info.name);
     SMOL_CHECK(!hf_name.empty(), path, ": tensor '", info.name,
                "' is not a Llama tensor this engine knows");
+    SMOL_CHECK(ggml_type_dequantizable(info.type), path, ": tensor '", info.name,
+               "' has ggml type ", ggml_type_name(info.type),
+               ", which this engine cannot dequantise (supported: F32, F16, BF16, Q8_0, Q4_0, "
+               "Q4_1, Q5_0, Q5_1, Q4_K, Q6_K)");
     HostTensor t;
     // ggml ne is innermost-first: HF shape is ne reversed (formats.md §3 "Dimensions").
     t.shape.rank = static_cast<int>(info.ne.size());
     for (size_t d = 0; d < info.ne.size(); ++d) t.shape.dims[d] = info.ne[info.ne.size() - 1 - d];
     t.stored_dtype = ggml_type_name(info.type);
-    t.data = dequantize_tensor(info, path);
-    const bool is_q = hf_name.find("self_attn.q_proj") != std::string::npos;
-    const bool is_k = hf_name.find("self_attn.k_proj") != std::string::npos;
-    if (is_q || is_k) {
-      SMOL_CHECK(t.shape.rank == 2, path, ": tensor '", info.name, "' is not 2-D");
-      const int64_t heads = is_q ? m.config.num_attention_heads : m.config.num_key_value_heads;
-      SMOL_CHECK(t.shape[0] == heads * m.config.head_dim, path, ": tensor '", info.name, "' has ",
-                 t.shape[0], " rows, expected ", heads, " heads x ", m.config.head_dim);
-      t.data = unpermute_rows_gguf_to_hf(t.data, t.shape[0], t.shape[1], heads);
-    }
-    m.weights.emplace(hf_name, std::move(t));
+    HostTensor& placed = m.weights.emplace(hf_name, std::move(t)).first->second;
+    infos.push_back(&info);
+    targets.push_back(&placed);
   }
   check_complete(path, m.config, m.weights);
+
+  // One parallel region over tensors (not one per tensor over rows): with a few hundred
+  // tensors, per-tensor regions spend their time in OpenMP barriers when the cores are busy.
+  std::exception_ptr failure;
+#pragma omp parallel for schedule(dynamic)
+  for (size_t i = 0; i < infos.size(); ++i) {
+    try {
+      targets[i]->data = dequantize_tensor(*infos[i], path);
+    } catch (...) {
+#pragma omp critical(smol_load_gguf_failure)
+      if (!failure) failure = std::current_exception();
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
+
+  // q/k rows back into HF order (formats.md §3); shapes were checked by check_complete.
+  for (int64_t layer = 0; layer < m.config.num_hidden_layers; ++layer) {
+    const std::string prefix = "model.layers." + std::to_string(layer) + ".self_attn.";
+    for (const auto& [proj, heads] :
+         {std::pair<const char*, int64_t>{"q_proj", m.config.num_attention_heads},
+          std::pair<const char*, int64_t>{"k_proj", m.config.num_key_value_heads}}) {
+      HostTensor& t = m.weights.at(prefix + proj + ".weight");
+      t.data = unpermute_rows_gguf_to_hf(t.data, t.shape[0], t.shape[1], heads);
+    }
+  }
   if (gguf_has_tokenizer(g) && g.get_string("tokenizer.ggml.model") == "gpt2")
     m.bpe = bpe_spec_from_gguf(g);
   m.chat_template = g.get_string_opt("tokenizer.chat_template").value_or("");

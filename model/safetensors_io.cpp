@@ -175,7 +175,8 @@ HostTensor SafetensorsFile::read_f32(const std::string& name) const {
     std::memcpy(t.data.data(), e.data, n * 4);
   } else if (e.dtype == "F16" || e.dtype == "BF16") {
     const bool is_bf16 = e.dtype == "BF16";
-#pragma omp parallel for schedule(static) if (n > (1 << 16))
+    // Serial on purpose: memory-bound, and the loader calls this once per tensor (hundreds of
+    // short OpenMP regions cost more in barriers than they gain on busy cores).
     for (size_t i = 0; i < n; ++i) {
       uint16_t bits;
       std::memcpy(&bits, e.data + 2 * i, 2);
