@@ -1,8 +1,149 @@
-// Placeholder: registers nothing until the command is implemented, so --help never lists it.
+// `smolengine generate --model M --prompt TEXT [--chat] [--max-new-tokens N] [--temperature T]
+//  [--top-p P] [--seed S] [--stop STR]... [--raw] [--device D]`
+// Loads M (a .gguf, an HF model directory or a hub name, via load_model), encodes the prompt
+// (with --chat: the Instruct ChatML template with the generation prompt, formats.md §1) and
+// decodes with the KV cache (model/generation.h). Greedy by default (--temperature 0).
+// Stops at the model's eos (2 for SmolLM2-Instruct), at id 0 when it is a special token
+// (<|endoftext|>), at any --stop string, or after N tokens.
+// stdout gets the continuation only (streamed as it is generated; with --stop it is printed
+// once complete, so a stop string is never shown); without --raw a final newline is added and
+// the prompt, token counts and timings go to stderr.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "data/bpe_tokenizer.h"
+#include "data/chat_template.h"
+#include "data/sentencepiece_tokenizer.h"
+#include "data/tokenizer_json.h"
 #include "engine/commands.h"
+#include "model/generation.h"
+#include "model/model_loader.h"
 
 namespace smol {
+namespace {
 
-void add_generate_command(CLI::App&) {}
+namespace fs = std::filesystem;
+
+struct GenerateOptions {
+  std::string model;
+  std::string prompt;
+  bool chat = false;
+  int32_t max_new_tokens = 256;
+  float temperature = 0.0f;
+  float top_p = 1.0f;
+  uint64_t seed = 0;
+  std::vector<std::string> stops;
+  bool raw = false;
+  std::string device = "auto";
+};
+
+// The tokenizer that came with the weights: GGUF metadata, tokenizer.json (+ config), or a
+// sentencepiece tokenizer.model next to config.json.
+std::unique_ptr<Tokenizer> tokenizer_of(const LoadedModel& loaded) {
+  if (loaded.bpe) return std::make_unique<BpeTokenizer>(*loaded.bpe, loaded.source);
+  if (!loaded.tokenizer_json_path.empty()) {
+    BpeSpec spec = read_tokenizer_json(loaded.tokenizer_json_path);
+    const fs::path config =
+        fs::path(loaded.tokenizer_json_path).parent_path() / "tokenizer_config.json";
+    if (fs::exists(config)) read_hf_tokenizer_config(config.string(), spec);
+    return std::make_unique<BpeTokenizer>(spec, loaded.tokenizer_json_path);
+  }
+  const fs::path dir = fs::is_directory(loaded.source) ? fs::path(loaded.source)
+                                                       : fs::path(loaded.source).parent_path();
+  if (fs::exists(dir / "tokenizer.model"))
+    return std::make_unique<SentencePieceTokenizer>((dir / "tokenizer.model").string());
+  throw_error(loaded.source, ": no tokenizer found (GGUF tokenizer metadata, tokenizer.json or ",
+              "tokenizer.model)");
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+void run_generate(const GenerateOptions& o) {
+  SMOL_CHECK(o.max_new_tokens >= 0, "--max-new-tokens must be >= 0 (got ", o.max_new_tokens, ")");
+  const auto t_load = std::chrono::steady_clock::now();
+  LoadedModel loaded = load_model(o.model);
+  const std::unique_ptr<Tokenizer> tokenizer = tokenizer_of(loaded);
+  std::unique_ptr<Backend> backend = make_backend(o.device);
+  LlamaModel model(*backend, loaded.config, TrainMode::Frozen);
+  model.load_weights(loaded.weights);
+  loaded.weights.clear();  // the host copy is no longer needed
+  const double load_s = seconds_since(t_load);
+
+  const std::string text =
+      o.chat ? render_chatml({ChatMessage{"user", o.prompt}}, /*add_generation_prompt=*/true)
+             : o.prompt;
+  const std::vector<int32_t> ids = tokenizer->encode(text, /*parse_special=*/true);
+  SMOL_CHECK(!ids.empty(), "the prompt encodes to no tokens");
+
+  GenerationOptions g;
+  g.max_new_tokens = o.max_new_tokens;
+  g.sampling = {o.temperature, o.top_p, o.seed};
+  g.stop_strings = o.stops;
+  for (int64_t id : {loaded.config.eos_token_id, static_cast<int64_t>(tokenizer->eos_id())})
+    if (id >= 0) g.stop_tokens.push_back(static_cast<int32_t>(id));
+  if (tokenizer->vocab_size() > 0 && tokenizer->is_special(0)) g.stop_tokens.push_back(0);
+
+  if (!o.raw) {
+    std::fprintf(stderr, "model: %s (%s, %s backend, loaded in %.2f s)\n", loaded.source.c_str(),
+                 loaded.format.c_str(), backend->name().c_str(), load_s);
+    std::fprintf(stderr, "prompt: %zu tokens%s\n", ids.size(), o.chat ? " (ChatML)" : "");
+  }
+  // Stream the text as tokens arrive unless a stop string may still cut it.
+  StreamingDecoder stream(*tokenizer, /*skip_special=*/true);
+  const bool streaming = o.stops.empty();
+  const auto t_start = std::chrono::steady_clock::now();
+  double first_token_s = 0;
+  bool first = true;
+  g.on_token = [&](size_t, int32_t token) {
+    if (first) first_token_s = seconds_since(t_start), first = false;
+    if (!streaming) return;
+    const std::string piece = stream.push(token);
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+    std::fflush(stdout);
+  };
+  const GenerationResult result = generate(model, {ids}, g, tokenizer.get())[0];
+  const double total_s = seconds_since(t_start);
+  const std::string tail = streaming ? stream.flush() : result.text;
+  std::fwrite(tail.data(), 1, tail.size(), stdout);
+  if (!o.raw) {
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+    const size_t n = result.tokens.size();
+    std::fprintf(stderr,
+                 "generated %zu tokens, stop: %s; prefill %.3f s (%.1f tokens/s), decode %.1f "
+                 "tokens/s\n",
+                 n, stop_reason_name(result.reason), first_token_s,
+                 first_token_s > 0 ? ids.size() / first_token_s : 0.0,
+                 n > 1 && total_s > first_token_s ? (n - 1) / (total_s - first_token_s) : 0.0);
+  }
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& app) {
+  auto options = std::make_shared<GenerateOptions>();
+  CLI::App* cmd = app.add_subcommand("generate", "Generate a continuation of a prompt (KV cache)");
+  cmd->add_option("--model", options->model, "a .gguf file, an HF model directory or a hub name")
+      ->required();
+  cmd->add_option("--prompt", options->prompt, "the prompt text")->required();
+  cmd->add_flag("--chat", options->chat,
+                "wrap the prompt in the ChatML template (system turn + generation prompt)");
+  cmd->add_option("--max-new-tokens", options->max_new_tokens, "at most N new tokens (256)");
+  cmd->add_option("--temperature", options->temperature, "0 = greedy (default)");
+  cmd->add_option("--top-p", options->top_p, "nucleus sampling mass in (0, 1] (1)");
+  cmd->add_option("--seed", options->seed, "sampling seed (0)");
+  cmd->add_option("--stop", options->stops, "stop when the text contains STR (repeatable)");
+  cmd->add_flag("--raw", options->raw, "print only the continuation on stdout, nothing else");
+  cmd->add_option("--device", options->device, "auto, cpu, cuda, cuda-emu (auto)");
+  cmd->callback([options] { run_generate(*options); });
+}
 
 }  // namespace smol
