@@ -73,8 +73,18 @@ LlamaConfig llama_config_from_hf_json(const json& j, const std::string& where) {
     SMOL_CHECK(act->is_string() && act->get<std::string>() == "silu", where, ": hidden_act ",
                act->dump(), " is not supported (only \"silu\")");
   }
-  SMOL_CHECK(optional_key(j, "rope_scaling") == nullptr, where, ": rope_scaling ",
-             j.at("rope_scaling").dump(), " is not supported");
+  // RoPE: transformers < 5 writes rope_theta (+ rope_scaling, null for plain RoPE); 5.x writes
+  // rope_parameters {"rope_theta", "rope_type"}. Only the unscaled "default" type is supported.
+  for (const char* key : {"rope_scaling", "rope_parameters"}) {
+    const json* rope = optional_key(j, key);
+    if (rope == nullptr) continue;
+    SMOL_CHECK(rope->is_object(), where, ": ", key, " must be an object or null, got ",
+               rope->dump());
+    const json type =
+        rope->contains("rope_type") ? rope->at("rope_type") : rope->value("type", json("default"));
+    SMOL_CHECK(type == "default", where, ": ", key, " ", rope->dump(),
+               " is not supported (only plain RoPE, rope_type \"default\")");
+  }
   SMOL_CHECK(!bool_key(j, "attention_bias", where, false), where,
              ": attention_bias = true is not supported");
   SMOL_CHECK(!bool_key(j, "mlp_bias", where, false), where, ": mlp_bias = true is not supported");
@@ -90,6 +100,8 @@ LlamaConfig llama_config_from_hf_json(const json& j, const std::string& where) {
   c.vocab_size = int_key(j, "vocab_size", where, true, 0);
   c.max_position_embeddings = int_key(j, "max_position_embeddings", where, false, 2048);
   c.rope_theta = float_key(j, "rope_theta", where, 10000.0);
+  if (const json* rope = optional_key(j, "rope_parameters"))
+    c.rope_theta = float_key(*rope, "rope_theta", where + ": rope_parameters", c.rope_theta);
   c.rms_norm_eps = float_key(j, "rms_norm_eps", where, 1e-6);
   c.tie_word_embeddings = bool_key(j, "tie_word_embeddings", where, false);
   c.bos_token_id = token_id_key(j, "bos_token_id", where, 1);

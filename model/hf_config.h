@@ -9,7 +9,8 @@
 
 namespace smol {
 
-// Reads a Llama config.json object. `where` (usually the file path) prefixes every error:
+// Reads a Llama config.json object, as written by transformers 4.x (rope_theta) or 5.x
+// (rope_parameters.rope_theta). `where` (usually the file path) prefixes every error:
 // wrong JSON types, missing required keys, a non-Llama model_type, features this engine does
 // not implement (rope_scaling, attention/mlp bias, an activation other than silu).
 LlamaConfig llama_config_from_hf_json(const nlohmann::json& json, const std::string& where);

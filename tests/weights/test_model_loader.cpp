@@ -294,6 +294,18 @@ TEST(HfConfig, RoundTripDefaultsAndErrors) {
         llama_config_from_hf_json(with("rope_scaling", {{"type", "linear"}}), "c");
       },
       "rope_scaling");
+  expect_error(
+      [&] {
+        llama_config_from_hf_json(with("rope_parameters", {{"rope_type", "llama3"}}), "c");
+      },
+      "rope_parameters");
+  // transformers 5.x: rope_parameters carries rope_theta; "default" type, no scaling.
+  const nlohmann::json v5 =
+      with("rope_parameters", {{"rope_theta", 100000.0}, {"rope_type", "default"}});
+  EXPECT_EQ(llama_config_from_hf_json(v5, "c").rope_theta, 100000.0);
+  EXPECT_EQ(
+      llama_config_from_hf_json(with("rope_scaling", {{"rope_type", "default"}}), "c").rope_theta,
+      10000.0);
   expect_error([&] { llama_config_from_hf_json(with("attention_bias", true), "c"); },
                "attention_bias");
   expect_error([&] { llama_config_from_hf_json(with("num_key_value_heads", 3), "c"); },
