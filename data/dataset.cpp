@@ -1,0 +1,244 @@
+// JSONL and JSON-array dataset readers (see dataset.h).
+#include "data/dataset.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <unordered_map>
+
+#include "common/error.h"
+
+namespace smol {
+
+namespace {
+
+// ordered_json keeps keys in file order, which is the column order HF builds.
+using json = nlohmann::ordered_json;
+
+std::string read_whole_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  SMOL_CHECK(in, path, ": cannot open dataset file");
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  SMOL_CHECK(!in.bad(), path, ": read error");
+  return buffer.str();
+}
+
+// The text the seed's str(value) gives for a JSON value (seed-spec.md §2.3).
+DatasetCell cell_from_json(const json& value) {
+  DatasetCell cell;
+  if (value.is_null()) {
+    cell.state = DatasetCell::State::Null;
+    return cell;
+  }
+  cell.state = DatasetCell::State::Text;
+  if (value.is_string())
+    cell.text = value.get<std::string>();
+  else if (value.is_boolean())
+    cell.text = value.get<bool>() ? "True" : "False";
+  else  // numbers: shortest round-trip, like Python's repr; containers: compact JSON
+    cell.text = value.dump(-1, ' ', false, json::error_handler_t::replace);
+  return cell;
+}
+
+// Adds the object `object` as a row, growing the column list as new keys appear.
+class RowCollector {
+ public:
+  explicit RowCollector(Dataset& dataset) : dataset_(dataset) {
+    for (size_t i = 0; i < dataset_.columns.size(); ++i) index_[dataset_.columns[i]] = i;
+  }
+  void add(const json& object, int64_t line) {
+    const int32_t file = static_cast<int32_t>(dataset_.files.size()) - 1;
+    std::vector<DatasetCell> row(dataset_.columns.size());
+    for (const auto& [key, value] : object.items()) {
+      auto found = index_.find(key);
+      if (found == index_.end()) {
+        found = index_.emplace(key, dataset_.columns.size()).first;
+        dataset_.columns.push_back(key);
+      }
+      if (row.size() <= found->second) row.resize(found->second + 1);
+      row[found->second] = cell_from_json(value);
+    }
+    dataset_.rows.push_back(std::move(row));
+    dataset_.origins.push_back({file, line});
+  }
+
+ private:
+  Dataset& dataset_;
+  std::unordered_map<std::string, size_t> index_;
+};
+
+// 1-based line and column of byte offset `byte` (nlohmann counts the byte after the error).
+std::pair<int64_t, int64_t> line_and_column(const std::string& text, size_t byte) {
+  int64_t line = 1, column = 1;
+  for (size_t i = 0; i < byte && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  return {line, column};
+}
+
+}  // namespace
+
+int64_t Dataset::column_index(const std::string& name) const {
+  for (size_t i = 0; i < columns.size(); ++i)
+    if (columns[i] == name) return static_cast<int64_t>(i);
+  return -1;
+}
+
+const DatasetCell& Dataset::cell(int64_t row, const std::string& column) const {
+  static const DatasetCell kAbsent;  // immutable: the shared "no such key" answer
+  SMOL_CHECK(row >= 0 && row < size(), source, ": row ", row, " is outside the dataset (", size(),
+             " rows)");
+  const int64_t c = column_index(column);
+  const auto& cells = rows[static_cast<size_t>(row)];
+  if (c < 0 || static_cast<size_t>(c) >= cells.size()) return kAbsent;
+  return cells[static_cast<size_t>(c)];
+}
+
+std::string Dataset::where(int64_t row) const {
+  if (row < 0 || row >= static_cast<int64_t>(origins.size()))
+    return source + ": row " + std::to_string(row);
+  const RowOrigin& origin = origins[static_cast<size_t>(row)];
+  std::string text = origin.file >= 0 && static_cast<size_t>(origin.file) < files.size()
+                         ? files[static_cast<size_t>(origin.file)]
+                         : source;
+  if (origin.line > 0) text += ":" + std::to_string(origin.line);
+  return text + ": row " + std::to_string(row);
+}
+
+Dataset Dataset::select(const std::vector<int64_t>& indices) const {
+  Dataset out;
+  out.source = source;
+  out.columns = columns;
+  out.files = files;
+  out.rows.reserve(indices.size());
+  out.origins.reserve(indices.size());
+  for (int64_t i : indices) {
+    SMOL_CHECK(i >= 0 && i < size(), source, ": row ", i, " is outside the dataset (", size(),
+               " rows)");
+    out.rows.push_back(rows[static_cast<size_t>(i)]);
+    out.origins.push_back(origins[static_cast<size_t>(i)]);
+  }
+  return out;
+}
+
+Dataset read_jsonl_dataset(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  SMOL_CHECK(in, path, ": cannot open dataset file");
+  Dataset dataset;
+  dataset.source = path;
+  dataset.files = {path};
+  RowCollector collector(dataset);
+  std::string line;
+  int64_t line_number = 0;
+  while (std::getline(in, line)) {
+    ++line_number;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    json value;
+    try {
+      value = json::parse(line);
+    } catch (const json::exception& e) {
+      throw_error(path, ":", line_number, ": malformed JSON line: ", e.what());
+    }
+    SMOL_CHECK(value.is_object(), path, ":", line_number,
+               ": expected a JSON object (one row per line), got ", value.type_name());
+    collector.add(value, line_number);
+  }
+  SMOL_CHECK(!in.bad(), path, ": read error");
+  return dataset;
+}
+
+Dataset read_json_array_dataset(const std::string& path) {
+  const std::string text = read_whole_file(path);
+  Dataset dataset;
+  dataset.source = path;
+  dataset.files = {path};
+  RowCollector collector(dataset);
+  // The callback turns each element object into a row as soon as it is complete and
+  // discards it, so the whole array is never held as a JSON tree.
+  int64_t element = 0;
+  std::string element_error;
+  auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (depth == 0 && event == json::parse_event_t::value && !parsed.is_array() &&
+        element_error.empty())
+      element_error =
+          std::string("the file must hold one JSON array of objects, got ") + parsed.type_name();
+    if (depth != 1) return true;
+    if (event == json::parse_event_t::object_end) {
+      collector.add(parsed, 0);
+      ++element;
+      return false;
+    }
+    if (event == json::parse_event_t::value) {  // a scalar element
+      if (element_error.empty())
+        element_error =
+            "element " + std::to_string(element) + " is " + parsed.type_name() + ", not an object";
+      ++element;
+      return false;
+    }
+    if (event == json::parse_event_t::array_end) {  // a nested-array element
+      if (element_error.empty())
+        element_error = "element " + std::to_string(element) + " is an array, not an object";
+      ++element;
+      return false;
+    }
+    return true;
+  };
+  json root;
+  try {
+    root = json::parse(text, callback);
+  } catch (const json::parse_error& e) {
+    const auto [line, column] = line_and_column(text, e.byte > 0 ? e.byte - 1 : 0);
+    throw_error(path, ":", line, ":", column, ": malformed JSON: ", e.what());
+  } catch (const json::exception& e) {
+    throw_error(path, ": malformed JSON: ", e.what());
+  }
+  SMOL_CHECK(element_error.empty(), path, ": ", element_error);
+  SMOL_CHECK(root.is_array(), path, ": the file must hold one JSON array of objects");
+  return dataset;
+}
+
+Dataset read_dataset_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  SMOL_CHECK(in, path, ": cannot open dataset file");
+  char c = 0;
+  while (in.get(c))
+    if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
+  if (in && c == '[') return read_json_array_dataset(path);
+  return read_jsonl_dataset(path);
+}
+
+void append_dataset(Dataset& base, const Dataset& more) {
+  if (base.columns.empty() && base.rows.empty()) {
+    base = more;
+    return;
+  }
+  std::vector<size_t> mapping(more.columns.size());
+  for (size_t i = 0; i < more.columns.size(); ++i) {
+    int64_t index = base.column_index(more.columns[i]);
+    if (index < 0) {
+      index = static_cast<int64_t>(base.columns.size());
+      base.columns.push_back(more.columns[i]);
+    }
+    mapping[i] = static_cast<size_t>(index);
+  }
+  const int32_t file_offset = static_cast<int32_t>(base.files.size());
+  base.files.insert(base.files.end(), more.files.begin(), more.files.end());
+  for (size_t r = 0; r < more.rows.size(); ++r) {
+    std::vector<DatasetCell> row(base.columns.size());
+    for (size_t i = 0; i < more.rows[r].size(); ++i) row[mapping[i]] = more.rows[r][i];
+    base.rows.push_back(std::move(row));
+    RowOrigin origin = more.origins[r];
+    origin.file += file_offset;
+    base.origins.push_back(origin);
+  }
+  if (base.source != more.source) base.source += "+" + more.source;
+}
+
+}  // namespace smol
