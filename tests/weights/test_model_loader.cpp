@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -388,6 +389,52 @@ TEST(HfCache, HubNameResolvesThroughRefsOrSingleSnapshot) {
   expect_error([&] { load_model("Org/Tiny"); }, "does not exist");
   EXPECT_FALSE(resolve_hf_snapshot("Org/Absent").has_value());
   expect_error([&] { load_model("Org/Absent"); }, "not in the local HF hub cache");
+}
+
+}  // namespace
+}  // namespace smol
+
+namespace smol {
+namespace {
+
+// A directory written by transformers' save_pretrained (tests/golden/weights/
+// make_tiny_hf_dir.py; with transformers 5.x its config.json has rope_parameters instead of
+// rope_theta): config and every tensor as transformers reads them back. Sums of BF16 values
+// are accumulated in float64 on both sides; only the summation order differs, so the
+// tolerance is 1e-12 of Σ|x| (float64 rounding over a few thousand terms).
+TEST(ModelLoader, DirectorySavedByTransformers) {
+  const std::string golden = std::string(SMOL_SOURCE_DIR) + "/tests/golden/weights/";
+  const LoadedModel m = load_model(golden + "tiny_hf_llama");
+  std::ifstream in(golden + "tiny_hf_llama.expected.json");
+  const nlohmann::json expected = nlohmann::json::parse(in);
+  const nlohmann::json& c = expected["config"];
+  EXPECT_EQ(m.config.hidden_size, c["hidden_size"].get<int64_t>());
+  EXPECT_EQ(m.config.intermediate_size, c["intermediate_size"].get<int64_t>());
+  EXPECT_EQ(m.config.num_hidden_layers, c["num_hidden_layers"].get<int64_t>());
+  EXPECT_EQ(m.config.num_attention_heads, c["num_attention_heads"].get<int64_t>());
+  EXPECT_EQ(m.config.num_key_value_heads, c["num_key_value_heads"].get<int64_t>());
+  EXPECT_EQ(m.config.head_dim, c["head_dim"].get<int64_t>());
+  EXPECT_EQ(m.config.vocab_size, c["vocab_size"].get<int64_t>());
+  EXPECT_EQ(m.config.max_position_embeddings, c["max_position_embeddings"].get<int64_t>());
+  EXPECT_EQ(m.config.rope_theta, c["rope_theta"].get<double>());
+  EXPECT_EQ(m.config.rms_norm_eps, c["rms_norm_eps"].get<double>());
+  EXPECT_EQ(m.config.tie_word_embeddings, c["tie_word_embeddings"].get<bool>());
+  EXPECT_EQ(m.num_parameters(), expected["num_parameters"].get<int64_t>());
+  EXPECT_EQ(m.weights.size(), expected["tensors"].size());
+  for (const auto& [name, info] : expected["tensors"].items()) {
+    ASSERT_EQ(m.weights.count(name), 1u) << name;
+    const HostTensor& t = m.weights.at(name);
+    EXPECT_EQ(t.stored_dtype, "BF16") << name;
+    EXPECT_EQ(std::vector<int64_t>(t.shape.dims.begin(), t.shape.dims.begin() + t.shape.rank),
+              info["shape"].get<std::vector<int64_t>>())
+        << name;
+    double sum = 0, abs_sum = 0;
+    for (float v : t.data) {
+      sum += v;
+      abs_sum += std::fabs(v);
+    }
+    EXPECT_NEAR(sum, info["sum"].get<double>(), 1e-12 * abs_sum) << name;
+  }
 }
 
 }  // namespace
