@@ -67,6 +67,7 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 
 void run_generate(const GenerateOptions& o) {
   SMOL_CHECK(o.max_new_tokens >= 0, "--max-new-tokens must be >= 0 (got ", o.max_new_tokens, ")");
+  SamplingParams{o.temperature, o.top_p, o.seed}.validate();  // before the slow model load
   const auto t_load = std::chrono::steady_clock::now();
   LoadedModel loaded = load_model(o.model);
   const std::unique_ptr<Tokenizer> tokenizer = tokenizer_of(loaded);

@@ -313,17 +313,8 @@ void LlamaModel::load_weights(const HostTensorMap& host) {
   for (const NamedTensor& t : impl_->weights.named()) {
     if (t.is_lora) continue;
     auto it = host.find(t.name);
-    if (it == host.end()) {
-      if (t.name == "lm_head.weight") {
-        // Untied model whose file has no lm_head: fall back to the embeddings (what HF does
-        // when tie_word_embeddings is set) only if they exist; otherwise report it.
-        auto embed = host.find("model.embed_tokens.weight");
-        SMOL_CHECK(embed != host.end(), "weights: missing tensor 'lm_head.weight'");
-        write_tensor(t.name, embed->second);
-        continue;
-      }
-      throw_error("weights: missing tensor '", t.name, "'");
-    }
+    SMOL_CHECK(it != host.end(), "weights: missing tensor '", t.name, "'",
+               t.name == "lm_head.weight" ? " (the config says tie_word_embeddings = false)" : "");
     write_tensor(t.name, it->second);
   }
 }

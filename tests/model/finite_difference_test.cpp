@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <numeric>
 
 #include "model_test_util.h"
@@ -152,6 +153,7 @@ TEST(Training, RefusesBadRows) {
   EXPECT_THROW(model.write_tensor("model.norm.weight", HostTensor{Shape{3}, "F32", {1, 2, 3}}),
                Error);
   EXPECT_THROW(model.read_tensor("model.layers.9.mlp.up_proj.weight"), Error);
+  EXPECT_THROW(model.load_weights(HostTensorMap{}), Error);  // names the missing tensor
 }
 
 }  // namespace
