@@ -163,32 +163,34 @@ Dataset read_json_array_dataset(const std::string& path) {
   // The callback turns each element object into a row as soon as it is complete and
   // discards it, so the whole array is never held as a JSON tree.
   int64_t element = 0;
+  bool top_is_array = false;
   std::string element_error;
   auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (depth == 0 && event == json::parse_event_t::value && !parsed.is_array() &&
-        element_error.empty())
-      element_error =
-          std::string("the file must hold one JSON array of objects, got ") + parsed.type_name();
-    if (depth != 1) return true;
-    if (event == json::parse_event_t::object_end) {
-      collector.add(parsed, 0);
-      ++element;
-      return false;
+    if (depth == 0) {
+      if (event == json::parse_event_t::array_start) top_is_array = true;
+      return true;
     }
-    if (event == json::parse_event_t::value) {  // a scalar element
+    if (depth != 1 || !top_is_array) return true;
+    auto refuse = [&](const std::string& what) {
       if (element_error.empty())
-        element_error =
-            "element " + std::to_string(element) + " is " + parsed.type_name() + ", not an object";
-      ++element;
-      return false;
+        element_error = "element " + std::to_string(element) + " is " + what + ", not an object";
+    };
+    switch (event) {
+      case json::parse_event_t::object_end:
+        collector.add(parsed, 0);
+        ++element;
+        return false;  // discard: the row is stored, the tree need not grow
+      case json::parse_event_t::value:
+        refuse(parsed.type_name());
+        ++element;
+        return false;
+      case json::parse_event_t::array_end:
+        refuse("array");
+        ++element;
+        return false;
+      default:
+        return true;
     }
-    if (event == json::parse_event_t::array_end) {  // a nested-array element
-      if (element_error.empty())
-        element_error = "element " + std::to_string(element) + " is an array, not an object";
-      ++element;
-      return false;
-    }
-    return true;
   };
   json root;
   try {
@@ -199,8 +201,9 @@ Dataset read_json_array_dataset(const std::string& path) {
   } catch (const json::exception& e) {
     throw_error(path, ": malformed JSON: ", e.what());
   }
+  SMOL_CHECK(top_is_array, path, ": the file must hold one JSON array of objects, got ",
+             root.type_name());
   SMOL_CHECK(element_error.empty(), path, ": ", element_error);
-  SMOL_CHECK(root.is_array(), path, ": the file must hold one JSON array of objects");
   return dataset;
 }
 

@@ -2,6 +2,11 @@
 //  [--set k=v]... [--all-params]`: one forward+backward of the model the config describes on
 // one micro-batch, no update — how an outside reference (PyTorch + PEFT) checks the engine.
 //
+// With peft.init_lora_weights lora_ga / lora_ns, the initialiser's gradient pass reads the
+// config's dataset (the first loraga.num_samples examples of dataset.train_split, batches of
+// loraga.batch_size; see engine/training_data.h) from the data root given by --data-dir (else
+// $SMOLENGINE_DATA, data/, ../shared/data).
+//
 // BATCH.jsonl holds one row per line, {"input_ids": [...], "labels": [...]} (any lengths,
 // −100 = not supervised). Rows are right-padded as in training (pad id, labels −100, to a
 // multiple of training.pad_to_multiple_of); padding never changes real-token results, since
@@ -37,12 +42,14 @@ struct DumpStepOptions {
   std::string batch_path;
   std::string out_path;
   std::string device = "cpu";
+  std::string data_dir;
   std::vector<std::string> overrides;
   bool all_params = false;
 };
 
 void run_dump_step(const DumpStepOptions& options) {
-  const RunConfig config = load_run_config(options.config_path, options.overrides);
+  RunConfig config = load_run_config(options.config_path, options.overrides);
+  config.data_dir = options.data_dir;
   std::unique_ptr<Backend> backend = make_backend(options.device);
   BuiltModel built = build_model(*backend, config);
   LlamaModel& model = *built.model;
@@ -121,6 +128,8 @@ void add_dump_step_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--set", options->overrides, "override a config key: dotted.key=value")
       ->allow_extra_args(false);
+  cmd->add_option("--data-dir", options->data_dir,
+                  "data root for the config's dataset (lora_ga / lora_ns gradient pass)");
   cmd->add_flag("--all-params", options->all_params,
                 "also write every frozen weight as used (after residualisation)");
   cmd->callback([options] { run_dump_step(*options); });

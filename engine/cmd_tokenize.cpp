@@ -5,63 +5,19 @@
 // tokenizer.json, an HF model directory (tokenizer.json [+ tokenizer_config.json for the
 // special ids], or tokenizer.model), or a sentencepiece .model. A bad line is an error naming
 // stdin:LINE.
-#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "common/error.h"
-#include "data/bpe_tokenizer.h"
-#include "data/sentencepiece_tokenizer.h"
-#include "data/tokenizer_json.h"
 #include "engine/commands.h"
-#include "model/gguf_reader.h"
-#include "model/gguf_tokenizer.h"
+#include "model/tokenizer_loader.h"
 
 namespace smol {
 namespace {
 
-namespace fs = std::filesystem;
 using nlohmann::json;
-
-bool has_extension(const fs::path& path, const char* extension) {
-  return path.extension() == extension;
-}
-
-std::unique_ptr<Tokenizer> tokenizer_from_json(const fs::path& json_path,
-                                               const fs::path& config_path) {
-  BpeSpec spec = read_tokenizer_json(json_path.string());
-  if (fs::exists(config_path)) read_hf_tokenizer_config(config_path.string(), spec);
-  return std::make_unique<BpeTokenizer>(spec, json_path.string());
-}
-
-// The tokenizer a model source carries, loading nothing else.
-std::unique_ptr<Tokenizer> load_tokenizer(const std::string& source) {
-  const fs::path path(source);
-  SMOL_CHECK(fs::exists(path), source, ": no such file or directory");
-  if (fs::is_directory(path)) {
-    if (fs::exists(path / "tokenizer.json")) {
-      return tokenizer_from_json(path / "tokenizer.json", path / "tokenizer_config.json");
-    }
-    if (fs::exists(path / "tokenizer.model")) {
-      return std::make_unique<SentencePieceTokenizer>((path / "tokenizer.model").string());
-    }
-    throw_error(source, ": directory has neither tokenizer.json nor tokenizer.model");
-  }
-  if (has_extension(path, ".gguf")) {
-    const GgufFile gguf = GgufFile::open(source);
-    SMOL_CHECK(gguf_has_tokenizer(gguf), source, ": GGUF file carries no tokenizer");
-    return std::make_unique<BpeTokenizer>(bpe_spec_from_gguf(gguf), source);
-  }
-  if (has_extension(path, ".model")) return std::make_unique<SentencePieceTokenizer>(source);
-  if (has_extension(path, ".json")) {
-    return tokenizer_from_json(path, path.parent_path() / "tokenizer_config.json");
-  }
-  throw_error(source,
-              ": not a tokenizer source (.gguf, tokenizer.json, .model or an HF model "
-              "directory)");
-}
 
 json parse_line(const std::string& line, size_t line_number) {
   try {

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "common/error.h"
+#include "engine/training_data.h"
 #include "model/model_loader.h"
 
 namespace smol {
@@ -54,9 +55,16 @@ BuiltModel build_model(Backend& backend, const RunConfig& config,
     const LoraInitSpec& spec = config.peft.init;
     std::optional<WeightGradients> gradients;
     if (lora_init_needs_gradient(spec.kind)) {
-      SMOL_CHECK(gradient_batches != nullptr && !gradient_batches->empty(), config.path,
-                 ": peft.init_lora_weights ", lora_init_name(spec),
-                 " needs training samples for its gradient pass; this command has none");
+      // Without explicit batches, the config's own train split feeds the gradient pass
+      // (seed-spec.md §4: the first loraga.num_samples examples, no shuffle).
+      std::vector<std::vector<TokenRow>> from_dataset;
+      if (gradient_batches == nullptr) {
+        from_dataset = gradient_pass_batches(config, architecture.vocab_size,
+                                             architecture.max_position_embeddings);
+        gradient_batches = &from_dataset;
+      }
+      SMOL_CHECK(!gradient_batches->empty(), config.path, ": peft.init_lora_weights ",
+                 lora_init_name(spec), " needs training samples for its gradient pass");
       gradients = estimate_weight_gradients(*built.model, *gradient_batches);
     }
     built.lora_init = initialize_lora(*built.model, spec, gradients ? &*gradients : nullptr);

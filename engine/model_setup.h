@@ -21,8 +21,9 @@ struct BuiltModel {
   std::string weights_source;
 };
 
-// gradient_batches: the training samples lora_ga / lora_ns estimate G on (required for them,
-// ignored otherwise).
+// gradient_batches: the training samples lora_ga / lora_ns estimate G on (ignored by the other
+// initialisers); when null, they come from the config's dataset (gradient_pass_batches in
+// engine/training_data.h, data root config.data_dir).
 BuiltModel build_model(Backend& backend, const RunConfig& config,
                        const std::vector<std::vector<TokenRow>>* gradient_batches = nullptr);
 

@@ -351,6 +351,115 @@ LoraGaSection parse_loraga(const YAML::Node& node, const std::string& where) {
   return g;
 }
 
+DatasetSection parse_dataset(const YAML::Node& node, const std::string& where) {
+  static const std::set<std::string> known = {"name",
+                                              "subset",
+                                              "data_files",
+                                              "data_dir",
+                                              "cache_dir",
+                                              "streaming",
+                                              "keep_in_memory",
+                                              "verification_mode",
+                                              "train_split",
+                                              "eval_split",
+                                              "test_split",
+                                              "max_length",
+                                              "preprocessing_num_workers",
+                                              "input_fields",
+                                              "target_field",
+                                              "prompt_template",
+                                              "response_template",
+                                              "strip_prompt",
+                                              "append_eos_token",
+                                              "add_bos_token",
+                                              "completion_prefix",
+                                              "completion_suffix",
+                                              "truncate_prompt_only",
+                                              "truncate_from_end",
+                                              "apply_chat_template",
+                                              "system_prompt",
+                                              "assistant_prefix",
+                                              "text_column",
+                                              "label_column",
+                                              "num_labels"};
+  SectionReader r(node, "dataset", where, known);
+  DatasetSection d;
+  d.name = r.string("name", "");
+  d.subset = r.string("subset", "");
+  if (r.has("data_files")) {
+    const YAML::Node files = r.get("data_files");
+    if (files.IsScalar()) {
+      d.data_files["train"] = files.Scalar();
+    } else {
+      SMOL_CHECK(files.IsMap(), r.at("data_files"),
+                 ": 'dataset.data_files' must be a path or a mapping split -> path");
+      for (const auto& item : files) {
+        SMOL_CHECK(item.second.IsScalar(), location(where, item.second), ": dataset.data_files.",
+                   item.first.as<std::string>(), " must be one path");
+        d.data_files[item.first.as<std::string>()] = item.second.Scalar();
+      }
+    }
+  }
+  d.train_split = r.string("train_split", "train");
+  if (r.has("eval_split")) d.eval_split = r.string("eval_split", "");
+  if (r.has("test_split")) d.test_split = r.string("test_split", "");
+  if (r.has("max_length")) {
+    d.max_length = r.integer("max_length", 0);
+    SMOL_CHECK(*d.max_length > 0, r.at("max_length"), ": dataset.max_length must be positive");
+  }
+  d.prompt.input_fields = r.string_list("input_fields");
+  d.prompt.target_field = r.string("target_field", "");
+  if (r.has("prompt_template")) d.prompt.prompt_template = r.string("prompt_template", "");
+  d.prompt.response_template = r.string("response_template", "{target}");
+  d.prompt.strip_prompt = r.boolean("strip_prompt", true);
+  d.example.append_eos = r.boolean("append_eos_token", true);
+  d.example.add_bos = r.boolean("add_bos_token", false);
+  d.example.completion_prefix = r.string("completion_prefix", "");
+  d.example.completion_suffix = r.string("completion_suffix", "");
+  d.example.assistant_prefix = r.string("assistant_prefix", "");
+  d.example.truncate_prompt_only = r.boolean("truncate_prompt_only", true);
+  d.example.truncate_from_end = r.boolean("truncate_from_end", true);
+  d.example.apply_chat_template = r.boolean("apply_chat_template", false);
+  if (r.has("system_prompt")) d.example.system_prompt = r.string("system_prompt", "");
+  // Accepted, type-checked, no effect here (see run_config.h).
+  r.string("data_dir", "");
+  r.string("cache_dir", "");
+  r.boolean("streaming", false);
+  r.boolean("keep_in_memory", false);
+  r.string("verification_mode", "");
+  r.integer("preprocessing_num_workers", 1);
+  r.string("text_column", "");
+  r.string("label_column", "");
+  r.integer("num_labels", 0);
+  return d;
+}
+
+TokenizerSection parse_tokenizer(const YAML::Node& node, const std::string& where) {
+  static const std::set<std::string> known = {
+      "use_fast",      "padding_side", "truncation_side", "model_max_length",
+      "chat_template", "name_or_path", "eos_token",       "pad_token"};
+  SectionReader r(node, "tokenizer", where, known);
+  TokenizerSection t;
+  t.name_or_path = r.string("name_or_path", "");
+  if (r.has("eos_token")) t.eos_token = r.string("eos_token", "");
+  if (r.has("pad_token")) t.pad_token = r.string("pad_token", "");
+  if (r.has("model_max_length")) {
+    t.model_max_length = r.integer("model_max_length", 0);
+    SMOL_CHECK(*t.model_max_length > 0, r.at("model_max_length"),
+               ": tokenizer.model_max_length must be positive");
+  }
+  r.boolean("use_fast", true);  // there is one tokenizer implementation
+  // The seed's collator pads right and its builder truncates itself, so these sides change
+  // nothing (seed-spec.md §2.7); only their spelling is checked.
+  for (const char* side : {"padding_side", "truncation_side"}) {
+    const std::string value = r.string(side, "right");
+    SMOL_CHECK(value == "left" || value == "right", r.at(side), ": '", r.name(side),
+               "' must be left or right, got '", value, "'");
+  }
+  r.string("chat_template", "");  // ChatML is rendered by data/chat_template (formats.md §1)
+  return t;
+}
+
 }  // namespace
 
 void apply_config_override(YAML::Node& root, const std::string& assignment,
@@ -395,6 +504,8 @@ RunConfig parse_run_config(const YAML::Node& root, const std::string& where) {
   config.model = parse_model(root["model"], where);
   config.peft = parse_peft(root["peft"], where);
   config.loraga = parse_loraga(root["loraga"], where);
+  config.dataset = parse_dataset(root["dataset"], where);
+  config.tokenizer = parse_tokenizer(root["tokenizer"], where);
   config.peft.init.direction = parse_lora_ga_direction(config.loraga.direction, where);
   config.peft.init.scale = parse_lora_ga_scale(config.loraga.scale, where);
   config.peft.init.stable_gamma = config.loraga.stable_gamma;

@@ -13,15 +13,30 @@
 //   peft.init_seed                       seed of the adapter init (default training.seed)
 //   training.no_decay: [substrings]      parameters whose name contains one get no decay
 //   loraga.scale, loraga.stable_gamma    LoRA-GA / LoRA-NS scale (default stable, γ = 16)
+//   tokenizer.name_or_path               where the tokenizer comes from (default
+//                                        model.name_or_path; needed with model.init: random)
+//   tokenizer.eos_token, .pad_token      token texts overriding the tokenizer's EOS / pad (the
+//                                        seed trained base SmolLM2, EOS <|endoftext|>; the
+//                                        Instruct GGUF says <|im_end|>)
+//
+// The `dataset` section (seed-spec.md §1, §2) is read strictly too. Its load_dataset keys
+// data_dir, cache_dir, streaming, keep_in_memory, verification_mode and
+// preprocessing_num_workers, and the SEQ_CLS keys text_column, label_column, num_labels, are
+// accepted and type-checked but change nothing here; data_files (a path, or a mapping split ->
+// path) replaces name resolution. max_length defaults to tokenizer.model_max_length, else the
+// model's max_position_embeddings.
 #pragma once
 
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "data/example_builder.h"
+#include "data/prompt_render.h"
 #include "model/llama_config.h"
 #include "model/llama_model.h"
 #include "model/lora_init.h"
@@ -72,6 +87,25 @@ struct LoraGaSection {
   double stable_gamma = 16;
 };
 
+struct DatasetSection {
+  std::string name;    // gsm8k, openai/gsm8k, meta-math/MetaMathQA, or a local path
+  std::string subset;  // HF config name ("main" for gsm8k)
+  std::map<std::string, std::string> data_files;  // split -> file; replaces name resolution
+  std::string train_split = "train";
+  std::optional<std::string> eval_split;  // absent: no evaluation (seed-spec.md §1)
+  std::optional<std::string> test_split;
+  std::optional<int64_t> max_length;
+  PromptFormat prompt;    // fields and templates (data/prompt_render.h)
+  ExampleFormat example;  // EOS/BOS, prefixes, truncation flags; max_length and eos_id are
+                          // resolved when the tokenizer and model are known
+};
+
+struct TokenizerSection {
+  std::string name_or_path;  // empty = model.name_or_path
+  std::optional<std::string> eos_token, pad_token;
+  std::optional<int64_t> model_max_length;
+};
+
 struct RunConfig {
   std::string path;  // where it came from (for messages)
   YAML::Node root;   // the whole document after --set overrides
@@ -79,6 +113,9 @@ struct RunConfig {
   PeftSection peft;
   TrainingSection training;
   LoraGaSection loraga;
+  DatasetSection dataset;
+  TokenizerSection tokenizer;
+  std::string data_dir;  // the data root from --data-dir (not a YAML key)
 };
 
 // Reads `path`, applies `overrides` ("dotted.key=yaml value", in order) and parses.

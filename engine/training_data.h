@@ -1,0 +1,60 @@
+// From a run config's `dataset` and `tokenizer` sections to token rows for the model
+// (DESIGN.md §5, seed-spec.md §2): the tokenizer (tokenizer.name_or_path, else the model's),
+// the EOS / pad ids, the split (HF slicing over the resolved files), rendering, tokenised
+// examples with truncation and masking, and collation. The gradient pass of lora_ga / lora_ns
+// (seed-spec.md §4) takes its batches from here.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/collate.h"
+#include "data/dataset.h"
+#include "data/example_builder.h"
+#include "data/prompt_render.h"
+#include "data/tokenizer.h"
+#include "engine/run_config.h"
+#include "model/llama_model.h"
+
+namespace smol {
+
+struct TextPipeline {
+  std::unique_ptr<Tokenizer> tokenizer;
+  PromptFormat prompt;
+  ExampleFormat example;  // max_length and eos_id resolved
+  int32_t pad_id = 0;     // collation pad (seed-spec.md §2.7)
+  int64_t model_vocab = 0;
+};
+
+// Loads the tokenizer and resolves EOS (tokenizer.eos_token, else the tokenizer's), pad
+// (tokenizer.pad_token, else the tokenizer's pad, else that EOS, else 0) and max_length
+// (dataset.max_length, else tokenizer.model_max_length, else model_max_positions). Throws
+// naming the config when the tokenizer's vocabulary does not fit the model's.
+TextPipeline make_text_pipeline(const RunConfig& config, int64_t model_vocab,
+                                int64_t model_max_positions);
+
+// The rows a split spec ("train", "train[:10000]", "train[10000:12000]+test") selects, in file
+// order (no shuffle), from dataset.data_files or the files dataset.name resolves to under the
+// data root (config.data_dir, $SMOLENGINE_DATA, data/, ../shared/data).
+Dataset load_dataset_split(const RunConfig& config, const std::string& split_spec);
+
+// Renders and tokenises rows [0, dataset.size()) in order until `limit` examples exist (-1 =
+// all), skipping dropped rows (null target, empty completion after truncation).
+std::vector<TokenizedExample> build_examples(const TextPipeline& pipeline, const Dataset& dataset,
+                                             int64_t limit = -1);
+
+// Collates one batch and returns it as model rows (padded ids and labels; padding sits after
+// every real token of its row, so the causal model's results on real tokens are unchanged).
+std::vector<TokenRow> collate_token_rows(const std::vector<TokenizedExample>& examples,
+                                         int64_t pad_to_multiple_of, int32_t pad_id);
+
+// seed-spec.md §4 gradient pass: the first loraga.num_samples examples of the train split
+// (no shuffle; fewer when the split has fewer), in batches of loraga.batch_size (the last one
+// may be short), each collated with training.pad_to_multiple_of.
+std::vector<std::vector<TokenRow>> gradient_pass_batches(const RunConfig& config,
+                                                         int64_t model_vocab,
+                                                         int64_t model_max_positions);
+
+}  // namespace smol
