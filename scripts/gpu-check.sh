@@ -34,8 +34,9 @@ pack() {
   mkdir -p "$dir/bin" "$dir/bench" "$dir/lib" "$dir/src/tests" "$dir/src/models" "$dir/shared/data"
   # Test executables (one per tests/<area>) and benchmark executables.
   find "$build/tests" -maxdepth 2 -type f -perm -u+x -name '*_tests' -exec cp {} "$dir/bin/" \;
-  find "$build/bench" -maxdepth 1 -type f -perm -u+x -exec cp {} "$dir/bench/" \;
-  [ -x "$build/engine/smolengine" ] && cp "$build/engine/smolengine" "$dir/bin/"
+  cp "$build/bench/cuda_kernels_bench" "$dir/bench/"
+  if [ -x "$build/engine/smolengine" ]; then cp "$build/engine/smolengine" "$dir/bin/"; fi
+  strip --strip-unneeded "$dir"/bin/* "$dir"/bench/* 2>/dev/null || true
 
   # Shared libraries the binaries need, except the GPU host's own (driver, CUDA runtime and
   # cuBLAS come with the host) and glibc itself (it must match the host's kernel interface).
@@ -46,18 +47,23 @@ pack() {
     done
   done
 
+  # OpenBLAS alone is 36 MB: ship the libraries gzip-compressed (gzip exists everywhere).
+  tar -C "$dir" -czf "$dir/lib.tar.gz" lib
+  rm -rf "$dir/lib"
+
   # Small test data at the paths the tests expect relative to SMOL_SOURCE_DIR.
   cp -r "$repo/tests/golden" "$dir/src/tests/"
   if [ -d "$repo/../shared/data/gsm8k" ]; then cp -r "$repo/../shared/data/gsm8k" "$dir/shared/data/"; fi
   echo "$repo" >"$dir/source_dir.txt"  # the SMOL_SOURCE_DIR compiled into the tests
   cp "$0" "$dir/gpu-check.sh"
   echo "gpu-check: packed $(du -sh "$dir" | cut -f1) into $dir (binaries: $(ls "$dir/bin" | wc -l)," \
-    "benchmarks: $(ls "$dir/bench" | wc -l), libraries: $(ls "$dir/lib" | wc -l))"
+    "benchmarks: $(ls "$dir/bench" | wc -l), libraries: $(tar -tzf "$dir/lib.tar.gz" | grep -c '\.so'))"
 }
 
 run() {
   local dir
   dir=$(cd "$1" && pwd)
+  if [ ! -d "$dir/lib" ]; then tar -C "$dir" -xzf "$dir/lib.tar.gz"; fi
   export LD_LIBRARY_PATH="$dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   export SMOL_TEST_DEVICE=cuda
   local timeout_s=${SMOL_GPU_CHECK_TIMEOUT:-240}
@@ -99,7 +105,7 @@ run() {
   echo
   echo "=== cuda kernels: max |error| vs cpu (cuda_ops_tests) ==="
   grep -h '^\[ max-err' "$logs/cuda_ops_tests.log" 2>/dev/null | sed 's/^\[ max-err  \] //' ||
-    echo "(no cuda_ops_tests log)"
+    echo "(none: cuda_ops_tests did not run on the GPU; see its log)"
   echo
   echo "=== cuda kernel benchmarks (T=4096, SmolLM2-135M shapes) ==="
   if [ -s "$bench_csv" ]; then
@@ -111,8 +117,11 @@ run() {
         t = $(col["real_time"]); unit = $(col["time_unit"])
         bw = $(col["bytes_per_second"]); fl = (col["\"FLOP/s\""] ? $(col["\"FLOP/s\""]) : "")
         if (fl == "" && col["FLOP/s"]) fl = $(col["FLOP/s"])
-        rate = (fl != "" && fl + 0 > 0) ? sprintf("%8.1f TFLOP/s", fl / 1e12) : sprintf("%8.1f GB/s", bw / 1e9)
-        printf "%-40s %10.1f %-2s %s\n", name, t, unit, rate
+        if ($(col["error_occurred"]) == "true") { msg = $(col["error_message"]); gsub(/"/, "", msg)
+          printf "%-40s %s\n", name, "error: " msg; next }
+        rate = (fl != "" && fl + 0 > 0) ? sprintf("%8.2f TFLOP/s", fl / 1e12) : sprintf("%8.1f GB/s", bw / 1e9)
+        scale = unit == "ns" ? 1e-3 : unit == "ms" ? 1e3 : unit == "s" ? 1e6 : 1
+        printf "%-40s %12.1f us %s\n", name, t * scale, rate
       }' "$bench_csv"
   else
     echo "(no benchmark output; see $logs/cuda_kernels_bench.err)"

@@ -62,6 +62,8 @@ template <typename Op>
 void run(benchmark::State& state, double bytes, double flops, Op&& op) {
   Backend* b = device();
   if (b == nullptr) {
+    // Every run carries the same counter set: the CSV reporter requires it.
+    state.counters["FLOP/s"] = 0;
     state.SkipWithError("device cuda unavailable (no GPU or driver)");
     for (auto _ : state) {
     }
@@ -74,9 +76,9 @@ void run(benchmark::State& state, double bytes, double flops, Op&& op) {
     b->synchronize();
   }
   state.SetBytesProcessed(static_cast<int64_t>(bytes * state.iterations()));
-  if (flops > 0)
-    state.counters["FLOP/s"] =
-        benchmark::Counter(flops * state.iterations(), benchmark::Counter::kIsRate);
+  // Always present (0 for memory-bound ops) so every CSV row has the same columns.
+  state.counters["FLOP/s"] =
+      benchmark::Counter(flops * state.iterations(), benchmark::Counter::kIsRate);
 }
 
 void BM_cuda_rmsnorm_forward(benchmark::State& state) {
