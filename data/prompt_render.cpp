@@ -97,8 +97,10 @@ std::string format_map(const std::string& format, const std::map<std::string, st
                  "}': only the !s conversion is supported");
       field.resize(bang);
     }
-    SMOL_CHECK(!field.empty() && !std::all_of(field.begin(), field.end(), ::isdigit), where,
-               ": template field '{", field, "}' is positional; name a field instead");
+    SMOL_CHECK(
+        !field.empty() && !std::all_of(field.begin(), field.end(),
+                                       [](unsigned char ch) { return ch >= '0' && ch <= '9'; }),
+        where, ": template field '{", field, "}' is positional; name a field instead");
     SMOL_CHECK(field.find_first_of(".[") == std::string::npos, where, ": template field '{", field,
                "}' uses attribute or index access, which is not supported");
     const auto found = values.find(field);
