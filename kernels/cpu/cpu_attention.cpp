@@ -11,8 +11,10 @@
 //   dq = scale Σ_j dS_j k_j,  dk_j += scale Σ dS_j q,  dv_j += Σ P_j dout
 //
 // How: work is cut into blocks of kQueryBlock queries of one (sequence, kv head); the keys
-// (and, backward, values) a block sees are transposed once to [D, keys] so that a register-
-// blocked micro-kernel (4 queries × 16 keys) forms the scores with vector FMAs, and exp uses
+// (and, backward, values) a block sees are transposed once to [D, keys], and every product —
+// S = Q·Kᵀ, O = P·V, dP = dO·Vᵀ, dQ = dS·K, dK = dSᵀ·Q, dV = Pᵀ·dO — runs through one
+// register-blocked micro-kernel (block_product: 4 rows × 16 columns of vector FMA
+// accumulators), with masked probabilities set to 0 so whole blocks go through it; exp uses
 // the vectorisable exp_approx (cpu_math.h). The forward parallelises over blocks. The
 // backward runs one task per (sequence, kv head): the query heads sharing that kv head are
 // walked in order inside the task, so dk/dv are summed in a fixed order (deterministic) and no
@@ -103,58 +105,70 @@ void transpose_keys(float* keys_t, int64_t ld, const float* k, int64_t k_stride,
   }
 }
 
-// scores[r, j] = scale · q_r · k_j for rows r < n_rows and columns j < n_cols (a multiple of
-// kKeyTile), with keys_t the transposed keys [D, ld]. Four query rows × kKeyTile keys per step
-// share every key load, accumulating with fused multiply-adds.
+// c[i, l] = alpha · Σ_k a(i, k) · b[k, l] (+ c[i, l] when accumulate) for i < m, l < n, where
+// a(i, k) = a[i·a_row + k·a_col] (so a may be read transposed) and b is row-major with stride
+// ldb. Every product of attention (S = Q·Kᵀ with Kᵀ stored, O = P·V, dQ = dS·K, dK = dSᵀ·Q,
+// dV = Pᵀ·dO) has this shape. Register blocking: 4 rows × kKeyTile columns of c live in
+// vector accumulators across the whole k loop, and every b load is shared by the 4 rows, so
+// the loop issues 8 FMAs per 2 vector loads + 4 broadcasts and c is touched once per tile.
 SMOL_CPU_MULTIVERSION
-void score_rows(float* scores, int64_t ld_scores, const float* q, int64_t q_stride, int64_t n_rows,
-                const float* keys_t, int64_t ld, int64_t n_cols, int64_t head_dim, float scale) {
-  for (int64_t r0 = 0; r0 < n_rows; r0 += 4) {
-    const int64_t nr = std::min<int64_t>(4, n_rows - r0);
-    const float* qr[4];
-    for (int64_t r = 0; r < 4; ++r) qr[r] = q + (r0 + std::min(r, nr - 1)) * q_stride;
-    for (int64_t j0 = 0; j0 < n_cols; j0 += kKeyTile) {
+void block_product(float* c, int64_t ldc, const float* a, int64_t a_row, int64_t a_col, int64_t m,
+                   const float* b, int64_t ldb, int64_t n, int64_t k, float alpha,
+                   bool accumulate) {
+  for (int64_t i0 = 0; i0 < m; i0 += 4) {
+    const int64_t nr = std::min<int64_t>(4, m - i0);
+    const float* ar[4];  // rows past m repeat the last one (computed, never stored)
+    for (int64_t r = 0; r < 4; ++r) ar[r] = a + (i0 + std::min(r, nr - 1)) * a_row;
+    for (int64_t j0 = 0; j0 < n; j0 += kKeyTile) {
+      const int64_t nl = std::min<int64_t>(kKeyTile, n - j0);
       float acc[4][kKeyTile] = {};
-      for (int64_t c = 0; c < head_dim; ++c) {
-        const float* kt = keys_t + c * ld + j0;
-        for (int64_t r = 0; r < 4; ++r) {
-          const float qv = qr[r][c];
+      if (nl == kKeyTile) {
+        for (int64_t kk = 0; kk < k; ++kk) {
+          const float* bk = b + kk * ldb + j0;
+          for (int64_t r = 0; r < 4; ++r) {
+            const float av = ar[r][kk * a_col];
 #pragma omp simd
-          for (int64_t l = 0; l < kKeyTile; ++l) acc[r][l] = std::fma(qv, kt[l], acc[r][l]);
+            for (int64_t l = 0; l < kKeyTile; ++l) acc[r][l] = std::fma(av, bk[l], acc[r][l]);
+          }
+        }
+      } else {  // ragged last tile (n not a multiple of kKeyTile): same sums, shorter rows
+        for (int64_t kk = 0; kk < k; ++kk) {
+          const float* bk = b + kk * ldb + j0;
+          for (int64_t r = 0; r < 4; ++r) {
+            const float av = ar[r][kk * a_col];
+            for (int64_t l = 0; l < nl; ++l) acc[r][l] = std::fma(av, bk[l], acc[r][l]);
+          }
         }
       }
-      for (int64_t r = 0; r < nr; ++r)
-#pragma omp simd
-        for (int64_t l = 0; l < kKeyTile; ++l)
-          scores[(r0 + r) * ld_scores + j0 + l] = scale * acc[r][l];
+      for (int64_t r = 0; r < nr; ++r) {
+        float* cr = c + (i0 + r) * ldc + j0;
+        if (accumulate) {
+          for (int64_t l = 0; l < nl; ++l) cr[l] += alpha * acc[r][l];
+        } else {
+          for (int64_t l = 0; l < nl; ++l) cr[l] = alpha * acc[r][l];
+        }
+      }
     }
   }
 }
 
-// out[D] = Σ_j softmax(scores)_j · v_j over the first n_keys scores (overwritten by the
-// probabilities); returns the log-sum-exp m + log Σ_j exp(s_j − m).
+// Row softmax in place over the first `visible` of n scores: p_j = exp(s_j − m) for j <
+// visible, 0 for the masked rest (so block products over all n columns add nothing for them).
+// Returns Σ_j p_j; *max_score receives m.
 SMOL_CPU_MULTIVERSION
-float softmax_times_values(float* out, float* scores, int64_t n_keys, const float* v,
-                           int64_t v_stride, int64_t head_dim) {
-  float max_score = -INFINITY;
-  for (int64_t j = 0; j < n_keys; ++j) max_score = std::max(max_score, scores[j]);
+float exp_shifted_row(float* scores, int64_t visible, int64_t n, float* max_score) {
+  float m = -INFINITY;
+#pragma omp simd reduction(max : m)
+  for (int64_t j = 0; j < visible; ++j) m = std::max(m, scores[j]);
   float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
-  for (int64_t j = 0; j < n_keys; ++j) {
-    scores[j] = exp_approx(scores[j] - max_score);
+  for (int64_t j = 0; j < visible; ++j) {
+    scores[j] = exp_approx(scores[j] - m);
     sum += scores[j];
   }
-  float acc[kMaxVectorDim] = {};
-  for (int64_t j = 0; j < n_keys; ++j) {
-    const float p = scores[j];
-    const float* vj = v + j * v_stride;
-#pragma omp simd
-    for (int64_t c = 0; c < head_dim; ++c) acc[c] = std::fma(p, vj[c], acc[c]);
-  }
-  const float inv_sum = 1.0f / sum;
-#pragma omp simd
-  for (int64_t c = 0; c < head_dim; ++c) out[c] = acc[c] * inv_sum;
-  return max_score + std::log(sum);
+  for (int64_t j = visible; j < n; ++j) scores[j] = 0.0f;
+  *max_score = m;
+  return sum;
 }
 
 // ---- backward ------------------------------------------------------------------------------
@@ -172,9 +186,9 @@ struct BackwardScratch {
         dscores(kQueryBlock * key_capacity) {}
 };
 
-// One block of query rows [i0, i1) of query head h: recomputes P from lse, forms dS, adds dq
-// for these rows and this block's share of dk, dv (keys in order, rows in order: a fixed
-// summation order).
+// One block of query rows [i0, i1) of query head h: recomputes P from lse, forms dS, writes dq
+// for these rows and adds this block's share of dk, dv (blocks and heads are walked in a fixed
+// order by the caller, so the sums are deterministic).
 SMOL_CPU_MULTIVERSION
 void attention_backward_block(const BackwardTensors& t, const SeqSpan& sp, int64_t kv_head,
                               int64_t h, int64_t i0, int64_t i1, const AttentionDims& d,
@@ -190,8 +204,9 @@ void attention_backward_block(const BackwardTensors& t, const SeqSpan& sp, int64
   float* dv_base = t.dv + int64_t{sp.k_begin} * kv_stride + kv_head * D;
   float* P = s.probs.data();
   float* dS = s.dscores.data();
-  score_rows(P, ld, q_block, q_stride, rows, s.keys_t.data(), ld, n_cols, D, scale);
-  score_rows(dS, ld, do_block, q_stride, rows, s.values_t.data(), ld, n_cols, D, 1.0f);
+  // S = scale·Q·Kᵀ and dP = dO·Vᵀ over the keys the block's last row sees.
+  block_product(P, ld, q_block, q_stride, 1, rows, s.keys_t.data(), ld, n_cols, D, scale, false);
+  block_product(dS, ld, do_block, q_stride, 1, rows, s.values_t.data(), ld, n_cols, D, 1.0f, false);
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t row = first_row + r, visible = offset + i0 + r + 1;
     const float* oi = t.out + row * q_stride + h * D;
@@ -209,39 +224,13 @@ void attention_backward_block(const BackwardTensors& t, const SeqSpan& sp, int64
       ds_row[j] = p * (ds_row[j] - delta);
     }
     for (int64_t j = visible; j < n_keys; ++j) p_row[j] = ds_row[j] = 0.0f;  // masked
-    float acc[kMaxVectorDim] = {};  // dq_i = scale Σ_j dS_j k_j
-    for (int64_t j = 0; j < visible; ++j) {
-      const float ds = ds_row[j];
-      const float* kj = k_base + j * kv_stride;
-#pragma omp simd
-      for (int64_t c = 0; c < D; ++c) acc[c] = std::fma(ds, kj[c], acc[c]);
-    }
-    float* dqi = t.dq + row * q_stride + h * D;
-#pragma omp simd
-    for (int64_t c = 0; c < D; ++c) dqi[c] += scale * acc[c];
   }
-  for (int64_t j = 0; j < n_keys; ++j) {
-    float acc_k[kMaxVectorDim] = {}, acc_v[kMaxVectorDim] = {};
-    // Rows before r_first cannot see key j (their position is < j).
-    const int64_t r_first = std::max<int64_t>(0, j - offset - i0);
-    for (int64_t r = r_first; r < rows; ++r) {
-      const float ds = dS[r * ld + j], p = P[r * ld + j];
-      const float* qr = q_block + r * q_stride;
-      const float* dor = do_block + r * q_stride;
-#pragma omp simd
-      for (int64_t c = 0; c < D; ++c) {
-        acc_k[c] = std::fma(ds, qr[c], acc_k[c]);
-        acc_v[c] = std::fma(p, dor[c], acc_v[c]);
-      }
-    }
-    float* dkj = dk_base + j * kv_stride;
-    float* dvj = dv_base + j * kv_stride;
-#pragma omp simd
-    for (int64_t c = 0; c < D; ++c) {
-      dkj[c] += scale * acc_k[c];
-      dvj[c] += acc_v[c];
-    }
-  }
+  // dq += scale·dS·K (+=: sequences may share query rows in the serial case); dk += scale·dSᵀ·Q; dv
+  // += Pᵀ·dO.
+  float* dq_block = t.dq + first_row * q_stride + h * D;
+  block_product(dq_block, q_stride, dS, ld, 1, rows, k_base, kv_stride, D, n_keys, scale, true);
+  block_product(dk_base, kv_stride, dS, 1, ld, n_keys, q_block, q_stride, D, rows, scale, true);
+  block_product(dv_base, kv_stride, P, 1, ld, n_keys, do_block, q_stride, D, rows, 1.0f, true);
 }
 
 // All query heads of kv head `kv_head` over sequence sp, block by block.
@@ -292,6 +281,7 @@ void attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k,
   {
     std::vector<float> keys_t(static_cast<size_t>(D * key_capacity));
     std::vector<float> scores(static_cast<size_t>(kQueryBlock * key_capacity));
+    float row_sums[kQueryBlock];
 #pragma omp for schedule(dynamic)
     for (int64_t it = 0; it < n_items; ++it) {
       const Item& item = items[it];
@@ -305,13 +295,22 @@ void attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k,
       const int64_t rows = item.i_end - item.i_begin;
       for (int64_t h = item.kv_head * d.group; h < (item.kv_head + 1) * d.group; ++h) {
         const float* q_block = pq + (int64_t{sp.q_begin} + item.i_begin) * q_stride + h * D;
-        score_rows(scores.data(), ld, q_block, q_stride, rows, keys_t.data(), ld, ld, D, scale);
+        block_product(scores.data(), ld, q_block, q_stride, 1, rows, keys_t.data(), ld, ld, D,
+                      scale, false);
         for (int64_t r = 0; r < rows; ++r) {
           const int64_t row = int64_t{sp.q_begin} + item.i_begin + r;
           const int64_t visible = offset + item.i_begin + r + 1;  // keys 0..p
-          float* oi = po + row * q_stride + h * D;
-          pl[row * d.q_heads + h] =
-              softmax_times_values(oi, scores.data() + r * ld, visible, v_base, kv_stride, D);
+          float max_score;
+          row_sums[r] = exp_shifted_row(scores.data() + r * ld, visible, block_keys, &max_score);
+          pl[row * d.q_heads + h] = max_score + std::log(row_sums[r]);
+        }
+        // O = P·V over the block's keys (masked probabilities are 0), then 1/Σ per row.
+        float* o_block = po + (int64_t{sp.q_begin} + item.i_begin) * q_stride + h * D;
+        block_product(o_block, q_stride, scores.data(), ld, 1, rows, v_base, kv_stride, D,
+                      block_keys, 1.0f, false);
+        for (int64_t r = 0; r < rows; ++r) {
+          const float inv_sum = 1.0f / row_sums[r];
+          for (int64_t c = 0; c < D; ++c) o_block[r * q_stride + c] *= inv_sum;
         }
       }
     }
