@@ -157,18 +157,32 @@ void block_product(float* c, int64_t ldc, const float* a, int64_t a_row, int64_t
 // Returns Σ_j p_j; *max_score receives m.
 SMOL_CPU_MULTIVERSION
 float exp_shifted_row(float* scores, int64_t visible, int64_t n, float* max_score) {
-  float m = -INFINITY;
-#pragma omp simd reduction(max : m)
-  for (int64_t j = 0; j < visible; ++j) m = std::max(m, scores[j]);
-  float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-  for (int64_t j = 0; j < visible; ++j) {
-    scores[j] = exp_approx(scores[j] - m);
-    sum += scores[j];
+  const int64_t whole = visible / 8 * 8, tail = visible - whole;
+  Float8 m8 = broadcast8(-INFINITY);
+  for (int64_t j = 0; j < whole; j += 8) {
+    const Float8 x = load8(scores + j);
+    m8 = x > m8 ? x : m8;
+  }
+  if (tail) {
+    const Float8 x = load_partial8(scores + whole, tail, -INFINITY);
+    m8 = x > m8 ? x : m8;
+  }
+  const float m = max_lanes(m8);
+  const Float8 shift = broadcast8(m);
+  Float8 sum8 = {};
+  for (int64_t j = 0; j < whole; j += 8) {
+    const Float8 p = exp_approx(load8(scores + j) - shift);
+    store8(scores + j, p);
+    sum8 += p;
+  }
+  if (tail) {
+    const Float8 p = exp_approx(load_partial8(scores + whole, tail, -INFINITY) - shift);  // pad → 0
+    store_partial8(scores + whole, p, tail);
+    sum8 += p;
   }
   for (int64_t j = visible; j < n; ++j) scores[j] = 0.0f;
   *max_score = m;
-  return sum;
+  return sum_lanes(sum8);
 }
 
 // ---- backward ------------------------------------------------------------------------------
@@ -217,11 +231,18 @@ void attention_backward_block(const BackwardTensors& t, const SeqSpan& sp, int64
     const float lse_i = t.lse[row * d.q_heads + h];
     float* p_row = P + r * ld;
     float* ds_row = dS + r * ld;
-#pragma omp simd
-    for (int64_t j = 0; j < visible; ++j) {
-      const float p = exp_approx(p_row[j] - lse_i);
-      p_row[j] = p;
-      ds_row[j] = p * (ds_row[j] - delta);
+    const Float8 lse8 = broadcast8(lse_i), delta8 = broadcast8(delta);
+    const int64_t whole = visible / 8 * 8, tail = visible - whole;
+    for (int64_t j = 0; j < whole; j += 8) {
+      const Float8 p = exp_approx(load8(p_row + j) - lse8);
+      store8(p_row + j, p);
+      store8(ds_row + j, p * (load8(ds_row + j) - delta8));
+    }
+    if (tail) {
+      const Float8 p = exp_approx(load_partial8(p_row + whole, tail, 0.0f) - lse8);
+      store_partial8(p_row + whole, p, tail);
+      store_partial8(ds_row + whole, p * (load_partial8(ds_row + whole, tail, 0.0f) - delta8),
+                     tail);
     }
     for (int64_t j = visible; j < n_keys; ++j) p_row[j] = ds_row[j] = 0.0f;  // masked
   }

@@ -5,6 +5,7 @@
 //   dlogits  = dloss_scale · (exp(x − lse) − onehot(target))  (0 on ignored rows)
 // One row per iteration, rows in parallel; dlogits may alias logits because a row's loss and
 // lse are formed before any of its elements is overwritten.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -16,18 +17,44 @@ namespace smol::cpu {
 namespace {
 constexpr int32_t kIgnoreIndex = -100;
 
-// Σ_c exp(x_c − shift), each term in float, the sum in double.
+// max_c x_c (n ≥ 1).
+SMOL_CPU_MULTIVERSION float row_max(const float* x, int64_t n) {
+  const int64_t whole = n / 8 * 8;
+  Float8 m8 = broadcast8(-INFINITY);
+  for (int64_t c = 0; c < whole; c += 8) {
+    const Float8 v = load8(x + c);
+    m8 = v > m8 ? v : m8;
+  }
+  if (n > whole) {
+    const Float8 v = load_partial8(x + whole, n - whole, -INFINITY);
+    m8 = v > m8 ? v : m8;
+  }
+  return max_lanes(m8);
+}
+// Σ_c exp(x_c − shift), each term in float; 8 float lanes sum 32 terms (each ≤ 1 since shift
+// is the max, so a lane's relative rounding stays below 32·2⁻²⁴) before joining the double sum.
 SMOL_CPU_MULTIVERSION double sum_exp_shifted(const float* x, int64_t n, float shift) {
+  constexpr int64_t kBlock = 256;
+  const Float8 s8 = broadcast8(shift);
   double sum = 0.0;
-#pragma omp simd reduction(+ : sum)
-  for (int64_t c = 0; c < n; ++c) sum += exp_approx(x[c] - shift);
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t end = std::min(n, b + kBlock), whole = b + (end - b) / 8 * 8;
+    Float8 acc = {};
+    for (int64_t c = b; c < whole; c += 8) acc += exp_approx(load8(x + c) - s8);
+    if (end > whole) acc += exp_approx(load_partial8(x + whole, end - whole, -INFINITY) - s8);
+    sum += static_cast<double>(sum_lanes(acc));
+  }
   return sum;
 }
 // out_c = scale · exp(x_c − lse); out may alias x.
 SMOL_CPU_MULTIVERSION void scaled_softmax(float* out, const float* x, int64_t n, float lse,
                                           float scale) {
-#pragma omp simd
-  for (int64_t c = 0; c < n; ++c) out[c] = scale * exp_approx(x[c] - lse);
+  const int64_t whole = n / 8 * 8;
+  const Float8 l8 = broadcast8(lse), k8 = broadcast8(scale);
+  for (int64_t c = 0; c < whole; c += 8) store8(out + c, k8 * exp_approx(load8(x + c) - l8));
+  if (n > whole)
+    store_partial8(out + whole, k8 * exp_approx(load_partial8(x + whole, n - whole, 0.0f) - l8),
+                   n - whole);
 }
 }  // namespace
 
@@ -61,8 +88,7 @@ void cross_entropy(Tensor losses, Tensor* dlogits, const Tensor& logits, const T
       if (drow) std::memset(drow, 0, vocab * sizeof(float));
       continue;
     }
-    float max_logit = -INFINITY;
-    for (int64_t c = 0; c < vocab; ++c) max_logit = std::max(max_logit, row[c]);
+    const float max_logit = row_max(row, vocab);
     const double sum = sum_exp_shifted(row, vocab, max_logit);
     const float lse = max_logit + static_cast<float>(std::log(sum));
     loss[t] = lse - row[target[t]];
