@@ -18,5 +18,9 @@ cmake --build "$build_dir" -j "$jobs"
 # The real SmolLM2 model is needed by a few tests; without it they report a loud skip.
 bash scripts/fetch-model.sh || echo "test.sh: WARNING: model not fetched; real-model tests will be skipped"
 
+# libgomp spin-waits by default; with ctest running tests in parallel on few cores that makes
+# the cpu backend many times slower. Passive waiting costs little when cores are free.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+
 cd "$build_dir"
 ctest --output-on-failure -j "$jobs" --timeout 1500
