@@ -27,7 +27,7 @@ template <typename... Parts>
 }  // namespace smol
 
 // SMOL_CHECK(cond, parts...): throws smol::Error built from parts when cond is false.
-#define SMOL_CHECK(cond, ...)                 \
-  do {                                        \
+#define SMOL_CHECK(cond, ...)                      \
+  do {                                             \
     if (!(cond)) ::smol::throw_error(__VA_ARGS__); \
   } while (0)

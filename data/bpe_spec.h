@@ -18,11 +18,11 @@ struct AddedToken {
 struct BpeSpec {
   std::vector<std::string> tokens;  // id -> token string in GPT-2 byte-char form
   std::vector<std::pair<std::string, std::string>> merges;  // rank order
-  std::vector<AddedToken> added_tokens;  // matched before BPE, leftmost-longest
+  std::vector<AddedToken> added_tokens;                     // matched before BPE, leftmost-longest
   // Pre-tokenizer flavour: "smollm" (Digits individual + ByteLevel, formats.md §5) or "gpt2".
   std::string pre_tokenizer = "smollm";
   int32_t bos_id = -1, eos_id = -1, unk_id = -1, pad_id = -1;  // -1 = none
-  std::string chat_template;  // Jinja text, informational
+  std::string chat_template;                                   // Jinja text, informational
 };
 
 }  // namespace smol

@@ -26,7 +26,8 @@ class Backend;
 class Buffer {
  public:
   Buffer() = default;
-  Buffer(Backend* backend, void* data, size_t bytes) : backend_(backend), data_(data), bytes_(bytes) {}
+  Buffer(Backend* backend, void* data, size_t bytes)
+      : backend_(backend), data_(data), bytes_(bytes) {}
   Buffer(Buffer&& o) noexcept { *this = std::move(o); }
   Buffer& operator=(Buffer&& o) noexcept;
   Buffer(const Buffer&) = delete;
@@ -65,8 +66,8 @@ struct AdamWTensor {
 };
 struct AdamWHyper {
   float lr = 0, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
-  int64_t step = 1;          // 1-based, for bias correction 1 - beta^step
-  float grad_scale = 1.0f;   // global-norm clip factor applied to every grad
+  int64_t step = 1;         // 1-based, for bias correction 1 - beta^step
+  float grad_scale = 1.0f;  // global-norm clip factor applied to every grad
 };
 
 enum class Transpose : uint8_t { No, Yes };
@@ -79,13 +80,13 @@ class Backend {
   virtual DType activation_dtype() const = 0;
 
   // ---- memory ----------------------------------------------------------------------------
-  virtual Buffer allocate(size_t bytes) = 0;                // zero-filled
-  virtual void release(void* data) = 0;                     // called by ~Buffer
-  virtual void upload(Tensor dst, const void* host) = 0;    // host bytes of dst.dtype
+  virtual Buffer allocate(size_t bytes) = 0;              // zero-filled
+  virtual void release(void* data) = 0;                   // called by ~Buffer
+  virtual void upload(Tensor dst, const void* host) = 0;  // host bytes of dst.dtype
   virtual void download(void* host, const Tensor& src) = 0;
   virtual void synchronize() {}
   virtual void fill_zero(Tensor t) = 0;
-  virtual void copy(Tensor dst, const Tensor& src) = 0;     // same shape; casts between dtypes
+  virtual void copy(Tensor dst, const Tensor& src) = 0;  // same shape; casts between dtypes
 
   // ---- dense linear algebra ----------------------------------------------------------------
   // c[M,N] = alpha * op(a) · op(b) + beta * c, row-major; op(x) = x or xᵀ.

@@ -15,12 +15,17 @@ namespace smol {
 
 enum class DType : uint8_t { F32, BF16, I32 };
 
-inline size_t dtype_size(DType t) { return t == DType::BF16 ? 2 : 4; }
+inline size_t dtype_size(DType t) {
+  return t == DType::BF16 ? 2 : 4;
+}
 inline const char* dtype_name(DType t) {
   switch (t) {
-    case DType::F32: return "F32";
-    case DType::BF16: return "BF16";
-    case DType::I32: return "I32";
+    case DType::F32:
+      return "F32";
+    case DType::BF16:
+      return "BF16";
+    case DType::I32:
+      return "I32";
   }
   return "?";
 }
@@ -66,7 +71,9 @@ struct Tensor {
   int64_t numel() const { return shape.numel(); }
   size_t bytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype); }
   template <typename T>
-  T* as() const { return static_cast<T*>(data); }
+  T* as() const {
+    return static_cast<T*>(data);
+  }
 
   // Rows [begin, begin+count) of the tensor viewed as [rows, cols]: still dense.
   Tensor rows(int64_t begin, int64_t count) const {

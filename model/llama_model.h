@@ -20,8 +20,8 @@ namespace smol {
 
 // The seven linear layers of a block, by their HF module names.
 enum class Projection : uint8_t { Q, K, V, O, Gate, Up, Down };
-const char* projection_name(Projection p);               // "q_proj", ..., "down_proj"
-Projection parse_projection(const std::string& name);    // accepts "q_proj" or "q"; throws
+const char* projection_name(Projection p);             // "q_proj", ..., "down_proj"
+Projection parse_projection(const std::string& name);  // accepts "q_proj" or "q"; throws
 
 struct LoraSettings {
   int64_t r = 8;
@@ -54,8 +54,8 @@ struct TokenRow {
 };
 
 struct ForwardResult {
-  double loss_sum = 0;         // Σ token cross-entropy over supervised positions
-  int64_t supervised = 0;      // number of supervised positions
+  double loss_sum = 0;     // Σ token cross-entropy over supervised positions
+  int64_t supervised = 0;  // number of supervised positions
 };
 
 class LlamaModel {
