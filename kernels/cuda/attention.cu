@@ -30,17 +30,6 @@ struct Span {
   int q_begin, q_len, k_begin, k_len;
 };
 
-__device__ __forceinline__ float block_max_of(float v, float* scratch) {
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  v = warp_max(v);
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  float m = lane < static_cast<int>(blockDim.x / 32) ? scratch[lane] : -INFINITY;
-  m = warp_max(m);
-  __syncthreads();
-  return m;
-}
-
 template <typename T>
 __device__ __forceinline__ float dot(const T* a, const T* b, int n) {
   float acc = 0.0f;
@@ -68,7 +57,7 @@ __global__ void attention_forward_kernel(
     p[j] = scale * dot(qi, kj, dim);
     m = fmaxf(m, p[j]);
   }
-  m = block_max_of(m, scratch);
+  m = block_max(m, scratch);
   float sum = 0.0f;
   for (int j = threadIdx.x; j < keys; j += blockDim.x) {
     p[j] = expf(p[j] - m);

@@ -16,17 +16,6 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kIgnoreIndex = -100;
 
-__device__ __forceinline__ float block_max(float v, float* scratch) {
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  v = warp_max(v);
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  float m = lane < static_cast<int>(blockDim.x / 32) ? scratch[lane] : -INFINITY;
-  m = warp_max(m);
-  __syncthreads();
-  return m;
-}
-
 template <typename T>
 __global__ void cross_entropy_kernel(float* losses /* [T] */, T* dlogits /* [T, V] or null */,
                                      const T* logits /* [T, V] */, const int* targets /* [T] */,
