@@ -1,0 +1,27 @@
+#!/bin/sh
+# `smolengine generate` end to end on the real GGUF: 16 greedy tokens of the chat-formatted
+# "What is 12*7?" printed with --raw equal HF transformers' greedy continuation
+# (tests/golden/model/gguf_golden.json, prompt 2, greedy_text), and bad inputs fail cleanly.
+# Exit 77 (ctest SKIP) when the model is absent: scripts/fetch-model.sh gets it.
+set -u
+BIN="$1"
+SRC="$2"
+MODEL="$SRC/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+fail() { echo "FAIL: $*"; exit 1; }
+
+err=$("$BIN" generate --model "$SRC/models/no-such-model.gguf" --prompt hi 2>&1 >/dev/null) &&
+  fail "a missing model was accepted"
+echo "$err" | grep -q "^error: .*no-such-model.gguf" || fail "missing model: unclear message: $err"
+err=$("$BIN" generate --model "$MODEL" --prompt hi --top-p 1.5 2>&1 >/dev/null) &&
+  fail "--top-p 1.5 was accepted"
+echo "$err" | grep -q "top_p 1.5" || fail "bad --top-p: unclear message: $err"
+
+if [ ! -f "$MODEL" ]; then
+  echo "SKIPPED: $MODEL is absent (run scripts/fetch-model.sh); greedy CLI check not run"
+  exit 77
+fi
+got=$("$BIN" generate --model "$MODEL" --chat --prompt "What is 12*7?" --max-new-tokens 16 \
+      --raw) || fail "generate exited $?"
+want=$(printf '12*7 = 89\n\nThis is a multi-digit')
+[ "$got" = "$want" ] || fail "greedy continuation differs from HF: got '$got'"
+echo "generate CLI OK"
