@@ -32,4 +32,22 @@ int64_t LlamaConfig::num_parameters() const {
   return embeddings + num_hidden_layers * per_layer + C;
 }
 
+LlamaConfig smollm2_135m_config() {
+  LlamaConfig c;
+  c.hidden_size = 576;
+  c.intermediate_size = 1536;
+  c.num_hidden_layers = 30;
+  c.num_attention_heads = 9;
+  c.num_key_value_heads = 3;
+  c.head_dim = 64;
+  c.vocab_size = 49152;
+  c.max_position_embeddings = 8192;
+  c.rope_theta = 100000;
+  c.rms_norm_eps = 1e-5;
+  c.tie_word_embeddings = true;
+  c.bos_token_id = 0;
+  c.eos_token_id = 0;
+  return c;
+}
+
 }  // namespace smol

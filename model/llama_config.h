@@ -29,4 +29,7 @@ struct LlamaConfig {
   int64_t num_parameters() const;
 };
 
+// SmolLM2-135M's architecture (formats.md §1), for random-weight benchmarks and tests.
+LlamaConfig smollm2_135m_config();
+
 }  // namespace smol

@@ -26,22 +26,6 @@ double since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-smol::LlamaConfig smollm2_135m() {
-  smol::LlamaConfig c;
-  c.hidden_size = 576;
-  c.intermediate_size = 1536;
-  c.num_hidden_layers = 30;
-  c.num_attention_heads = 9;
-  c.num_key_value_heads = 3;
-  c.head_dim = 64;
-  c.vocab_size = 49152;
-  c.max_position_embeddings = 8192;
-  c.rope_theta = 100000;
-  c.rms_norm_eps = 1e-5;
-  c.tie_word_embeddings = true;
-  return c;
-}
-
 std::vector<int32_t> tokens(size_t n, uint32_t salt) {
   std::vector<int32_t> ids(n);
   for (size_t i = 0; i < n; ++i)
@@ -84,7 +68,7 @@ int main(int argc, char** argv) try {
   }
   auto inner = smol::make_backend(device);
   smol::TimingBackend backend(*inner);
-  smol::LlamaConfig config = smollm2_135m();
+  smol::LlamaConfig config = smol::smollm2_135m_config();
   smol::HostTensorMap weights;
   std::string source = "random weights (init_random)";
   if (std::ifstream(model_path).good()) {

@@ -17,23 +17,8 @@
 
 namespace {
 
-smol::LlamaConfig smollm2_135m() {
-  smol::LlamaConfig c;  // formats.md §1
-  c.hidden_size = 576;
-  c.intermediate_size = 1536;
-  c.num_hidden_layers = 30;
-  c.num_attention_heads = 9;
-  c.num_key_value_heads = 3;
-  c.head_dim = 64;
-  c.vocab_size = 49152;
-  c.max_position_embeddings = 8192;
-  c.rope_theta = 100000;
-  c.rms_norm_eps = 1e-5;
-  return c;
-}
-
 void bench(smol::Backend& backend, smol::TrainMode mode, int rows, int length, int steps) {
-  const smol::LlamaConfig config = smollm2_135m();
+  const smol::LlamaConfig config = smol::smollm2_135m_config();
   std::optional<smol::LoraSettings> lora;
   if (mode == smol::TrainMode::Lora) lora = smol::LoraSettings{};  // r 8, α 16, q and v
   smol::LlamaModel model(backend, config, mode, lora);
