@@ -94,6 +94,16 @@ struct alignas(16) Packed128 {
   T e[kSize];
 };
 
+// A 16-byte access to a misaligned address faults on a GPU but works on x86, so under cuda-emu
+// every Packed128 access checks its alignment: a caller that claims `vec` wrongly fails here.
+__device__ __forceinline__ void check_aligned16(const void* p) {
+#if defined(SMOL_CUDA_EMU)
+  if (!aligned16(p)) throw_error("cuda-emu: misaligned 16-byte access at ", p);
+#else
+  (void)p;
+#endif
+}
+
 // Loads elements [i, i+8) of p (n elements in all) as fp32; missing ones read as 0.
 // vec: p is 16-byte aligned and i is a multiple of 8, so full groups use 16-byte loads.
 template <typename T>
@@ -101,6 +111,7 @@ __device__ __forceinline__ void load8(float (&out)[8], const T* p, int64_t i, in
   if (vec && i + 8 <= n) {
     constexpr int kPer = Packed128<T>::kSize;  // 8 bf16 or 4 floats
     for (int part = 0; part < 8 / kPer; ++part) {
+      check_aligned16(p + i + part * kPer);
       const Packed128<T> v = *reinterpret_cast<const Packed128<T>*>(p + i + part * kPer);
       for (int j = 0; j < kPer; ++j) out[part * kPer + j] = to_float(v.e[j]);
     }
@@ -117,6 +128,7 @@ __device__ __forceinline__ void store8(T* p, const float (&in)[8], int64_t i, in
     for (int part = 0; part < 8 / kPer; ++part) {
       Packed128<T> v;
       for (int j = 0; j < kPer; ++j) v.e[j] = from_float<T>(in[part * kPer + j]);
+      check_aligned16(p + i + part * kPer);
       *reinterpret_cast<Packed128<T>*>(p + i + part * kPer) = v;
     }
     return;
