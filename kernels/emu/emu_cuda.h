@@ -109,6 +109,9 @@ cudaError_t cudaGetDevice(int* device);
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device);
 cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device);
 cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute attr, int value);
+// The dynamic shared memory a launch of `kernel` may use: 48 KiB unless cudaFuncSetAttribute
+// raised it (as on a GPU).
+size_t max_dynamic_shared_bytes(const void* kernel);
 cudaError_t cudaGetLastError();
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes);
 const char* cudaGetErrorString(cudaError_t error);

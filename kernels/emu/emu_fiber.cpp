@@ -302,8 +302,12 @@ void run_grid(const void* kernel_address, dim3 grid, dim3 block_dim, size_t shar
                  grid.x <= 0x7fffffffu,
              "cuda-emu: invalid grid (", grid.x, ",", grid.y, ",", grid.z, ") for kernel at ",
              kernel_address);
-  SMOL_CHECK(shared_bytes <= kMaxSharedBytes, "cuda-emu: ", shared_bytes,
-             " bytes of dynamic shared memory exceed the sm_90 limit of ", kMaxSharedBytes);
+  const size_t shared_limit = max_dynamic_shared_bytes(kernel_address);
+  SMOL_CHECK(shared_bytes <= shared_limit, "cuda-emu: ", shared_bytes,
+             " bytes of dynamic shared memory exceed the limit of ", shared_limit,
+             " for kernel at ", kernel_address,
+             " (above 48 KiB needs cudaFuncSetAttribute(MaxDynamicSharedMemorySize), at most ",
+             kMaxSharedBytes, ")");
   BlockRun run;
   run.body = &body;
   run.dynamic_shared.assign(shared_bytes, 0xFF);

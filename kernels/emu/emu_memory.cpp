@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -307,8 +308,36 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
   }
   return cudaSuccess;
 }
-cudaError_t cudaFuncSetAttribute(const void*, cudaFuncAttribute, int) {
+// A GPU launches a kernel with more than 48 KiB of dynamic shared memory only after
+// cudaFuncSetAttribute(MaxDynamicSharedMemorySize) opted that kernel in; the emulator keeps the
+// same per-kernel limit so a missing opt-in fails here rather than on the first real GPU.
+namespace {
+struct KernelAttributes {
+  std::mutex mutex;
+  std::map<const void*, size_t> max_dynamic_shared;
+};
+KernelAttributes& kernel_attributes() {
+  static KernelAttributes attributes;
+  return attributes;
+}
+constexpr size_t kDefaultDynamicShared = 48 * 1024;
+constexpr size_t kOptInDynamicShared = 227 * 1024;
+}  // namespace
+
+cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute attr, int value) {
+  if (attr == cudaFuncAttributeMaxDynamicSharedMemorySize) {
+    if (value < 0 || static_cast<size_t>(value) > kOptInDynamicShared) return cudaErrorInvalidValue;
+    std::lock_guard lock(kernel_attributes().mutex);
+    kernel_attributes().max_dynamic_shared[func] = static_cast<size_t>(value);
+  }
   return cudaSuccess;
+}
+
+size_t max_dynamic_shared_bytes(const void* kernel) {
+  std::lock_guard lock(kernel_attributes().mutex);
+  const auto& limits = kernel_attributes().max_dynamic_shared;
+  const auto it = limits.find(kernel);
+  return it == limits.end() ? kDefaultDynamicShared : std::max(it->second, kDefaultDynamicShared);
 }
 // Launch errors are thrown as smol::Error on the spot, so there is never a pending error.
 cudaError_t cudaGetLastError() {

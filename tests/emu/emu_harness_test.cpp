@@ -317,6 +317,28 @@ TEST(EmuHarness, Misaligned16ByteAccessIsAnError) {
   cudaFree(buffer);
 }
 
+__global__ void touch_dynamic_shared(float* out /* [1] */) {
+  float* scratch = dynamic_shared<float>();
+  scratch[threadIdx.x] = 1.0f;
+  __syncthreads();
+  if (threadIdx.x == 0) out[0] = scratch[0];
+}
+
+TEST(EmuHarness, DynamicSharedAbove48KiBNeedsTheKernelsOptIn) {
+  float* out = device_alloc<float>(1);
+  launch(touch_dynamic_shared, dim3(1), dim3(32), 48 * 1024, nullptr, out);  // default limit
+  EXPECT_THROW(launch(touch_dynamic_shared, dim3(1), dim3(32), 64 * 1024, nullptr, out), Error);
+  ASSERT_EQ(cudaFuncSetAttribute(reinterpret_cast<const void*>(touch_dynamic_shared),
+                                 cudaFuncAttributeMaxDynamicSharedMemorySize, 64 * 1024),
+            cudaSuccess);
+  launch(touch_dynamic_shared, dim3(1), dim3(32), 64 * 1024, nullptr, out);
+  EXPECT_EQ(download(out, 1)[0], 1.0f);
+  EXPECT_NE(cudaFuncSetAttribute(reinterpret_cast<const void*>(touch_dynamic_shared),
+                                 cudaFuncAttributeMaxDynamicSharedMemorySize, 228 * 1024),
+            cudaSuccess);
+  cudaFree(out);
+}
+
 TEST(EmuHarness, DevicePropertiesAreANominalSm90) {
   cudaDeviceProp prop;
   ASSERT_EQ(cudaGetDeviceProperties(&prop, 0), cudaSuccess);
