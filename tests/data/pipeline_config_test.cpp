@@ -5,6 +5,8 @@
 // template, stripped halves, EOS supervised, prompt masked — not the seed's B16 collator).
 #include <gtest/gtest.h>
 
+#include "tests/support/run_smolengine.h"
+
 #include <array>
 #include <cstdio>
 #include <fstream>
@@ -210,25 +212,6 @@ TEST(PipelineGradientPass, BatchesFromTheConfig) {
   EXPECT_EQ(*last, 0);
 }
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;
-};
-
-CommandResult run_smolengine(const std::string& arguments) {
-  const std::string command = std::string(SMOLENGINE_BINARY) + " " + arguments + " 2>&1";
-  CommandResult result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return result;
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
-    result.output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
-
 TEST(PipelineGradientPass, DumpStepLoraGaEqualsTheInitialiserOnHandBuiltRows) {
   if (!gsm8k_present())
     GTEST_SKIP() << "\n*** SKIPPED: GSM8K not found at " << test::gsm8k_train() << " ***";
@@ -237,9 +220,9 @@ TEST(PipelineGradientPass, DumpStepLoraGaEqualsTheInitialiserOnHandBuiltRows) {
   const std::string batch = test::write_file(
       dir / "batch.jsonl", "{\"input_ids\": [5, 6, 7, 8], \"labels\": [-100, 6, 7, 8]}\n");
   const std::string out = (dir / "out.safetensors").string();
-  const CommandResult r =
-      run_smolengine("dump-step " + config_path + " --batch " + batch + " --out " + out +
-                     " --all-params --device cpu --data-dir " + test::shared_data_dir().string());
+  const test::CommandResult r = test::run_smolengine(
+      "dump-step " + config_path + " --batch " + batch + " --out " + out +
+      " --all-params --device cpu --data-dir " + test::shared_data_dir().string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const SafetensorsFile dumped = SafetensorsFile::open(out);
   EXPECT_EQ(dumped.metadata().at("smolengine.lora_init"), "lora_ga");

@@ -3,6 +3,8 @@
 // residual, --set overrides and the errors for malformed input.
 #include <gtest/gtest.h>
 
+#include "tests/support/run_smolengine.h"
+
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -15,25 +17,6 @@ namespace smol {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
-
-CommandResult run(const std::string& arguments) {
-  const std::string command = std::string(SMOLENGINE_BINARY) + " " + arguments + " 2>&1";
-  CommandResult result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return result;
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
-    result.output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
 
 fs::path temp_dir() {
   const fs::path dir = fs::temp_directory_path() / "smol_training_dump_step";
@@ -52,8 +35,9 @@ std::string write_config(const std::string& name, const std::string& peft) {
 TEST(DumpStep, FullFineTuningMatchesTransformers) {
   const std::string config = write_config("full.yaml", "  method: full\n");
   const std::string out = (temp_dir() / "full.safetensors").string();
-  const CommandResult r = run("dump-step " + config + " --batch " + test::golden("batch1.jsonl") +
-                              " --out " + out + " --device cpu");
+  const test::CommandResult r =
+      test::run_smolengine("dump-step " + config + " --batch " + test::golden("batch1.jsonl") +
+                           " --out " + out + " --device cpu");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const SafetensorsFile ours = SafetensorsFile::open(out);
   const SafetensorsFile golden = SafetensorsFile::open(test::golden("full_step.safetensors"));
@@ -82,9 +66,9 @@ TEST(DumpStep, AllParamsWritesThePissaResidualAndSetOverrides) {
       write_config("pissa.yaml",
                    "  lora_r: 8\n  lora_alpha: 8\n  lora_dropout: 0\n  init_lora_weights: pissa\n");
   const std::string out = (temp_dir() / "pissa.safetensors").string();
-  const CommandResult r =
-      run("dump-step " + config + " --batch " + test::golden("batch2.jsonl") + " --out " + out +
-          " --all-params --set peft.lora_r=4 --set " + "peft.target_modules=[q_proj,down_proj]");
+  const test::CommandResult r = test::run_smolengine(
+      "dump-step " + config + " --batch " + test::golden("batch2.jsonl") + " --out " + out +
+      " --all-params --set peft.lora_r=4 --set " + "peft.target_modules=[q_proj,down_proj]");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const SafetensorsFile ours = SafetensorsFile::open(out);
   EXPECT_EQ(ours.metadata().at("smolengine.lora_init"), "pissa");
@@ -113,19 +97,21 @@ TEST(DumpStep, MalformedInputsNameTheirPlace) {
                            << "{\"input_ids\": [1, 2], \"labels\": [-100]\n";
   const std::string out = (temp_dir() / "never.safetensors").string();
   fs::remove(out);
-  CommandResult r = run("dump-step " + config + " --batch " + bad_jsonl.string() + " --out " + out);
+  test::CommandResult r = test::run_smolengine("dump-step " + config + " --batch " +
+                                               bad_jsonl.string() + " --out " + out);
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find(bad_jsonl.string() + ":2"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(out));
 
   std::ofstream(bad_jsonl) << "{\"input_ids\": [1, 2], \"labels\": [-100, 2]}\n"
                            << "{\"input_ids\": [1, 500], \"labels\": [-100, 3]}\n";
-  r = run("dump-step " + config + " --batch " + bad_jsonl.string() + " --out " + out);
+  r = test::run_smolengine("dump-step " + config + " --batch " + bad_jsonl.string() + " --out " +
+                           out);
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find(":2: input id 500"), std::string::npos) << r.output;
 
-  r = run("dump-step " + config + " --batch " + test::golden("batch1.jsonl") + " --out " + out +
-          " --set training.learning_rat=1");
+  r = test::run_smolengine("dump-step " + config + " --batch " + test::golden("batch1.jsonl") +
+                           " --out " + out + " --set training.learning_rat=1");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("training.learning_rat"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(out));
