@@ -41,12 +41,7 @@ std::optional<fs::path> find_local(const std::string& name, const std::string& d
   std::error_code ec;
   if (fs::exists(name, ec)) return fs::path(name);
   if (fs::path(name).is_absolute()) return std::nullopt;
-  std::vector<fs::path> roots;
-  if (!data_dir.empty()) roots.emplace_back(data_dir);
-  if (const char* env = std::getenv("SMOLENGINE_DATA"); env && *env) roots.emplace_back(env);
-  roots.emplace_back("data");
-  roots.emplace_back("../shared/data");
-  for (const fs::path& root : roots)
+  for (const fs::path& root : data_roots(data_dir))
     if (fs::exists(root / name, ec)) return root / name;
   return std::nullopt;
 }

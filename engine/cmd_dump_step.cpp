@@ -31,7 +31,7 @@
 #include "engine/run_config.h"
 #include "engine/train_step.h"
 #include "kernels/backend.h"
-#include "model/safetensors_io.h"
+#include "io/safetensors_io.h"
 
 namespace smol {
 

@@ -22,7 +22,7 @@
 #include "data/tokenizer_json.h"
 #include "engine/commands.h"
 #include "model/generation.h"
-#include "model/model_loader.h"
+#include "io/model_loader.h"
 
 namespace smol {
 namespace {

@@ -1,5 +1,5 @@
 // `smolengine inspect MODEL [--json]`: what a model source holds, after loading it exactly as
-// training and generation would (model/model_loader.h): the architecture under HF config
+// training and generation would (io/model_loader.h): the architecture under HF config
 // key names, the parameter count computed from the loaded tensors, every tensor with its HF
 // name, shape and stored dtype, and a tokenizer summary. A table by default; --json prints
 // one JSON object instead.
@@ -11,7 +11,7 @@
 
 #include "common/error.h"
 #include "engine/commands.h"
-#include "model/model_loader.h"
+#include "io/model_loader.h"
 
 namespace smol {
 namespace {

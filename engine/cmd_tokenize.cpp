@@ -12,7 +12,7 @@
 
 #include "common/error.h"
 #include "engine/commands.h"
-#include "model/tokenizer_loader.h"
+#include "io/tokenizer_loader.h"
 
 namespace smol {
 namespace {

@@ -5,7 +5,7 @@
 
 #include "common/error.h"
 #include "engine/training_data.h"
-#include "model/model_loader.h"
+#include "io/model_loader.h"
 
 namespace smol {
 

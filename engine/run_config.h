@@ -37,7 +37,7 @@
 
 #include "data/example_builder.h"
 #include "data/prompt_render.h"
-#include "model/llama_config.h"
+#include "io/llama_config.h"
 #include "model/llama_model.h"
 #include "model/lora_init.h"
 

@@ -6,7 +6,7 @@
 #include "common/error.h"
 #include "data/dataset_resolve.h"
 #include "data/split_slice.h"
-#include "model/tokenizer_loader.h"
+#include "io/tokenizer_loader.h"
 
 namespace smol {
 

@@ -1,7 +1,7 @@
 // fp32 views of F32/BF16 device tensors (bf16 = the high half of an fp32, formats.md §3).
 #include "model/host_transfer.h"
 
-#include "model/dequantize.h"
+#include "io/dequantize.h"
 
 #include <cstdint>
 #include <cstring>

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "model/device_arena.h"
-#include "model/llama_config.h"
+#include "io/llama_config.h"
 
 namespace smol {
 

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "model/device_arena.h"
-#include "model/llama_config.h"
+#include "io/llama_config.h"
 #include "model/lora_linear.h"
 
 namespace smol {

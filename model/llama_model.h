@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "kernels/backend.h"
-#include "model/host_tensor.h"
-#include "model/llama_config.h"
+#include "io/host_tensor.h"
+#include "io/llama_config.h"
 
 namespace smol {
 

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "model/device_arena.h"
-#include "model/llama_config.h"
+#include "io/llama_config.h"
 #include "model/llama_model.h"
 #include "model/lora_linear.h"
 

@@ -16,7 +16,7 @@
 
 #include "common/error.h"
 #include "model/llama_model.h"
-#include "model/model_loader.h"
+#include "io/model_loader.h"
 #include "timing_backend.h"
 
 namespace {

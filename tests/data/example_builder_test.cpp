@@ -9,8 +9,8 @@
 #include "data/collate.h"
 #include "data/example_builder.h"
 #include "data_test_support.h"
-#include "model/gguf_reader.h"
-#include "model/gguf_tokenizer.h"
+#include "io/gguf_reader.h"
+#include "io/gguf_tokenizer.h"
 
 namespace smol {
 namespace {

@@ -21,7 +21,7 @@
 #include "engine/training_data.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "model/lora_init.h"
-#include "model/safetensors_io.h"
+#include "io/safetensors_io.h"
 
 namespace smol {
 namespace {

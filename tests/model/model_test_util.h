@@ -10,8 +10,8 @@
 
 #include "kernels/cpu/cpu_backend.h"
 #include "model/llama_model.h"
-#include "model/model_loader.h"
-#include "model/safetensors_io.h"
+#include "io/model_loader.h"
+#include "io/safetensors_io.h"
 
 namespace smol::test {
 

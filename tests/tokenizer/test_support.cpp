@@ -1,9 +1,9 @@
 // The SmolLM2 tokenizer, loaded once per test binary through the weights engineer's GGUF
-// reader (model/gguf_tokenizer.h) — tests never parse GGUF themselves.
+// reader (io/gguf_tokenizer.h) — tests never parse GGUF themselves.
 #include "tests/tokenizer/test_support.h"
 
-#include "model/gguf_reader.h"
-#include "model/gguf_tokenizer.h"
+#include "io/gguf_reader.h"
+#include "io/gguf_tokenizer.h"
 
 namespace smol::test {
 

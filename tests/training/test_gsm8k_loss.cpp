@@ -18,8 +18,8 @@
 #include "engine/optimizer.h"
 #include "engine/train_step.h"
 #include "kernels/cpu/cpu_backend.h"
-#include "model/gguf_reader.h"
-#include "model/gguf_tokenizer.h"
+#include "io/gguf_reader.h"
+#include "io/gguf_tokenizer.h"
 #include "training_fixtures.h"
 
 namespace smol {

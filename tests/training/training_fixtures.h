@@ -8,10 +8,10 @@
 
 #include "engine/batch_jsonl.h"
 #include "kernels/backend.h"
-#include "model/host_tensor.h"
+#include "io/host_tensor.h"
 #include "model/llama_model.h"
-#include "model/model_loader.h"
-#include "model/safetensors_io.h"
+#include "io/model_loader.h"
+#include "io/safetensors_io.h"
 
 namespace smol::test {
 

@@ -9,8 +9,8 @@
 #include <cstring>
 
 #include "common/error.h"
-#include "model/dequantize.h"
-#include "model/gguf_reader.h"
+#include "io/dequantize.h"
+#include "io/gguf_reader.h"
 #include "tests/weights/test_files.h"
 
 namespace smol {

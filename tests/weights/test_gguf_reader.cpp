@@ -5,9 +5,9 @@
 #include <random>
 
 #include "common/error.h"
-#include "model/dequantize.h"
-#include "model/gguf_reader.h"
-#include "model/gguf_tokenizer.h"
+#include "io/dequantize.h"
+#include "io/gguf_reader.h"
+#include "io/gguf_tokenizer.h"
 #include "tests/weights/test_files.h"
 #include "tests/weights/tiny_llama_gguf.h"
 

@@ -11,11 +11,11 @@
 #include <functional>
 
 #include "common/error.h"
-#include "model/dequantize.h"
-#include "model/hf_cache.h"
-#include "model/hf_config.h"
-#include "model/model_loader.h"
-#include "model/safetensors_io.h"
+#include "io/dequantize.h"
+#include "io/hf_cache.h"
+#include "io/hf_config.h"
+#include "io/model_loader.h"
+#include "io/safetensors_io.h"
 #include "tests/weights/test_files.h"
 #include "tests/weights/tiny_llama_gguf.h"
 

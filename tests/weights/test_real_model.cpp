@@ -9,8 +9,8 @@
 #include <filesystem>
 
 #include "common/error.h"
-#include "model/model_loader.h"
-#include "model/safetensors_io.h"
+#include "io/model_loader.h"
+#include "io/safetensors_io.h"
 
 namespace smol {
 namespace {

@@ -7,8 +7,8 @@
 #include <random>
 
 #include "common/error.h"
-#include "model/dequantize.h"
-#include "model/safetensors_io.h"
+#include "io/dequantize.h"
+#include "io/safetensors_io.h"
 #include "tests/weights/test_files.h"
 
 namespace smol {

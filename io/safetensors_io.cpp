@@ -1,6 +1,6 @@
 // safetensors reader/writer (formats.md §4; huggingface/safetensors safetensors/src/tensor.rs
 // validate()). Layout: u64 LE header length N, N bytes of JSON, then the data buffer.
-#include "model/safetensors_io.h"
+#include "io/safetensors_io.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
-#include "model/dequantize.h"
+#include "io/dequantize.h"
 
 namespace smol {
 namespace {

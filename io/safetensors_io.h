@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "model/host_tensor.h"
-#include "model/mapped_file.h"
+#include "io/host_tensor.h"
+#include "io/mapped_file.h"
 
 namespace smol {
 

@@ -1,5 +1,5 @@
 // MappedFile: open + fstat + mmap(PROT_READ, MAP_PRIVATE); see mapped_file.h.
-#include "model/mapped_file.h"
+#include "io/mapped_file.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>

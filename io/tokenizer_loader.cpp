@@ -1,6 +1,6 @@
 // load_tokenizer (see tokenizer_loader.h); moved here from cmd_tokenize so that every command
 // that reads text (tokenize, dump-step, train) finds the tokenizer the same way.
-#include "model/tokenizer_loader.h"
+#include "io/tokenizer_loader.h"
 
 #include <filesystem>
 
@@ -8,9 +8,9 @@
 #include "data/bpe_tokenizer.h"
 #include "data/sentencepiece_tokenizer.h"
 #include "data/tokenizer_json.h"
-#include "model/gguf_reader.h"
-#include "model/gguf_tokenizer.h"
-#include "model/hf_cache.h"
+#include "io/gguf_reader.h"
+#include "io/gguf_tokenizer.h"
+#include "io/hf_cache.h"
 
 namespace smol {
 

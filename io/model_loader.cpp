@@ -1,6 +1,6 @@
 // Weight loading from GGUF (formats.md §3), safetensors directories (§4) and the hub cache
 // (§7) into HF-named, HF-layout fp32 tensors.
-#include "model/model_loader.h"
+#include "io/model_loader.h"
 
 #include <charconv>
 #include <cstdlib>
@@ -13,12 +13,12 @@
 #include <set>
 
 #include "common/error.h"
-#include "model/dequantize.h"
-#include "model/gguf_reader.h"
-#include "model/gguf_tokenizer.h"
-#include "model/hf_cache.h"
-#include "model/hf_config.h"
-#include "model/safetensors_io.h"
+#include "io/dequantize.h"
+#include "io/gguf_reader.h"
+#include "io/gguf_tokenizer.h"
+#include "io/hf_cache.h"
+#include "io/hf_config.h"
+#include "io/safetensors_io.h"
 
 namespace smol {
 namespace fs = std::filesystem;

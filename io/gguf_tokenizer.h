@@ -3,7 +3,7 @@
 #pragma once
 
 #include "data/bpe_spec.h"
-#include "model/gguf_reader.h"
+#include "io/gguf_reader.h"
 
 namespace smol {
 

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "model/gguf_reader.h"
+#include "io/gguf_reader.h"
 
 namespace smol {
 

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "model/llama_config.h"
+#include "io/llama_config.h"
 
 namespace smol {
 

@@ -1,4 +1,4 @@
-#include "model/llama_config.h"
+#include "io/llama_config.h"
 
 #include "common/error.h"
 

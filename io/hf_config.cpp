@@ -1,7 +1,7 @@
 // config.json parsing with transformers' LlamaConfig defaults (transformers
 // models/llama/configuration_llama.py): max_position_embeddings 2048, rms_norm_eps 1e-6,
 // rope_theta 10000, tie_word_embeddings false, bos 1, eos 2, pad none, head_dim hidden/heads.
-#include "model/hf_config.h"
+#include "io/hf_config.h"
 
 #include <fstream>
 

@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "data/bpe_spec.h"
-#include "model/host_tensor.h"
-#include "model/llama_config.h"
+#include "io/host_tensor.h"
+#include "io/llama_config.h"
 
 namespace smol {
 

@@ -14,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include "model/mapped_file.h"
+#include "io/mapped_file.h"
 
 namespace smol {
 

@@ -1,6 +1,6 @@
 // GGUF tokenizer metadata → BpeSpec (formats.md §3 "Metadata for SmolLM2"). Token types:
 // 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte.
-#include "model/gguf_tokenizer.h"
+#include "io/gguf_tokenizer.h"
 
 #include "common/error.h"
 

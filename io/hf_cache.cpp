@@ -1,5 +1,5 @@
 // HF hub cache layout (formats.md §7; huggingface_hub constants.py and manage-cache.md).
-#include "model/hf_cache.h"
+#include "io/hf_cache.h"
 
 #include <cctype>
 #include <cstdlib>
