@@ -40,6 +40,21 @@ PromptAndCompletion encode_halves(const Tokenizer& tokenizer, const std::string&
 
 }  // namespace
 
+std::vector<int32_t> encode_prompt(const Tokenizer& tokenizer, const RenderedExample& rendered,
+                                   const ExampleFormat& format) {
+  std::string prompt = rendered.prompt;
+  if (format.add_bos) {
+    SMOL_CHECK(tokenizer.bos_id() >= 0,
+               "dataset.add_bos_token is set but the tokenizer has no BOS token");
+    prompt = tokenizer.id_to_token(tokenizer.bos_id()) + prompt;
+  }
+  if (!format.apply_chat_template) return tokenizer.encode(prompt, /*parse_special=*/true);
+  std::vector<ChatMessage> messages;
+  if (format.system_prompt) messages.push_back({"system", *format.system_prompt});
+  messages.push_back({"user", prompt});
+  return tokenizer.encode(render_chatml(messages, /*add_generation_prompt=*/true), true);
+}
+
 std::optional<TokenizedExample> build_example(const Tokenizer& tokenizer,
                                               const RenderedExample& rendered,
                                               const ExampleFormat& format) {

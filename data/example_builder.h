@@ -55,4 +55,10 @@ std::optional<TokenizedExample> build_example(const Tokenizer& tokenizer,
                                               const RenderedExample& rendered,
                                               const ExampleFormat& format);
 
+// The prompt half alone, encoded exactly as build_example encodes it (BOS text when add_bos;
+// the ChatML rendering with the generation prompt when apply_chat_template) and never
+// truncated: what generation starts from (docs/design.md §6, generative evaluation).
+std::vector<int32_t> encode_prompt(const Tokenizer& tokenizer, const RenderedExample& rendered,
+                                   const ExampleFormat& format);
+
 }  // namespace smol

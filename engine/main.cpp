@@ -9,6 +9,8 @@ int main(int argc, char** argv) {
   CLI::App app{"smolengine: train and run small Llama-family models (C++/CUDA, no framework)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "smolengine 0.1.0");
+  smol::add_train_command(app);
+  smol::add_eval_command(app);
   smol::add_inspect_command(app);
   smol::add_tokenize_command(app);
   smol::add_generate_command(app);

@@ -16,19 +16,28 @@ AdamW::AdamW(Backend& backend, std::vector<TrainableParam> params, AdamWSettings
   SMOL_CHECK(settings_.eps > 0, "AdamW: eps = ", settings_.eps, " must be positive");
   SMOL_CHECK(settings_.weight_decay >= 0, "AdamW: weight_decay = ", settings_.weight_decay,
              " must be >= 0");
+  std::vector<std::string> names;
+  std::vector<Shape> shapes;
   for (const TrainableParam& p : params_) {
     SMOL_CHECK(
         p.value.dtype == DType::F32 && p.grad.dtype == DType::F32 && p.value.shape == p.grad.shape,
         "AdamW: parameter ", p.name, " must be F32 with an F32 gradient of its shape");
-    // One allocation per tensor holds m then v, both zero (Backend::allocate zero-fills).
-    Buffer buffer = backend_.allocate(2 * p.value.bytes());
-    m_.push_back(buffer.view(DType::F32, p.value.shape, 0));
-    v_.push_back(buffer.view(DType::F32, p.value.shape, p.value.bytes()));
-    state_buffers_.push_back(std::move(buffer));
+    names.push_back(p.name);
+    shapes.push_back(p.value.shape);
     double decay = settings_.weight_decay;
     for (const std::string& pattern : settings_.no_decay_substrings)
       if (p.name.find(pattern) != std::string::npos) decay = 0.0;
     decay_.push_back(decay);
+  }
+  index_ = FlatIndex(names, shapes);
+  // One zero-filled allocation (Backend::allocate zero-fills) holds the m arena, then v.
+  const size_t arena_bytes = static_cast<size_t>(index_.size()) * sizeof(float);
+  state_ = backend_.allocate(2 * arena_bytes);
+  m_flat_ = state_.view(DType::F32, Shape{index_.size()}, 0);
+  v_flat_ = state_.view(DType::F32, Shape{index_.size()}, arena_bytes);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    m_.push_back(index_.view(m_flat_, i));
+    v_.push_back(index_.view(v_flat_, i));
   }
 }
 

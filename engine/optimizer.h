@@ -6,7 +6,9 @@
 //   clip  = min(1, max_grad_norm / (norm + 1e-6))       (torch.nn.utils.clip_grad_norm_)
 //   AdamW on every tensor with grads scaled by clip     (Backend::adamw_step, bias-corrected,
 //                                                        decoupled decay p ← p(1 − lr·wd))
-// State m, v is fp32, allocated once per trainable tensor, zero at the start. The decay set is
+// State m, v is fp32, zero at the start, held in two flat arenas laid out by a FlatIndex over
+// the trainable tensors (engine/train/flat_index.h): one buffer each, so a checkpoint, an
+// all-reduce or a ZeRO-1 shard addresses them as one range. The decay set is
 // configurable: by default every trainable tensor decays (the seed's LoRA A/B); tensors whose
 // name contains one of `no_decay_substrings` get weight decay 0.
 #pragma once
@@ -15,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/train/flat_index.h"
 #include "kernels/backend.h"
 #include "model/llama_model.h"
 
@@ -51,12 +54,20 @@ class AdamW {
   Tensor first_moment(size_t i) const { return m_[i]; }
   Tensor second_moment(size_t i) const { return v_[i]; }
   double weight_decay_of(size_t i) const { return decay_[i]; }
+  // The whole m and v arenas, [index().size()] F32, laid out by index().
+  const FlatIndex& index() const { return index_; }
+  Tensor first_moments() const { return m_flat_; }
+  Tensor second_moments() const { return v_flat_; }
+  // Resuming from a checkpoint: the number of updates already done (bias correction uses it).
+  void restore_steps_done(int64_t steps) { steps_done_ = steps; }
 
  private:
   Backend& backend_;
   std::vector<TrainableParam> params_;
   AdamWSettings settings_;
-  std::vector<Buffer> state_buffers_;
+  FlatIndex index_;
+  Buffer state_;             // m arena then v arena
+  Tensor m_flat_, v_flat_;   // [index_.size()] each
   std::vector<Tensor> m_, v_;
   std::vector<double> decay_;
   int64_t steps_done_ = 0;

@@ -4,22 +4,18 @@
 #include <cmath>
 #include <numbers>
 
+#include "common/splitmix64.h"
+
 namespace smol {
 
 namespace {
-uint64_t splitmix64(uint64_t& x) {
-  uint64_t z = (x += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 uint64_t rotl(uint64_t x, int k) {
   return (x << k) | (x >> (64 - k));
 }
 }  // namespace
 
 SeededRng::SeededRng(uint64_t seed) {
-  for (uint64_t& s : state_) s = splitmix64(seed);
+  for (uint64_t& s : state_) s = splitmix64_next(seed);
 }
 
 uint64_t SeededRng::next_u64() {
@@ -59,7 +55,7 @@ uint64_t SeededRng::seed_for(uint64_t seed, const std::string& name) {
   uint64_t hash = 0xCBF29CE484222325ull;
   for (unsigned char c : name) hash = (hash ^ c) * 0x100000001B3ull;
   uint64_t mixed = seed ^ hash;
-  return splitmix64(mixed);
+  return splitmix64_next(mixed);
 }
 
 }  // namespace smol

@@ -1,0 +1,167 @@
+// Teacher-forced and generative evaluation (see evaluator.h).
+#include "engine/eval/evaluator.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "common/error.h"
+#include "data/prompt_render.h"
+#include "engine/eval/answer_metrics.h"
+#include "engine/eval/gsm8k_answer.h"
+#include "model/generation.h"
+
+namespace smol {
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+double EvalResult::value(const std::string& name) const {
+  for (const auto& [key, v] : metrics)
+    if (key == name) return v;
+  throw_error("evaluation has no metric '", name, "'");
+}
+
+EvalSet prepare_eval_set(const TextPipeline& pipeline, const Dataset& dataset,
+                         const std::string& split) {
+  EvalSet set;
+  set.split = split;
+  if (dataset.size() == 0) return set;
+  const ResolvedFields fields = resolve_fields(dataset, pipeline.prompt);
+  for (int64_t row = 0; row < dataset.size(); ++row) {
+    const std::optional<RenderedExample> rendered =
+        render_example(dataset, row, fields, pipeline.prompt);
+    if (!rendered) continue;
+    std::optional<TokenizedExample> tokens;
+    std::vector<int32_t> prompt_ids;
+    try {
+      tokens = build_example(*pipeline.tokenizer, *rendered, pipeline.example);
+      prompt_ids = encode_prompt(*pipeline.tokenizer, *rendered, pipeline.example);
+    } catch (const Error& e) {
+      throw_error(dataset.where(row), ": ", e.what());
+    }
+    if (!tokens) continue;
+    for (int32_t id : tokens->input_ids)
+      SMOL_CHECK(id >= 0 && id < pipeline.model_vocab, dataset.where(row), ": token id ", id,
+                 " is outside the model's vocabulary (", pipeline.model_vocab, ")");
+    EvalExample example;
+    example.tokens = std::move(*tokens);
+    example.prompt_ids = std::move(prompt_ids);
+    example.prompt = rendered->prompt;
+    example.reference = rendered->response;
+    example.reference_answer = gsm8k_reference_answer(rendered->response);
+    if (!example.reference_answer) example.reference_answer = extract_generated_answer(rendered->response);
+    set.examples.push_back(std::move(example));
+  }
+  return set;
+}
+
+EvalResult evaluate(LlamaModel& model, const Tokenizer& tokenizer, const EvalSet& set,
+                    const EvalOptions& options) {
+  SMOL_CHECK(options.batch_size > 0, "evaluation batch size must be positive");
+  SMOL_CHECK(!set.examples.empty(), "the eval split '", set.split, "' gives no example");
+  const auto start = std::chrono::steady_clock::now();
+  EvalResult result;
+
+  // ---- teacher-forced ----------------------------------------------------------------------
+  double weighted_loss = 0;
+  int64_t loss_rows = 0;
+  int64_t tokens_seen = 0;
+  std::vector<std::vector<int32_t>> all_labels, all_predictions;
+  const size_t n = set.examples.size();
+  for (size_t begin = 0; begin < n; begin += static_cast<size_t>(options.batch_size)) {
+    const size_t end = std::min(n, begin + static_cast<size_t>(options.batch_size));
+    std::vector<TokenRow> rows;
+    for (size_t i = begin; i < end; ++i)
+      rows.push_back(TokenRow{set.examples[i].tokens.input_ids, set.examples[i].tokens.labels});
+    const EvalForward forward = model.forward_eval(rows);
+    size_t offset = 0;
+    for (const TokenRow& row : rows) {
+      const size_t len = row.input_ids.size();
+      all_labels.push_back(row.labels);
+      all_predictions.emplace_back(forward.argmax.begin() + static_cast<std::ptrdiff_t>(offset),
+                                   forward.argmax.begin() + static_cast<std::ptrdiff_t>(offset + len));
+      offset += len;
+      tokens_seen += static_cast<int64_t>(len);
+    }
+    SMOL_CHECK(offset == forward.argmax.size(), "evaluation: the model returned ",
+               forward.argmax.size(), " predictions for ", offset, " tokens");
+    // HF: each batch's loss is its token mean; eval_loss averages them weighted by batch size.
+    if (forward.supervised > 0) {
+      const double batch_loss = forward.loss_sum / static_cast<double>(forward.supervised);
+      weighted_loss += batch_loss * static_cast<double>(rows.size());
+      loss_rows += static_cast<int64_t>(rows.size());
+    }
+  }
+  const TokenAccuracyCounts shifted = token_accuracy(all_labels, all_predictions);
+  const TokenAccuracyCounts legacy = token_accuracy_legacy(all_labels, all_predictions);
+  const std::vector<AnswerRowResult> answers = answer_accuracy(
+      all_labels, all_predictions,
+      [&](const std::vector<int32_t>& ids) { return tokenizer.decode(ids, /*skip_special=*/true); });
+  int64_t answers_correct = 0;
+  for (const AnswerRowResult& a : answers) answers_correct += a.correct;
+
+  result.metrics.emplace_back("eval_loss", loss_rows > 0 ? weighted_loss / static_cast<double>(loss_rows)
+                                                         : 0.0);
+  result.metrics.emplace_back("eval_token_accuracy", shifted.accuracy());
+  result.metrics.emplace_back("eval_token_accuracy_legacy", legacy.accuracy());
+  result.metrics.emplace_back("eval_answer_accuracy",
+                              static_cast<double>(answers_correct) / static_cast<double>(n));
+
+  // ---- generative --------------------------------------------------------------------------
+  int64_t generated_tokens = 0;
+  if (options.generative) {
+    const size_t k = options.generative_samples < 0
+                         ? n
+                         : std::min(n, static_cast<size_t>(options.generative_samples));
+    std::vector<std::vector<int32_t>> prompts;
+    for (size_t i = 0; i < k; ++i) prompts.push_back(set.examples[i].prompt_ids);
+    GenerationOptions gen;
+    gen.max_new_tokens = options.max_new_tokens;
+    gen.stop_tokens = options.stop_tokens;
+    gen.stop_strings = options.stop_strings;
+    gen.max_batch = static_cast<int32_t>(options.batch_size);
+    const std::vector<GenerationResult> outputs = generate(model, prompts, gen, &tokenizer);
+    int64_t correct = 0;
+    for (size_t i = 0; i < k; ++i) {
+      const EvalExample& example = set.examples[i];
+      const std::string& text = outputs[i].text;
+      generated_tokens += static_cast<int64_t>(outputs[i].tokens.size());
+      Gsm8kScore score;
+      if (example.reference_answer) score = score_gsm8k(text, *example.reference_answer);
+      else score.extracted = extract_generated_answer(text);
+      correct += score.correct;
+      if (options.predictions_kept < 0 ||
+          static_cast<int64_t>(result.predictions.size()) < options.predictions_kept) {
+        nlohmann::json p;
+        p["index"] = i;
+        p["question"] = example.prompt;
+        p["reference"] = example.reference;
+        p["reference_answer"] = example.reference_answer ? nlohmann::json(*example.reference_answer)
+                                                         : nlohmann::json(nullptr);
+        p["generated"] = text;
+        p["extracted"] = score.extracted ? nlohmann::json(*score.extracted) : nlohmann::json(nullptr);
+        p["correct"] = score.correct;
+        p["stop"] = stop_reason_name(outputs[i].reason);
+        result.predictions.push_back(std::move(p));
+      }
+    }
+    result.metrics.emplace_back("eval_gsm8k_accuracy",
+                                k > 0 ? static_cast<double>(correct) / static_cast<double>(k) : 0.0);
+    result.metrics.emplace_back("eval_generated_samples", static_cast<double>(k));
+    result.metrics.emplace_back("eval_generated_tokens", static_cast<double>(generated_tokens));
+  }
+  const double runtime = seconds_since(start);
+  result.metrics.emplace_back("eval_samples", static_cast<double>(n));
+  result.metrics.emplace_back("eval_runtime", runtime);
+  result.metrics.emplace_back(
+      "eval_tokens_per_second",
+      runtime > 0 ? static_cast<double>(tokens_seen + generated_tokens) / runtime : 0.0);
+  return result;
+}
+
+}  // namespace smol

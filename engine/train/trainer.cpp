@@ -1,0 +1,534 @@
+// The training loop and the eval command (see trainer.h).
+#include "engine/train/trainer.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "common/splitmix64.h"
+#include "engine/config/run_config.h"
+#include "engine/eval/evaluator.h"
+#include "engine/lr_schedule.h"
+#include "engine/model_setup.h"
+#include "engine/optimizer.h"
+#include "engine/outputs/metrics_log.h"
+#include "engine/outputs/progress.h"
+#include "engine/outputs/report_html.h"
+#include "engine/outputs/tensorboard_writer.h"
+#include "engine/train/checkpoint.h"
+#include "engine/train/run_plan.h"
+#include "engine/train/train_batches.h"
+#include "engine/train_step.h"
+#include "engine/training_data.h"
+#include "io/hf_export.h"
+#include "io/peft_adapter.h"
+#include "kernels/backend.h"
+#include "model/lora_names.h"
+
+namespace smol {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+void say(const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); }
+
+// "answer_accuracy" → "eval_answer_accuracy" (HF prefixes metric_for_best_model the same way).
+std::string eval_metric_name(const std::string& metric) {
+  return metric.rfind("eval_", 0) == 0 ? metric : "eval_" + metric;
+}
+
+bool greater_is_better(const TrainingSection& t) {
+  if (t.greater_is_better) return *t.greater_is_better;
+  const std::string m = t.metric_for_best_model;
+  return !(m.size() >= 4 && m.compare(m.size() - 4, 4, "loss") == 0);
+}
+
+// Everything train and eval build from a config: backend, model (with its LoRA initialiser),
+// the text pipeline and, for initialisers that moved the base weight, the initial A0 / B0.
+struct Session {
+  RunConfig config;
+  std::unique_ptr<Backend> backend;
+  BuiltModel built;
+  TextPipeline pipeline;
+  std::optional<HostTensorMap> initial;
+};
+
+Session open_session(const std::string& config_path, const std::vector<std::string>& overrides,
+                     const std::string& device, const std::string& data_dir) {
+  Session s;
+  s.config = load_run_config(config_path, overrides);
+  s.config.data_dir = data_dir;
+  for (const std::string& warning : s.config.warnings) say("warning: " + warning);
+  SMOL_CHECK(s.config.trainer.name == "Trainer", config_path, ": trainer.name '",
+             s.config.trainer.name,
+             "': only Trainer is implemented; SpectralRefactorTrainer is not yet (its keys are "
+             "validated)");
+  s.backend = make_backend(device);
+  const auto start = Clock::now();
+  s.built = build_model(*s.backend, s.config);
+  LlamaModel& model = *s.built.model;
+  say("model: " + s.built.weights_source + " on " + s.backend->name() + " (" +
+      (model.mode() == TrainMode::Full ? std::string("full fine-tuning")
+                                       : "LoRA " + (s.built.lora_init ? s.built.lora_init->method
+                                                                      : std::string())) +
+      "), ready in " + std::to_string(static_cast<int>(seconds_between(start, Clock::now()))) +
+      " s");
+  if (s.built.lora_init && s.built.lora_init->residualised) {
+    HostTensorMap initial;
+    for (const TrainableParam& p : model.trainable_params())
+      initial[p.name] = model.read_tensor(p.name);
+    s.initial = std::move(initial);
+  }
+  s.pipeline = make_text_pipeline(s.config, model.config().vocab_size,
+                                  model.config().max_position_embeddings);
+  return s;
+}
+
+PeftAdapterConfig adapter_config_of(const RunConfig& config) {
+  PeftAdapterConfig c;
+  c.base_model_name_or_path = config.model.name_or_path;
+  const LoraSettings& lora = config.peft.lora;
+  c.r = lora.r;
+  c.lora_alpha = lora.alpha;
+  c.lora_dropout = lora.dropout;
+  c.use_rslora = lora.use_rslora;
+  for (Projection p : lora.targets) c.target_modules.push_back(projection_name(p));
+  return c;
+}
+
+EvalOptions eval_options_of(const RunConfig& config, const TextPipeline& pipeline) {
+  const EvaluationSection& e = config.evaluation;
+  EvalOptions o;
+  o.batch_size = e.batch_size > 0 ? e.batch_size : config.training.per_device_eval_batch_size;
+  o.generative = e.generative;
+  o.generative_samples = e.generative_samples;
+  o.max_new_tokens = static_cast<int32_t>(e.max_new_tokens);
+  o.stop_strings = e.stop_strings;
+  // Generation stops at the EOS the examples end with and at the tokenizer's own EOS (the
+  // Instruct GGUF's <|im_end|> differs from the seed's <|endoftext|>).
+  for (int32_t id : {pipeline.example.eos_id, pipeline.tokenizer->eos_id()})
+    if (id >= 0 && std::find(o.stop_tokens.begin(), o.stop_tokens.end(), id) == o.stop_tokens.end())
+      o.stop_tokens.push_back(id);
+  return o;
+}
+
+EvalSet load_eval_set(const Session& s, const std::string& split) {
+  const auto start = Clock::now();
+  EvalSet set = prepare_eval_set(s.pipeline, load_dataset_split(s.config, split), split);
+  SMOL_CHECK(!set.examples.empty(), s.config.path, ": the eval split '", split,
+             "' gives no example");
+  say("eval split " + split + ": " + std::to_string(set.examples.size()) + " examples (" +
+      std::to_string(seconds_between(start, Clock::now())).substr(0, 4) + " s)");
+  return set;
+}
+
+void write_jsonl(const std::string& path, const std::vector<nlohmann::json>& rows) {
+  std::string text;
+  for (const nlohmann::json& row : rows) text += row.dump() + "\n";
+  write_file_atomically(path, text);
+}
+
+nlohmann::json metrics_json(const EvalResult& r, double epoch, int64_t step) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [k, v] : r.metrics) j[k] = v;
+  j["epoch"] = epoch;
+  j["step"] = step;
+  return j;
+}
+
+// The run's outputs besides checkpoints: metrics.jsonl, TensorBoard, report.html.
+class RunOutputs {
+ public:
+  RunOutputs(const std::string& dir, bool resumed, int64_t resumed_step, std::string title,
+             std::string config_yaml)
+      : dir_(dir), title_(std::move(title)), config_yaml_(std::move(config_yaml)) {
+    const std::string metrics = (fs::path(dir) / "metrics.jsonl").string();
+    if (resumed) MetricsLog::truncate_after_step(metrics, resumed_step);
+    log_ = std::make_unique<MetricsLog>(metrics, resumed);
+    tensorboard_ = std::make_unique<TensorBoardWriter>(dir);
+  }
+
+  void event(const std::string& kind, int64_t step, double epoch, double elapsed,
+             const std::vector<std::pair<std::string, double>>& scalars,
+             const nlohmann::json& extra = nullptr) {
+    LogEvent e;
+    e.kind = kind;
+    e.step = step;
+    e.epoch = epoch;
+    e.elapsed_seconds = elapsed;
+    e.scalars = scalars;
+    e.extra = extra;
+    log_->write(e);
+    for (const auto& [name, value] : scalars) {
+      // TensorBoard tags as HF's TensorBoardCallback writes them: train/loss, eval/loss.
+      const bool is_eval = name.rfind("eval_", 0) == 0;
+      const std::string tag = is_eval ? "eval/" + name.substr(5) : "train/" + name;
+      if (std::isfinite(value)) tensorboard_->add_scalar(tag, value, step);
+    }
+    tensorboard_->flush();
+  }
+
+  void report(const std::string& subtitle, const std::vector<nlohmann::json>& predictions) {
+    ReportInput input;
+    input.title = title_;
+    input.subtitle = subtitle;
+    input.config_yaml = config_yaml_;
+    input.events = MetricsLog::read((fs::path(dir_) / "metrics.jsonl").string());
+    input.predictions = predictions;
+    write_report_html((fs::path(dir_) / "report.html").string(), input);
+  }
+
+ private:
+  std::string dir_, title_, config_yaml_;
+  std::unique_ptr<MetricsLog> log_;
+  std::unique_ptr<TensorBoardWriter> tensorboard_;
+};
+
+std::string format_metric(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.4g", v);
+  return buf;
+}
+
+std::string metrics_line(const EvalResult& r) {
+  std::string line;
+  for (const auto& [k, v] : r.metrics) {
+    if (k == "eval_runtime" || k == "eval_samples" || k == "eval_generated_tokens" ||
+        k == "eval_generated_samples")
+      continue;
+    line += (line.empty() ? "" : "  ") + k.substr(5) + " " + format_metric(v);
+  }
+  return line;
+}
+
+// Writes the final adapter (LoRA) or model (full) into the output directory itself.
+void save_final_model(const Session& s, const std::string& dir) {
+  LlamaModel& model = *s.built.model;
+  HostTensorMap trained;
+  for (const TrainableParam& p : model.trainable_params()) trained[p.name] = model.read_tensor(p.name);
+  if (model.mode() == TrainMode::Full) {
+    write_hf_model_safetensors((fs::path(dir) / "model.safetensors").string(), trained, DType::F32);
+    write_file_atomically((fs::path(dir) / "config.json").string(), hf_config_json(model.config()));
+    return;
+  }
+  PeftAdapterConfig adapter = adapter_config_of(s.config);
+  if (s.initial)
+    write_peft_adapter(dir, adapter, convert_to_plain_lora(trained, *s.initial, adapter));
+  else
+    write_peft_adapter(dir, adapter, trained);
+}
+
+}  // namespace
+
+void run_training(const TrainOptions& options) {
+  const auto run_start = Clock::now();
+  Session s = open_session(options.config_path, options.overrides, options.device,
+                           options.data_dir);
+  const RunConfig& config = s.config;
+  const TrainingSection& t = config.training;
+  const std::string output_dir = !options.output_dir.empty() ? options.output_dir : t.output_dir;
+  SMOL_CHECK(!output_dir.empty(), config.path,
+             ": no output directory: set training.output_dir or pass --output-dir");
+  std::error_code ec;
+  fs::create_directories(output_dir, ec);
+  SMOL_CHECK(!ec, "cannot create the output directory ", output_dir, ": ", ec.message());
+  const bool resuming = !options.resume.empty();
+  if (!resuming)
+    SMOL_CHECK(list_checkpoints(output_dir).empty(), "output directory ", output_dir,
+               " already holds checkpoints: pass --resume latest to continue that run, or choose "
+               "another --output-dir");
+  const std::string config_yaml = to_yaml(config);
+  write_file_atomically((fs::path(output_dir) / "config.yaml").string(), config_yaml);
+  LlamaModel& model = *s.built.model;
+  Backend& backend = *s.backend;
+
+  // ---- data ------------------------------------------------------------------------------
+  auto data_start = Clock::now();
+  const Dataset train_rows = load_dataset_split(config, config.dataset.train_split);
+  const std::vector<TokenizedExample> train_examples = build_examples(s.pipeline, train_rows);
+  SMOL_CHECK(!train_examples.empty(), config.path, ": the train split '",
+             config.dataset.train_split, "' gives no example");
+  int64_t train_tokens = 0;
+  for (const TokenizedExample& e : train_examples)
+    train_tokens += static_cast<int64_t>(e.input_ids.size());
+  say("train split " + config.dataset.train_split + ": " + std::to_string(train_rows.size()) +
+      " rows -> " + std::to_string(train_examples.size()) + " examples, " +
+      std::to_string(train_tokens) + " tokens (tokenised in " +
+      std::to_string(seconds_between(data_start, Clock::now())).substr(0, 4) + " s)");
+  std::optional<EvalSet> eval_set;
+  if (config.dataset.eval_split && t.eval_strategy != "no")
+    eval_set = load_eval_set(s, *config.dataset.eval_split);
+  const EvalOptions eval_options = eval_options_of(config, s.pipeline);
+
+  const RunPlan plan = plan_run(config, static_cast<int64_t>(train_examples.size()),
+                                eval_set.has_value());
+  say("plan: " + describe_plan(plan));
+  TrainBatches batches(train_examples, plan.micro_batch_size, plan.accumulation,
+                       t.data_seed, t.dataloader_drop_last);
+
+  AdamWSettings adamw;
+  adamw.beta1 = t.adam_beta1;
+  adamw.beta2 = t.adam_beta2;
+  adamw.eps = t.adam_epsilon;
+  adamw.weight_decay = t.weight_decay;
+  adamw.max_grad_norm = t.max_grad_norm;
+  adamw.no_decay_substrings = t.no_decay;
+  AdamW optimizer(backend, model.trainable_params(), adamw);
+  const LrSchedule schedule(parse_lr_schedule_kind(t.lr_scheduler_type, config.path),
+                            t.learning_rate, plan.max_steps, plan.warmup_steps);
+
+  // ---- resume ------------------------------------------------------------------------------
+  TrainProgress progress;
+  progress.seed = t.seed;
+  progress.data_seed = t.data_seed;
+  if (resuming) {
+    const std::string dir = resolve_checkpoint(options.resume, output_dir);
+    LoadedCheckpoint checkpoint = load_checkpoint(dir);
+    SMOL_CHECK(checkpoint.full_finetune == (model.mode() == TrainMode::Full), dir,
+               ": the checkpoint's mode does not match peft.method");
+    SMOL_CHECK(checkpoint.progress.seed == t.seed && checkpoint.progress.data_seed == t.data_seed,
+               dir, ": the checkpoint was made with seed ", checkpoint.progress.seed,
+               " / data_seed ", checkpoint.progress.data_seed, "; the config says ", t.seed, " / ",
+               t.data_seed);
+    SMOL_CHECK(checkpoint.progress.global_step <= plan.max_steps, dir, ": the checkpoint is at step ",
+               checkpoint.progress.global_step, ", past this run's max_steps ", plan.max_steps);
+    if (s.initial) {
+      // The initialiser ran again from the same seed; if it did not land on the same A0 / B0
+      // the residual base differs and the continuation would not be the same run.
+      for (const auto& [name, tensor] : *s.initial) {
+        const auto it = checkpoint.initial.find(name);
+        SMOL_CHECK(it != checkpoint.initial.end() && it->second.data == tensor.data, dir,
+                   ": the LoRA initialiser did not reproduce the checkpoint's initial ", name,
+                   " (different config, data or device?)");
+      }
+    }
+    restore_checkpoint(checkpoint, model, &optimizer);
+    progress = checkpoint.progress;
+    say("resumed from " + dir + " at step " + std::to_string(progress.global_step));
+  }
+
+  RunOutputs outputs(output_dir, resuming, progress.global_step,
+                     config.training.run_name.empty() ? config.task_name : config.training.run_name,
+                     config_yaml);
+  const std::string best_metric = eval_metric_name(t.metric_for_best_model);
+  const bool maximize = greater_is_better(t);
+  std::vector<nlohmann::json> last_predictions;
+
+  auto run_eval = [&](int64_t step) {
+    const EvalResult r = evaluate(model, *s.pipeline.tokenizer, *eval_set, eval_options);
+    const double epoch = plan.epoch_at(step);
+    outputs.event("eval", step, epoch, seconds_between(run_start, Clock::now()), r.metrics);
+    progress.log_history.push_back(metrics_json(r, epoch, step));
+    last_predictions = r.predictions;
+    write_jsonl((fs::path(output_dir) / "eval_predictions.jsonl").string(), r.predictions);
+    return r;
+  };
+
+  Progress bar(plan.max_steps, stdout, ::isatty(::fileno(stdout)) != 0);
+  if (t.eval_on_start && eval_set && progress.global_step == 0) {
+    const EvalResult r = run_eval(0);
+    bar.message("eval @ step 0: " + metrics_line(r));
+  }
+
+  // ---- the loop ----------------------------------------------------------------------------
+  bar.start(progress.global_step);
+  double loss_since_log = 0;
+  int64_t steps_since_log = 0, tokens_since_log = 0;
+  auto log_clock = Clock::now();
+  bool stopped_early = false;
+  while (progress.global_step < plan.max_steps && !stopped_early) {
+    const int64_t k = progress.global_step;
+    const std::vector<std::vector<TokenRow>> update = batches.next_update(progress.cursor);
+    TrainStepResult step;
+    try {
+      step = train_step(model, optimizer, schedule, update, splitmix64_at(progress.seed, k));
+    } catch (const Error& e) {
+      throw_error("step ", k + 1, " of ", plan.max_steps, ": ", e.what(),
+                  "; the run stopped before applying this update (checkpoints written so far are "
+                  "intact)");
+    }
+    progress.global_step = k + 1;
+    const int64_t now_step = progress.global_step;
+    loss_since_log += step.loss;
+    ++steps_since_log;
+    tokens_since_log += step.tokens;
+
+    if (plan.log_at(now_step)) {
+      const auto now = Clock::now();
+      const double seconds = seconds_between(log_clock, now);
+      const double loss = loss_since_log / static_cast<double>(steps_since_log);
+      const double next_lr = schedule.lr(now_step);
+      const double tokens_per_second =
+          seconds > 0 ? static_cast<double>(tokens_since_log) / seconds : 0.0;
+      const double epoch = plan.epoch_at(now_step);
+      outputs.event("train", now_step, epoch, seconds_between(run_start, now),
+                    {{"loss", loss},
+                     {"grad_norm", step.optimizer.grad_norm},
+                     {"learning_rate", next_lr},
+                     {"epoch", epoch},
+                     {"tokens_per_second", tokens_per_second}});
+      progress.log_history.push_back({{"loss", loss},
+                                      {"grad_norm", step.optimizer.grad_norm},
+                                      {"learning_rate", next_lr},
+                                      {"epoch", epoch},
+                                      {"step", now_step}});
+      bar.update(now_step, loss, next_lr, tokens_per_second);
+      loss_since_log = 0;
+      steps_since_log = 0;
+      tokens_since_log = 0;
+      log_clock = Clock::now();
+    }
+
+    bool improved = false;
+    if (plan.eval_at(now_step)) {
+      const EvalResult r = run_eval(now_step);
+      bar.message("eval @ step " + std::to_string(now_step) + ": " + metrics_line(r));
+      const double value = r.value(best_metric);
+      const bool better = !progress.best_metric ||
+                          (maximize ? value > *progress.best_metric : value < *progress.best_metric);
+      const bool beyond_threshold =
+          !progress.best_metric ||
+          std::fabs(value - *progress.best_metric) > config.early_stopping_threshold;
+      if (better) {
+        progress.best_metric = value;
+        improved = true;
+      }
+      if (better && beyond_threshold)
+        progress.patience_counter = 0;
+      else
+        ++progress.patience_counter;
+      if (config.early_stopping_patience > 0 &&
+          progress.patience_counter >= config.early_stopping_patience) {
+        bar.message("early stopping: " + best_metric + " did not improve by more than " +
+                    format_metric(config.early_stopping_threshold) + " for " +
+                    std::to_string(progress.patience_counter) + " evaluations");
+        stopped_early = true;
+      }
+      log_clock = Clock::now();  // evaluation time is not training throughput
+    }
+    if (plan.save_at(now_step) || (stopped_early && plan.saves)) {
+      const std::string name = "checkpoint-" + std::to_string(now_step);
+      if (improved) progress.best_checkpoint = name;
+      CheckpointWrite w;
+      w.model = &model;
+      w.optimizer = &optimizer;
+      w.progress = &progress;
+      w.plan = &plan;
+      w.config_yaml = config_yaml;
+      w.adapter_config = adapter_config_of(config);
+      w.initial = s.initial ? &*s.initial : nullptr;
+      w.metric_for_best_model = best_metric;
+      w.greater_is_better = maximize;
+      const std::string path = save_checkpoint(output_dir, w);
+      for (const std::string& gone : rotate_checkpoints(output_dir, t.save_total_limit,
+                                                        progress.best_checkpoint))
+        bar.message("deleted " + gone + " (save_total_limit " +
+                    std::to_string(t.save_total_limit) + ")");
+      bar.message("saved " + path);
+      outputs.report("step " + std::to_string(now_step) + " of " + std::to_string(plan.max_steps),
+                     last_predictions);
+      log_clock = Clock::now();
+    }
+  }
+  bar.finish();
+
+  // ---- the end -----------------------------------------------------------------------------
+  std::optional<EvalResult> final_eval;
+  if (t.load_best_model_at_end && !progress.best_checkpoint.empty()) {
+    const std::string best_dir = (fs::path(output_dir) / progress.best_checkpoint).string();
+    restore_checkpoint(load_checkpoint(best_dir, /*with_optimizer=*/false), model, nullptr);
+    say("loaded the best checkpoint " + best_dir + " (" + best_metric + " " +
+        format_metric(*progress.best_metric) + ")");
+    if (eval_set) final_eval = run_eval(progress.global_step);
+  }
+  save_final_model(s, output_dir);
+  nlohmann::json results = nlohmann::json::object();
+  for (auto it = progress.log_history.rbegin(); it != progress.log_history.rend(); ++it)
+    if (it->contains("eval_loss")) {
+      results = *it;
+      break;
+    }
+  write_file_atomically((fs::path(output_dir) / "eval_results.json").string(),
+                        results.dump(2) + "\n");
+  nlohmann::json state = {{"global_step", progress.global_step},
+                          {"max_steps", plan.max_steps},
+                          {"epoch", plan.epoch_at(progress.global_step)},
+                          {"best_metric", progress.best_metric ? nlohmann::json(*progress.best_metric)
+                                                               : nlohmann::json(nullptr)},
+                          {"best_model_checkpoint",
+                           progress.best_checkpoint.empty()
+                               ? nlohmann::json(nullptr)
+                               : nlohmann::json((fs::path(output_dir) / progress.best_checkpoint).string())},
+                          {"log_history", progress.log_history}};
+  write_file_atomically((fs::path(output_dir) / "trainer_state.json").string(),
+                        state.dump(2) + "\n");
+  outputs.report("finished: " + std::to_string(progress.global_step) + " steps", last_predictions);
+  say("done in " + std::to_string(static_cast<int>(seconds_between(run_start, Clock::now()))) +
+      " s: " + output_dir + "/report.html, metrics.jsonl, checkpoint-*/" +
+      (final_eval ? "; final eval: " + metrics_line(*final_eval) : std::string()));
+}
+
+void run_evaluation(const EvalCommandOptions& options) {
+  std::vector<std::string> overrides = options.overrides;
+  Session s = open_session(options.config_path, overrides, options.device, options.data_dir);
+  RunConfig& config = s.config;
+  if (!options.checkpoint.empty()) {
+    const LoadedCheckpoint checkpoint = load_checkpoint(options.checkpoint, false);
+    SMOL_CHECK(checkpoint.full_finetune == (s.built.model->mode() == TrainMode::Full),
+               options.checkpoint, ": the checkpoint's mode does not match peft.method");
+    if (s.initial)
+      for (const auto& [name, tensor] : *s.initial) {
+        const auto it = checkpoint.initial.find(name);
+        SMOL_CHECK(it != checkpoint.initial.end() && it->second.data == tensor.data,
+                   options.checkpoint, ": the LoRA initialiser did not reproduce the checkpoint's "
+                   "initial ", name, "; the residual base would differ");
+      }
+    restore_checkpoint(checkpoint, *s.built.model, nullptr);
+  }
+  const std::string split = !options.split.empty() ? options.split
+                            : config.dataset.eval_split ? *config.dataset.eval_split
+                                                         : std::string();
+  SMOL_CHECK(!split.empty(), config.path, ": no eval split: set dataset.eval_split or pass --split");
+  EvalOptions eval_options = eval_options_of(config, s.pipeline);
+  if (options.max_new_tokens >= 0) eval_options.max_new_tokens = static_cast<int32_t>(options.max_new_tokens);
+  if (options.generative_samples >= -1) eval_options.generative_samples = options.generative_samples;
+  const EvalSet set = load_eval_set(s, split);
+  const EvalResult result = evaluate(*s.built.model, *s.pipeline.tokenizer, set, eval_options);
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [k, v] : result.metrics) out[k] = v;
+  out["split"] = split;
+  out["checkpoint"] = options.checkpoint.empty() ? nlohmann::json(nullptr) : nlohmann::json(options.checkpoint);
+  const std::string predictions_path =
+      !options.out.empty() ? options.out
+      : !options.checkpoint.empty()
+          ? (fs::path(options.checkpoint) / "eval_predictions.jsonl").string()
+          : (fs::path(config.training.output_dir.empty() ? "." : config.training.output_dir) /
+             "eval_predictions.jsonl")
+                .string();
+  if (!result.predictions.empty()) {
+    fs::create_directories(fs::path(predictions_path).parent_path().empty()
+                               ? fs::path(".")
+                               : fs::path(predictions_path).parent_path());
+    write_jsonl(predictions_path, result.predictions);
+    out["predictions"] = predictions_path;
+  }
+  std::printf("%s\n", out.dump(2).c_str());
+}
+
+}  // namespace smol
