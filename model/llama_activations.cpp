@@ -61,6 +61,7 @@ void LlamaActivations::ensure(Backend& backend, const LlamaConfig& config, int64
   arena_.plan(&rstdf, DType::F32, Shape{cap});
   arena_.plan(&logits, act, Shape{lm_chunk, V});
   arena_.plan(&losses, DType::F32, Shape{cap});
+  arena_.plan(&argmax, DType::I32, Shape{cap});
   arena_.plan(&last_rows, act, Shape{lm_chunk, C});
   if (lora_rank > 0) {
     arena_.plan(&lora.dropped, act, Shape{cap, std::max(C, F)});

@@ -50,6 +50,7 @@ struct LlamaActivations {
   Tensor lnf, rstdf;                     // final norm output [T, C], rstd F32 [T]
   Tensor logits;                         // LM-head chunk [lm_chunk, V] (dlogits in place)
   Tensor losses;                         // F32 [T]
+  Tensor argmax;                         // I32 [T]: per-token argmax of the logits (eval)
   Tensor last_rows;                      // [lm_chunk, C]: gathered last-token rows for decoding
   LoraScratch lora;
   BackwardScratch grad;

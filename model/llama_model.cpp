@@ -151,11 +151,12 @@ struct LlamaModel::Impl {
     }
   }
 
-  // LM head + cross-entropy over chunks of rows. Returns Σ CE over supervised targets. With
-  // backward, grad.dln gets ∂L/∂lnf (scaled by loss_scale) and the output weight's grad
-  // accumulates dlogitsᵀ·lnf. With logits_out, every row's logits are copied to the host.
+  // LM head + cross-entropy over chunks of rows. Fills acts.losses[t] (0 where unsupervised)
+  // and returns Σ CE over supervised targets. With backward, grad.dln gets ∂L/∂lnf (scaled by
+  // loss_scale) and the output weight's grad accumulates dlogitsᵀ·lnf. With logits_out, every
+  // row's logits are copied to the host; with argmax, acts.argmax[t] gets each row's argmax.
   double lm_head(const PackedBatch& b, float loss_scale, bool backward,
-                 std::vector<float>* logits_out) {
+                 std::vector<float>* logits_out, bool argmax = false) {
     const int64_t T = b.tokens(), C = this->C(), V = config.vocab_size;
     const Tensor& out_w = weights.output_weight();
     const Tensor& out_grad = weights.output_weight_grad();
@@ -165,7 +166,8 @@ struct LlamaModel::Impl {
       const int64_t rows = std::min(acts.lm_chunk, T - t0);
       bool supervised = false;
       for (int64_t t = t0; t < t0 + rows && !supervised; ++t) supervised = b.targets[t] != -100;
-      if (!supervised && !logits_out) {
+      const Tensor losses = slice1d(acts.losses, t0, rows);
+      if (!supervised && !logits_out && !argmax) {
         // Nothing to learn here: the chunk's gradient is exactly zero.
         if (backward) backend.fill_zero(leading(acts.grad.dln, Shape{T, C}).rows(t0, rows));
         continue;
@@ -177,7 +179,7 @@ struct LlamaModel::Impl {
         const std::vector<float> host = download_f32(backend, logits);
         std::copy(host.begin(), host.end(), logits_out->begin() + t0 * V);
       }
-      const Tensor losses = slice1d(acts.losses, t0, rows);
+      if (argmax) backend.argmax(slice1d(acts.argmax, t0, rows), logits);
       const Tensor targets = slice1d(acts.targets, t0, rows);
       if (!backward) {
         if (supervised) backend.cross_entropy(losses, nullptr, logits, targets, 1.0f);
@@ -394,6 +396,37 @@ ForwardResult LlamaModel::forward_logits(const std::vector<TokenRow>& rows,
   const PackedBatch b = pack_rows(rows, impl_->config.vocab_size);
   std::vector<float> sink;
   return impl_->run(b, 1.0f, 0, false, false, logits ? logits : &sink);
+}
+
+EvalForward LlamaModel::forward_eval(const std::vector<TokenRow>& rows) {
+  Impl& m = *impl_;
+  const PackedBatch b = pack_rows(rows, m.config.vocab_size);
+  EvalForward result;
+  result.supervised = b.supervised;
+  result.row_loss_sum.assign(rows.size(), 0.0);
+  result.row_supervised.assign(rows.size(), 0);
+  const int64_t T = b.tokens();
+  if (T == 0) return result;
+  m.acts.ensure(m.backend, m.config, lora_rank_of(m.lora), T, false);
+  m.upload_batch(b);
+  m.forward_layers(b, false, 0, false);
+  m.lm_head(b, 1.0f, false, nullptr, /*argmax=*/true);
+  result.argmax.resize(static_cast<size_t>(T));
+  m.backend.download(result.argmax.data(), slice1d(m.acts.argmax, 0, T));
+  // Unsupervised chunks were skipped by cross_entropy: only supervised positions are read.
+  const std::vector<float> losses = b.supervised > 0
+                                        ? download_f32(m.backend, slice1d(m.acts.losses, 0, T))
+                                        : std::vector<float>();
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const SeqSpan& s = b.layout.seqs[r];
+    for (int64_t t = s.q_begin; t < s.q_begin + s.q_len; ++t) {
+      if (b.targets[t] == -100) continue;
+      result.row_loss_sum[r] += losses[t];
+      result.loss_sum += losses[t];  // in token order, as forward_logits sums
+      ++result.row_supervised[r];
+    }
+  }
+  return result;
 }
 
 void LlamaModel::reset_cache(int32_t slots, int32_t max_len) {

@@ -58,6 +58,18 @@ struct ForwardResult {
   int64_t supervised = 0;  // number of supervised positions
 };
 
+// What an evaluation forward returns (teacher-forced metrics, docs/design.md §6): the loss as
+// ForwardResult, split per row too, and the model's greedy prediction at every input position.
+struct EvalForward {
+  double loss_sum = 0;     // Σ token cross-entropy over supervised positions, all rows
+  int64_t supervised = 0;  // number of supervised positions, all rows
+  // Per input position, rows back to back (row r's positions start at Σ len of earlier rows):
+  // the argmax over the vocabulary of the logits at that position (first maximum wins).
+  std::vector<int32_t> argmax;
+  std::vector<double> row_loss_sum;     // per row: Σ CE over its supervised positions
+  std::vector<int64_t> row_supervised;  // per row: its supervised positions
+};
+
 class LlamaModel {
  public:
   LlamaModel(Backend& backend, const LlamaConfig& config, TrainMode mode,
@@ -93,6 +105,10 @@ class LlamaModel {
                                  uint64_t dropout_seed, bool training = true);
   // Forward only; returns logits [Σ len, vocab] on the host (row by row, packed) and the loss.
   ForwardResult forward_logits(const std::vector<TokenRow>& rows, std::vector<float>* logits);
+  // Evaluation forward: no dropout, no gradients, and the [T, vocab] logits never reach the
+  // host (the LM head runs in chunks of rows as in training; argmax and per-token losses are
+  // computed on the backend and downloaded once, 8 bytes per token).
+  EvalForward forward_eval(const std::vector<TokenRow>& rows);
 
   // ---- inference ---------------------------------------------------------------------------
   // A KV cache for up to `slots` sequences of up to `max_len` tokens each.

@@ -13,23 +13,11 @@
 #include <cmath>
 #include <random>
 
+#include "device_test_util.h"
 #include "model_test_util.h"
 
 namespace smol::test {
 namespace {
-
-std::string device_under_test() {
-  const char* env = std::getenv("SMOL_TEST_DEVICE");
-  return env && *env ? env : "cuda-emu";
-}
-
-std::unique_ptr<Backend> device_backend() {
-  try {
-    return make_backend(device_under_test());
-  } catch (const Error& e) {
-    return nullptr;
-  }
-}
 
 LoraSettings all_projections() {
   LoraSettings lora;
