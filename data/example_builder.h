@@ -41,6 +41,7 @@ struct ExampleFormat {
   bool apply_chat_template = false;
   std::optional<std::string> system_prompt;  // chat template only; none = the template default
   int32_t eos_id = -1;  // the EOS appended (the engine resolves it from the tokenizer/config)
+  bool operator==(const ExampleFormat&) const = default;
 };
 
 struct TokenizedExample {

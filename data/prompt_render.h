@@ -30,6 +30,7 @@ struct PromptFormat {
   std::optional<std::string> prompt_template;  // none = "field: value" pairs
   std::string response_template = "{target}";
   bool strip_prompt = true;
+  bool operator==(const PromptFormat&) const = default;
 };
 
 struct ResolvedFields {

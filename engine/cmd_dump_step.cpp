@@ -28,7 +28,7 @@
 #include "engine/batch_jsonl.h"
 #include "engine/commands.h"
 #include "engine/model_setup.h"
-#include "engine/run_config.h"
+#include "engine/config/run_config.h"
 #include "engine/train_step.h"
 #include "kernels/backend.h"
 #include "io/safetensors_io.h"

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/run_config.h"
+#include "engine/config/run_config.h"
 #include "model/llama_model.h"
 #include "model/lora_init.h"
 

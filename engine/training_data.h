@@ -15,7 +15,7 @@
 #include "data/example_builder.h"
 #include "data/prompt_render.h"
 #include "data/tokenizer.h"
-#include "engine/run_config.h"
+#include "engine/config/run_config.h"
 #include "model/llama_model.h"
 
 namespace smol {

@@ -27,6 +27,7 @@ struct LlamaConfig {
   int64_t kv_dim() const { return num_key_value_heads * head_dim; }
   // Parameter count as HF reports it (tied embeddings counted once).
   int64_t num_parameters() const;
+  bool operator==(const LlamaConfig&) const = default;
 };
 
 // SmolLM2-135M's architecture (formats.md §1), for random-weight benchmarks and tests.

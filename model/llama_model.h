@@ -30,6 +30,7 @@ struct LoraSettings {
   bool use_rslora = false;
   std::vector<Projection> targets{Projection::Q, Projection::V};
   double scaling() const;  // alpha / r, or alpha / sqrt(r) with rslora
+  bool operator==(const LoraSettings&) const = default;
 };
 
 enum class TrainMode : uint8_t {

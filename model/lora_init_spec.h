@@ -18,6 +18,7 @@ struct LoraInitSpec {
   LoraGaScale scale = LoraGaScale::Stable;
   double stable_gamma = 16.0;  // γ of the "stable" scale (both lora_ga and lora_ns: d_out^¼/4)
   uint64_t seed = 42;          // every random draw (A, sketches, Ω) derives from it per tensor
+  bool operator==(const LoraInitSpec&) const = default;
 };
 
 // init_lora_weights values: "gaussian", "true", "false", "pissa", "pissa_niter_K", "lora_ga",

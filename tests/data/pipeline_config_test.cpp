@@ -17,7 +17,7 @@
 #include "data/tokenizer_json.h"
 #include "data_test_support.h"
 #include "engine/model_setup.h"
-#include "engine/run_config.h"
+#include "engine/config/run_config.h"
 #include "engine/training_data.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "model/lora_init.h"

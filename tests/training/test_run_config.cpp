@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "engine/run_config.h"
+#include "engine/config/run_config.h"
 
 namespace smol {
 namespace {
