@@ -709,6 +709,8 @@ ConfigSection training_section() {
                                "log every N steps", positive()));
   s.keys.push_back(ignored_key("logging_dir", ConfigType::String,
                                "outputs go to the run directory", "HF TensorBoard directory"));
+  s.keys.push_back(boolean_key("eval_on_start", false, CONFIG_FIELD(training.eval_on_start),
+                               "evaluate once before the first step (HF eval_on_start)"));
   s.keys.push_back(boolean_key("load_best_model_at_end", false,
                                CONFIG_FIELD(training.load_best_model_at_end),
                                "end with the best checkpoint's weights"));
@@ -751,7 +753,7 @@ ConfigSection evaluation_section() {
   s.keys.push_back(integer_key("batch_size", 0, CONFIG_FIELD(evaluation.batch_size),
                                "decoding batch; 0 = training.per_device_eval_batch_size",
                                at_least(0)));
-  s.keys.push_back(string_list_key("stop_strings", {"###", "Question:"},
+  s.keys.push_back(string_list_key("stop_strings", {"\n### ", "Question:"},
                                    CONFIG_FIELD(evaluation.stop_strings),
                                    "decoding stops at any of them"));
   s.keys.push_back(integer_key("predictions_sample", 20,

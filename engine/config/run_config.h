@@ -98,6 +98,7 @@ struct TrainingSection {
   std::optional<int64_t> eval_steps;
   std::optional<int64_t> save_steps;
   int64_t logging_steps = 10;
+  bool eval_on_start = false;  // HF eval_on_start: one evaluation before the first step
   bool load_best_model_at_end = false;
   std::string metric_for_best_model = "loss";
   std::optional<bool> greater_is_better;  // unset: HF's rule, see best_metric_greater_is_better
@@ -115,7 +116,7 @@ struct EvaluationSection {
   int64_t max_new_tokens = 256;
   int64_t generative_samples = -1;  // -1 = the whole eval split
   int64_t batch_size = 0;           // 0 = training.per_device_eval_batch_size
-  std::vector<std::string> stop_strings{"###", "Question:"};
+  std::vector<std::string> stop_strings{"\n### ", "Question:"};  // "\n### ": a new header; "####" (the answer) is not one
   int64_t predictions_sample = 20;  // predictions the report shows
   bool operator==(const EvaluationSection&) const = default;
 };

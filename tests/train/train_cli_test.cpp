@@ -1,0 +1,213 @@
+// `smolengine train` / `eval` end to end on configs/tiny_gsm8k.yaml (a tiny random Llama with
+// the real SmolLM2 tokenizer on real GSM8K rows): the run directory's files, the metrics, a
+// resumed run equal to an uninterrupted one bit for bit (cpu), save_total_limit keeping the
+// best, and the errors. Needs the fetched GGUF for its tokenizer; skips loudly without it.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "tests/support/run_smolengine.h"
+
+namespace smol {
+namespace {
+
+namespace fs = std::filesystem;
+using test::run_smolengine;
+
+const std::string kSource = SMOL_SOURCE_DIR;
+const std::string kModel = kSource + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+const std::string kData = kSource + "/../shared/data";
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::vector<nlohmann::json> read_jsonl(const fs::path& p) {
+  std::vector<nlohmann::json> rows;
+  std::ifstream in(p);
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) rows.push_back(nlohmann::json::parse(line));
+  return rows;
+}
+
+class TrainCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!fs::exists(kModel)) GTEST_SKIP() << "SKIPPED LOUDLY: " << kModel << " is missing (scripts/fetch-model.sh)";
+    if (!fs::exists(kData + "/gsm8k/train.jsonl")) GTEST_SKIP() << "SKIPPED LOUDLY: no GSM8K under " << kData;
+    root_ = fs::temp_directory_path() /
+            ("smol_train_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+  }
+  void TearDown() override {
+    if (!HasFailure()) fs::remove_all(root_);
+  }
+  // The tiny config with a short run; `extra` adds --set/--flags.
+  test::CommandResult train(const fs::path& out, const std::string& extra) {
+    return run_smolengine("train " + kSource + "/configs/tiny_gsm8k.yaml --device cpu --data-dir " +
+                          kData + " --output-dir " + out.string() +
+                          " --set tokenizer.name_or_path=" + kModel +
+                          " --set training.max_steps=6 --set training.logging_steps=1"
+                          " --set dataset.eval_split='test[:4]' --set evaluation.max_new_tokens=8 " +
+                          extra);
+  }
+  fs::path root_;
+};
+
+TEST_F(TrainCli, WritesTheRunDirectory) {
+  const fs::path out = root_ / "run";
+  const auto r = train(out, "--set training.eval_steps=3 --set training.eval_on_start=true");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* f : {"config.yaml", "metrics.jsonl", "report.html", "eval_predictions.jsonl",
+                        "eval_results.json", "trainer_state.json", "adapter_model.safetensors",
+                        "adapter_config.json"})
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  bool tensorboard = false;
+  for (const auto& e : fs::directory_iterator(out))
+    tensorboard |= e.path().filename().string().rfind("events.out.tfevents.", 0) == 0;
+  EXPECT_TRUE(tensorboard);
+  for (const char* f : {"adapter_model.safetensors", "adapter_config.json",
+                        "training_state.safetensors", "trainer_state.json",
+                        "smolengine_config.yaml"}) {
+    EXPECT_TRUE(fs::exists(out / "checkpoint-3" / f)) << f;
+    EXPECT_TRUE(fs::exists(out / "checkpoint-6" / f)) << f;
+  }
+  // metrics.jsonl: a train event per step, eval events at 0 (eval_on_start), 3 and 6.
+  std::vector<int64_t> eval_steps;
+  std::vector<double> losses;
+  for (const nlohmann::json& e : read_jsonl(out / "metrics.jsonl")) {
+    if (e["kind"] == "train") losses.push_back(e["loss"].get<double>());
+    if (e["kind"] == "eval") {
+      eval_steps.push_back(e["step"].get<int64_t>());
+      for (const char* m : {"eval_loss", "eval_token_accuracy", "eval_token_accuracy_legacy",
+                            "eval_answer_accuracy", "eval_gsm8k_accuracy",
+                            "eval_tokens_per_second"})
+        EXPECT_TRUE(e.contains(m)) << m << " missing in " << e.dump();
+    }
+  }
+  EXPECT_EQ(eval_steps, (std::vector<int64_t>{0, 3, 6}));
+  ASSERT_EQ(losses.size(), 6u);
+  EXPECT_LT(losses.back(), losses.front()) << "the loss should fall on the tiny model at lr 1e-3";
+  // Predictions carry every field a reader needs.
+  const auto predictions = read_jsonl(out / "eval_predictions.jsonl");
+  ASSERT_EQ(predictions.size(), 4u);
+  for (const char* k : {"question", "reference", "generated", "extracted", "correct"})
+    EXPECT_TRUE(predictions[0].contains(k)) << k;
+  // trainer_state.json in HF's shape.
+  const nlohmann::json state = nlohmann::json::parse(read_file(out / "checkpoint-6/trainer_state.json"));
+  EXPECT_EQ(state["global_step"], 6);
+  EXPECT_TRUE(state["log_history"].is_array());
+  EXPECT_EQ(read_file(out / "report.html").find("http://"), std::string::npos);
+}
+
+TEST_F(TrainCli, ResumeEqualsAnUninterruptedRun) {
+  const std::string cadence = "--set training.save_steps=2 --set training.eval_strategy=no";
+  const fs::path whole = root_ / "whole";
+  auto r = train(whole, cadence);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // An "interrupted" run: the same directory as it stood after checkpoint-2 (its metrics up to
+  // step 2 and the checkpoint), continued with --resume latest.
+  const fs::path resumed = root_ / "resumed";
+  fs::create_directories(resumed);
+  fs::copy(whole / "checkpoint-2", resumed / "checkpoint-2", fs::copy_options::recursive);
+  {
+    std::ofstream metrics(resumed / "metrics.jsonl");
+    for (const nlohmann::json& e : read_jsonl(whole / "metrics.jsonl"))
+      if (e["step"].get<int64_t>() <= 4) metrics << e.dump() << "\n";  // steps 3-4 get dropped
+  }
+  r = train(resumed, cadence + " --resume latest");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto losses = [](const fs::path& dir) {
+    std::vector<std::string> out;
+    for (const nlohmann::json& e : read_jsonl(dir / "metrics.jsonl"))
+      if (e["kind"] == "train")
+        out.push_back(std::to_string(e["step"].get<int64_t>()) + ":" + e["loss"].dump() + ":" +
+                      e["grad_norm"].dump());
+    return out;
+  };
+  EXPECT_EQ(losses(resumed), losses(whole));  // shortest round-trip text: bit-equal doubles
+  EXPECT_EQ(read_file(resumed / "checkpoint-6/training_state.safetensors"),
+            read_file(whole / "checkpoint-6/training_state.safetensors"));
+  EXPECT_EQ(read_file(resumed / "adapter_model.safetensors"),
+            read_file(whole / "adapter_model.safetensors"));
+}
+
+TEST_F(TrainCli, SaveTotalLimitKeepsTheBest) {
+  const fs::path out = root_ / "limit";
+  // Every step evaluated and saved, at most 2 kept; the best by eval_loss must survive.
+  const auto r = train(out, "--set training.eval_steps=1 --set training.save_total_limit=2"
+                            " --set training.metric_for_best_model=loss"
+                            " --set evaluation.generative=false");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json state = nlohmann::json::parse(read_file(out / "trainer_state.json"));
+  const std::string best = state["best_model_checkpoint"].get<std::string>();
+  EXPECT_TRUE(fs::exists(best)) << best;
+  int count = 0;
+  for (const auto& e : fs::directory_iterator(out))
+    count += e.path().filename().string().rfind("checkpoint-", 0) == 0;
+  EXPECT_EQ(count, 2);
+  EXPECT_TRUE(fs::exists(out / "checkpoint-6"));
+}
+
+TEST_F(TrainCli, EvalCommandReportsEveryMetric) {
+  const fs::path out = root_ / "run";
+  auto r = train(out, "--set training.eval_strategy=no");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_smolengine("eval " + kSource + "/configs/tiny_gsm8k.yaml --device cpu --data-dir " +
+                     kData + " --set tokenizer.name_or_path=" + kModel + " --checkpoint " +
+                     (out / "checkpoint-6").string() +
+                     " --split 'test[:3]' --max-new-tokens 8 --out " +
+                     (root_ / "pred.jsonl").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const size_t brace = r.output.find("{\n");
+  ASSERT_NE(brace, std::string::npos) << r.output;
+  const nlohmann::json metrics = nlohmann::json::parse(r.output.substr(brace));
+  for (const char* m : {"eval_loss", "eval_token_accuracy", "eval_token_accuracy_legacy",
+                        "eval_answer_accuracy", "eval_gsm8k_accuracy"})
+    EXPECT_TRUE(metrics.contains(m)) << m;
+  EXPECT_EQ(metrics["eval_samples"], 3);
+  EXPECT_EQ(read_jsonl(root_ / "pred.jsonl").size(), 3u);
+}
+
+TEST_F(TrainCli, ErrorsAreClearAndLeaveNothingBroken) {
+  const fs::path out = root_ / "bad";
+  auto r = train(out, "--set training.lerning_rate=1");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("learning_rate"), std::string::npos) << r.output;  // the suggestion
+
+  r = train(out, "--resume latest");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("no complete checkpoint"), std::string::npos) << r.output;
+
+  // A diverging run: the first update at lr 1e30 blows the weights up; the next step's loss is
+  // not finite. The run stops naming the step, before applying it, with no checkpoint for it.
+  const fs::path diverge = root_ / "diverge";
+  r = train(diverge, "--set training.learning_rate=1e30 --set training.warmup_ratio=0"
+                     " --set training.max_grad_norm=0 --set training.save_steps=1"
+                     " --set training.eval_strategy=no");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("not finite"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("step "), std::string::npos) << r.output;
+  for (const auto& e : fs::directory_iterator(diverge)) {
+    const std::string name = e.path().filename().string();
+    EXPECT_EQ(name.find(".tmp."), std::string::npos) << "half-written: " << name;
+  }
+
+  // A finished run's directory is not silently overwritten.
+  const fs::path done = root_ / "done";
+  ASSERT_EQ(train(done, "--set training.eval_strategy=no").exit_code, 0);
+  r = train(done, "--set training.eval_strategy=no");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("already holds checkpoints"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace smol
