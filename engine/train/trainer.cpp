@@ -423,6 +423,14 @@ void run_training(const TrainOptions& options) {
       log_clock = Clock::now();  // evaluation time is not training throughput
     }
     if (plan.save_at(now_step) || (stopped_early && plan.saves)) {
+      // Never save a broken state: an update can overflow the weights even when its loss and
+      // gradients were finite (the next step would only notice later).
+      std::vector<Tensor> values;
+      for (const TrainableParam& p : model.trainable_params()) values.push_back(p.value);
+      const double norm2 = backend.sum_of_squares(values);
+      SMOL_CHECK(std::isfinite(norm2), "step ", now_step, " of ", plan.max_steps,
+                 ": the parameters are not finite after the update; nothing was saved (the "
+                 "learning rate is too high, or the loss diverged)");
       const std::string name = "checkpoint-" + std::to_string(now_step);
       if (improved) progress.best_checkpoint = name;
       CheckpointWrite w;

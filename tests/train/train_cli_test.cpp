@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "tests/support/run_smolengine.h"
@@ -35,6 +36,12 @@ std::vector<nlohmann::json> read_jsonl(const fs::path& p) {
   while (std::getline(in, line))
     if (!line.empty()) rows.push_back(nlohmann::json::parse(line));
   return rows;
+}
+
+std::set<std::string> list_dir_names(const fs::path& dir) {
+  std::set<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.insert(e.path().filename().string());
+  return names;
 }
 
 class TrainCli : public ::testing::Test {
@@ -187,15 +194,27 @@ TEST_F(TrainCli, ErrorsAreClearAndLeaveNothingBroken) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("no complete checkpoint"), std::string::npos) << r.output;
 
-  // A diverging run: the first update at lr 1e30 blows the weights up; the next step's loss is
-  // not finite. The run stops naming the step, before applying it, with no checkpoint for it.
+  // A diverging run: at lr 3e38 with weight decay 10 the decay factor 1 − lr·wd overflows to
+  // −inf in fp32, so the first update leaves inf/NaN weights and the next step's loss is not
+  // finite. The run stops naming the step, before applying it, with no checkpoint for it.
   const fs::path diverge = root_ / "diverge";
-  r = train(diverge, "--set training.learning_rate=1e30 --set training.warmup_ratio=0"
-                     " --set training.max_grad_norm=0 --set training.save_steps=1"
+  r = train(diverge, "--set training.learning_rate=3e38 --set training.weight_decay=10"
+                     " --set training.warmup_ratio=0"
+                     " --set training.max_grad_norm=0 --set training.save_steps=100"
                      " --set training.eval_strategy=no");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("not finite"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("step "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("step 2 of 6"), std::string::npos) << r.output;
+  EXPECT_TRUE(list_dir_names(diverge).count("checkpoint-2") == 0);
+  // Saving right after the overflowing update refuses to write the broken weights.
+  const fs::path diverge_save = root_ / "diverge_save";
+  r = train(diverge_save, "--set training.learning_rate=3e38 --set training.weight_decay=10"
+                          " --set training.warmup_ratio=0 --set training.max_grad_norm=0"
+                          " --set training.save_steps=1 --set training.eval_strategy=no");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("step 1 of 6: the parameters are not finite"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(list_dir_names(diverge_save).count("checkpoint-1"), 0u);
   for (const auto& e : fs::directory_iterator(diverge)) {
     const std::string name = e.path().filename().string();
     EXPECT_EQ(name.find(".tmp."), std::string::npos) << "half-written: " << name;
