@@ -53,6 +53,13 @@ TEST(AnswerMetrics, SeedOdditiesAreKept) {
   EXPECT_EQ(normalize_answer("Infinity"), "infinity");  // the deliberate OverflowError fix
 }
 
+TEST(PythonStr, LowerMatchesPythonOnEveryCodePointItChanges) {
+  const nlohmann::json golden = test::read_eval_golden("answer_metrics.json");
+  const std::string text = golden["lower"]["text"];
+  ASSERT_GT(text.size(), 4000u);  // ~1,430 code points of 1–4 bytes and their separators
+  EXPECT_EQ(python_lower(text), golden["lower"]["lower"].get<std::string>());
+}
+
 TEST(PythonStr, StripAndLower) {
   EXPECT_EQ(python_strip("\u3000\x1c a b \u2028\n"), "a b");
   EXPECT_EQ(python_strip("\xff "), "\xff");  // invalid UTF-8 is kept, not stripped

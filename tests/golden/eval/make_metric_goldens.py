@@ -174,12 +174,18 @@ def main():
             case["seed_raises"] = raised
         normalize_only.append(case)
 
+    # Every code point str.lower() changes, space-separated (so the final-sigma context, which
+    # needs a cased letter before the sigma, never applies), and a few it leaves alone.
+    changed = [chr(cp) for cp in range(0x110000)
+               if not 0xD800 <= cp < 0xE000 and chr(cp).lower() != chr(cp)]
+    lower_text = " ".join(changed + ["a", "ß", "ς", "1", "\u212b", "\U0001E900"])
     metrics = {
         "generator": "tests/golden/eval/make_metric_goldens.py",
         "python": sys.version.split()[0],
         "cases": [answer_case(t) for t in TEXT_CASES],
         "normalize": normalize_only,
         "gsm8k": gsm8k,
+        "lower": {"text": lower_text, "lower": lower_text.lower()},
     }
     with open("tests/golden/eval/answer_metrics.json", "w", encoding="utf-8") as f:
         json.dump(metrics, f, ensure_ascii=False, indent=0)
