@@ -150,6 +150,20 @@ def mangle(answer, kind):
     return body if replacement is None else body + "\n" + replacement
 
 
+FUZZ_PIECES = [
+    "####", "#", "answer", "Answer", "the answer is", "THE ANSWER IS", "final answer", ":", " ",
+    "\n", "\u00a0", "\u3000", "0", "1", "7", "42", "-", ".", "/", ",", "e", "E", "+", "_", "inf",
+    "nan", "x", "é", "İ", "答", "$",
+]
+
+
+def fuzz_texts(count):
+    """Random concatenations of the pieces the rules react to: a differential test."""
+    rng = random.Random(7)
+    return ["".join(rng.choice(FUZZ_PIECES) for _ in range(rng.randint(1, 12)))
+            for _ in range(count)]
+
+
 def answer_case(text):
     extracted = extract_answer(text)
     normalized, raised = normalize_answer(extracted)
@@ -182,7 +196,7 @@ def main():
     metrics = {
         "generator": "tests/golden/eval/make_metric_goldens.py",
         "python": sys.version.split()[0],
-        "cases": [answer_case(t) for t in TEXT_CASES],
+        "cases": [answer_case(t) for t in TEXT_CASES + fuzz_texts(300)],
         "normalize": normalize_only,
         "gsm8k": gsm8k,
         "lower": {"text": lower_text, "lower": lower_text.lower()},
