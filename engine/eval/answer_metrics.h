@@ -31,8 +31,8 @@
 //   5. text.strip()
 //   Commas split numbers: "#### 1,234" gives "1" (step 2), "costs 1,234" gives "234" (step 4).
 //   \s is Python's Unicode whitespace (python_str.h); \d is ASCII 0–9 only, where Python's str
-//   regex also matches other Unicode decimal digits ("٣"). GSM8K texts and our tokenizer's
-//   digits are ASCII, so the two agree on every text this project evaluates.
+//   regex also matches other Unicode decimal digits ("٣"). The two agree on every text without
+//   such digits: all of GSM8K; a model transcript containing one would read differently.
 // normalize_answer:
 //   a = a.strip(); if "/" in a and a.split("/") has 2 parts: repr(float(p0) / float(p1));
 //   else x = float(a); "." in a ? repr(x).rstrip("0").rstrip(".") : str(int(x));

@@ -40,6 +40,28 @@ bool read_digit_part(std::string_view text, size_t& pos, std::string& digits) {
   return true;
 }
 
+// float() strips less than str.strip(): CPython maps non-ASCII whitespace to ' ' and then
+// strips ASCII " \t\n\v\f\r" only, so \x1c–\x1f (str.isspace() is true for them) stay and make
+// the parse fail: float("\x1c5") raises, float("\u30005") is 5.0.
+size_t float_space_length_at(std::string_view text, size_t pos) {
+  if (pos < text.size() && text[pos] >= 0x1C && text[pos] <= 0x1F) return 0;
+  return python_space_length_at(text, pos);
+}
+
+std::string_view strip_for_float(std::string_view text) {
+  size_t begin = 0;
+  while (const size_t n = float_space_length_at(text, begin)) begin += n;
+  size_t end = begin;  // one past the last non-space byte
+  for (size_t pos = begin; pos < text.size();) {
+    if (const size_t n = float_space_length_at(text, pos)) {
+      pos += n;
+    } else {
+      end = ++pos;  // a non-space byte (continuation bytes of a code point follow one by one)
+    }
+  }
+  return text.substr(begin, end - begin);
+}
+
 }  // namespace
 
 std::string python_float_repr(double x) {
@@ -63,7 +85,10 @@ std::string python_float_repr(double x) {
 
   if (decpt <= -4 || decpt > 16) {
     std::string out = sign + digits.substr(0, 1);
-    if (digits.size() > 1) out += "." + digits.substr(1);
+    if (digits.size() > 1) {
+      out += '.';
+      out += digits.substr(1);
+    }
     const int magnitude = exponent < 0 ? -exponent : exponent;
     out += exponent < 0 ? "e-" : "e+";
     if (magnitude < 10) out += '0';
@@ -77,7 +102,7 @@ std::string python_float_repr(double x) {
 }
 
 std::optional<double> python_parse_float(std::string_view raw) {
-  const std::string_view text = python_strip(raw);
+  const std::string_view text = strip_for_float(raw);
   size_t pos = 0;
   bool negative = false;
   if (pos < text.size() && (text[pos] == '+' || text[pos] == '-')) negative = text[pos++] == '-';
@@ -135,7 +160,9 @@ std::optional<double> python_parse_float(std::string_view raw) {
 std::optional<std::string> python_int_repr(double x) {
   if (!std::isfinite(x)) return std::nullopt;
   const BigUnsigned magnitude = BigUnsigned::from_double_integer_part(x);
-  return (x < 0 && !magnitude.is_zero() ? "-" : "") + magnitude.to_decimal();
+  std::string text = magnitude.to_decimal();
+  if (x < 0 && !magnitude.is_zero()) text.insert(text.begin(), '-');
+  return text;
 }
 
 }  // namespace smol

@@ -12,7 +12,8 @@
 //   and "inf", "-inf", "nan" (the sign of a nan is never shown), "-0.0".
 //   The digits come from std::to_chars, which the standard defines as exactly that shortest,
 //   nearest string; only the layout is Python's.
-// float(s): whitespace (str.isspace) stripped at both ends; optional sign; "inf", "infinity"
+// float(s): whitespace stripped at both ends (str.isspace() except \x1c–\x1f, which float()
+//   rejects although str.strip() removes them); optional sign; "inf", "infinity"
 //   or "nan" in any case; else digits with an optional point and exponent, at least one digit
 //   in the mantissa ("5", "5.", ".5", "1e5", "1.E-5"); single underscores allowed between
 //   digits only ("1_000.000_1e1_0"). Correctly rounded; too large gives ±inf, too small ±0.0,

@@ -1,9 +1,9 @@
 // The seed's teacher-forced metrics (docs/seed-behaviour.md §3): extract_answer and
 // normalize_answer against the Python reference (tests/golden/eval/answer_metrics.json: a
-// table of edge cases plus the first 200 GSM8K test answers, each also with its last line
-// mangled 15 different ways), the shifted vs legacy token accuracies on hand fixtures, and
-// answer_accuracy with a toy decoder. Every check is exact equality: the metrics are string
-// and integer computations with nothing to tolerate.
+// table of edge cases, 300 random concatenations of the pieces the rules react to, and the
+// first 200 GSM8K test answers, each also with its last line mangled one of 15 ways), the shifted
+// vs legacy token accuracies on hand fixtures, and answer_accuracy with a toy decoder. Every check
+// is exact equality: the metrics are string and integer computations with nothing to tolerate.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -51,6 +51,13 @@ TEST(AnswerMetrics, SeedOdditiesAreKept) {
   EXPECT_EQ(normalize_answer("6/2"), "3.0");        // fraction: float repr, not stripped
   EXPECT_EQ(normalize_answer("1e20"), "100000000000000000000");
   EXPECT_EQ(normalize_answer("Infinity"), "infinity");  // the deliberate OverflowError fix
+}
+
+TEST(PythonStr, LowerMatchesPythonOnEveryCodePointItChanges) {
+  const nlohmann::json golden = test::read_eval_golden("answer_metrics.json");
+  const std::string text = golden["lower"]["text"];
+  ASSERT_GT(text.size(), 4000u);  // ~1,430 code points of 1–4 bytes and their separators
+  EXPECT_EQ(python_lower(text), golden["lower"]["lower"].get<std::string>());
 }
 
 TEST(PythonStr, StripAndLower) {

@@ -150,6 +150,20 @@ def mangle(answer, kind):
     return body if replacement is None else body + "\n" + replacement
 
 
+FUZZ_PIECES = [
+    "####", "#", "answer", "Answer", "the answer is", "THE ANSWER IS", "final answer", ":", " ",
+    "\n", "\u00a0", "\u3000", "0", "1", "7", "42", "-", ".", "/", ",", "e", "E", "+", "_", "inf",
+    "nan", "x", "é", "İ", "答", "$",
+]
+
+
+def fuzz_texts(count):
+    """Random concatenations of the pieces the rules react to: a differential test."""
+    rng = random.Random(7)
+    return ["".join(rng.choice(FUZZ_PIECES) for _ in range(rng.randint(1, 12)))
+            for _ in range(count)]
+
+
 def answer_case(text):
     extracted = extract_answer(text)
     normalized, raised = normalize_answer(extracted)
@@ -174,12 +188,18 @@ def main():
             case["seed_raises"] = raised
         normalize_only.append(case)
 
+    # Every code point str.lower() changes, space-separated (so the final-sigma context, which
+    # needs a cased letter before the sigma, never applies), and a few it leaves alone.
+    changed = [chr(cp) for cp in range(0x110000)
+               if not 0xD800 <= cp < 0xE000 and chr(cp).lower() != chr(cp)]
+    lower_text = " ".join(changed + ["a", "ß", "ς", "1", "\u212b", "\U0001E900"])
     metrics = {
         "generator": "tests/golden/eval/make_metric_goldens.py",
         "python": sys.version.split()[0],
-        "cases": [answer_case(t) for t in TEXT_CASES],
+        "cases": [answer_case(t) for t in TEXT_CASES + fuzz_texts(300)],
         "normalize": normalize_only,
         "gsm8k": gsm8k,
+        "lower": {"text": lower_text, "lower": lower_text.lower()},
     }
     with open("tests/golden/eval/answer_metrics.json", "w", encoding="utf-8") as f:
         json.dump(metrics, f, ensure_ascii=False, indent=0)
@@ -192,7 +212,7 @@ def main():
         "-1e-400", "1e99999999999999999999", "0e99999999999999999999", "0." + "0" * 30 + "1e31",
         "2.4703282292062328e-324", "2.4703282292062327e-324", "9007199254740993",
         "1.00000000000000011102230246251565404236316680908203125",
-        "1.00000000000000011102230246251565404236316680908203124", "1_2_3.4_5e+0_1",
+        "1.00000000000000011102230246251565404236316680908203124", "1_2_3.4_5e+0_1", "\x855", "\xa05", "\u30005", "5\u2028", "\x0b5\x0c", "\x1c5", "5\x1f",
     ]
     floats = {
         "generator": "tests/golden/eval/make_metric_goldens.py",
