@@ -79,7 +79,7 @@ void Progress::update(int64_t step, double loss, double lr, double tokens_per_se
   if (interactive_) {
     const auto filled = static_cast<int>(std::clamp(percent / 100.0, 0.0, 1.0) * kBarWidth);
     const std::string bar = std::string(filled, '#') + std::string(kBarWidth - filled, '.');
-    draw_bar(printf_string("[%s] %lld/%lld %3.0f%% | %s | %s < %s", bar.c_str(),
+    draw_bar(printf_string("[%s] %lld/%lld %3.0f%% | %s | %s | ETA %s", bar.c_str(),
                            static_cast<long long>(step), static_cast<long long>(total_steps_),
                            percent, status.c_str(), format_duration(elapsed).c_str(),
                            format_duration(eta).c_str()));

@@ -1,14 +1,13 @@
 // Console progress for `smolengine train` (docs/design.md §7): step/total, loss, lr, tokens/s,
 // elapsed time and ETA.
 //
-// Interactive (stdout is a terminal): one line rewritten in place with '\r' — a bar, then
-//   "  120/2802   4% | loss 1.2345 | lr 2.000e-04 | 51234 tok/s | 0:01:02 < 1:23:45"
-// — padded with spaces when shorter than the line it replaces. message() clears the bar,
-// prints its own line and redraws the bar, so log lines never interleave with it.
-// Not interactive (a log file, CI): one plain line per update(), which the caller calls at
-// its logging steps, e.g.
-//   "step 120/2802 (4.3%) | loss 1.2345 | lr 2.000e-04 | 51234 tok/s | elapsed 0:01:02 | ETA
-//   1:23:45"
+// Interactive (stdout is a terminal): one line rewritten in place with '\r' (the bar is 24
+// wide; shortened here), padded with spaces when shorter than the line it replaces:
+//   [##....] 120/2802   4% | loss 1.2345 | lr 2.000e-04 | 51234 tok/s | 0:01:02 | ETA 1:23:45
+// message() clears the bar, prints its own line and redraws the bar, so log lines never
+// interleave with it. Not interactive (a log file, CI): one plain line per update(), which
+// the caller calls at its logging steps:
+//   step 120/2802 (4.3%) | loss 1.2345 | lr 2.000e-04 | 51234 tok/s | elapsed 0:01:02 | ETA …
 //
 // ETA = (total − step) × the mean seconds per step measured from the first update() on. The
 // time before it (start() to the first update) is left out because the first step carries

@@ -21,7 +21,9 @@ constexpr uint32_t kEventWallTime = 1;
 constexpr uint32_t kEventStep = 2;
 constexpr uint32_t kEventFileVersion = 3;
 constexpr uint32_t kEventSummary = 5;
-constexpr uint32_t kEventSessionLog = 6;
+constexpr uint32_t kEventSessionLog = 7;
+constexpr uint32_t kEventSourceMetadata = 10;
+constexpr uint32_t kSourceMetadataWriter = 1;
 constexpr uint32_t kSummaryValue = 1;
 constexpr uint32_t kValueTag = 1;
 constexpr uint32_t kValueSimpleValue = 2;
@@ -196,6 +198,11 @@ std::string encode_tensorboard_event(const TensorBoardEvent& event) {
     case TensorBoardEventKind::Other:
       throw_error("encode_tensorboard_event: kind Other is for decoded events only");
   }
+  if (!event.source_writer.empty()) {
+    std::string source_metadata;
+    put_length_delimited(source_metadata, kSourceMetadataWriter, event.source_writer);
+    put_length_delimited(out, kEventSourceMetadata, source_metadata);
+  }
   return out;
 }
 
@@ -227,6 +234,16 @@ TensorBoardEvent decode_tensorboard_event(std::string_view bytes, const std::str
       event.kind = is_session_start(reader.length_delimited(), where)
                        ? TensorBoardEventKind::SessionStart
                        : TensorBoardEventKind::Other;
+    } else if (field == kEventSourceMetadata && wire == kWireLengthDelimited) {
+      WireReader source_metadata(reader.length_delimited(), where);
+      while (!source_metadata.done()) {
+        const auto [metadata_field, metadata_wire] = next_key(source_metadata);
+        if (metadata_field == kSourceMetadataWriter && metadata_wire == kWireLengthDelimited) {
+          event.source_writer = std::string(source_metadata.length_delimited());
+        } else {
+          source_metadata.skip(metadata_wire);
+        }
+      }
     } else {
       reader.skip(wire);
     }

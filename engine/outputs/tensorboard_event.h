@@ -4,10 +4,13 @@
 // The fields used, from tensorboard/compat/proto/event.proto and summary.proto:
 //   Event      { double wall_time = 1; int64 step = 2;
 //                oneof what { string file_version = 3; Summary summary = 5;
-//                             SessionLog session_log = 6; ... } }
+//                             SessionLog session_log = 7; ... }
+//                SourceMetadata source_metadata = 10; }
 //   Summary    { repeated Value value = 1; }
 //   Value      { string tag = 1; oneof value { float simple_value = 2; ... } }
 //   SessionLog { SessionStatus status = 1; ... }   SessionStatus START = 1
+//   SourceMetadata { string writer = 1; }  (names the program that wrote the file)
+// (read from the descriptors of tensorboard 2.21's compat/proto/event_pb2 and summary_pb2).
 // Wire format: each field is a varint key (field_number << 3 | wire_type) followed by a varint
 // (type 0: int64, enum), 8 little-endian bytes (type 1: double), a varint length and bytes
 // (type 2: string, nested message) or 4 little-endian bytes (type 5: float).
@@ -16,7 +19,8 @@
 // our files are byte-identical to the tensorboard package's: fields in field-number order,
 // and proto3 implicit-presence fields (wall_time, step, tag) left out when they hold their
 // default (0, 0, ""), while members of a oneof (file_version, summary, simple_value) are
-// always written. A negative step is the 10-byte varint of its two's complement.
+// always written and source_metadata (a message field) whenever it is set. A negative step is the
+// 10-byte varint of its two's complement.
 #pragma once
 
 #include <cstdint>
@@ -46,6 +50,7 @@ struct TensorBoardEvent {
   TensorBoardEventKind kind = TensorBoardEventKind::Summary;
   std::string file_version;              // kind == FileVersion
   std::vector<TensorBoardValue> values;  // kind == Summary
+  std::string source_writer;             // source_metadata.writer; "" = no source_metadata
 };
 
 // Serialised Event bytes (the payload of one TFRecord).

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 
 #include "common/error.h"
 #include "engine/outputs/tensorboard_event.h"
@@ -18,6 +19,8 @@ namespace smol {
 namespace {
 
 constexpr const char* kFileVersion = "brain.Event:2";
+// source_metadata.writer of the first event, as tensorboard's own writer names itself there.
+constexpr const char* kSourceWriter = "smolengine";
 
 double clock_seconds() {
   const auto since_epoch = std::chrono::system_clock::now().time_since_epoch();
@@ -45,6 +48,18 @@ std::FILE* open_new_event_file(const std::string& dir, double wall_time, std::st
   throw_error("cannot create TensorBoard event file ", base, ".*: 1000 names taken");
 }
 
+// `value` rounded to the nearest float as IEEE 754 does (out-of-range finite values become
+// ±FLT_MAX or ±inf), without the undefined behaviour of static_cast<float> out of range.
+float to_float32(double value) {
+  constexpr double kFloatMax = std::numeric_limits<float>::max();
+  if (!std::isfinite(value) || std::fabs(value) <= kFloatMax) return static_cast<float>(value);
+  // Half an ulp above FLT_MAX (ulp 2^104) is the tie, which rounds to even: to infinity.
+  const bool to_infinity = std::fabs(value) >= kFloatMax + std::ldexp(1.0, 103);
+  const float magnitude =
+      to_infinity ? std::numeric_limits<float>::infinity() : std::numeric_limits<float>::max();
+  return std::signbit(value) ? -magnitude : magnitude;
+}
+
 }  // namespace
 
 TensorBoardWriter::TensorBoardWriter(const std::string& dir, double wall_time_override)
@@ -58,6 +73,7 @@ TensorBoardWriter::TensorBoardWriter(const std::string& dir, double wall_time_ov
   header.wall_time = start;
   header.kind = TensorBoardEventKind::FileVersion;
   header.file_version = kFileVersion;
+  header.source_writer = kSourceWriter;
   write_record(encode_tensorboard_event(header));
   flush();
 }
@@ -84,7 +100,7 @@ void TensorBoardWriter::add_scalar(const std::string& tag, double value, int64_t
   event.wall_time = now(wall_time);
   event.step = step;
   event.kind = TensorBoardEventKind::Summary;
-  event.values.push_back({tag, true, static_cast<float>(value)});
+  event.values.push_back({tag, true, to_float32(value)});
   write_record(encode_tensorboard_event(event));
 }
 

@@ -6,8 +6,10 @@
 // TensorBoard's loader globs for; ".<n>" is appended if that name exists already, so a
 // resumed run started within the same second never overwrites). It is a TFRecord file
 // (tfrecord.h) of Event messages (tensorboard_event.h): first {wall_time, file_version
-// "brain.Event:2"}, then one Event per scalar {wall_time, step, Summary{Value{tag,
-// simple_value}}}, exactly what torch.utils.tensorboard.SummaryWriter.add_scalar writes.
+// "brain.Event:2", source_metadata{writer "smolengine"}}, then one Event per scalar
+// {wall_time, step, Summary{Value{tag, simple_value}}}: byte for byte what the tensorboard
+// package's EventFileWriter writes (and so torch.utils.tensorboard.SummaryWriter.add_scalar),
+// except the writer name in the first event (tests/golden/outputs/ checks this).
 // simple_value is a float, so values are stored rounded to float32.
 //
 // Records are buffered by stdio; the caller calls flush() after each group of scalars (one
