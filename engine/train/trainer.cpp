@@ -162,6 +162,8 @@ class RunOutputs {
     if (resumed) MetricsLog::truncate_after_step(metrics, resumed_step);
     log_ = std::make_unique<MetricsLog>(metrics, resumed);
     tensorboard_ = std::make_unique<TensorBoardWriter>(dir);
+    // TensorBoard drops what the earlier attempt logged after the checkpoint's step.
+    if (resumed) tensorboard_->mark_restart(resumed_step + 1);
   }
 
   void event(const std::string& kind, int64_t step, double epoch, double elapsed,
