@@ -31,6 +31,7 @@
 #include "engine/training_data.h"
 #include "io/hf_export.h"
 #include "io/peft_adapter.h"
+#include "io/peft_weight_conversion.h"
 #include "kernels/backend.h"
 #include "model/lora_names.h"
 
