@@ -10,11 +10,8 @@ void add_inspect_command(CLI::App& app);    // engine/cmd_inspect.cpp
 void add_tokenize_command(CLI::App& app);   // engine/cmd_tokenize.cpp
 void add_generate_command(CLI::App& app);   // engine/cmd_generate.cpp
 void add_dump_step_command(CLI::App& app);  // engine/cmd_dump_step.cpp
-<<<<<<< HEAD
 void add_train_command(CLI::App& app);      // engine/cli/cmd_train.cpp
 void add_eval_command(CLI::App& app);       // engine/cli/cmd_eval.cpp
-=======
 void add_export_command(CLI::App& app);     // engine/cmd_export.cpp
->>>>>>> peft
 
 }  // namespace smol

@@ -11,6 +11,7 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "io/hf_export.h"
+#include "io/peft_weight_conversion.h"
 #include "io/safetensors_io.h"
 
 namespace smol {
