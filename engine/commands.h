@@ -10,5 +10,6 @@ void add_inspect_command(CLI::App& app);    // engine/cmd_inspect.cpp
 void add_tokenize_command(CLI::App& app);   // engine/cmd_tokenize.cpp
 void add_generate_command(CLI::App& app);   // engine/cmd_generate.cpp
 void add_dump_step_command(CLI::App& app);  // engine/cmd_dump_step.cpp
+void add_config_command(CLI::App& app);     // engine/cmd_config.cpp
 
 }  // namespace smol

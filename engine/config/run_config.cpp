@@ -47,8 +47,7 @@ void apply_override(YAML::Node& root, const std::string& assignment, ConfigSourc
 const TrainerSection kTrainerDefaults{};
 
 // Checks and values that involve several keys.
-void resolve(RunConfig& c, const YAML::Node& root, const ConfigSource& source,
-             ConfigReadLog& log) {
+void resolve(RunConfig& c, const YAML::Node& root, const ConfigSource& source, ConfigReadLog& log) {
   auto site = [&](const std::string& dotted) {
     YAML::Node node = root;
     std::stringstream parts(dotted);
@@ -152,7 +151,8 @@ bool TrainingSection::best_metric_greater_is_better() const {
   if (greater_is_better) return *greater_is_better;
   const std::string suffix = "loss";
   const std::string& m = metric_for_best_model;
-  return !(m.size() >= suffix.size() && m.compare(m.size() - suffix.size(), suffix.size(), suffix) == 0);
+  return !(m.size() >= suffix.size() &&
+           m.compare(m.size() - suffix.size(), suffix.size(), suffix) == 0);
 }
 
 RunConfig parse_run_config_text(const std::string& yaml, const std::string& where,
