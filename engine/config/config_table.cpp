@@ -212,21 +212,30 @@ NumberRange between(double min, double max, bool max_open) {
 
 // ---- typed reading ----------------------------------------------------------------------------
 
-double read_config_number(const YAML::Node& value, const ConfigSite& site) {
+namespace {
+
+// `kind` names what was expected ("a number", "an integer") in the message.
+double parse_number(const YAML::Node& value, const ConfigSite& site, const char* kind) {
   const std::string text = value.IsScalar() ? value.Scalar() : "";
   SMOL_CHECK(value.IsScalar() && !text.empty() && !is_bool_text(text), site.at, ": '", site.key,
-             "' must be a number, got ", describe(value));
+             "' must be ", kind, ", got ", describe(value));
   // Numeric strings such as "1e-5" are numbers (yaml.safe_load gave the seed strings).
   errno = 0;
   char* end = nullptr;
   const double parsed = std::strtod(text.c_str(), &end);
   SMOL_CHECK(end != text.c_str() && *end == '\0' && errno == 0 && std::isfinite(parsed), site.at,
-             ": '", site.key, "' must be a number, got '", text, "'");
+             ": '", site.key, "' must be ", kind, ", got '", text, "'");
   return parsed;
 }
 
+}  // namespace
+
+double read_config_number(const YAML::Node& value, const ConfigSite& site) {
+  return parse_number(value, site, "a number");
+}
+
 int64_t read_config_integer(const YAML::Node& value, const ConfigSite& site) {
-  const double parsed = read_config_number(value, site);
+  const double parsed = parse_number(value, site, "an integer");
   SMOL_CHECK(parsed == std::floor(parsed) && std::fabs(parsed) < 9e15, site.at, ": '", site.key,
              "' must be an integer, got '", value.Scalar(), "'");
   return static_cast<int64_t>(parsed);

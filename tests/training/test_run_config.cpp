@@ -195,7 +195,7 @@ TEST(RunConfigTable, SetUsesTheSamePathAsTheFile) {
   // A wrong type through --set names the assignment, not a line of the file.
   message = minimal_error("set_type", "", {"evaluation.max_new_tokens=many"});
   EXPECT_NE(message.find("--set 'evaluation.max_new_tokens=many': 'evaluation.max_new_tokens' "
-                         "must be a number"),
+                         "must be an integer"),
             std::string::npos)
       << message;
   // New keys through --set.
