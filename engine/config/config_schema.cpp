@@ -380,7 +380,7 @@ ConfigSection tokenizer_section() {
                               "where the tokenizer comes from; empty = model.name_or_path"));
   s.keys.push_back(
       optional_string_key("eos_token", "the tokenizer's", CONFIG_FIELD(tokenizer.eos_token),
-                          "EOS token text (the seed's base SmolLM2 used <|endoftext|>)"));
+                          "EOS token text (the seed's base SmolLM2 used `<|endoftext|>`)"));
   s.keys.push_back(optional_string_key("pad_token", "the tokenizer's, else EOS, else id 0",
                                        CONFIG_FIELD(tokenizer.pad_token), "pad token text"));
   s.keys.push_back(optional_integer_key("model_max_length", "the model's max_position_embeddings",
