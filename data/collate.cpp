@@ -1,4 +1,4 @@
-// collate_examples and collation_pad_id (see collate.h).
+// collate_examples (see collate.h).
 #include "data/collate.h"
 
 #include <algorithm>
@@ -34,12 +34,6 @@ CollatedBatch collate_examples(const std::vector<TokenizedExample>& examples,
     std::fill_n(batch.attention_mask.begin() + offset, e.input_ids.size(), 1);
   }
   return batch;
-}
-
-int32_t collation_pad_id(const Tokenizer& tokenizer) {
-  if (tokenizer.pad_id() >= 0) return tokenizer.pad_id();
-  if (tokenizer.eos_id() >= 0) return tokenizer.eos_id();
-  return 0;
 }
 
 }  // namespace smol

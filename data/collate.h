@@ -1,7 +1,8 @@
 // Collation (seed-spec.md §2.7, the seed's CompletionDataCollator): right-pad every example to
 // the longest one in the batch rounded up to a multiple of pad_to_multiple_of; input_ids get
 // the pad id, labels -100, attention_mask 0 (1 on real tokens). The tokenizer's padding_side is
-// ignored, as in the seed. The pad id is the tokenizer's pad, else its EOS, else 0.
+// ignored, as in the seed. The pad id is the caller's (the engine resolves it once:
+// resolve_special_ids in engine/training_data.h).
 #pragma once
 
 #include <cstdint>
@@ -22,8 +23,5 @@ struct CollatedBatch {
 // Throws smol::Error for an empty batch or pad_to_multiple_of < 1.
 CollatedBatch collate_examples(const std::vector<TokenizedExample>& examples,
                                int64_t pad_to_multiple_of, int32_t pad_id);
-
-// The tokenizer's pad id, else its EOS id, else 0 (seed-spec.md §2.7).
-int32_t collation_pad_id(const Tokenizer& tokenizer);
 
 }  // namespace smol

@@ -13,5 +13,6 @@ void add_dump_step_command(CLI::App& app);  // engine/cmd_dump_step.cpp
 void add_train_command(CLI::App& app);      // engine/cli/cmd_train.cpp
 void add_eval_command(CLI::App& app);       // engine/cli/cmd_eval.cpp
 void add_export_command(CLI::App& app);     // engine/cmd_export.cpp
+void add_config_command(CLI::App& app);     // engine/cmd_config.cpp
 
 }  // namespace smol

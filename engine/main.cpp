@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   smol::add_generate_command(app);
   smol::add_dump_step_command(app);
   smol::add_export_command(app);
+  smol::add_config_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -38,9 +38,8 @@ BuiltModel build_model(Backend& backend, const RunConfig& config,
     weights = std::move(loaded.weights);
     built.weights_source = loaded.source;
   }
-  built.pad_id = static_cast<int32_t>(architecture.pad_token_id >= 0   ? architecture.pad_token_id
-                                      : architecture.eos_token_id >= 0 ? architecture.eos_token_id
-                                                                       : 0);
+  // No tokenizer is loaded here: the model's own ids decide (engine/training_data.h).
+  built.pad_id = resolve_special_ids(config, /*tokenizer=*/nullptr, &architecture).pad_id;
   const bool full = config.peft.full_finetune();
   built.model = std::make_unique<LlamaModel>(
       backend, architecture, full ? TrainMode::Full : TrainMode::Lora,

@@ -17,7 +17,7 @@ namespace smol {
 struct BuiltModel {
   std::unique_ptr<LlamaModel> model;
   std::optional<LoraInitReport> lora_init;  // set in LoRA mode
-  int32_t pad_id = 0;  // collation pad: config pad, else eos, else 0 (seed-spec.md §2.7)
+  int32_t pad_id = 0;  // collation pad from the model's ids (resolve_special_ids, no tokenizer)
   std::string weights_source;
 };
 

@@ -21,6 +21,27 @@ int32_t token_id_of(const Tokenizer& tokenizer, const std::string& text, const s
 
 }  // namespace
 
+SpecialIds resolve_special_ids(const RunConfig& config, const Tokenizer* tokenizer,
+                               const LlamaConfig* model) {
+  SpecialIds ids;
+  const TokenizerSection& section = config.tokenizer;
+  if (tokenizer && section.eos_token)
+    ids.eos_id = token_id_of(*tokenizer, *section.eos_token, "tokenizer.eos_token", config.path);
+  else if (tokenizer)
+    ids.eos_id = tokenizer->eos_id();
+  else if (model)
+    ids.eos_id = static_cast<int32_t>(model->eos_token_id);
+  if (tokenizer && section.pad_token)
+    ids.pad_id = token_id_of(*tokenizer, *section.pad_token, "tokenizer.pad_token", config.path);
+  else if (tokenizer && tokenizer->pad_id() >= 0)
+    ids.pad_id = tokenizer->pad_id();
+  else if (model && model->pad_token_id >= 0)
+    ids.pad_id = static_cast<int32_t>(model->pad_token_id);
+  else
+    ids.pad_id = ids.eos_id >= 0 ? ids.eos_id : 0;
+  return ids;
+}
+
 TextPipeline make_text_pipeline(const RunConfig& config, int64_t model_vocab,
                                 int64_t model_max_positions) {
   const std::string source = !config.tokenizer.name_or_path.empty() ? config.tokenizer.name_or_path
@@ -37,15 +58,9 @@ TextPipeline make_text_pipeline(const RunConfig& config, int64_t model_vocab,
   pipeline.model_vocab = model_vocab;
   pipeline.prompt = config.dataset.prompt;
   pipeline.example = config.dataset.example;
-  pipeline.example.eos_id =
-      config.tokenizer.eos_token
-          ? token_id_of(tokenizer, *config.tokenizer.eos_token, "tokenizer.eos_token", config.path)
-          : tokenizer.eos_id();
-  pipeline.pad_id = config.tokenizer.pad_token ? token_id_of(tokenizer, *config.tokenizer.pad_token,
-                                                             "tokenizer.pad_token", config.path)
-                    : tokenizer.pad_id() >= 0  ? tokenizer.pad_id()
-                    : pipeline.example.eos_id >= 0 ? pipeline.example.eos_id
-                                                   : 0;
+  const SpecialIds ids = resolve_special_ids(config, &tokenizer, /*model=*/nullptr);
+  pipeline.example.eos_id = ids.eos_id;
+  pipeline.pad_id = ids.pad_id;
   pipeline.example.max_length =
       config.dataset.max_length ? *config.dataset.max_length
                                 : config.tokenizer.model_max_length.value_or(model_max_positions);

@@ -28,8 +28,24 @@ struct TextPipeline {
   int64_t model_vocab = 0;
 };
 
-// Loads the tokenizer and resolves EOS (tokenizer.eos_token, else the tokenizer's), pad
-// (tokenizer.pad_token, else the tokenizer's pad, else that EOS, else 0) and max_length
+// The EOS and collation pad ids of a run — the one place they are resolved (seed-spec:
+// docs/seed-behaviour.md §2.7, where pad := EOS because base SmolLM2 has no pad):
+//   eos = tokenizer.eos_token's id, else the tokenizer's EOS, else the model's eos_token_id,
+//         else -1;
+//   pad = tokenizer.pad_token's id, else the tokenizer's pad, else the model's pad_token_id,
+//         else eos, else 0.
+// `tokenizer` may be null (dump-step on a model directory without one): the config's token
+// texts cannot be looked up then, and the model's ids decide. `model` may be null (the text
+// pipeline, before a model exists). Throws naming the config when a configured token text is
+// not a token of the tokenizer.
+struct SpecialIds {
+  int32_t eos_id = -1;
+  int32_t pad_id = 0;
+};
+SpecialIds resolve_special_ids(const RunConfig& config, const Tokenizer* tokenizer,
+                               const LlamaConfig* model);
+
+// Loads the tokenizer and resolves EOS and pad (resolve_special_ids, no model) and max_length
 // (dataset.max_length, else tokenizer.model_max_length, else model_max_positions). Throws
 // naming the config when the tokenizer's vocabulary does not fit the model's.
 TextPipeline make_text_pipeline(const RunConfig& config, int64_t model_vocab,

@@ -13,7 +13,10 @@ namespace smol {
 
 namespace {
 
-#define CONFIG_FIELD(path) [](auto& c) -> auto& { return c.path; }
+#define CONFIG_FIELD(path) \
+  [](auto& c) -> auto& {   \
+    return c.path;         \
+  }
 
 template <class Field>
 using FieldType = std::remove_cvref_t<std::invoke_result_t<Field, RunConfig&>>;
@@ -32,8 +35,8 @@ template <class Field>
 ConfigKey integer_key(std::string name, int64_t fallback, Field field, std::string doc,
                       NumberRange range = {}) {
   using T = FieldType<Field>;
-  ConfigKey key = base_key(std::move(name), ConfigType::Integer, yaml_integer(fallback),
-                           std::move(doc));
+  ConfigKey key =
+      base_key(std::move(name), ConfigType::Integer, yaml_integer(fallback), std::move(doc));
   key.check_text = range.text();
   key.read = [field, range](RunConfig& c, const YAML::Node& value, const ConfigSite& site) {
     const int64_t parsed = read_config_integer(value, site);
@@ -41,9 +44,7 @@ ConfigKey integer_key(std::string name, int64_t fallback, Field field, std::stri
     field(c) = static_cast<T>(parsed);
   };
   key.set_default = [field, fallback](RunConfig& c) { field(c) = static_cast<T>(fallback); };
-  key.write = [field](const RunConfig& c) {
-    return yaml_integer(static_cast<int64_t>(field(c)));
-  };
+  key.write = [field](const RunConfig& c) { return yaml_integer(static_cast<int64_t>(field(c))); };
   return key;
 }
 
@@ -141,8 +142,8 @@ ConfigKey optional_string_key(std::string name, std::string unset_text, Field fi
 template <class Field>
 ConfigKey string_list_key(std::string name, std::vector<std::string> fallback, Field field,
                           std::string doc, std::vector<std::string> choices = {}) {
-  ConfigKey key = base_key(std::move(name), ConfigType::StringList, yaml_string_list(fallback),
-                           std::move(doc));
+  ConfigKey key =
+      base_key(std::move(name), ConfigType::StringList, yaml_string_list(fallback), std::move(doc));
   if (!choices.empty()) {
     key.check_text = "each one of ";
     for (size_t i = 0; i < choices.size(); ++i) key.check_text += (i ? ", " : "") + choices[i];
@@ -190,11 +191,10 @@ ConfigKey fixed_key(std::string name, ConfigType type, std::string value, std::s
   key.check_text = "must be " + value + " (anything else is not implemented)";
   key.read = [type, value](RunConfig&, const YAML::Node& given, const ConfigSite& site) {
     check_config_type(type, given, site);
-    const bool same = type == ConfigType::Boolean ? yaml_boolean(read_config_boolean(
-                                                        given, site)) == value
-                      : type == ConfigType::Number
-                          ? read_config_number(given, site) == std::stod(value)
-                          : given.Scalar() == value;
+    const bool same =
+        type == ConfigType::Boolean  ? yaml_boolean(read_config_boolean(given, site)) == value
+        : type == ConfigType::Number ? read_config_number(given, site) == std::stod(value)
+                                     : given.Scalar() == value;
     SMOL_CHECK(same, site.at, ": ", site.key, " = ", given.Scalar(), " is not implemented (only ",
                value, ")");
   };
@@ -241,11 +241,10 @@ ConfigSection top_level() {
   s.keys.push_back(integer_key("early_stopping_patience", 0, CONFIG_FIELD(early_stopping_patience),
                                "stop after this many evaluations without improvement; 0 = off",
                                at_least(0)));
-  s.keys.push_back(number_key("early_stopping_threshold", 0,
-                              CONFIG_FIELD(early_stopping_threshold),
+  s.keys.push_back(number_key("early_stopping_threshold", 0, CONFIG_FIELD(early_stopping_threshold),
                               "the improvement of the best metric that counts", at_least(0)));
-  s.keys.push_back(ignored_key("sft", ConfigType::Map, "the seed ignores sft.* too",
-                               "the seed's SFT settings"));
+  s.keys.push_back(
+      ignored_key("sft", ConfigType::Map, "the seed ignores sft.* too", "the seed's SFT settings"));
   s.keys.push_back(section_key("model", "model", "the base model"));
   s.keys.push_back(section_key("tokenizer", "tokenizer", "tokenizer source and special tokens"));
   s.keys.push_back(section_key("peft", "peft", "LoRA adapters, or full fine-tuning"));
@@ -321,17 +320,17 @@ ConfigSection architecture_section() {
   s.keys.push_back(derived(
       integer_key("num_key_value_heads", 0, CONFIG_FIELD(model.architecture.num_key_value_heads),
                   "key/value heads (GQA)", positive()),
-      "num_attention_heads",
-      [](RunConfig& c) {
+      "num_attention_heads", [](RunConfig& c) {
         c.model.architecture.num_key_value_heads = c.model.architecture.num_attention_heads;
       }));
-  s.keys.push_back(derived(
-      integer_key("head_dim", 0, CONFIG_FIELD(model.architecture.head_dim), "per-head width",
-                  positive()),
-      "hidden_size / num_attention_heads", [](RunConfig& c) {
-        LlamaConfig& a = c.model.architecture;
-        a.head_dim = a.num_attention_heads > 0 ? a.hidden_size / a.num_attention_heads : 0;
-      }));
+  s.keys.push_back(derived(integer_key("head_dim", 0, CONFIG_FIELD(model.architecture.head_dim),
+                                       "per-head width", positive()),
+                           "hidden_size / num_attention_heads", [](RunConfig& c) {
+                             LlamaConfig& a = c.model.architecture;
+                             a.head_dim = a.num_attention_heads > 0
+                                              ? a.hidden_size / a.num_attention_heads
+                                              : 0;
+                           }));
   required_size("vocab_size", CONFIG_FIELD(model.architecture.vocab_size), "vocabulary size");
   s.keys.push_back(integer_key("max_position_embeddings", 2048,
                                CONFIG_FIELD(model.architecture.max_position_embeddings),
@@ -379,15 +378,14 @@ ConfigSection tokenizer_section() {
   ConfigSection s{"tokenizer", "tokenizer source and special tokens", {}};
   s.keys.push_back(string_key("name_or_path", "", CONFIG_FIELD(tokenizer.name_or_path),
                               "where the tokenizer comes from; empty = model.name_or_path"));
-  s.keys.push_back(optional_string_key(
-      "eos_token", "the tokenizer's", CONFIG_FIELD(tokenizer.eos_token),
-      "EOS token text (the seed's base SmolLM2 used <|endoftext|>)"));
+  s.keys.push_back(
+      optional_string_key("eos_token", "the tokenizer's", CONFIG_FIELD(tokenizer.eos_token),
+                          "EOS token text (the seed's base SmolLM2 used `<|endoftext|>`)"));
   s.keys.push_back(optional_string_key("pad_token", "the tokenizer's, else EOS, else id 0",
                                        CONFIG_FIELD(tokenizer.pad_token), "pad token text"));
-  s.keys.push_back(optional_integer_key(
-      "model_max_length", "the model's max_position_embeddings",
-      CONFIG_FIELD(tokenizer.model_max_length), "max_length when dataset.max_length is unset",
-      positive()));
+  s.keys.push_back(optional_integer_key("model_max_length", "the model's max_position_embeddings",
+                                        CONFIG_FIELD(tokenizer.model_max_length),
+                                        "max_length when dataset.max_length is unset", positive()));
   s.keys.push_back(ignored_key("use_fast", ConfigType::Boolean,
                                "one tokenizer implementation, exact to HF tokenizers",
                                "HF fast tokenizer switch"));
@@ -409,8 +407,8 @@ ConfigSection peft_section() {
   ConfigSection s{"peft", "LoRA adapters, or full fine-tuning", {}};
   s.keys.push_back(enum_key("method", {"lora", "full"}, "lora", CONFIG_FIELD(peft.method),
                             "lora, or full: every parameter trains"));
-  s.keys.push_back(integer_key("lora_r", 8, CONFIG_FIELD(peft.lora.r), "LoRA rank r",
-                               between(1, 4096)));
+  s.keys.push_back(
+      integer_key("lora_r", 8, CONFIG_FIELD(peft.lora.r), "LoRA rank r", between(1, 4096)));
   s.keys.push_back(
       number_key("lora_alpha", 16, CONFIG_FIELD(peft.lora.alpha), "LoRA α; scale s = α/r"));
   s.keys.push_back(number_key("lora_dropout", 0.1, CONFIG_FIELD(peft.lora.dropout),
@@ -431,9 +429,7 @@ ConfigSection peft_section() {
       }
     }
   };
-  targets.set_default = [](RunConfig& c) {
-    c.peft.lora.targets = {Projection::Q, Projection::V};
-  };
+  targets.set_default = [](RunConfig& c) { c.peft.lora.targets = {Projection::Q, Projection::V}; };
   targets.write = [](const RunConfig& c) {
     std::vector<std::string> names;
     for (Projection p : c.peft.lora.targets) names.push_back(projection_name(p));
@@ -465,8 +461,7 @@ ConfigSection peft_section() {
   s.keys.push_back(fixed_key("use_qalora", ConfigType::Boolean, "false", "QA-LoRA"));
   s.keys.push_back(boolean_key("use_rslora", false, CONFIG_FIELD(peft.lora.use_rslora),
                                "s = α/√r instead of α/r"));
-  s.keys.push_back(optional_integer_key("init_seed", "training.seed",
-                                        CONFIG_FIELD(peft.init_seed),
+  s.keys.push_back(optional_integer_key("init_seed", "training.seed", CONFIG_FIELD(peft.init_seed),
                                         "seed of the initialisers' random draws", at_least(0)));
   return s;
 }
@@ -486,8 +481,7 @@ ConfigSection trainer_section() {
                             CONFIG_FIELD(trainer.refactor_mode), "spectrum kept or balanced"));
   s.keys.push_back(number_key("balance_lambda", 1.0, CONFIG_FIELD(trainer.balance_lambda),
                               "λ₀ of the balanced mode, rising to 1", between(0, 1)));
-  s.keys.push_back(boolean_key("preserve_momentum", false,
-                               CONFIG_FIELD(trainer.preserve_momentum),
+  s.keys.push_back(boolean_key("preserve_momentum", false, CONFIG_FIELD(trainer.preserve_momentum),
                                "remap Adam's first moments into the new factors"));
   s.keys.push_back(boolean_key("clear_momentum", true, CONFIG_FIELD(trainer.clear_momentum),
                                "zero Adam's moments after a refactor"));
@@ -519,8 +513,8 @@ ConfigSection loraga_section() {
                             CONFIG_FIELD(loraga.scale), "scale of the initial factors"));
   s.keys.push_back(number_key("stable_gamma", 16, CONFIG_FIELD(loraga.stable_gamma),
                               "γ of the stable scale", positive()));
-  s.keys.push_back(ignored_key("dtype", ConfigType::String, "the gradient pass runs in fp32",
-                               "gradient dtype"));
+  s.keys.push_back(
+      ignored_key("dtype", ConfigType::String, "the gradient pass runs in fp32", "gradient dtype"));
   s.keys.push_back(ignored_key("gradient", ConfigType::Map,
                                "the estimated gradient is not saved to disk",
                                "gradient cache settings"));
@@ -543,8 +537,8 @@ ConfigSection dataset_section() {
     SMOL_CHECK(value.IsMap(), site.at, ": '", site.key,
                "' must be a path or a mapping split -> path");
     for (const auto& item : value) {
-      SMOL_CHECK(item.second.IsScalar(), site.at, ": ", site.key, ".",
-                 item.first.as<std::string>(), " must be one path");
+      SMOL_CHECK(item.second.IsScalar(), site.at, ": ", site.key, ".", item.first.as<std::string>(),
+                 " must be one path");
       c.dataset.data_files[item.first.as<std::string>()] = item.second.Scalar();
     }
   };
@@ -578,11 +572,10 @@ ConfigSection dataset_section() {
                               "completion with {target}"));
   s.keys.push_back(boolean_key("strip_prompt", true, CONFIG_FIELD(dataset.prompt.strip_prompt),
                                "strip whitespace around prompt and completion"));
-  s.keys.push_back(boolean_key("append_eos_token", true,
-                               CONFIG_FIELD(dataset.example.append_eos),
+  s.keys.push_back(boolean_key("append_eos_token", true, CONFIG_FIELD(dataset.example.append_eos),
                                "append a supervised EOS"));
-  s.keys.push_back(boolean_key("add_bos_token", false, CONFIG_FIELD(dataset.example.add_bos),
-                               "prepend BOS"));
+  s.keys.push_back(
+      boolean_key("add_bos_token", false, CONFIG_FIELD(dataset.example.add_bos), "prepend BOS"));
   s.keys.push_back(string_key("completion_prefix", "",
                               CONFIG_FIELD(dataset.example.completion_prefix),
                               "text before the completion"));
@@ -605,7 +598,8 @@ ConfigSection dataset_section() {
                               CONFIG_FIELD(dataset.example.assistant_prefix),
                               "text opening the assistant turn"));
   const std::string local_files = "files are read directly from the data root (--data-dir)";
-  s.keys.push_back(ignored_key("data_dir", ConfigType::String, local_files, "load_dataset data_dir"));
+  s.keys.push_back(
+      ignored_key("data_dir", ConfigType::String, local_files, "load_dataset data_dir"));
   s.keys.push_back(
       ignored_key("cache_dir", ConfigType::String, local_files, "load_dataset cache_dir"));
   s.keys.push_back(ignored_key("streaming", ConfigType::Boolean, "datasets are read whole",
@@ -656,21 +650,19 @@ ConfigSection training_section() {
     schedules.push_back(lr_schedule_kind_name(kind));
   s.keys.push_back(enum_key("lr_scheduler_type", schedules, "cosine",
                             CONFIG_FIELD(training.lr_scheduler_type), "HF schedule"));
-  s.keys.push_back(enum_key("optim", {"adamw_torch", "adamw_torch_fused", "adamw_hf",
-                                      "adamw_apex_fused"},
-                            "adamw_torch", CONFIG_FIELD(training.optim),
-                            "every name is the same AdamW (docs/design.md §4)"));
+  s.keys.push_back(enum_key(
+      "optim", {"adamw_torch", "adamw_torch_fused", "adamw_hf", "adamw_apex_fused"}, "adamw_torch",
+      CONFIG_FIELD(training.optim), "every name is the same AdamW (docs/design.md §4)"));
   s.keys.push_back(number_key("max_grad_norm", 1.0, CONFIG_FIELD(training.max_grad_norm),
                               "global gradient-norm clip", at_least(0)));
   s.keys.push_back(number_key("adam_beta1", 0.9, CONFIG_FIELD(training.adam_beta1), "AdamW β1",
                               between(0, 1, /*max_open=*/true)));
   s.keys.push_back(number_key("adam_beta2", 0.999, CONFIG_FIELD(training.adam_beta2), "AdamW β2",
                               between(0, 1, /*max_open=*/true)));
-  s.keys.push_back(number_key("adam_epsilon", 1e-8, CONFIG_FIELD(training.adam_epsilon),
-                              "AdamW ε", at_least(0)));
+  s.keys.push_back(number_key("adam_epsilon", 1e-8, CONFIG_FIELD(training.adam_epsilon), "AdamW ε",
+                              at_least(0)));
   s.keys.push_back(integer_key("seed", 42, CONFIG_FIELD(training.seed),
-                               "seed of dropout and the defaults of the other seeds",
-                               at_least(0)));
+                               "seed of dropout and the defaults of the other seeds", at_least(0)));
   s.keys.push_back(derived(integer_key("data_seed", 42, CONFIG_FIELD(training.data_seed),
                                        "seed of the data order", at_least(0)),
                            "training.seed",
@@ -689,19 +681,18 @@ ConfigSection training_section() {
                                "evaluations per run when eval_steps is unset", positive()));
   s.keys.push_back(enum_key("eval_strategy", strategies, "steps",
                             CONFIG_FIELD(training.eval_strategy), "when to evaluate"));
-  ConfigKey alias = enum_key("evaluation_strategy", strategies, "steps",
-                             CONFIG_FIELD(training.eval_strategy),
-                             "old name of eval_strategy (both set the same field)");
+  ConfigKey alias =
+      enum_key("evaluation_strategy", strategies, "steps", CONFIG_FIELD(training.eval_strategy),
+               "old name of eval_strategy (both set the same field)");
   alias.alias_of = "eval_strategy";
   alias.default_text = "eval_strategy";
   alias.set_default = nullptr;
   s.keys.push_back(alias);
   s.keys.push_back(enum_key("save_strategy", strategies, "steps",
                             CONFIG_FIELD(training.save_strategy), "when to checkpoint"));
-  s.keys.push_back(optional_integer_key("eval_steps", "⌊steps / total_eval_times⌋",
-                                        CONFIG_FIELD(training.eval_steps),
-                                        "evaluate every N steps (wins over total_eval_times)",
-                                        positive()));
+  s.keys.push_back(optional_integer_key(
+      "eval_steps", "⌊steps / total_eval_times⌋", CONFIG_FIELD(training.eval_steps),
+      "evaluate every N steps (wins over total_eval_times)", positive()));
   s.keys.push_back(optional_integer_key("save_steps", "the evaluation interval",
                                         CONFIG_FIELD(training.save_steps),
                                         "checkpoint every N steps", positive()));
@@ -717,10 +708,9 @@ ConfigSection training_section() {
   s.keys.push_back(string_key("metric_for_best_model", "loss",
                               CONFIG_FIELD(training.metric_for_best_model),
                               "metric that picks the best checkpoint"));
-  s.keys.push_back(optional_boolean_key("greater_is_better",
-                                        "unset = false iff the metric ends in loss",
-                                        CONFIG_FIELD(training.greater_is_better),
-                                        "direction of metric_for_best_model"));
+  s.keys.push_back(optional_boolean_key(
+      "greater_is_better", "unset = false iff the metric ends in loss",
+      CONFIG_FIELD(training.greater_is_better), "direction of metric_for_best_model"));
   s.keys.push_back(integer_key("save_total_limit", 3, CONFIG_FIELD(training.save_total_limit),
                                "checkpoints kept, best included; 0 = unlimited", at_least(0)));
   s.keys.push_back(string_list_key("report_to", {"tensorboard"}, CONFIG_FIELD(training.report_to),
@@ -778,9 +768,9 @@ ConfigSection wandb_section() {
 
 ConfigSchema build_schema() {
   ConfigSchema schema;
-  schema.sections = {top_level(),        model_section(),    architecture_section(),
-                     tokenizer_section(), peft_section(),     trainer_section(),
-                     loraga_section(),    dataset_section(),  training_section(),
+  schema.sections = {top_level(),          model_section(),   architecture_section(),
+                     tokenizer_section(),  peft_section(),    trainer_section(),
+                     loraga_section(),     dataset_section(), training_section(),
                      evaluation_section(), wandb_section()};
   return schema;
 }

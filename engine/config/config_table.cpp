@@ -42,7 +42,8 @@ std::vector<std::string> split_dotted(const std::string& dotted) {
   size_t begin = 0;
   while (true) {
     const size_t dot = dotted.find('.', begin);
-    parts.push_back(dotted.substr(begin, dot == std::string::npos ? std::string::npos : dot - begin));
+    parts.push_back(
+        dotted.substr(begin, dot == std::string::npos ? std::string::npos : dot - begin));
     if (dot == std::string::npos) return parts;
     begin = dot + 1;
   }
@@ -64,8 +65,7 @@ std::string suggestion(const ConfigSchema& schema, const ConfigSection& section,
 
 [[noreturn]] void throw_unknown_key(const ConfigSchema& schema, const ConfigSection& section,
                                     const std::string& name, const std::string& at) {
-  throw_error(at, ": unknown key '", section.dotted(name), "'",
-              suggestion(schema, section, name));
+  throw_error(at, ": unknown key '", section.dotted(name), "'", suggestion(schema, section, name));
 }
 
 void read_section(const ConfigSchema& schema, const ConfigSection& section, const YAML::Node& node,
@@ -77,12 +77,11 @@ void read_section(const ConfigSchema& schema, const ConfigSection& section, cons
                section.prefix.empty() ? "the config" : section.prefix,
                "' must be a mapping of keys to values, got ", describe(node));
     for (const auto& item : node) {
-      SMOL_CHECK(item.first.IsScalar(), source.site_of(item.first, section.prefix),
-                 ": a key of '", section.prefix, "' is not a name");
+      SMOL_CHECK(item.first.IsScalar(), source.site_of(item.first, section.prefix), ": a key of '",
+                 section.prefix, "' is not a name");
       const std::string name = item.first.Scalar();
       if (!section.find(name))
-        throw_unknown_key(schema, section, name,
-                          source.site_of(item.first, section.dotted(name)));
+        throw_unknown_key(schema, section, name, source.site_of(item.first, section.dotted(name)));
     }
   }
   for (const ConfigKey& key : section.keys) {
@@ -114,10 +113,9 @@ void read_section(const ConfigSchema& schema, const ConfigSection& section, cons
       const std::string before = target->write(config);
       key.read(config, value, site);
       const std::string after = target->write(config);
-      SMOL_CHECK(!log.given.count(section.dotted(key.alias_of)) || before == after, site.at,
-                 ": '", dotted, "' (an alias of '", section.dotted(key.alias_of), "') is ", after,
-                 " but '", section.dotted(key.alias_of), "' is ", before,
-                 "; give one of them");
+      SMOL_CHECK(!log.given.count(section.dotted(key.alias_of)) || before == after, site.at, ": '",
+                 dotted, "' (an alias of '", section.dotted(key.alias_of), "') is ", after,
+                 " but '", section.dotted(key.alias_of), "' is ", before, "; give one of them");
       continue;
     }
     key.read(config, value, site);
@@ -214,21 +212,30 @@ NumberRange between(double min, double max, bool max_open) {
 
 // ---- typed reading ----------------------------------------------------------------------------
 
-double read_config_number(const YAML::Node& value, const ConfigSite& site) {
+namespace {
+
+// `kind` names what was expected ("a number", "an integer") in the message.
+double parse_number(const YAML::Node& value, const ConfigSite& site, const char* kind) {
   const std::string text = value.IsScalar() ? value.Scalar() : "";
   SMOL_CHECK(value.IsScalar() && !text.empty() && !is_bool_text(text), site.at, ": '", site.key,
-             "' must be a number, got ", describe(value));
+             "' must be ", kind, ", got ", describe(value));
   // Numeric strings such as "1e-5" are numbers (yaml.safe_load gave the seed strings).
   errno = 0;
   char* end = nullptr;
   const double parsed = std::strtod(text.c_str(), &end);
   SMOL_CHECK(end != text.c_str() && *end == '\0' && errno == 0 && std::isfinite(parsed), site.at,
-             ": '", site.key, "' must be a number, got '", text, "'");
+             ": '", site.key, "' must be ", kind, ", got '", text, "'");
   return parsed;
 }
 
+}  // namespace
+
+double read_config_number(const YAML::Node& value, const ConfigSite& site) {
+  return parse_number(value, site, "a number");
+}
+
 int64_t read_config_integer(const YAML::Node& value, const ConfigSite& site) {
-  const double parsed = read_config_number(value, site);
+  const double parsed = parse_number(value, site, "an integer");
   SMOL_CHECK(parsed == std::floor(parsed) && std::fabs(parsed) < 9e15, site.at, ": '", site.key,
              "' must be an integer, got '", value.Scalar(), "'");
   return static_cast<int64_t>(parsed);
@@ -246,8 +253,7 @@ std::string read_config_string(const YAML::Node& value, const ConfigSite& site) 
   return value.Scalar();
 }
 
-std::vector<std::string> read_config_string_list(const YAML::Node& value,
-                                                 const ConfigSite& site) {
+std::vector<std::string> read_config_string_list(const YAML::Node& value, const ConfigSite& site) {
   if (value.IsScalar()) return {value.Scalar()};
   SMOL_CHECK(value.IsSequence(), site.at, ": '", site.key, "' must be a list of strings, got ",
              describe(value));
@@ -371,7 +377,8 @@ std::string yaml_flow(const YAML::Node& value) {
     for (const auto& item : value) items.push_back(yaml_flow(item));
     return "[" + join(items, ", ") + "]";
   }
-  for (const auto& item : value) items.push_back(yaml_flow(item.first) + ": " + yaml_flow(item.second));
+  for (const auto& item : value)
+    items.push_back(yaml_flow(item.first) + ": " + yaml_flow(item.second));
   return "{" + join(items, ", ") + "}";
 }
 
@@ -475,7 +482,8 @@ std::vector<ConfigKeyRow> config_key_rows(const ConfigSchema& schema) {
       row.type = config_type_name(key.type);
       row.default_text = key.default_text;
       row.check = key.type == ConfigType::Enum ? join(key.choices, ", ") : key.check_text;
-      if (key.type == ConfigType::Enum && !key.check_text.empty()) row.check += "; " + key.check_text;
+      if (key.type == ConfigType::Enum && !key.check_text.empty())
+        row.check += "; " + key.check_text;
       row.effect = key.effect.used ? "used" : "ignored: " + key.effect.why;
       row.doc = key.doc;
       rows.push_back(row);
@@ -512,9 +520,8 @@ std::string format_config_keys(const ConfigSchema& schema, bool markdown) {
     return text.size() >= width ? text + " " : text + std::string(width - text.size() + 1, ' ');
   };
   auto line = [&](const ConfigKeyRow& row, const std::string& effect) {
-    out << pad(row.key, widths[0]) << pad(row.type, widths[1])
-        << pad(row.default_text, widths[2]) << pad(row.check, widths[3]) << pad(effect, 7)
-        << row.doc << "\n";
+    out << pad(row.key, widths[0]) << pad(row.type, widths[1]) << pad(row.default_text, widths[2])
+        << pad(row.check, widths[3]) << pad(effect, 7) << row.doc << "\n";
   };
   line(header, header.effect);
   for (const ConfigKeyRow& row : rows) {

@@ -114,7 +114,7 @@ struct ConfigSection {
 };
 
 struct ConfigSchema {
-  std::vector<ConfigSection> sections;  // the top level ("") first
+  std::vector<ConfigSection> sections;                            // the top level ("") first
   const ConfigSection& section(const std::string& prefix) const;  // throws if absent
 };
 

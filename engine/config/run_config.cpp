@@ -47,15 +47,15 @@ void apply_override(YAML::Node& root, const std::string& assignment, ConfigSourc
 const TrainerSection kTrainerDefaults{};
 
 // Checks and values that involve several keys.
-void resolve(RunConfig& c, const YAML::Node& root, const ConfigSource& source,
-             ConfigReadLog& log) {
+void resolve(RunConfig& c, const YAML::Node& root, const ConfigSource& source, ConfigReadLog& log) {
+  // file:line of a key's value; just the file (or the --set) when the key is absent.
   auto site = [&](const std::string& dotted) {
     YAML::Node node = root;
     std::stringstream parts(dotted);
-    for (std::string part; std::getline(parts, part, '.') && node.IsMap();) {
+    for (std::string part; std::getline(parts, part, '.');) {
       const YAML::Node& parent = node;
-      const YAML::Node child = parent[part];
-      if (!child.IsDefined()) break;
+      const YAML::Node child = parent.IsMap() ? parent[part] : YAML::Node();
+      if (!child.IsDefined()) return source.site_of(YAML::Node(), dotted);
       node.reset(child);
     }
     return source.site_of(node, dotted);
@@ -132,10 +132,9 @@ void resolve(RunConfig& c, const YAML::Node& root, const ConfigSource& source,
 
 RunConfig parse_document(YAML::Node root, const std::string& where,
                          const std::vector<std::string>& overrides) {
+  SMOL_CHECK(root.IsMap() || root.IsNull(), where, ": a run config must be a YAML mapping");
   ConfigSource source{where, {}};
   for (const std::string& assignment : overrides) apply_override(root, assignment, source);
-  SMOL_CHECK(root && (root.IsMap() || root.IsNull()), where,
-             ": a run config must be a YAML mapping");
   RunConfig config;
   config.path = where;
   ConfigReadLog log;
@@ -152,7 +151,8 @@ bool TrainingSection::best_metric_greater_is_better() const {
   if (greater_is_better) return *greater_is_better;
   const std::string suffix = "loss";
   const std::string& m = metric_for_best_model;
-  return !(m.size() >= suffix.size() && m.compare(m.size() - suffix.size(), suffix.size(), suffix) == 0);
+  return !(m.size() >= suffix.size() &&
+           m.compare(m.size() - suffix.size(), suffix.size(), suffix) == 0);
 }
 
 RunConfig parse_run_config_text(const std::string& yaml, const std::string& where,

@@ -73,7 +73,7 @@ struct TrainingSection {
   double num_train_epochs = 3;
   int64_t per_device_train_batch_size = 8;
   int64_t per_device_eval_batch_size = 8;
-  int64_t gradient_accumulation_steps = 1;  // = global_batch_size / per_device when that is set
+  int64_t gradient_accumulation_steps = 1;   // = global_batch_size / per_device when that is set
   std::optional<int64_t> global_batch_size;  // docs/seed-behaviour.md §8
   double learning_rate = 2e-4;
   double weight_decay = 0;
@@ -112,7 +112,7 @@ struct TrainingSection {
 
 // Evaluation beyond the teacher-forced loss (docs/design.md §6).
 struct EvaluationSection {
-  bool generative = true;        // gsm8k_accuracy by greedy decoding
+  bool generative = true;  // gsm8k_accuracy by greedy decoding
   int64_t max_new_tokens = 256;
   int64_t generative_samples = -1;  // -1 = the whole eval split
   int64_t batch_size = 0;           // 0 = training.per_device_eval_batch_size
@@ -152,8 +152,8 @@ struct TokenizerSection {
 };
 
 struct RunConfig {
-  std::string path;      // where it came from (for messages)
-  std::string data_dir;  // the data root from --data-dir (not a YAML key)
+  std::string path;                     // where it came from (for messages)
+  std::string data_dir;                 // the data root from --data-dir (not a YAML key)
   std::string task_name;                // required, non-empty (B2)
   std::string task_type = "CAUSAL_LM";  // SEQ_CLS is not implemented
   int64_t early_stopping_patience = 0;  // evaluations without improvement; 0 = off

@@ -143,12 +143,6 @@ TEST(Collate, RightPadsToMultiplesOfEight) {
   EXPECT_THROW(collate_examples(batch, 0, 0), Error);
 }
 
-TEST(Collate, PadIdIsPadElseEosElseZero) {
-  EXPECT_EQ(collation_pad_id(ByteTokenizer(true, true, true)), 2);
-  EXPECT_EQ(collation_pad_id(ByteTokenizer(true, true, false)), 0);  // eos id is 0 here
-  EXPECT_EQ(collation_pad_id(ByteTokenizer(true, false, false)), 0);
-}
-
 TEST(ExampleBuilder, Gsm8kRowWithTheRealTokenizer) {
   if (!std::filesystem::exists(test::gguf_path()))
     GTEST_SKIP() << "\n*** SKIPPED: " << test::gguf_path()

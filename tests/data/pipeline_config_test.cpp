@@ -16,8 +16,8 @@
 #include "data/bpe_tokenizer.h"
 #include "data/tokenizer_json.h"
 #include "data_test_support.h"
-#include "engine/model_setup.h"
 #include "engine/config/run_config.h"
+#include "engine/model_setup.h"
 #include "engine/training_data.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "model/lora_init.h"
@@ -78,7 +78,8 @@ TEST(PipelineConfig, RepositoryConfigsLoadStrictly) {
 TEST(PipelineConfig, DatasetAndTokenizerSectionsAreStrict) {
   const auto dir = test::temp_dir("strict");
   auto parse = [&](const std::string& yaml) {
-    const std::string path = test::write_file(dir / "c.yaml", yaml);
+    // task_name (required) goes last so that the line numbers above stay put.
+    const std::string path = test::write_file(dir / "c.yaml", yaml + "task_name: t\n");
     return load_run_config(path);
   };
   const std::string base = "model:\n  name_or_path: x.gguf\n";
@@ -103,6 +104,42 @@ TEST(PipelineConfig, DatasetAndTokenizerSectionsAreStrict) {
   EXPECT_EQ(c.dataset.data_files.at("test"), "b.json");
   EXPECT_EQ(c.dataset.prompt.input_fields, std::vector<std::string>{"question"});
   EXPECT_FALSE(c.dataset.prompt.prompt_template.has_value());
+}
+
+// ---- special ids: one resolution for the pipeline, the collator and the model -----------------
+
+TEST(PipelineConfig, SpecialIdsResolveInOnePlace) {
+  RunConfig config;
+  config.path = "c.yaml";
+  // The tokenizer's pad, else its EOS, else 0 (seed-spec: pad := eos, docs/seed-behaviour.md §2.7).
+  const test::ByteTokenizer with_pad(true, true, true), plain(true, true, false),
+      bare(true, false, false);
+  EXPECT_EQ(resolve_special_ids(config, &with_pad, nullptr).pad_id, 2);
+  const SpecialIds eos_only = resolve_special_ids(config, &plain, nullptr);
+  EXPECT_EQ(eos_only.eos_id, 0);
+  EXPECT_EQ(eos_only.pad_id, 0);  // eos id is 0 here
+  const SpecialIds neither = resolve_special_ids(config, &bare, nullptr);
+  EXPECT_EQ(neither.eos_id, -1);
+  EXPECT_EQ(neither.pad_id, 0);
+  // The config's token texts win, looked up in the tokenizer ("<pad>" is id 2, "<bos>" id 1).
+  config.tokenizer.eos_token = "<pad>";
+  EXPECT_EQ(resolve_special_ids(config, &plain, nullptr).eos_id, 2);
+  EXPECT_EQ(resolve_special_ids(config, &plain, nullptr).pad_id, 2);  // pad := that EOS
+  config.tokenizer.pad_token = "<bos>";
+  EXPECT_EQ(resolve_special_ids(config, &plain, nullptr).pad_id, 1);
+  config.tokenizer.pad_token = "<nope>";
+  EXPECT_NE(error_of([&] {
+              resolve_special_ids(config, &plain, nullptr);
+            }).find("tokenizer.pad_token '<nope>' is not a token"),
+            std::string::npos);
+  // No tokenizer (dump-step on a bare model directory): the model's ids decide.
+  LlamaConfig model;
+  model.eos_token_id = 5;
+  EXPECT_EQ(resolve_special_ids(config, nullptr, &model).pad_id, 5);
+  model.pad_token_id = 7;
+  EXPECT_EQ(resolve_special_ids(config, nullptr, &model).pad_id, 7);
+  EXPECT_EQ(resolve_special_ids(config, nullptr, &model).eos_id, 5);
+  EXPECT_EQ(resolve_special_ids(config, nullptr, nullptr).pad_id, 0);
 }
 
 // ---- the gradient pass fed by the pipeline --------------------------------------------------

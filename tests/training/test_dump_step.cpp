@@ -28,7 +28,7 @@ std::string write_config(const std::string& name, const std::string& peft) {
   const fs::path path = temp_dir() / name;
   std::ofstream(path) << "model:\n  name_or_path: " << test::golden("tiny") << "\n"
                       << "peft:\n"
-                      << peft << "training:\n  seed: 42\n";
+                      << peft << "training:\n  seed: 42\ntask_name: tiny\n";
   return path.string();
 }
 
