@@ -54,12 +54,6 @@ std::string eval_metric_name(const std::string& metric) {
   return metric.rfind("eval_", 0) == 0 ? metric : "eval_" + metric;
 }
 
-bool greater_is_better(const TrainingSection& t) {
-  if (t.greater_is_better) return *t.greater_is_better;
-  const std::string m = t.metric_for_best_model;
-  return !(m.size() >= 4 && m.compare(m.size() - 4, 4, "loss") == 0);
-}
-
 // Everything train and eval build from a config: backend, model (with its LoRA initialiser),
 // the text pipeline and, for initialisers that moved the base weight, the initial A0 / B0.
 struct Session {
@@ -330,7 +324,7 @@ void run_training(const TrainOptions& options) {
                      config.training.run_name.empty() ? config.task_name : config.training.run_name,
                      config_yaml);
   const std::string best_metric = eval_metric_name(t.metric_for_best_model);
-  const bool maximize = greater_is_better(t);
+  const bool maximize = t.best_metric_greater_is_better();
   std::vector<nlohmann::json> last_predictions;
 
   auto run_eval = [&](int64_t step) {
