@@ -20,8 +20,13 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// The path in single quotes, for the shell (appended piecewise: GCC 12 warns falsely,
+// -Wrestrict, about "'" + string + "'").
 std::string shell_arg(const fs::path& p) {
-  return "'" + p.string() + "'";
+  std::string arg = "'";
+  arg += p.string();
+  arg += "'";
+  return arg;
 }
 
 TEST(Export, MergedAdapterEqualsPeftMergeAndLoadsBack) {
