@@ -160,6 +160,19 @@ TEST(Export, FullCheckpointIsRewrittenAsIs) {
     EXPECT_EQ(exported.weights.at(name).data, t.data) << name;
 }
 
+TEST(Export, FullCheckpointRefusesATokenizerOfAnotherModel) {
+  if (!fs::exists(real_gguf_path()))
+    GTEST_SKIP() << "\n*** SKIPPED: " << real_gguf_path()
+                 << " is absent (bash scripts/fetch-model.sh) ***";
+  const fs::path out = scratch_dir("export_full_gguf_tokenizer") / "hf";
+  // The tiny model (vocabulary 300) has no tokenizer; SmolLM2's (49152 tokens) cannot be its.
+  const CommandResult r = run_smolengine("export " + shell_arg(tiny_base_dir()) + " --base " +
+                                         shell_arg(real_gguf_path()) + " --out " + shell_arg(out));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("49152 tokens"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(out));
+}
+
 TEST(Export, HfConfigJsonRoundTripsSmolLM2) {
   LlamaConfig c = smollm2_135m_config();
   c.bos_token_id = 1;
