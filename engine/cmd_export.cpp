@@ -18,6 +18,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "data/tokenizer_json.h"
 #include "engine/commands.h"
 #include "io/gguf_reader.h"
 #include "io/gguf_tokenizer.h"
@@ -86,6 +87,17 @@ std::optional<HfTokenizerSource> tokenizer_of_source(const std::string& source) 
   return out;
 }
 
+// The tokenizer must fit the embedding: every id it produces needs a row (the model's
+// vocabulary may be larger, padded; never smaller).
+void check_tokenizer_fits(const HfTokenizerSource& source, const LlamaConfig& config,
+                          const std::string& where) {
+  const size_t tokens = source.bpe ? source.bpe->tokens.size()
+                                   : read_tokenizer_json(source.tokenizer_json_path).tokens.size();
+  SMOL_CHECK(static_cast<int64_t>(tokens) <= config.vocab_size, where, ": the tokenizer has ",
+             tokens, " tokens but the model's vocabulary has only ", config.vocab_size,
+             " rows (a tokenizer of another model?)");
+}
+
 void run_export(const ExportOptions& o) {
   const auto t_start = std::chrono::steady_clock::now();
   const DType dtype = parse_export_dtype(o.dtype);
@@ -125,6 +137,7 @@ void run_export(const ExportOptions& o) {
                 "adapter_model.safetensors) nor a full checkpoint (config.json + ",
                 "model.safetensors)");
   }
+  if (contents.tokenizer) check_tokenizer_fits(*contents.tokenizer, contents.config, o.checkpoint);
   if (!contents.tokenizer)
     std::fprintf(stderr, "warning: no tokenizer found (checkpoint%s); %s gets no tokenizer files\n",
                  o.base.empty() ? "; pass --base MODEL to take its tokenizer" : " nor --base",

@@ -150,6 +150,7 @@ void check_peft_lora_tensors(const PeftAdapterConfig& config, const HostTensorMa
   SMOL_CHECK(!tensors.empty(), where, ": the adapter has no LoRA tensors");
   const std::set<std::string> targets(config.target_modules.begin(), config.target_modules.end());
   std::map<std::string, std::pair<int64_t, int64_t>> in_out_by_module;  // first layer seen
+  // Names first, so that a misspelt name is reported as such, not as a missing partner.
   for (const auto& [name, t] : tensors) {
     LoraName n;
     SMOL_CHECK(parse_lora_name(name, n), where, ": '", name,
@@ -157,6 +158,10 @@ void check_peft_lora_tensors(const PeftAdapterConfig& config, const HostTensorMa
                "(model.layers.<L>.self_attn|mlp.<proj>.lora_A|lora_B.weight)");
     SMOL_CHECK(targets.count(n.module), where, ": tensor '", name, "' targets ", n.module,
                ", which target_modules does not list");
+  }
+  for (const auto& [name, t] : tensors) {
+    LoraName n;
+    parse_lora_name(name, n);
     SMOL_CHECK(t.shape.rank == 2, where, ": tensor '", name, "' has shape ", t.shape.str(),
                "; LoRA factors are matrices");
     SMOL_CHECK(static_cast<int64_t>(t.data.size()) == t.shape.numel(), where, ": tensor '", name,

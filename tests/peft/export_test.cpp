@@ -20,15 +20,20 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string quoted(const fs::path& p) {
-  return "'" + p.string() + "'";
+// The path in single quotes, for the shell (appended piecewise: GCC 12 warns falsely,
+// -Wrestrict, about "'" + string + "'").
+std::string shell_arg(const fs::path& p) {
+  std::string arg = "'";
+  arg += p.string();
+  arg += "'";
+  return arg;
 }
 
 TEST(Export, MergedAdapterEqualsPeftMergeAndLoadsBack) {
   const fs::path out = scratch_dir("export_lora") / "hf";
   const CommandResult r =
-      run_smolengine("export " + quoted(peft_golden("lora_adapter")) + " --base " +
-                     quoted(tiny_base_dir()) + " --out " + quoted(out));
+      run_smolengine("export " + shell_arg(peft_golden("lora_adapter")) + " --base " +
+                     shell_arg(tiny_base_dir()) + " --out " + shell_arg(out));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::printf("[peft] exported to %s (check with make_peft_fixtures.py --check-export)\n",
               out.c_str());
@@ -87,10 +92,10 @@ TEST(Export, MergedAdapterEqualsPeftMergeAndLoadsBack) {
 TEST(Export, Bf16AndForceAndRefusals) {
   const fs::path root = scratch_dir("export_bf16");
   const fs::path out = root / "hf";
-  const std::string adapter = quoted(peft_golden("lora_adapter"));
-  const std::string base = " --base " + quoted(tiny_base_dir());
+  const std::string adapter = shell_arg(peft_golden("lora_adapter"));
+  const std::string base = " --base " + shell_arg(tiny_base_dir());
   CommandResult r =
-      run_smolengine("export " + adapter + base + " --dtype bf16 --out " + quoted(out));
+      run_smolengine("export " + adapter + base + " --dtype bf16 --out " + shell_arg(out));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const SafetensorsFile file = SafetensorsFile::open((out / "model.safetensors").string());
   EXPECT_EQ(file.entry("model.layers.0.self_attn.q_proj.weight").dtype, "BF16");
@@ -98,12 +103,12 @@ TEST(Export, Bf16AndForceAndRefusals) {
 
   // A non-empty --out is refused (and left as it was) unless --force.
   const std::string before = read_file_text(out / "model.safetensors");
-  r = run_smolengine("export " + adapter + base + " --out " + quoted(out));
+  r = run_smolengine("export " + adapter + base + " --out " + shell_arg(out));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("not empty"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("--force"), std::string::npos) << r.output;
   EXPECT_EQ(read_file_text(out / "model.safetensors"), before);
-  r = run_smolengine("export " + adapter + base + " --force --out " + quoted(out));
+  r = run_smolengine("export " + adapter + base + " --force --out " + shell_arg(out));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(SafetensorsFile::open((out / "model.safetensors").string())
                 .entry("model.layers.0.self_attn.q_proj.weight")
@@ -111,20 +116,21 @@ TEST(Export, Bf16AndForceAndRefusals) {
             "F32");
   // An existing empty directory is fine without --force.
   fs::create_directories(root / "empty");
-  r = run_smolengine("export " + adapter + base + " --out " + quoted(root / "empty"));
+  r = run_smolengine("export " + adapter + base + " --out " + shell_arg(root / "empty"));
   EXPECT_EQ(r.exit_code, 0) << r.output;
 
+  fs::create_directories(root / "plain_dir");  // neither an adapter nor a full checkpoint
   struct Case {
     std::string args;
     std::string message;
   };
   const std::vector<Case> cases = {
-      {adapter + base + " --dtype f16 --out " + quoted(root / "a"), "--dtype"},
-      {quoted(root / "missing") + " --out " + quoted(root / "b"), "not a directory"},
-      {quoted(root / "empty") + " --out " + quoted(root / "c"), "neither a PEFT adapter"},
-      {adapter + " --base " + quoted(root / "nope.gguf") + " --out " + quoted(root / "d"),
+      {adapter + base + " --dtype f16 --out " + shell_arg(root / "a"), "--dtype"},
+      {shell_arg(root / "missing") + " --out " + shell_arg(root / "b"), "not a directory"},
+      {shell_arg(root / "plain_dir") + " --out " + shell_arg(root / "c"), "neither a PEFT adapter"},
+      {adapter + " --base " + shell_arg(root / "nope.gguf") + " --out " + shell_arg(root / "d"),
        "nope.gguf"},
-      {quoted(peft_golden("pissa_trained")) + base + " --out " + quoted(root / "e"),
+      {shell_arg(peft_golden("pissa_trained")) + base + " --out " + shell_arg(root / "e"),
        "residual base"},
   };
   for (const Case& c : cases) {
@@ -135,14 +141,15 @@ TEST(Export, Bf16AndForceAndRefusals) {
       EXPECT_FALSE(fs::exists(root / name)) << "half-written output " << name;
   }
   for (const auto& entry : fs::directory_iterator(root))
-    EXPECT_TRUE(entry.path().filename() == "hf" || entry.path().filename() == "empty")
+    EXPECT_TRUE(entry.path().filename() == "hf" || entry.path().filename() == "empty" ||
+                entry.path().filename() == "plain_dir")
         << "left behind: " << entry.path();
 }
 
 TEST(Export, FullCheckpointIsRewrittenAsIs) {
   const fs::path out = scratch_dir("export_full") / "hf";
   const CommandResult r =
-      run_smolengine("export " + quoted(tiny_base_dir()) + " --out " + quoted(out));
+      run_smolengine("export " + shell_arg(tiny_base_dir()) + " --out " + shell_arg(out));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("no tokenizer"), std::string::npos)
       << "the missing tokenizer is reported";
@@ -151,6 +158,19 @@ TEST(Export, FullCheckpointIsRewrittenAsIs) {
   ASSERT_EQ(exported.weights.size(), base.weights.size());
   for (const auto& [name, t] : base.weights)
     EXPECT_EQ(exported.weights.at(name).data, t.data) << name;
+}
+
+TEST(Export, FullCheckpointRefusesATokenizerOfAnotherModel) {
+  if (!fs::exists(real_gguf_path()))
+    GTEST_SKIP() << "\n*** SKIPPED: " << real_gguf_path()
+                 << " is absent (bash scripts/fetch-model.sh) ***";
+  const fs::path out = scratch_dir("export_full_gguf_tokenizer") / "hf";
+  // The tiny model (vocabulary 300) has no tokenizer; SmolLM2's (49152 tokens) cannot be its.
+  const CommandResult r = run_smolengine("export " + shell_arg(tiny_base_dir()) + " --base " +
+                                         shell_arg(real_gguf_path()) + " --out " + shell_arg(out));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("49152 tokens"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(out));
 }
 
 TEST(Export, HfConfigJsonRoundTripsSmolLM2) {

@@ -118,8 +118,11 @@ TEST(LoraMerge, EqualsPeftsMergeAndUnload) {
     ++compared;
   }
   EXPECT_EQ(compared, 2u * 4u);
-  for (const auto& [name, t] : base.weights)  // untargeted weights are untouched
-    if (!expected.find("merged." + name)) EXPECT_EQ(merged.at(name).data, t.data) << name;
+  for (const auto& [name, t] : base.weights) {  // untargeted weights are untouched
+    if (!expected.find("merged." + name)) {
+      EXPECT_EQ(merged.at(name).data, t.data) << name;
+    }
+  }
   std::printf("[peft] merge vs PEFT merge_and_unload: max |err| %.3g\n", worst);
 }
 
