@@ -47,18 +47,6 @@ DType parse_export_dtype(const std::string& text) {
   throw_error("--dtype '", text, "' is not supported (f32 or bf16)");
 }
 
-// The tokenizer files of an HF model directory, if it has a tokenizer.json.
-std::optional<HfTokenizerSource> tokenizer_of_directory(const fs::path& dir,
-                                                        const std::string& chat_template) {
-  if (!fs::is_regular_file(dir / "tokenizer.json")) return std::nullopt;
-  HfTokenizerSource source;
-  source.tokenizer_json_path = (dir / "tokenizer.json").string();
-  if (fs::is_regular_file(dir / "tokenizer_config.json"))
-    source.tokenizer_config_json_path = (dir / "tokenizer_config.json").string();
-  source.chat_template = chat_template;
-  return source;
-}
-
 std::optional<HfTokenizerSource> tokenizer_of_loaded(const LoadedModel& m) {
   if (!m.tokenizer_json_path.empty())
     return tokenizer_of_directory(fs::path(m.tokenizer_json_path).parent_path(), m.chat_template);
@@ -69,22 +57,6 @@ std::optional<HfTokenizerSource> tokenizer_of_loaded(const LoadedModel& m) {
     return source;
   }
   return std::nullopt;
-}
-
-// The tokenizer of a model source without loading its weights (for full checkpoints).
-std::optional<HfTokenizerSource> tokenizer_of_source(const std::string& source) {
-  fs::path path(source);
-  if (!fs::exists(path) && looks_like_hub_repo_id(source))
-    if (const std::optional<std::string> snapshot = resolve_hf_snapshot(source)) path = *snapshot;
-  SMOL_CHECK(fs::exists(path), source, ": no such file or directory (nor a hub repo in the local ",
-             "HF cache)");
-  if (fs::is_directory(path)) return tokenizer_of_directory(path, "");
-  const GgufFile gguf = GgufFile::open(path.string());
-  if (!gguf_has_tokenizer(gguf) || gguf.get_string("tokenizer.ggml.model") != "gpt2")
-    return std::nullopt;
-  HfTokenizerSource out;
-  out.bpe = bpe_spec_from_gguf(gguf);
-  return out;
 }
 
 // The tokenizer must fit the embedding: every id it produces needs a row (the model's

@@ -11,6 +11,9 @@
 
 #include "common/error.h"
 #include "data/tokenizer_json.h"
+#include "io/gguf_reader.h"
+#include "io/gguf_tokenizer.h"
+#include "io/hf_cache.h"
 #include "io/hf_config.h"
 #include "io/safetensors_io.h"
 
@@ -195,5 +198,34 @@ void write_hf_export_dir(const std::string& out_dir, const HfExportContents& con
   }
   if (had_old) fs::remove_all(old, ec);
 }
+
+// The tokenizer files of an HF model directory, if it has a tokenizer.json.
+std::optional<HfTokenizerSource> tokenizer_of_directory(const std::filesystem::path& dir,
+                                                        const std::string& chat_template) {
+  if (!fs::is_regular_file(dir / "tokenizer.json")) return std::nullopt;
+  HfTokenizerSource source;
+  source.tokenizer_json_path = (dir / "tokenizer.json").string();
+  if (fs::is_regular_file(dir / "tokenizer_config.json"))
+    source.tokenizer_config_json_path = (dir / "tokenizer_config.json").string();
+  source.chat_template = chat_template;
+  return source;
+}
+
+// The tokenizer of a model source without loading its weights (for full checkpoints).
+std::optional<HfTokenizerSource> tokenizer_of_source(const std::string& source) {
+  fs::path path(source);
+  if (!fs::exists(path) && looks_like_hub_repo_id(source))
+    if (const std::optional<std::string> snapshot = resolve_hf_snapshot(source)) path = *snapshot;
+  SMOL_CHECK(fs::exists(path), source, ": no such file or directory (nor a hub repo in the local ",
+             "HF cache)");
+  if (fs::is_directory(path)) return tokenizer_of_directory(path, "");
+  const GgufFile gguf = GgufFile::open(path.string());
+  if (!gguf_has_tokenizer(gguf) || gguf.get_string("tokenizer.ggml.model") != "gpt2")
+    return std::nullopt;
+  HfTokenizerSource out;
+  out.bpe = bpe_spec_from_gguf(gguf);
+  return out;
+}
+
 
 }  // namespace smol

@@ -10,6 +10,8 @@
 // Nothing half-written: the directory is assembled as <out>.tmp.<pid> and renamed into place.
 #pragma once
 
+#include <filesystem>
+
 #include <optional>
 #include <string>
 
@@ -56,5 +58,14 @@ void check_export_destination(const std::string& out_dir, bool force);
 // Writes the whole directory (see the top of this file) into <out_dir>.tmp.<pid>, then renames
 // it to out_dir. On any error the temporary directory is removed and out_dir is untouched.
 void write_hf_export_dir(const std::string& out_dir, const HfExportContents& contents, bool force);
+
+
+// The tokenizer files of an HF model directory, if it has a tokenizer.json (chat_template is
+// used when the directory's own config has none).
+std::optional<HfTokenizerSource> tokenizer_of_directory(const std::filesystem::path& dir,
+                                                        const std::string& chat_template);
+// The tokenizer of a model source (a .gguf, an HF directory or a hub id in the local HF cache)
+// without loading its weights; nullopt when it carries none we can write out.
+std::optional<HfTokenizerSource> tokenizer_of_source(const std::string& source);
 
 }  // namespace smol

@@ -30,6 +30,7 @@
 #include "engine/train_step.h"
 #include "engine/training_data.h"
 #include "io/hf_export.h"
+#include "io/lora_merge.h"
 #include "io/peft_adapter.h"
 #include "io/peft_weight_conversion.h"
 #include "kernels/backend.h"
@@ -62,6 +63,7 @@ struct Session {
   BuiltModel built;
   TextPipeline pipeline;
   std::optional<HostTensorMap> initial;
+  std::string adapter_base;  // what adapter_config.json names as the base model
 };
 
 Session open_session(const std::string& config_path, const std::vector<std::string>& overrides,
@@ -92,12 +94,41 @@ Session open_session(const std::string& config_path, const std::vector<std::stri
   }
   s.pipeline = make_text_pipeline(s.config, model.config().vocab_size,
                                   model.config().max_position_embeddings);
+  s.adapter_base = s.config.model.name_or_path;
   return s;
 }
 
-PeftAdapterConfig adapter_config_of(const RunConfig& config) {
+PeftAdapterConfig adapter_config_of(const RunConfig& config, const std::string& base);
+
+// A random model's adapter is meaningless without its base, which exists in no file: the run
+// directory gets it as an HF model directory (base_model/, with the tokenizer), and
+// adapter_config.json names it, so PEFT, `eval` and `export` can rebuild the trained model.
+// For an initialiser that moved the base, s·B0·A0 is added back (the ORIGINAL random base).
+std::string write_random_base(const Session& s, const std::string& output_dir) {
+  LlamaModel& model = *s.built.model;
+  HfExportContents contents;
+  contents.config = model.config();
+  for (const std::string& name : model.tensor_names())
+    if (name.find(".lora_") == std::string::npos) contents.weights[name] = model.read_tensor(name);
+  if (s.initial) {
+    PeftAdapter initial;
+    initial.config = adapter_config_of(s.config, "");
+    initial.tensors = *s.initial;
+    merge_peft_adapter(contents.weights, initial, "the random base model");
+  }
+  contents.dtype = DType::F32;
+  const std::string tokenizer_source = !s.config.tokenizer.name_or_path.empty()
+                                           ? s.config.tokenizer.name_or_path
+                                           : s.config.model.name_or_path;
+  if (!tokenizer_source.empty()) contents.tokenizer = tokenizer_of_source(tokenizer_source);
+  const std::string path = (fs::path(output_dir) / "base_model").string();
+  write_hf_export_dir(path, contents, /*force=*/true);
+  return path;
+}
+
+PeftAdapterConfig adapter_config_of(const RunConfig& config, const std::string& base) {
   PeftAdapterConfig c;
-  c.base_model_name_or_path = config.model.name_or_path;
+  c.base_model_name_or_path = base;
   const LoraSettings& lora = config.peft.lora;
   c.r = lora.r;
   c.lora_alpha = lora.alpha;
@@ -224,7 +255,7 @@ void save_final_model(const Session& s, const std::string& dir) {
     write_file_atomically((fs::path(dir) / "config.json").string(), hf_config_json(model.config()));
     return;
   }
-  PeftAdapterConfig adapter = adapter_config_of(s.config);
+  PeftAdapterConfig adapter = adapter_config_of(s.config, s.adapter_base);
   if (s.initial)
     write_peft_adapter(dir, adapter, convert_to_plain_lora(trained, *s.initial, adapter));
   else
@@ -254,6 +285,7 @@ void run_training(const TrainOptions& options) {
   write_file_atomically((fs::path(output_dir) / "config.yaml").string(), config_yaml);
   LlamaModel& model = *s.built.model;
   Backend& backend = *s.backend;
+  if (config.model.random_init) s.adapter_base = write_random_base(s, output_dir);
 
   // ---- data ------------------------------------------------------------------------------
   auto data_start = Clock::now();
@@ -436,7 +468,7 @@ void run_training(const TrainOptions& options) {
       w.progress = &progress;
       w.plan = &plan;
       w.config_yaml = config_yaml;
-      w.adapter_config = adapter_config_of(config);
+      w.adapter_config = adapter_config_of(config, s.adapter_base);
       w.initial = s.initial ? &*s.initial : nullptr;
       w.metric_for_best_model = best_metric;
       w.greater_is_better = maximize;
