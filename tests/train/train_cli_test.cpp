@@ -113,6 +113,16 @@ TEST_F(TrainCli, WritesTheRunDirectory) {
   EXPECT_EQ(state["global_step"], 6);
   EXPECT_TRUE(state["log_history"].is_array());
   EXPECT_EQ(read_file(out / "report.html").find("http://"), std::string::npos);
+  // The random base is written beside the run, so the adapter names a loadable base ...
+  const nlohmann::json adapter = nlohmann::json::parse(read_file(out / "checkpoint-6/adapter_config.json"));
+  EXPECT_EQ(adapter["base_model_name_or_path"], (out / "base_model").string());
+  EXPECT_TRUE(fs::exists(out / "base_model/model.safetensors"));
+  // ... and `export` merges the checkpoint into an HF model directory.
+  const auto exported = run_smolengine("export " + (out / "checkpoint-6").string() + " --out " +
+                                       (root_ / "exported").string());
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  for (const char* f : {"model.safetensors", "config.json", "tokenizer.json"})
+    EXPECT_TRUE(fs::exists(root_ / "exported" / f)) << f;
 }
 
 TEST_F(TrainCli, ResumeEqualsAnUninterruptedRun) {
@@ -181,7 +191,18 @@ TEST_F(TrainCli, EvalCommandReportsEveryMetric) {
                         "eval_answer_accuracy", "eval_gsm8k_accuracy"})
     EXPECT_TRUE(metrics.contains(m)) << m;
   EXPECT_EQ(metrics["eval_samples"], 3);
-  EXPECT_EQ(read_jsonl(root_ / "pred.jsonl").size(), 3u);
+  const auto batched = read_jsonl(root_ / "pred.jsonl");
+  EXPECT_EQ(batched.size(), 3u);
+  // Batched generation gives the same text as one prompt at a time.
+  r = run_smolengine("eval " + kSource + "/configs/tiny_gsm8k.yaml --device cpu --data-dir " +
+                     kData + " --set tokenizer.name_or_path=" + kModel + " --checkpoint " +
+                     (out / "checkpoint-6").string() +
+                     " --split 'test[:3]' --max-new-tokens 8 --set evaluation.batch_size=1 --out " +
+                     (root_ / "single.jsonl").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto single = read_jsonl(root_ / "single.jsonl");
+  ASSERT_EQ(single.size(), batched.size());
+  for (size_t i = 0; i < single.size(); ++i) EXPECT_EQ(single[i]["generated"], batched[i]["generated"]);
 }
 
 TEST_F(TrainCli, ErrorsAreClearAndLeaveNothingBroken) {
