@@ -1,5 +1,6 @@
 // `smolengine dump-step CONFIG --batch BATCH.jsonl --out FILE.safetensors [--device D]
-//  [--set k=v]... [--all-params]`: one forward+backward of the model the config describes on
+//  [--set k=v]... [--all-params] [--checkpoint DIR]`: one forward+backward of the model the config
+//  describes on
 // one micro-batch, no update — how an outside reference (PyTorch + PEFT) checks the engine.
 //
 // With peft.init_lora_weights lora_ga / lora_ns, the initialiser's gradient pass reads the
@@ -27,11 +28,12 @@
 #include "common/error.h"
 #include "engine/batch_jsonl.h"
 #include "engine/commands.h"
-#include "engine/model_setup.h"
 #include "engine/config/run_config.h"
+#include "engine/model_setup.h"
+#include "engine/train/checkpoint.h"
 #include "engine/train_step.h"
-#include "kernels/backend.h"
 #include "io/safetensors_io.h"
+#include "kernels/backend.h"
 
 namespace smol {
 
@@ -44,6 +46,7 @@ struct DumpStepOptions {
   std::string device = "cpu";
   std::string data_dir;
   std::vector<std::string> overrides;
+  std::string checkpoint;
   bool all_params = false;
 };
 
@@ -53,6 +56,9 @@ void run_dump_step(const DumpStepOptions& options) {
   std::unique_ptr<Backend> backend = make_backend(options.device);
   BuiltModel built = build_model(*backend, config);
   LlamaModel& model = *built.model;
+  if (!options.checkpoint.empty())
+    restore_checkpoint(load_checkpoint(options.checkpoint, /*with_optimizer=*/false), model,
+                       nullptr);
   const int64_t vocab = model.config().vocab_size;
 
   const std::vector<TokenRow> rows = pad_rows(read_token_rows_jsonl(options.batch_path, vocab),
@@ -130,6 +136,8 @@ void add_dump_step_command(CLI::App& app) {
       ->allow_extra_args(false);
   cmd->add_option("--data-dir", options->data_dir,
                   "data root for the config's dataset (lora_ga / lora_ns gradient pass)");
+  cmd->add_option("--checkpoint", options->checkpoint,
+                  "use the trained tensors of a `train` checkpoint-N directory");
   cmd->add_flag("--all-params", options->all_params,
                 "also write every frozen weight as used (after residualisation)");
   cmd->callback([options] { run_dump_step(*options); });

@@ -66,8 +66,8 @@ class AdamW {
   std::vector<TrainableParam> params_;
   AdamWSettings settings_;
   FlatIndex index_;
-  Buffer state_;             // m arena then v arena
-  Tensor m_flat_, v_flat_;   // [index_.size()] each
+  Buffer state_;            // m arena then v arena
+  Tensor m_flat_, v_flat_;  // [index_.size()] each
   std::vector<Tensor> m_, v_;
   std::vector<double> decay_;
   int64_t steps_done_ = 0;

@@ -227,5 +227,4 @@ std::optional<HfTokenizerSource> tokenizer_of_source(const std::string& source) 
   return out;
 }
 
-
 }  // namespace smol

@@ -59,7 +59,6 @@ void check_export_destination(const std::string& out_dir, bool force);
 // it to out_dir. On any error the temporary directory is removed and out_dir is untouched.
 void write_hf_export_dir(const std::string& out_dir, const HfExportContents& contents, bool force);
 
-
 // The tokenizer files of an HF model directory, if it has a tokenizer.json (chat_template is
 // used when the directory's own config has none).
 std::optional<HfTokenizerSource> tokenizer_of_directory(const std::filesystem::path& dir,

@@ -11,9 +11,11 @@ namespace smol {
 void add_eval_command(CLI::App& app) {
   auto options = std::make_shared<EvalCommandOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "eval", "Evaluate a checkpoint (or the freshly initialised model): eval loss, token and "
-              "answer accuracy, generative GSM8K accuracy");
-  cmd->add_option("config", options->config_path, "run config (YAML) the checkpoint was trained with")
+      "eval",
+      "Evaluate a checkpoint (or the freshly initialised model): eval loss, token and "
+      "answer accuracy, generative GSM8K accuracy");
+  cmd->add_option("config", options->config_path,
+                  "run config (YAML) the checkpoint was trained with")
       ->required();
   cmd->add_option("--checkpoint", options->checkpoint,
                   "a checkpoint-N directory written by `train` (default: no training)");

@@ -10,8 +10,9 @@ namespace smol {
 void add_train_command(CLI::App& app) {
   auto options = std::make_shared<TrainOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "train", "Fine-tune a model as a config describes (LoRA or full), evaluating and saving "
-               "checkpoints on the way");
+      "train",
+      "Fine-tune a model as a config describes (LoRA or full), evaluating and saving "
+      "checkpoints on the way");
   cmd->add_option("config", options->config_path, "run config (YAML, the seed's schema)")
       ->required();
   cmd->add_option("--set", options->overrides, "override a config key: dotted.key=value")

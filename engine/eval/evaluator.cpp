@@ -54,7 +54,8 @@ EvalSet prepare_eval_set(const TextPipeline& pipeline, const Dataset& dataset,
     example.prompt = rendered->prompt;
     example.reference = rendered->response;
     example.reference_answer = gsm8k_reference_answer(rendered->response);
-    if (!example.reference_answer) example.reference_answer = extract_generated_answer(rendered->response);
+    if (!example.reference_answer)
+      example.reference_answer = extract_generated_answer(rendered->response);
     set.examples.push_back(std::move(example));
   }
   return set;
@@ -83,8 +84,9 @@ EvalResult evaluate(LlamaModel& model, const Tokenizer& tokenizer, const EvalSet
     for (const TokenRow& row : rows) {
       const size_t len = row.input_ids.size();
       all_labels.push_back(row.labels);
-      all_predictions.emplace_back(forward.argmax.begin() + static_cast<std::ptrdiff_t>(offset),
-                                   forward.argmax.begin() + static_cast<std::ptrdiff_t>(offset + len));
+      all_predictions.emplace_back(
+          forward.argmax.begin() + static_cast<std::ptrdiff_t>(offset),
+          forward.argmax.begin() + static_cast<std::ptrdiff_t>(offset + len));
       offset += len;
       tokens_seen += static_cast<int64_t>(len);
     }
@@ -99,14 +101,15 @@ EvalResult evaluate(LlamaModel& model, const Tokenizer& tokenizer, const EvalSet
   }
   const TokenAccuracyCounts shifted = token_accuracy(all_labels, all_predictions);
   const TokenAccuracyCounts legacy = token_accuracy_legacy(all_labels, all_predictions);
-  const std::vector<AnswerRowResult> answers = answer_accuracy(
-      all_labels, all_predictions,
-      [&](const std::vector<int32_t>& ids) { return tokenizer.decode(ids, /*skip_special=*/true); });
+  const std::vector<AnswerRowResult> answers =
+      answer_accuracy(all_labels, all_predictions, [&](const std::vector<int32_t>& ids) {
+        return tokenizer.decode(ids, /*skip_special=*/true);
+      });
   int64_t answers_correct = 0;
   for (const AnswerRowResult& a : answers) answers_correct += a.correct;
 
-  result.metrics.emplace_back("eval_loss", loss_rows > 0 ? weighted_loss / static_cast<double>(loss_rows)
-                                                         : 0.0);
+  result.metrics.emplace_back("eval_loss",
+                              loss_rows > 0 ? weighted_loss / static_cast<double>(loss_rows) : 0.0);
   result.metrics.emplace_back("eval_token_accuracy", shifted.accuracy());
   result.metrics.emplace_back("eval_token_accuracy_legacy", legacy.accuracy());
   result.metrics.emplace_back("eval_answer_accuracy",
@@ -132,8 +135,10 @@ EvalResult evaluate(LlamaModel& model, const Tokenizer& tokenizer, const EvalSet
       const std::string& text = outputs[i].text;
       generated_tokens += static_cast<int64_t>(outputs[i].tokens.size());
       Gsm8kScore score;
-      if (example.reference_answer) score = score_gsm8k(text, *example.reference_answer);
-      else score.extracted = extract_generated_answer(text);
+      if (example.reference_answer)
+        score = score_gsm8k(text, *example.reference_answer);
+      else
+        score.extracted = extract_generated_answer(text);
       correct += score.correct;
       if (options.predictions_kept < 0 ||
           static_cast<int64_t>(result.predictions.size()) < options.predictions_kept) {
@@ -144,14 +149,15 @@ EvalResult evaluate(LlamaModel& model, const Tokenizer& tokenizer, const EvalSet
         p["reference_answer"] = example.reference_answer ? nlohmann::json(*example.reference_answer)
                                                          : nlohmann::json(nullptr);
         p["generated"] = text;
-        p["extracted"] = score.extracted ? nlohmann::json(*score.extracted) : nlohmann::json(nullptr);
+        p["extracted"] =
+            score.extracted ? nlohmann::json(*score.extracted) : nlohmann::json(nullptr);
         p["correct"] = score.correct;
         p["stop"] = stop_reason_name(outputs[i].reason);
         result.predictions.push_back(std::move(p));
       }
     }
-    result.metrics.emplace_back("eval_gsm8k_accuracy",
-                                k > 0 ? static_cast<double>(correct) / static_cast<double>(k) : 0.0);
+    result.metrics.emplace_back(
+        "eval_gsm8k_accuracy", k > 0 ? static_cast<double>(correct) / static_cast<double>(k) : 0.0);
     result.metrics.emplace_back("eval_generated_samples", static_cast<double>(k));
     result.metrics.emplace_back("eval_generated_tokens", static_cast<double>(generated_tokens));
   }

@@ -33,11 +33,11 @@
 namespace smol {
 
 struct EvalExample {
-  TokenizedExample tokens;           // teacher-forced input
-  std::vector<int32_t> prompt_ids;   // generative input (the prompt half, never truncated
-                                     // from the end)
-  std::string prompt;                // rendered prompt text
-  std::string reference;             // rendered response text
+  TokenizedExample tokens;          // teacher-forced input
+  std::vector<int32_t> prompt_ids;  // generative input (the prompt half, never truncated
+                                    // from the end)
+  std::string prompt;               // rendered prompt text
+  std::string reference;            // rendered response text
   std::optional<std::string> reference_answer;  // "#### N" (else "The answer is: N") number
 };
 

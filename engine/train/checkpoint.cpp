@@ -43,8 +43,9 @@ nlohmann::json trainer_state_json(const CheckpointWrite& w, const std::string& o
   s["best_global_step"] = nullptr;
   s["best_metric"] = p.best_metric ? nlohmann::json(*p.best_metric) : nlohmann::json(nullptr);
   s["best_model_checkpoint"] =
-      p.best_checkpoint.empty() ? nlohmann::json(nullptr)
-                                : nlohmann::json((fs::path(output_dir) / p.best_checkpoint).string());
+      p.best_checkpoint.empty()
+          ? nlohmann::json(nullptr)
+          : nlohmann::json((fs::path(output_dir) / p.best_checkpoint).string());
   if (!p.best_checkpoint.empty()) {
     const std::string digits = p.best_checkpoint.substr(p.best_checkpoint.rfind('-') + 1);
     s["best_global_step"] = std::stoll(digits);
@@ -208,8 +209,8 @@ LoadedCheckpoint load_checkpoint(const std::string& dir, bool with_optimizer) {
   }
   p.best_checkpoint = metadata_text(state, "best_checkpoint");
   p.patience_counter = metadata_int(state, "patience_counter");
-  SMOL_CHECK(p.global_step >= 0 && p.cursor.epoch >= 0 && p.cursor.micro_batch >= 0,
-             state.path(), ": negative step or data position");
+  SMOL_CHECK(p.global_step >= 0 && p.cursor.epoch >= 0 && p.cursor.micro_batch >= 0, state.path(),
+             ": negative step or data position");
   for (const SafetensorsEntry& e : state.entries()) {
     const auto take = [&](const std::string& prefix, HostTensorMap& into) {
       if (e.name.rfind(prefix, 0) != 0) return false;

@@ -58,10 +58,10 @@ struct CheckpointWrite {
   const AdamW* optimizer = nullptr;
   const TrainProgress* progress = nullptr;
   const RunPlan* plan = nullptr;
-  std::string config_yaml;             // the resolved config
-  PeftAdapterConfig adapter_config;    // LoRA mode
+  std::string config_yaml;                 // the resolved config
+  PeftAdapterConfig adapter_config;        // LoRA mode
   const HostTensorMap* initial = nullptr;  // A0/B0 of an initialiser that moved the base
-  std::string metric_for_best_model;   // with "eval_" prefix
+  std::string metric_for_best_model;       // with "eval_" prefix
   bool greater_is_better = false;
 };
 

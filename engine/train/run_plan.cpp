@@ -47,11 +47,11 @@ RunPlan plan_run(const RunConfig& config, int64_t examples, bool has_eval_split,
   plan.micro_batch_size = t.per_device_train_batch_size;
   plan.accumulation = t.gradient_accumulation_steps;
   const int64_t per_process = examples / processes;
-  SMOL_CHECK(per_process > 0, config.path, ": ", examples, " training examples cannot be shared by ",
-             processes, " processes");
-  plan.micro_batches_per_epoch = t.dataloader_drop_last
-                                     ? per_process / plan.micro_batch_size
-                                     : (per_process + plan.micro_batch_size - 1) / plan.micro_batch_size;
+  SMOL_CHECK(per_process > 0, config.path, ": ", examples,
+             " training examples cannot be shared by ", processes, " processes");
+  plan.micro_batches_per_epoch =
+      t.dataloader_drop_last ? per_process / plan.micro_batch_size
+                             : (per_process + plan.micro_batch_size - 1) / plan.micro_batch_size;
   SMOL_CHECK(plan.micro_batches_per_epoch > 0, config.path, ": per_device_train_batch_size ",
              plan.micro_batch_size, " with dataloader_drop_last leaves no batch of the ",
              per_process, " examples");
@@ -64,8 +64,8 @@ RunPlan plan_run(const RunConfig& config, int64_t examples, bool has_eval_split,
     const double steps = std::floor(t.num_train_epochs * static_cast<double>(per_process) /
                                     static_cast<double>(plan.micro_batch_size * plan.accumulation));
     SMOL_CHECK(steps >= 1, config.path, ": num_train_epochs ", t.num_train_epochs, " over ",
-               per_process, " examples at batch ", plan.micro_batch_size, " x ",
-               plan.accumulation, " gives no optimizer step; set training.max_steps");
+               per_process, " examples at batch ", plan.micro_batch_size, " x ", plan.accumulation,
+               " gives no optimizer step; set training.max_steps");
     plan.max_steps = static_cast<int64_t>(steps);
   }
   plan.warmup_steps = resolve_warmup_steps(plan.max_steps, t.warmup_ratio, t.warmup_steps);
@@ -105,13 +105,15 @@ std::string describe_plan(const RunPlan& plan) {
       << " per epoch, " << plan.accumulation << " per step, " << plan.updates_per_epoch
       << " steps per epoch), warmup " << plan.warmup_steps;
   if (plan.evaluates)
-    out << ", eval " << (plan.eval_each_epoch ? std::string("every epoch")
-                                                : "every " + std::to_string(plan.eval_steps));
+    out << ", eval "
+        << (plan.eval_each_epoch ? std::string("every epoch")
+                                 : "every " + std::to_string(plan.eval_steps));
   else
     out << ", no eval";
   if (plan.saves)
-    out << ", save " << (plan.save_each_epoch ? std::string("every epoch")
-                                                : "every " + std::to_string(plan.save_steps));
+    out << ", save "
+        << (plan.save_each_epoch ? std::string("every epoch")
+                                 : "every " + std::to_string(plan.save_steps));
   return out.str();
 }
 

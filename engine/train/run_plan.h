@@ -39,7 +39,9 @@ struct RunPlan {
   bool saves = false;      // save_strategy is not "no"
 
   // Whether the update that brings the run to `step` (1-based) ends an epoch.
-  bool ends_epoch(int64_t step) const { return updates_per_epoch > 0 && step % updates_per_epoch == 0; }
+  bool ends_epoch(int64_t step) const {
+    return updates_per_epoch > 0 && step % updates_per_epoch == 0;
+  }
   bool log_at(int64_t step) const;
   bool eval_at(int64_t step) const;
   bool save_at(int64_t step) const;

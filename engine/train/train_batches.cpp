@@ -8,9 +8,8 @@
 
 namespace smol {
 
-TrainBatches::TrainBatches(const std::vector<TokenizedExample>& examples,
-                           int64_t micro_batch_size, int64_t accumulation, uint64_t data_seed,
-                           bool drop_last)
+TrainBatches::TrainBatches(const std::vector<TokenizedExample>& examples, int64_t micro_batch_size,
+                           int64_t accumulation, uint64_t data_seed, bool drop_last)
     : examples_(examples),
       micro_batch_size_(micro_batch_size),
       accumulation_(accumulation),
@@ -20,8 +19,8 @@ TrainBatches::TrainBatches(const std::vector<TokenizedExample>& examples,
   const int64_t n = static_cast<int64_t>(examples.size());
   usable_examples_ = drop_last ? n / micro_batch_size * micro_batch_size : n;
   micro_batches_per_epoch_ = (usable_examples_ + micro_batch_size - 1) / micro_batch_size;
-  SMOL_CHECK(micro_batches_per_epoch_ > 0, "TrainBatches: ", n,
-             " examples make no micro-batch of ", micro_batch_size);
+  SMOL_CHECK(micro_batches_per_epoch_ > 0, "TrainBatches: ", n, " examples make no micro-batch of ",
+             micro_batch_size);
 }
 
 const std::vector<int64_t>& TrainBatches::order_of(int64_t epoch) {
@@ -38,14 +37,14 @@ std::vector<std::vector<TokenRow>> TrainBatches::next_update(DataCursor& cursor)
              " is outside the epoch's ", micro_batches_per_epoch_, " micro-batches");
   const std::vector<int64_t>& order = order_of(cursor.epoch);
   std::vector<std::vector<TokenRow>> update;
-  const int64_t end_micro =
-      std::min(micro_batches_per_epoch_, cursor.micro_batch + accumulation_);
+  const int64_t end_micro = std::min(micro_batches_per_epoch_, cursor.micro_batch + accumulation_);
   for (int64_t m = cursor.micro_batch; m < end_micro; ++m) {
     std::vector<TokenRow> rows;
     const int64_t begin = m * micro_batch_size_;
     const int64_t end = std::min(usable_examples_, begin + micro_batch_size_);
     for (int64_t i = begin; i < end; ++i) {
-      const TokenizedExample& example = examples_[static_cast<size_t>(order[static_cast<size_t>(i)])];
+      const TokenizedExample& example =
+          examples_[static_cast<size_t>(order[static_cast<size_t>(i)])];
       rows.push_back(TokenRow{example.input_ids, example.labels});
     }
     update.push_back(std::move(rows));

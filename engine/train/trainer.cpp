@@ -48,7 +48,9 @@ double seconds_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-void say(const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); }
+void say(const std::string& line) {
+  std::fprintf(stderr, "%s\n", line.c_str());
+}
 
 // "answer_accuracy" → "eval_answer_accuracy" (HF prefixes metric_for_best_model the same way).
 std::string eval_metric_name(const std::string& metric) {
@@ -81,9 +83,9 @@ Session open_session(const std::string& config_path, const std::vector<std::stri
   s.built = build_model(*s.backend, s.config);
   LlamaModel& model = *s.built.model;
   say("model: " + s.built.weights_source + " on " + s.backend->name() + " (" +
-      (model.mode() == TrainMode::Full ? std::string("full fine-tuning")
-                                       : "LoRA " + (s.built.lora_init ? s.built.lora_init->method
-                                                                      : std::string())) +
+      (model.mode() == TrainMode::Full
+           ? std::string("full fine-tuning")
+           : "LoRA " + (s.built.lora_init ? s.built.lora_init->method : std::string())) +
       "), ready in " + std::to_string(static_cast<int>(seconds_between(start, Clock::now()))) +
       " s");
   if (s.built.lora_init && s.built.lora_init->residualised) {
@@ -249,7 +251,8 @@ std::string metrics_line(const EvalResult& r) {
 void save_final_model(const Session& s, const std::string& dir) {
   LlamaModel& model = *s.built.model;
   HostTensorMap trained;
-  for (const TrainableParam& p : model.trainable_params()) trained[p.name] = model.read_tensor(p.name);
+  for (const TrainableParam& p : model.trainable_params())
+    trained[p.name] = model.read_tensor(p.name);
   if (model.mode() == TrainMode::Full) {
     write_hf_model_safetensors((fs::path(dir) / "model.safetensors").string(), trained, DType::F32);
     write_file_atomically((fs::path(dir) / "config.json").string(), hf_config_json(model.config()));
@@ -266,8 +269,8 @@ void save_final_model(const Session& s, const std::string& dir) {
 
 void run_training(const TrainOptions& options) {
   const auto run_start = Clock::now();
-  Session s = open_session(options.config_path, options.overrides, options.device,
-                           options.data_dir);
+  Session s =
+      open_session(options.config_path, options.overrides, options.device, options.data_dir);
   const RunConfig& config = s.config;
   const TrainingSection& t = config.training;
   const std::string output_dir = !options.output_dir.empty() ? options.output_dir : t.output_dir;
@@ -305,11 +308,11 @@ void run_training(const TrainOptions& options) {
     eval_set = load_eval_set(s, *config.dataset.eval_split);
   const EvalOptions eval_options = eval_options_of(config, s.pipeline);
 
-  const RunPlan plan = plan_run(config, static_cast<int64_t>(train_examples.size()),
-                                eval_set.has_value());
+  const RunPlan plan =
+      plan_run(config, static_cast<int64_t>(train_examples.size()), eval_set.has_value());
   say("plan: " + describe_plan(plan));
-  TrainBatches batches(train_examples, plan.micro_batch_size, plan.accumulation,
-                       t.data_seed, t.dataloader_drop_last);
+  TrainBatches batches(train_examples, plan.micro_batch_size, plan.accumulation, t.data_seed,
+                       t.dataloader_drop_last);
 
   AdamWSettings adamw;
   adamw.beta1 = t.adam_beta1;
@@ -335,8 +338,9 @@ void run_training(const TrainOptions& options) {
                dir, ": the checkpoint was made with seed ", checkpoint.progress.seed,
                " / data_seed ", checkpoint.progress.data_seed, "; the config says ", t.seed, " / ",
                t.data_seed);
-    SMOL_CHECK(checkpoint.progress.global_step <= plan.max_steps, dir, ": the checkpoint is at step ",
-               checkpoint.progress.global_step, ", past this run's max_steps ", plan.max_steps);
+    SMOL_CHECK(checkpoint.progress.global_step <= plan.max_steps, dir,
+               ": the checkpoint is at step ", checkpoint.progress.global_step,
+               ", past this run's max_steps ", plan.max_steps);
     if (s.initial) {
       // The initialiser ran again from the same seed; if it did not land on the same A0 / B0
       // the residual base differs and the continuation would not be the same run.
@@ -429,8 +433,8 @@ void run_training(const TrainOptions& options) {
       const EvalResult r = run_eval(now_step);
       bar.message("eval @ step " + std::to_string(now_step) + ": " + metrics_line(r));
       const double value = r.value(best_metric);
-      const bool better = !progress.best_metric ||
-                          (maximize ? value > *progress.best_metric : value < *progress.best_metric);
+      const bool better = !progress.best_metric || (maximize ? value > *progress.best_metric
+                                                             : value < *progress.best_metric);
       const bool beyond_threshold =
           !progress.best_metric ||
           std::fabs(value - *progress.best_metric) > config.early_stopping_threshold;
@@ -473,10 +477,10 @@ void run_training(const TrainOptions& options) {
       w.metric_for_best_model = best_metric;
       w.greater_is_better = maximize;
       const std::string path = save_checkpoint(output_dir, w);
-      for (const std::string& gone : rotate_checkpoints(output_dir, t.save_total_limit,
-                                                        progress.best_checkpoint))
-        bar.message("deleted " + gone + " (save_total_limit " +
-                    std::to_string(t.save_total_limit) + ")");
+      for (const std::string& gone :
+           rotate_checkpoints(output_dir, t.save_total_limit, progress.best_checkpoint))
+        bar.message("deleted " + gone + " (save_total_limit " + std::to_string(t.save_total_limit) +
+                    ")");
       bar.message("saved " + path);
       outputs.report("step " + std::to_string(now_step) + " of " + std::to_string(plan.max_steps),
                      last_predictions);
@@ -503,16 +507,17 @@ void run_training(const TrainOptions& options) {
     }
   write_file_atomically((fs::path(output_dir) / "eval_results.json").string(),
                         results.dump(2) + "\n");
-  nlohmann::json state = {{"global_step", progress.global_step},
-                          {"max_steps", plan.max_steps},
-                          {"epoch", plan.epoch_at(progress.global_step)},
-                          {"best_metric", progress.best_metric ? nlohmann::json(*progress.best_metric)
-                                                               : nlohmann::json(nullptr)},
-                          {"best_model_checkpoint",
-                           progress.best_checkpoint.empty()
-                               ? nlohmann::json(nullptr)
-                               : nlohmann::json((fs::path(output_dir) / progress.best_checkpoint).string())},
-                          {"log_history", progress.log_history}};
+  nlohmann::json state = {
+      {"global_step", progress.global_step},
+      {"max_steps", plan.max_steps},
+      {"epoch", plan.epoch_at(progress.global_step)},
+      {"best_metric",
+       progress.best_metric ? nlohmann::json(*progress.best_metric) : nlohmann::json(nullptr)},
+      {"best_model_checkpoint",
+       progress.best_checkpoint.empty()
+           ? nlohmann::json(nullptr)
+           : nlohmann::json((fs::path(output_dir) / progress.best_checkpoint).string())},
+      {"log_history", progress.log_history}};
   write_file_atomically((fs::path(output_dir) / "trainer_state.json").string(),
                         state.dump(2) + "\n");
   outputs.report("finished: " + std::to_string(progress.global_step) + " steps", last_predictions);
@@ -533,24 +538,30 @@ void run_evaluation(const EvalCommandOptions& options) {
       for (const auto& [name, tensor] : *s.initial) {
         const auto it = checkpoint.initial.find(name);
         SMOL_CHECK(it != checkpoint.initial.end() && it->second.data == tensor.data,
-                   options.checkpoint, ": the LoRA initialiser did not reproduce the checkpoint's "
-                   "initial ", name, "; the residual base would differ");
+                   options.checkpoint,
+                   ": the LoRA initialiser did not reproduce the checkpoint's "
+                   "initial ",
+                   name, "; the residual base would differ");
       }
     restore_checkpoint(checkpoint, *s.built.model, nullptr);
   }
-  const std::string split = !options.split.empty() ? options.split
+  const std::string split = !options.split.empty()      ? options.split
                             : config.dataset.eval_split ? *config.dataset.eval_split
-                                                         : std::string();
-  SMOL_CHECK(!split.empty(), config.path, ": no eval split: set dataset.eval_split or pass --split");
+                                                        : std::string();
+  SMOL_CHECK(!split.empty(), config.path,
+             ": no eval split: set dataset.eval_split or pass --split");
   EvalOptions eval_options = eval_options_of(config, s.pipeline);
-  if (options.max_new_tokens >= 0) eval_options.max_new_tokens = static_cast<int32_t>(options.max_new_tokens);
-  if (options.generative_samples >= -1) eval_options.generative_samples = options.generative_samples;
+  if (options.max_new_tokens >= 0)
+    eval_options.max_new_tokens = static_cast<int32_t>(options.max_new_tokens);
+  if (options.generative_samples >= -1)
+    eval_options.generative_samples = options.generative_samples;
   const EvalSet set = load_eval_set(s, split);
   const EvalResult result = evaluate(*s.built.model, *s.pipeline.tokenizer, set, eval_options);
   nlohmann::json out = nlohmann::json::object();
   for (const auto& [k, v] : result.metrics) out[k] = v;
   out["split"] = split;
-  out["checkpoint"] = options.checkpoint.empty() ? nlohmann::json(nullptr) : nlohmann::json(options.checkpoint);
+  out["checkpoint"] =
+      options.checkpoint.empty() ? nlohmann::json(nullptr) : nlohmann::json(options.checkpoint);
   const std::string predictions_path =
       !options.out.empty() ? options.out
       : !options.checkpoint.empty()

@@ -38,8 +38,8 @@ class CheckpointDirs : public ::testing::Test {
 TEST_F(CheckpointDirs, ListsCompleteCheckpointsByStep) {
   make("checkpoint-10");
   make("checkpoint-2");
-  make("checkpoint-4.tmp.123");        // an interrupted save
-  make("checkpoint-6", false);         // no training state: incomplete
+  make("checkpoint-4.tmp.123");  // an interrupted save
+  make("checkpoint-6", false);   // no training state: incomplete
   make("checkpoint-x");
   EXPECT_EQ(names(), (std::vector<std::string>{"checkpoint-2", "checkpoint-10"}));
   EXPECT_EQ(fs::path(resolve_checkpoint("latest", dir_.string())).filename(), "checkpoint-10");

@@ -38,7 +38,8 @@ TEST(RunPlan, MetaMathSeedNumbers) {
 
 TEST(RunPlan, EvalStepsNeverZeroAndExplicitKeysWin) {
   // max_steps 6 with 30 evaluations: the seed computed eval_steps 0 (B21); we evaluate every step.
-  RunPlan plan = plan_run(load("configs/smol/135m_gsm8k.yaml", {"training.max_steps=6"}), 7473, true);
+  RunPlan plan =
+      plan_run(load("configs/smol/135m_gsm8k.yaml", {"training.max_steps=6"}), 7473, true);
   EXPECT_EQ(plan.max_steps, 6);
   EXPECT_EQ(plan.eval_steps, 1);
   plan = plan_run(load("configs/smol/135m_gsm8k.yaml",

@@ -47,10 +47,13 @@ std::set<std::string> list_dir_names(const fs::path& dir) {
 class TrainCli : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!fs::exists(kModel)) GTEST_SKIP() << "SKIPPED LOUDLY: " << kModel << " is missing (scripts/fetch-model.sh)";
-    if (!fs::exists(kData + "/gsm8k/train.jsonl")) GTEST_SKIP() << "SKIPPED LOUDLY: no GSM8K under " << kData;
+    if (!fs::exists(kModel))
+      GTEST_SKIP() << "SKIPPED LOUDLY: " << kModel << " is missing (scripts/fetch-model.sh)";
+    if (!fs::exists(kData + "/gsm8k/train.jsonl"))
+      GTEST_SKIP() << "SKIPPED LOUDLY: no GSM8K under " << kData;
     root_ = fs::temp_directory_path() /
-            ("smol_train_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+            ("smol_train_" +
+             std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     fs::remove_all(root_);
     fs::create_directories(root_);
   }
@@ -59,12 +62,12 @@ class TrainCli : public ::testing::Test {
   }
   // The tiny config with a short run; `extra` adds --set/--flags.
   test::CommandResult train(const fs::path& out, const std::string& extra) {
-    return run_smolengine("train " + kSource + "/configs/tiny_gsm8k.yaml --device cpu --data-dir " +
-                          kData + " --output-dir " + out.string() +
-                          " --set tokenizer.name_or_path=" + kModel +
-                          " --set training.max_steps=6 --set training.logging_steps=1"
-                          " --set dataset.eval_split='test[:4]' --set evaluation.max_new_tokens=8 " +
-                          extra);
+    return run_smolengine(
+        "train " + kSource + "/configs/tiny_gsm8k.yaml --device cpu --data-dir " + kData +
+        " --output-dir " + out.string() + " --set tokenizer.name_or_path=" + kModel +
+        " --set training.max_steps=6 --set training.logging_steps=1"
+        " --set dataset.eval_split='test[:4]' --set evaluation.max_new_tokens=8 " +
+        extra);
   }
   fs::path root_;
 };
@@ -81,9 +84,9 @@ TEST_F(TrainCli, WritesTheRunDirectory) {
   for (const auto& e : fs::directory_iterator(out))
     tensorboard |= e.path().filename().string().rfind("events.out.tfevents.", 0) == 0;
   EXPECT_TRUE(tensorboard);
-  for (const char* f : {"adapter_model.safetensors", "adapter_config.json",
-                        "training_state.safetensors", "trainer_state.json",
-                        "smolengine_config.yaml"}) {
+  for (const char* f :
+       {"adapter_model.safetensors", "adapter_config.json", "training_state.safetensors",
+        "trainer_state.json", "smolengine_config.yaml"}) {
     EXPECT_TRUE(fs::exists(out / "checkpoint-3" / f)) << f;
     EXPECT_TRUE(fs::exists(out / "checkpoint-6" / f)) << f;
   }
@@ -94,9 +97,9 @@ TEST_F(TrainCli, WritesTheRunDirectory) {
     if (e["kind"] == "train") losses.push_back(e["loss"].get<double>());
     if (e["kind"] == "eval") {
       eval_steps.push_back(e["step"].get<int64_t>());
-      for (const char* m : {"eval_loss", "eval_token_accuracy", "eval_token_accuracy_legacy",
-                            "eval_answer_accuracy", "eval_gsm8k_accuracy",
-                            "eval_tokens_per_second"})
+      for (const char* m :
+           {"eval_loss", "eval_token_accuracy", "eval_token_accuracy_legacy",
+            "eval_answer_accuracy", "eval_gsm8k_accuracy", "eval_tokens_per_second"})
         EXPECT_TRUE(e.contains(m)) << m << " missing in " << e.dump();
     }
   }
@@ -109,12 +112,14 @@ TEST_F(TrainCli, WritesTheRunDirectory) {
   for (const char* k : {"question", "reference", "generated", "extracted", "correct"})
     EXPECT_TRUE(predictions[0].contains(k)) << k;
   // trainer_state.json in HF's shape.
-  const nlohmann::json state = nlohmann::json::parse(read_file(out / "checkpoint-6/trainer_state.json"));
+  const nlohmann::json state =
+      nlohmann::json::parse(read_file(out / "checkpoint-6/trainer_state.json"));
   EXPECT_EQ(state["global_step"], 6);
   EXPECT_TRUE(state["log_history"].is_array());
   EXPECT_EQ(read_file(out / "report.html").find("http://"), std::string::npos);
   // The random base is written beside the run, so the adapter names a loadable base ...
-  const nlohmann::json adapter = nlohmann::json::parse(read_file(out / "checkpoint-6/adapter_config.json"));
+  const nlohmann::json adapter =
+      nlohmann::json::parse(read_file(out / "checkpoint-6/adapter_config.json"));
   EXPECT_EQ(adapter["base_model_name_or_path"], (out / "base_model").string());
   EXPECT_TRUE(fs::exists(out / "base_model/model.safetensors"));
   // ... and `export` merges the checkpoint into an HF model directory.
@@ -160,9 +165,10 @@ TEST_F(TrainCli, ResumeEqualsAnUninterruptedRun) {
 TEST_F(TrainCli, SaveTotalLimitKeepsTheBest) {
   const fs::path out = root_ / "limit";
   // Every step evaluated and saved, at most 2 kept; the best by eval_loss must survive.
-  const auto r = train(out, "--set training.eval_steps=1 --set training.save_total_limit=2"
-                            " --set training.metric_for_best_model=loss"
-                            " --set evaluation.generative=false");
+  const auto r = train(out,
+                       "--set training.eval_steps=1 --set training.save_total_limit=2"
+                       " --set training.metric_for_best_model=loss"
+                       " --set evaluation.generative=false");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const nlohmann::json state = nlohmann::json::parse(read_file(out / "trainer_state.json"));
   const std::string best = state["best_model_checkpoint"].get<std::string>();
@@ -202,7 +208,8 @@ TEST_F(TrainCli, EvalCommandReportsEveryMetric) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto single = read_jsonl(root_ / "single.jsonl");
   ASSERT_EQ(single.size(), batched.size());
-  for (size_t i = 0; i < single.size(); ++i) EXPECT_EQ(single[i]["generated"], batched[i]["generated"]);
+  for (size_t i = 0; i < single.size(); ++i)
+    EXPECT_EQ(single[i]["generated"], batched[i]["generated"]);
 }
 
 TEST_F(TrainCli, ErrorsAreClearAndLeaveNothingBroken) {
@@ -219,19 +226,21 @@ TEST_F(TrainCli, ErrorsAreClearAndLeaveNothingBroken) {
   // −inf in fp32, so the first update leaves inf/NaN weights and the next step's loss is not
   // finite. The run stops naming the step, before applying it, with no checkpoint for it.
   const fs::path diverge = root_ / "diverge";
-  r = train(diverge, "--set training.learning_rate=3e38 --set training.weight_decay=10"
-                     " --set training.warmup_ratio=0"
-                     " --set training.max_grad_norm=0 --set training.save_steps=100"
-                     " --set training.eval_strategy=no");
+  r = train(diverge,
+            "--set training.learning_rate=3e38 --set training.weight_decay=10"
+            " --set training.warmup_ratio=0"
+            " --set training.max_grad_norm=0 --set training.save_steps=100"
+            " --set training.eval_strategy=no");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("not finite"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("step 2 of 6"), std::string::npos) << r.output;
   EXPECT_TRUE(list_dir_names(diverge).count("checkpoint-2") == 0);
   // Saving right after the overflowing update refuses to write the broken weights.
   const fs::path diverge_save = root_ / "diverge_save";
-  r = train(diverge_save, "--set training.learning_rate=3e38 --set training.weight_decay=10"
-                          " --set training.warmup_ratio=0 --set training.max_grad_norm=0"
-                          " --set training.save_steps=1 --set training.eval_strategy=no");
+  r = train(diverge_save,
+            "--set training.learning_rate=3e38 --set training.weight_decay=10"
+            " --set training.warmup_ratio=0 --set training.max_grad_norm=0"
+            " --set training.save_steps=1 --set training.eval_strategy=no");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("step 1 of 6: the parameters are not finite"), std::string::npos)
       << r.output;
