@@ -414,7 +414,6 @@ void run_training(const TrainOptions& options) {
                     {{"loss", loss},
                      {"grad_norm", step.optimizer.grad_norm},
                      {"learning_rate", next_lr},
-                     {"epoch", epoch},
                      {"tokens_per_second", tokens_per_second}});
       progress.log_history.push_back({{"loss", loss},
                                       {"grad_norm", step.optimizer.grad_norm},
