@@ -73,7 +73,16 @@ Session open_session(const std::string& config_path, const std::vector<std::stri
   Session s;
   s.config = load_run_config(config_path, overrides);
   s.config.data_dir = data_dir;
-  for (const std::string& warning : s.config.warnings) say("warning: " + warning);
+  if (!s.config.warnings.empty()) {
+    // One warning naming every key that is accepted but changes nothing here (the reasons:
+    // `smolengine config CONFIG` prints one line per key, `config --help-keys` the table).
+    std::string keys;
+    for (const std::string& warning : s.config.warnings)
+      keys += (keys.empty() ? "" : ", ") + warning.substr(0, warning.find(':'));
+    say("warning: " + std::to_string(s.config.warnings.size()) +
+        " config keys are accepted but not acted on: " + keys +
+        " (`smolengine config " + config_path + "` says why)");
+  }
   SMOL_CHECK(s.config.trainer.name == "Trainer", config_path, ": trainer.name '",
              s.config.trainer.name,
              "': only Trainer is implemented; SpectralRefactorTrainer is not yet (its keys are "
