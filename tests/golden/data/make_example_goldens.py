@@ -24,11 +24,19 @@ a `tokenizers.Tokenizer` built from the GGUF's own vocab and merges and configur
 SmolLM2's tokenizer.json (docs/formats.md §5). transformers' GGUF conversion is not used: it
 drops SmolLM2's Digits pre-tokenizer (docs/formats.md traps).
 
-Output: examples.json (compact, one example per line). Row sets hold the dataset rows as the
-exact JSONL lines a dataset file would contain (so number text such as 100.0 is unambiguous);
-"gsm8k_train_first64" is the first 64 lines of <data root>/gsm8k/train.jsonl verbatim. Each
-case names a row set, its PromptFormat / ExampleFormat settings, the fields it resolved, and
-per row either the expected example or why the row was dropped.
+Output: examples.json (compact, one row or example per line, < 300 KB). Row sets hold the
+dataset rows as the exact JSONL lines a dataset file would contain (so number text such as
+100.0 is unambiguous), except "gsm8k_train_first64": the first 64 lines of
+<data root>/gsm8k/train.jsonl, named by file and FNV-1a 64 fingerprint (their text is in the
+rendered strings anyway). Each case names a row set and how many of its rows it uses, its
+PromptFormat / ExampleFormat settings, the fields it resolved, and per row either the expected
+example (rendered prompt / response, input_ids, labels, prompt_tokens) or why the row was
+dropped ("null_target", "empty_completion"). Cases with the same rows and prompt format store
+the rendered strings once; the later ones name that case in "rendering_of".
+
+Truncation note: the overflow cut from the completion is clamped to its length (an
+over-long cut empties it and the example is dropped, §2.5), never Python's wrapping
+c[:len(c) - overflow].
 """
 import json
 import os
