@@ -235,7 +235,8 @@ const std::set<std::string>& checked_cases() {
                                               "metamath_template",
                                               "pairs_bos_prefixes",
                                               "template_no_strip_eos_kept",
-                                              "no_eos"};
+                                              "no_eos",
+                                              "python_float_text"};
   return names;
 }
 
@@ -295,6 +296,14 @@ TEST(ExampleGolden, TemplateWithoutStripAndEosAlreadyLast) {
 TEST(ExampleGolden, NoEosDropsEmptyCompletions) {
   SMOL_REQUIRE_GGUF();
   check_case("no_eos");
+}
+
+// str() of JSON floats (docs/seed-behaviour.md §2.3: Python's str() text): repr's shortest
+// round trip, fixed notation for decimal exponents -4..15 ("1000000000000000.0"), exponent
+// notation outside ("1e+16", "1e-05").
+TEST(ExampleGolden, PythonFloatText) {
+  SMOL_REQUIRE_GGUF();
+  check_case("python_float_text");
 }
 
 }  // namespace

@@ -220,9 +220,16 @@ MISC_ROWS = [
      "output": "They are <|im_end|> special\n<|endoftext|> inside"},
     {"instruction": " ".join(["A long instruction that needs truncation, word %d." % i
                              for i in range(12)]),
-     "input": "tail", "n": 2, "flag": False, "score": 1e15,
+     "input": "tail", "n": 2, "flag": False, "score": 0.0001,
      "output": "Short answer after a long prompt with the BOS cut away."},
 ]
+
+# str() of JSON floats at the edges of Python's repr (shortest round trip; fixed notation for
+# decimal exponents -4..15, exponent notation otherwise, "e+16" / "e-05" spelling). One float
+# column, as HF's JSON loader would type it; the answer says which value the row holds.
+FLOAT_VALUES = [0.1, 2.5, 100.0, -0.0, 1e-05, 0.0001, 0.00012345, 123456789012345.6, 1e15,
+                1.5e15, 9999999999999998.0, 1e16, 1.2345e17, 1e22, 1.5e300, 5e-324, -7.25e-7]
+FLOAT_ROWS = [{"value": v, "answer": f"row {i}"} for i, v in enumerate(FLOAT_VALUES)]
 
 
 def build_cases(gsm8k):
@@ -266,10 +273,16 @@ def build_cases(gsm8k):
          prompt_format(input_fields=misc_fields, target_field="output",
                        response_template="{input}"),
          example_format(1024, append_eos=False)),
+        ("python_float_text", "str() of float values: Python's repr spelling",
+         "floats", len(FLOAT_ROWS),
+         prompt_format(input_fields=["value"], target_field="answer",
+                       prompt_template="value={value}", response_template="{value} {target}"),
+         example_format(1024)),
     ], {
         "gsm8k_train_first64": gsm8k,
         "metamath_style": [json.dumps(r, ensure_ascii=False) for r in METAMATH_ROWS],
         "misc": [json.dumps(r, ensure_ascii=False) for r in MISC_ROWS],
+        "floats": [json.dumps(r) for r in FLOAT_ROWS],
     }
 
 
