@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "common/error.h"
+#include "data/python_float.h"
 
 namespace smol {
 
@@ -36,7 +37,10 @@ DatasetCell cell_from_json(const json& value) {
     cell.text = value.get<std::string>();
   else if (value.is_boolean())
     cell.text = value.get<bool>() ? "True" : "False";
-  else  // numbers: shortest round-trip, like Python's repr; containers: compact JSON
+  else if (value.is_number_float())  // Python's str(float): repr rules, e.g. 1e15 ->
+                                     // 1000000000000000.0
+    cell.text = python_float_repr(value.get<double>());
+  else  // integers as written; containers: compact JSON
     cell.text = value.dump(-1, ' ', false, json::error_handler_t::replace);
   return cell;
 }

@@ -4,19 +4,11 @@
 #include <algorithm>
 
 #include "common/error.h"
-#include "data/utf8.h"
+#include "data/python_str.h"
 
 namespace smol {
 
 namespace {
-
-// Python's str.isspace for one code point (the Unicode White_Space characters Python treats
-// as whitespace, plus the ASCII separators \x1c-\x1f).
-bool is_python_space(uint32_t c) {
-  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 ||
-         c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
-         c == 0x205F || c == 0x3000;
-}
 
 const char* const kTargetCandidates[] = {"response",   "answer", "output", "target",
                                          "completion", "text",   "label"};
@@ -33,27 +25,6 @@ std::string cell_text(const Dataset& dataset, int64_t row, const std::string& fi
 }
 
 }  // namespace
-
-std::string python_strip(const std::string& text) {
-  // Walk code points; bytes that are not valid UTF-8 count as non-space.
-  size_t begin = 0;
-  while (begin < text.size()) {
-    uint32_t c = 0;
-    const size_t n = utf8_sequence_length(text, begin, &c);
-    if (n == 0 || !is_python_space(c)) break;
-    begin += n;
-  }
-  size_t end = begin;  // one past the last non-space code point
-  for (size_t pos = begin; pos < text.size();) {
-    uint32_t c = 0;
-    size_t n = utf8_sequence_length(text, pos, &c);
-    const bool space = n != 0 && is_python_space(c);
-    if (n == 0) n = 1;
-    pos += n;
-    if (!space) end = pos;
-  }
-  return text.substr(begin, end - begin);
-}
 
 std::string format_map(const std::string& format, const std::map<std::string, std::string>& values,
                        const std::string& where) {
@@ -166,12 +137,12 @@ std::optional<RenderedExample> render_example(const Dataset& dataset, int64_t ro
       example.prompt += field + ": " + value;
     }
   }
-  if (format.strip_prompt) example.prompt = python_strip(example.prompt);
+  if (format.strip_prompt) example.prompt = std::string(python_strip(example.prompt));
 
   std::map<std::string, std::string> response_values = inputs;
   response_values["target"] = target.text;
-  example.response = python_strip(
-      format_map(format.response_template, response_values, "dataset.response_template"));
+  example.response = std::string(python_strip(
+      format_map(format.response_template, response_values, "dataset.response_template")));
   return example;
 }
 

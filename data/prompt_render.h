@@ -60,7 +60,5 @@ std::optional<RenderedExample> render_example(const Dataset& dataset, int64_t ro
 std::string format_map(const std::string& format, const std::map<std::string, std::string>& values,
                        const std::string& where);
 
-// Python's str.strip(): removes leading and trailing Unicode whitespace (str.isspace).
-std::string python_strip(const std::string& text);
 
 }  // namespace smol

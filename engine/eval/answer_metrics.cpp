@@ -9,8 +9,8 @@
 
 #include "common/error.h"
 #include "data/example_builder.h"
-#include "engine/eval/python_float.h"
-#include "engine/eval/python_str.h"
+#include "data/python_float.h"
+#include "data/python_str.h"
 
 namespace smol {
 namespace {

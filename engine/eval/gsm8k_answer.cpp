@@ -6,8 +6,8 @@
 #include <utility>
 
 #include "common/error.h"
-#include "engine/eval/big_unsigned.h"
-#include "engine/eval/python_str.h"
+#include "data/big_unsigned.h"
+#include "data/python_str.h"
 
 namespace smol {
 namespace {

@@ -80,8 +80,8 @@ Session open_session(const std::string& config_path, const std::vector<std::stri
     for (const std::string& warning : s.config.warnings)
       keys += (keys.empty() ? "" : ", ") + warning.substr(0, warning.find(':'));
     say("warning: " + std::to_string(s.config.warnings.size()) +
-        " config keys are accepted but not acted on: " + keys +
-        " (`smolengine config " + config_path + "` says why)");
+        " config keys are accepted but not acted on: " + keys + " (`smolengine config " +
+        config_path + "` says why)");
   }
   SMOL_CHECK(s.config.trainer.name == "Trainer", config_path, ": trainer.name '",
              s.config.trainer.name,
@@ -382,7 +382,8 @@ void run_training(const TrainOptions& options) {
     return r;
   };
 
-  Progress bar(plan.max_steps, stdout, ::isatty(::fileno(stdout)) != 0);
+  const bool interactive = ::isatty(::fileno(stdout)) != 0;
+  Progress bar(plan.max_steps, stdout, interactive);
   if (t.eval_on_start && eval_set && progress.global_step == 0) {
     const EvalResult r = run_eval(0);
     bar.message("eval @ step 0: " + metrics_line(r));
@@ -393,6 +394,7 @@ void run_training(const TrainOptions& options) {
   double loss_since_log = 0;
   int64_t steps_since_log = 0, tokens_since_log = 0;
   auto log_clock = Clock::now();
+  auto step_clock = log_clock;
   bool stopped_early = false;
   while (progress.global_step < plan.max_steps && !stopped_early) {
     const int64_t k = progress.global_step;
@@ -410,6 +412,15 @@ void run_training(const TrainOptions& options) {
     loss_since_log += step.loss;
     ++steps_since_log;
     tokens_since_log += step.tokens;
+    const auto step_end = Clock::now();
+    // On a terminal the bar moves every step (this step's loss and speed); plain output gets a
+    // line per logging step only.
+    if (interactive && !plan.log_at(now_step)) {
+      const double seconds = seconds_between(step_clock, step_end);
+      bar.update(now_step, step.loss, schedule.lr(now_step),
+                 seconds > 0 ? static_cast<double>(step.tokens) / seconds : 0.0);
+    }
+    step_clock = step_end;
 
     if (plan.log_at(now_step)) {
       const auto now = Clock::now();
@@ -461,7 +472,7 @@ void run_training(const TrainOptions& options) {
                     std::to_string(progress.patience_counter) + " evaluations");
         stopped_early = true;
       }
-      log_clock = Clock::now();  // evaluation time is not training throughput
+      log_clock = step_clock = Clock::now();  // evaluation time is not training throughput
     }
     if (plan.save_at(now_step) || (stopped_early && plan.saves)) {
       // Never save a broken state: an update can overflow the weights even when its loss and
@@ -492,7 +503,7 @@ void run_training(const TrainOptions& options) {
       bar.message("saved " + path);
       outputs.report("step " + std::to_string(now_step) + " of " + std::to_string(plan.max_steps),
                      last_predictions);
-      log_clock = Clock::now();
+      log_clock = step_clock = Clock::now();
     }
   }
   bar.finish();

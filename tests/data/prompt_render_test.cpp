@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "data/prompt_render.h"
+#include "data/python_str.h"
 #include "data_test_support.h"
 
 namespace smol {

@@ -10,7 +10,7 @@
 
 #include "common/error.h"
 #include "engine/eval/answer_metrics.h"
-#include "engine/eval/python_str.h"
+#include "data/python_str.h"
 #include "eval_goldens.h"
 
 namespace smol {

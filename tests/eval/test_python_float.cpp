@@ -10,8 +10,8 @@
 #include <limits>
 
 #include "common/error.h"
-#include "engine/eval/big_unsigned.h"
-#include "engine/eval/python_float.h"
+#include "data/big_unsigned.h"
+#include "data/python_float.h"
 #include "eval_goldens.h"
 
 namespace smol {

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Writes engine/eval/unicode_lowercase_table.h: Python's str.lower() as one-code-point runs.
+"""Writes data/unicode_lowercase_table.h: Python's str.lower() as one-code-point runs.
 
 str.lower() maps each code point through Unicode's full lowercase mapping. Every mapping but
 one is to a single code point; they are grouped into runs (first, last, delta, stride): code
 points first, first+stride, ..., last map to cp + delta. The one multi-code-point mapping,
-U+0130 -> U+0069 U+0307, is handled in code (engine/eval/python_str.cpp), as is the
+U+0130 -> U+0069 U+0307, is handled in code (data/python_str.cpp), as is the
 context-dependent final sigma, which this table cannot express (see python_str.h).
 
 Run from the repository root: python3 tests/golden/eval/make_lowercase_table.py
@@ -55,6 +55,6 @@ lines = [
 for first, last, delta, stride in runs:
     lines.append(f"    {{0x{first:04X}, 0x{last:04X}, {delta}, {stride}}},")
 lines += ["};", "// clang-format on", "", "}  // namespace smol::unicode_lowercase", ""]
-with open("engine/eval/unicode_lowercase_table.h", "w") as f:
+with open("data/unicode_lowercase_table.h", "w") as f:
     f.write("\n".join(lines))
 print(f"{len(mappings)} mappings in {len(runs)} runs")

@@ -1,7 +1,7 @@
 // Python str operations over UTF-8 (see python_str.h for what is and is not emulated).
-#include "engine/eval/python_str.h"
+#include "data/python_str.h"
 
-#include "engine/eval/unicode_lowercase_table.h"
+#include "data/unicode_lowercase_table.h"
 
 namespace smol {
 namespace {

@@ -1,5 +1,5 @@
 // BigUnsigned: base-10⁹ limbs, schoolbook arithmetic (see the header for why it exists).
-#include "engine/eval/big_unsigned.h"
+#include "data/big_unsigned.h"
 
 #include <cmath>
 

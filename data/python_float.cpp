@@ -1,5 +1,5 @@
 // Python float repr / parse / int repr (formulas and rules in python_float.h).
-#include "engine/eval/python_float.h"
+#include "data/python_float.h"
 
 #include <charconv>
 #include <cmath>
@@ -8,8 +8,8 @@
 #include <system_error>
 
 #include "common/error.h"
-#include "engine/eval/big_unsigned.h"
-#include "engine/eval/python_str.h"
+#include "data/big_unsigned.h"
+#include "data/python_str.h"
 
 namespace smol {
 namespace {
