@@ -36,7 +36,7 @@ std::string json_number_or_null(const std::optional<double>& v) {
 }
 
 nlohmann::json trainer_state_json(const CheckpointWrite& w, const std::string& output_dir) {
-  const TrainProgress& p = *w.progress;
+  const TrainState& p = *w.progress;
   const RunPlan& plan = *w.plan;
   nlohmann::json s;
   // HF TrainerState fields (trainer_callback.py), so tools that read HF checkpoints read ours.
@@ -111,7 +111,7 @@ std::string save_checkpoint(const std::string& output_dir, const CheckpointWrite
   SMOL_CHECK(w.model && w.optimizer && w.progress && w.plan, "save_checkpoint: incomplete input");
   LlamaModel& model = *w.model;
   Backend& backend = model.backend();
-  const TrainProgress& p = *w.progress;
+  const TrainState& p = *w.progress;
   const fs::path final_dir = fs::path(output_dir) / ("checkpoint-" + std::to_string(p.global_step));
   const fs::path tmp_dir = final_dir.string() + ".tmp." + std::to_string(::getpid());
   std::error_code ec;
@@ -193,7 +193,7 @@ LoadedCheckpoint load_checkpoint(const std::string& dir, bool with_optimizer) {
   LoadedCheckpoint c;
   c.dir = dir;
   c.full_finetune = metadata_text(state, "mode") == "full";
-  TrainProgress& p = c.progress;
+  TrainState& p = c.progress;
   p.global_step = metadata_int(state, "global_step");
   p.cursor.epoch = metadata_int(state, "cursor_epoch");
   p.cursor.micro_batch = metadata_int(state, "cursor_micro_batch");

@@ -41,8 +41,12 @@
 
 namespace smol {
 
-// The training loop's state besides tensors.
-struct TrainProgress {
+// TrainState: everything a run is besides its tensors (docs/design.md §4 "Determinism"). The
+// tensors live in flat arenas with a name index: parameters and gradients in the model's
+// arenas (model/llama_weights.h), AdamW's m and v in the optimizer's two flat arenas laid out
+// by a FlatIndex (engine/train/flat_index.h). Together they are what a checkpoint saves and a
+// resume restores; data parallelism all-reduces the gradient arena, ZeRO-1 shards the moments.
+struct TrainState {
   int64_t global_step = 0;  // optimizer updates done
   DataCursor cursor;        // next micro-batch to read
   uint64_t seed = 0;        // dropout masks derive from (seed, step): no other RNG state exists
@@ -56,7 +60,7 @@ struct TrainProgress {
 struct CheckpointWrite {
   LlamaModel* model = nullptr;
   const AdamW* optimizer = nullptr;
-  const TrainProgress* progress = nullptr;
+  const TrainState* progress = nullptr;
   const RunPlan* plan = nullptr;
   std::string config_yaml;                 // the resolved config
   PeftAdapterConfig adapter_config;        // LoRA mode
@@ -70,7 +74,7 @@ std::string save_checkpoint(const std::string& output_dir, const CheckpointWrite
 
 struct LoadedCheckpoint {
   std::string dir;
-  TrainProgress progress;
+  TrainState progress;
   bool full_finetune = false;
   HostTensorMap params;  // trainable tensors by name (LoRA: param.*; full: model.safetensors)
   HostTensorMap exp_avg, exp_avg_sq, initial;

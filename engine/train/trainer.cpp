@@ -335,7 +335,7 @@ void run_training(const TrainOptions& options) {
                             t.learning_rate, plan.max_steps, plan.warmup_steps);
 
   // ---- resume ------------------------------------------------------------------------------
-  TrainProgress progress;
+  TrainState progress;
   progress.seed = t.seed;
   progress.data_seed = t.data_seed;
   if (resuming) {
