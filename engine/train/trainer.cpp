@@ -391,6 +391,7 @@ void run_training(const TrainOptions& options) {
 
   // ---- the loop ----------------------------------------------------------------------------
   bar.start(progress.global_step);
+  const int64_t first_step = progress.global_step;
   double loss_since_log = 0;
   int64_t steps_since_log = 0, tokens_since_log = 0;
   auto log_clock = Clock::now();
@@ -419,6 +420,15 @@ void run_training(const TrainOptions& options) {
       const double seconds = seconds_between(step_clock, step_end);
       bar.update(now_step, step.loss, schedule.lr(now_step),
                  seconds > 0 ? static_cast<double>(step.tokens) / seconds : 0.0);
+    }
+    if (now_step == first_step + 1) {
+      // Say early how long the run will take (on the cpu a full run can take days).
+      const double seconds = seconds_between(step_clock, step_end);
+      bar.message("first step: " + format_metric(seconds) + " s for " +
+                  std::to_string(step.tokens) + " tokens; the " +
+                  std::to_string(plan.max_steps - now_step) + " steps left take about " +
+                  format_duration(seconds * static_cast<double>(plan.max_steps - now_step)) +
+                  " on " + backend.name() + " (evaluations not counted)");
     }
     step_clock = step_end;
 
