@@ -7,7 +7,8 @@
 //   h += attention(q,k,v)·Woᵀ; b = rmsnorm(h); h += W_down(silu(W_gate b) ⊙ W_up b);
 //   logits = rmsnorm(h)·Eᵀ. Adjacent residual adds and norms are fused (add_rmsnorm_forward).
 // The LM head and cross-entropy run in chunks of rows so the [T, V] logits never exist in
-// training: per chunk, logits = h·Eᵀ, dlogits in place, dh = dlogits·E, dE += dlogitsᵀ·h.
+// training: the backend's lm_head_cross_entropy (per chunk, logits = h·Eᵀ, dlogits in place,
+// dh = dlogits·E, dE += dlogitsᵀ·h).
 #include "model/llama_model.h"
 
 #include <cmath>
@@ -151,46 +152,41 @@ struct LlamaModel::Impl {
     }
   }
 
-  // LM head + cross-entropy over chunks of rows. Fills acts.losses[t] (0 where unsupervised)
-  // and returns Σ CE over supervised targets. With backward, grad.dln gets ∂L/∂lnf (scaled by
-  // loss_scale) and the output weight's grad accumulates dlogitsᵀ·lnf. With logits_out, every
-  // row's logits are copied to the host; with argmax, acts.argmax[t] gets each row's argmax.
+  // LM head + cross-entropy (the backend's chunked composite op, kernels/backend.h): fills
+  // acts.losses[t] at supervised positions and returns Σ CE over them. With backward, grad.dln
+  // gets ∂L/∂lnf (scaled by loss_scale) and the output weight's grad accumulates dlogitsᵀ·lnf.
+  // With argmax, acts.argmax[t] gets each position's argmax. With logits_out (forward only,
+  // for tests and dumps), every row's logits are copied to the host chunk by chunk instead.
   double lm_head(const PackedBatch& b, float loss_scale, bool backward,
                  std::vector<float>* logits_out, bool argmax = false) {
     const int64_t T = b.tokens(), C = this->C(), V = config.vocab_size;
     const Tensor& out_w = weights.output_weight();
-    const Tensor& out_grad = weights.output_weight_grad();
     const Tensor lnf = leading(acts.lnf, Shape{T, C});
-    if (logits_out) logits_out->assign(static_cast<size_t>(T * V), 0.0f);
-    for (int64_t t0 = 0; t0 < T; t0 += acts.lm_chunk) {
-      const int64_t rows = std::min(acts.lm_chunk, T - t0);
-      bool supervised = false;
-      for (int64_t t = t0; t < t0 + rows && !supervised; ++t) supervised = b.targets[t] != -100;
-      const Tensor losses = slice1d(acts.losses, t0, rows);
-      if (!supervised && !logits_out && !argmax) {
-        // Nothing to learn here: the chunk's gradient is exactly zero.
-        if (backward) backend.fill_zero(leading(acts.grad.dln, Shape{T, C}).rows(t0, rows));
-        continue;
-      }
-      const Tensor logits = leading(acts.logits, Shape{rows, V});
-      const Tensor x = lnf.rows(t0, rows);
-      backend.matmul(logits, x, out_w, Transpose::No, Transpose::Yes);
-      if (logits_out) {
+    const Tensor targets = slice1d(acts.targets, 0, T);
+    if (logits_out) {
+      SMOL_CHECK(!backward && !argmax, "internal: host logits are a forward-only path");
+      logits_out->assign(static_cast<size_t>(T * V), 0.0f);
+      for (int64_t t0 = 0; t0 < T; t0 += acts.lm_chunk) {
+        const int64_t rows = std::min(acts.lm_chunk, T - t0);
+        const Tensor logits = leading(acts.logits, Shape{rows, V});
+        backend.matmul(logits, lnf.rows(t0, rows), out_w, Transpose::No, Transpose::Yes);
         const std::vector<float> host = download_f32(backend, logits);
         std::copy(host.begin(), host.end(), logits_out->begin() + t0 * V);
+        bool supervised = false;
+        for (int64_t t = t0; t < t0 + rows && !supervised; ++t) supervised = b.targets[t] != -100;
+        if (supervised)
+          backend.cross_entropy(slice1d(acts.losses, t0, rows), nullptr, logits,
+                                slice1d(acts.targets, t0, rows), 1.0f);
       }
-      if (argmax) backend.argmax(slice1d(acts.argmax, t0, rows), logits);
-      const Tensor targets = slice1d(acts.targets, t0, rows);
-      if (!backward) {
-        if (supervised) backend.cross_entropy(losses, nullptr, logits, targets, 1.0f);
-        continue;
+    } else {
+      LmHeadOutputs out;
+      out.losses = slice1d(acts.losses, 0, T);
+      if (backward) {
+        out.dhidden = leading(acts.grad.dln, Shape{T, C});
+        out.dweight = weights.output_weight_grad();
       }
-      Tensor dlogits = logits;
-      backend.cross_entropy(losses, &dlogits, logits, targets, loss_scale);
-      backend.matmul(leading(acts.grad.dln, Shape{T, C}).rows(t0, rows), dlogits, out_w,
-                     Transpose::No, Transpose::No);
-      if (out_grad.data)
-        backend.matmul(out_grad, dlogits, x, Transpose::Yes, Transpose::No, 1.0f, 1.0f);
+      if (argmax) out.argmax = slice1d(acts.argmax, 0, T);
+      backend.lm_head_cross_entropy(out, lnf, out_w, targets, acts.logits, loss_scale, b.targets);
     }
     if (b.supervised == 0) return 0.0;
     const std::vector<float> losses = download_f32(backend, slice1d(acts.losses, 0, T));

@@ -1,6 +1,7 @@
 // The cuda ops, one file each (llm.c style): what CudaBackend (cuda_backend.cu) calls.
 // Each takes the backend's GpuContext and the op's tensors exactly as kernels/backend.h
-// documents them; shape and dtype checks live in the op's file, next to its kernel.
+// documents them. The contract (shapes, dtypes) was checked once by Backend's public op
+// (kernels/backend_ops.cpp); an op file checks only its own kernel's limits.
 #pragma once
 
 #include <span>
@@ -39,10 +40,5 @@ void attention_forward(GpuContext& ctx, Tensor out, Tensor lse, const Tensor& q,
 void attention_backward(GpuContext& ctx, Tensor dq, Tensor dk, Tensor dv, const Tensor& dout,
                         const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                         const Tensor& lse, const AttentionLayout& layout, float scale);
-
-// Shared argument checks (throw smol::Error naming the op and tensor).
-void check_same_shape(const char* op, const char* name_a, const Tensor& a, const char* name_b,
-                      const Tensor& b);
-void check_dtype(const char* op, const char* name, const Tensor& t, DType dtype);
 
 }  // namespace smol::SMOL_GPU_NS
