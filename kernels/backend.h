@@ -220,8 +220,9 @@ class Backend {
   // dhidden = dlogits·weight, and with out.dweight also dweight += dlogitsᵀ·hidden.
   // logits_scratch [≥ min(T, kLmHeadChunkRows), V] of a float dtype holds one chunk's logits.
   // host_targets, when not empty, holds the same T values as targets on the host: a chunk with
-  // no supervised target and no argmax wanted is then skipped (losses untouched — the caller
-  // reads only supervised ones; dhidden rows zeroed — their gradient is exactly zero).
+  // no supervised target and no argmax wanted is then skipped (its losses and dhidden rows are
+  // zeroed: both are exactly zero). out.losses is 0 at every ignored position either way, so
+  // Σ losses is the supervised sum.
   static constexpr int64_t kLmHeadChunkRows = 256;
   void lm_head_cross_entropy(const LmHeadOutputs& out, const Tensor& hidden, const Tensor& weight,
                              const Tensor& targets, Tensor logits_scratch, float loss_scale,
@@ -230,6 +231,10 @@ class Backend {
   // ---- optimisation ------------------------------------------------------------------------
   // Σ x² over all the tensors, accumulated in a fixed order (deterministic).
   double sum_of_squares(std::span<const Tensor> tensors);
+  // acc F32 [1] += Σ x over x F32 (any shape), summed in double in a fixed order
+  // (deterministic) and added to acc in double before rounding to fp32. Stays on the device:
+  // a training step accumulates its micro-batches' losses here and reads them once.
+  void accumulate_sum(Tensor acc, const Tensor& x);
   // AdamW with decoupled weight decay on every tensor (seed-spec.md §6):
   // g = grad·grad_scale; m = β1 m + (1−β1) g; v = β2 v + (1−β2) g²;
   // p = p·(1 − lr·wd) − lr · (m/(1−β1^t)) / (sqrt(v/(1−β2^t)) + eps).
@@ -278,6 +283,7 @@ class Backend {
                                         Tensor logits_scratch, float loss_scale,
                                         std::span<const int32_t> host_targets);
   virtual double do_sum_of_squares(std::span<const Tensor> tensors) = 0;
+  virtual void do_accumulate_sum(Tensor acc, const Tensor& x) = 0;
   virtual void do_adamw_step(std::span<AdamWTensor> tensors, const AdamWHyper& hyper) = 0;
 
  private:

@@ -401,6 +401,14 @@ double Backend::sum_of_squares(std::span<const Tensor> tensors) {
   return do_sum_of_squares(tensors);
 }
 
+void Backend::accumulate_sum(Tensor acc, const Tensor& x) {
+  check_dtype("accumulate_sum", "acc", acc, DType::F32);
+  check_vector("accumulate_sum", "acc", acc, 1);
+  check_dtype("accumulate_sum", "x", x, DType::F32);
+  HookScope hook(*this, "accumulate_sum");
+  do_accumulate_sum(acc, x);
+}
+
 void Backend::adamw_step(std::span<AdamWTensor> tensors, const AdamWHyper& hyper) {
   SMOL_CHECK(hyper.step >= 1, "adamw_step: step must be >= 1 (1-based), got ", hyper.step);
   SMOL_CHECK(hyper.beta1 >= 0 && hyper.beta1 < 1 && hyper.beta2 >= 0 && hyper.beta2 < 1,

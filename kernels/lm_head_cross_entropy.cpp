@@ -31,8 +31,10 @@ void Backend::do_lm_head_cross_entropy(const LmHeadOutputs& out, const Tensor& h
     const int64_t rows = std::min(kLmHeadChunkRows, T - t0);
     bool supervised = host_targets.empty();
     for (int64_t t = t0; t < t0 + rows && !supervised; ++t) supervised = host_targets[t] != -100;
+    const Tensor losses = slice_vector(out.losses, t0, rows);
     if (!supervised && !out.argmax.data) {
-      // Nothing to learn here: the chunk's gradient is exactly zero.
+      // Nothing to learn here: the chunk's losses and gradient are exactly zero.
+      fill_zero(losses);
       if (backward) fill_zero(dhidden2d.rows(t0, rows));
       continue;
     }
@@ -41,10 +43,10 @@ void Backend::do_lm_head_cross_entropy(const LmHeadOutputs& out, const Tensor& h
     matmul(logits, x, weight, Transpose::No, Transpose::Yes);
     if (out.argmax.data) argmax(slice_vector(out.argmax, t0, rows), logits);
     if (!supervised) {
+      fill_zero(losses);
       if (backward) fill_zero(dhidden2d.rows(t0, rows));
       continue;
     }
-    const Tensor losses = slice_vector(out.losses, t0, rows);
     const Tensor chunk_targets = slice_vector(targets, t0, rows);
     if (!backward) {
       cross_entropy(losses, nullptr, logits, chunk_targets, 1.0f);

@@ -52,9 +52,15 @@ struct LlamaModel::Impl {
   LlamaWeights weights;
   LlamaActivations acts;
   KvCache cache;
+  // Σ token CE of micro-batches run with deferred loss, F32 [1] on the device (read_loss()).
+  Buffer loss_acc_buffer;
+  Tensor loss_acc;
 
   Impl(Backend& b, const LlamaConfig& c, TrainMode m, std::optional<LoraSettings> l)
-      : backend(b), config(c), mode(m), lora(std::move(l)), weights(b, c, m, lora) {}
+      : backend(b), config(c), mode(m), lora(std::move(l)), weights(b, c, m, lora) {
+    loss_acc_buffer = backend.allocate(sizeof(float));  // zero-filled
+    loss_acc = loss_acc_buffer.view(DType::F32, Shape{1});
+  }
 
   int64_t C() const { return config.hidden_size; }
   float eps() const { return static_cast<float>(config.rms_norm_eps); }
@@ -157,8 +163,9 @@ struct LlamaModel::Impl {
   // gets ∂L/∂lnf (scaled by loss_scale) and the output weight's grad accumulates dlogitsᵀ·lnf.
   // With argmax, acts.argmax[t] gets each position's argmax. With logits_out (forward only,
   // for tests and dumps), every row's logits are copied to the host chunk by chunk instead.
+  // With defer_loss, the Σ is added to loss_acc on the device instead (returns 0).
   double lm_head(const PackedBatch& b, float loss_scale, bool backward,
-                 std::vector<float>* logits_out, bool argmax = false) {
+                 std::vector<float>* logits_out, bool argmax = false, bool defer_loss = false) {
     const int64_t T = b.tokens(), C = this->C(), V = config.vocab_size;
     const Tensor& out_w = weights.output_weight();
     const Tensor lnf = leading(acts.lnf, Shape{T, C});
@@ -189,6 +196,11 @@ struct LlamaModel::Impl {
       backend.lm_head_cross_entropy(out, lnf, out_w, targets, acts.logits, loss_scale, b.targets);
     }
     if (b.supervised == 0) return 0.0;
+    if (defer_loss) {
+      // losses is 0 at every unsupervised position (lm_head_cross_entropy's contract).
+      backend.accumulate_sum(loss_acc, slice1d(acts.losses, 0, T));
+      return 0.0;
+    }
     const std::vector<float> losses = download_f32(backend, slice1d(acts.losses, 0, T));
     double sum = 0;
     for (int64_t t = 0; t < T; ++t)
@@ -261,7 +273,7 @@ struct LlamaModel::Impl {
   }
 
   ForwardResult run(const PackedBatch& b, float loss_scale, uint64_t seed, bool backward,
-                    bool dropout, std::vector<float>* logits_out) {
+                    bool dropout, std::vector<float>* logits_out, bool defer_loss = false) {
     ForwardResult result;
     result.supervised = b.supervised;
     const int64_t T = b.tokens();
@@ -269,7 +281,7 @@ struct LlamaModel::Impl {
     acts.ensure(backend, config, lora_rank_of(lora), T, backward);
     upload_batch(b);
     forward_layers(b, dropout, seed, false);
-    result.loss_sum = lm_head(b, loss_scale, backward, logits_out);
+    result.loss_sum = lm_head(b, loss_scale, backward, logits_out, false, defer_loss);
     if (!backward) return result;
     const int64_t C = this->C();
     const Tensor dresid = leading(acts.grad.dresid, Shape{T, C});
@@ -385,6 +397,21 @@ ForwardResult LlamaModel::forward_backward(const std::vector<TokenRow>& rows, fl
   const PackedBatch b = pack_rows(rows, impl_->config.vocab_size);
   const bool backward = training && impl_->mode != TrainMode::Frozen;
   return impl_->run(b, loss_scale, dropout_seed, backward, training, nullptr);
+}
+
+int64_t LlamaModel::forward_backward_accumulate(const std::vector<TokenRow>& rows, float loss_scale,
+                                                uint64_t dropout_seed, bool training) {
+  const PackedBatch b = pack_rows(rows, impl_->config.vocab_size);
+  const bool backward = training && impl_->mode != TrainMode::Frozen;
+  return impl_->run(b, loss_scale, dropout_seed, backward, training, nullptr, /*defer_loss=*/true)
+      .supervised;
+}
+
+double LlamaModel::read_loss() {
+  float sum = 0.0f;
+  impl_->backend.download(&sum, impl_->loss_acc);
+  impl_->backend.fill_zero(impl_->loss_acc);
+  return sum;
 }
 
 ForwardResult LlamaModel::forward_logits(const std::vector<TokenRow>& rows,

@@ -1,5 +1,7 @@
 // Optimiser ops: the global squared norm for gradient clipping and the AdamW step.
 //
+// accumulate_sum: acc += Σ x in double, in index order (a training step's loss, on the device).
+//
 // sum_of_squares: Σ x² over every tensor, in double. Each tensor is cut into fixed chunks of
 // kChunk elements summed in parallel; chunk sums are then added in index order, so the
 // result is identical for any thread count and on every call.
@@ -39,6 +41,14 @@ double sum_of_squares(std::span<const Tensor> tensors) {
     for (double p : partial) total += p;
   }
   return total;
+}
+
+void accumulate_sum(Tensor acc, const Tensor& x) {
+  const float* in = x.as<float>();
+  double total = 0.0;
+  for (int64_t i = 0; i < x.numel(); ++i) total += in[i];  // in index order
+  float* out = acc.as<float>();
+  out[0] = static_cast<float>(static_cast<double>(out[0]) + total);
 }
 
 void adamw_step(std::span<AdamWTensor> tensors, const AdamWHyper& hyper) {

@@ -273,6 +273,9 @@ class CudaBackend final : public Backend {
   double do_sum_of_squares(std::span<const Tensor> tensors) override {
     return SMOL_GPU_NS::sum_of_squares(ctx_, tensors);
   }
+  void do_accumulate_sum(Tensor acc, const Tensor& x) override {
+    SMOL_GPU_NS::accumulate_sum(ctx_, acc, x);
+  }
   void do_adamw_step(std::span<AdamWTensor> tensors, const AdamWHyper& hyper) override {
     SMOL_GPU_NS::adamw_step(ctx_, tensors, hyper);
   }

@@ -29,6 +29,7 @@
 #include <type_traits>
 
 #include "common/error.h"
+#include "kernels/emu/emu_host_waits.h"
 
 namespace smol::emu {
 
@@ -118,20 +119,6 @@ const char* cudaGetErrorString(cudaError_t error);
 cudaError_t cudaMallocHost(void** pointer, size_t bytes);  // pinned host memory
 cudaError_t cudaFreeHost(void* pointer);
 cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned flags);
-
-// Host waits: every call after which the host would sit idle until the device catches up on a
-// GPU — cudaStreamSynchronize, cudaDeviceSynchronize, cudaEventSynchronize, a synchronous
-// cudaMemcpy touching host memory, a cudaMemcpyAsync whose host side is pageable (not from
-// cudaMallocHost: the runtime synchronises for it), and cudaFree (which synchronises the
-// device). The emulator runs
-// everything at once, so it only counts them; tests read the count to hold a step to a budget.
-struct HostWaitCounts {
-  uint64_t stream_sync = 0, device_sync = 0, event_sync = 0, memcpy_sync = 0, free_sync = 0;
-  uint64_t total() const {
-    return stream_sync + device_sync + event_sync + memcpy_sync + free_sync;
-  }
-};
-HostWaitCounts host_wait_counts();  // since the process started (never reset: take differences)
 
 // ---- cuBLASLt over OpenBLAS (emu_cublaslt.cpp) ----------------------------------------------
 cublasStatus_t cublasLtCreate(cublasLtHandle_t* handle);
