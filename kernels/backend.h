@@ -94,7 +94,7 @@ class OpHook {
 };
 
 // The op interface. Every public op is non-virtual: it checks the op's contract once, for all
-// backends (shapes, dtypes, argument ranges; kernels/backend_checks.cpp), tells the OpHook, and
+// backends (shapes, dtypes, argument ranges; kernels/backend_ops.cpp), tells the OpHook, and
 // calls the backend's protected do_<op>. A backend overrides only do_<op>, and may assume the
 // contract holds; it still checks what only it knows (sizes its kernels cannot handle, ids read
 // on the device). Composite ops (lm_head_cross_entropy) have a default do_<op> built from the
@@ -135,7 +135,8 @@ class Backend {
   // the vocabulary, read where the kernel reads them): each costs a host wait, so the cuda
   // backend runs them only when asked (default: on for cuda-emu, off for cuda; the environment
   // variable SMOL_DEVICE_CHECKS=0/1 overrides). The host checks every batch anyway
-  // (model/packed_batch.cpp). The cpu backend always checks (it reads ids on the host).
+  // (the model packs and checks every batch). The cpu backend always checks (it reads ids on
+  // the host).
   virtual void set_device_checks(bool on) { (void)on; }
 
   // ---- memory ----------------------------------------------------------------------------

@@ -57,9 +57,9 @@ class GpuContext {
   void download(void* host, const void* device_src, size_t bytes);
 
   // Device-side argument checks (token ids and targets inside the vocabulary) cost a host wait
-  // per op, so they run only in this debug mode; the host already checks every batch
-  // (model/packed_batch.cpp). On by default on cuda-emu (a test device), off on cuda;
-  // SMOL_DEVICE_CHECKS=1 or 0 in the environment overrides the default.
+  // per op, so they run only in this debug mode; the host already checks every batch (the
+  // model packs and checks it). On by default on cuda-emu (a test device), off on
+  // cuda; SMOL_DEVICE_CHECKS=1 or 0 in the environment overrides the default.
   bool device_checks() const { return device_checks_; }
   void set_device_checks(bool on) { device_checks_ = on; }
 
