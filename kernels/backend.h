@@ -72,92 +72,226 @@ struct AdamWHyper {
 
 enum class Transpose : uint8_t { No, Yes };
 
+// The composite LM head + cross-entropy (lm_head_cross_entropy below): what it writes.
+struct LmHeadOutputs {
+  Tensor losses;   // F32 [T], required: −log softmax(hidden·Wᵀ)[target] (0 where ignored)
+  Tensor dhidden;  // optional [T, C]: overwritten with loss_scale · ∂CE/∂hidden (needs targets)
+  Tensor dweight;  // optional [V, C]: accumulates loss_scale · ∂CE/∂W
+  Tensor argmax;   // optional I32 [T]: argmax of each row's logits (first maximum wins)
+};
+
+// An observer the backend calls around every op (profiling, counting, tracing): before_op
+// right after the op's contract checks passed, after_op when the op returns (also when it
+// throws). allocate, release and synchronize are not reported (a hook may synchronise). `op` is the
+// op's public name ("matmul", "lm_head_cross_entropy", ...). Composite ops built from primitives
+// nest: the primitives report inside their composite, with depth + 1. The hook is not owned; it
+// must outlive its registration.
+class OpHook {
+ public:
+  virtual ~OpHook() = default;
+  virtual void before_op(Backend& backend, const char* op, int depth) = 0;
+  virtual void after_op(Backend& backend, const char* op, int depth) = 0;
+};
+
+// The op interface. Every public op is non-virtual: it checks the op's contract once, for all
+// backends (shapes, dtypes, argument ranges; kernels/backend_ops.cpp), tells the OpHook, and
+// calls the backend's protected do_<op>. A backend overrides only do_<op>, and may assume the
+// contract holds; it still checks what only it knows (sizes its kernels cannot handle, ids read
+// on the device). Composite ops (lm_head_cross_entropy) have a default do_<op> built from the
+// primitives, which a backend may replace with a fused one.
+//
+// dtypes: "float" tensors are F32 or the backend's activation_dtype() (the cpu backend: F32
+// only); ids, positions and targets are I32; norm statistics (rstd, lse), losses, gradients of
+// norm weights and everything an optimizer touches are F32.
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
   // dtype of activations this backend computes in (F32 on cpu, BF16 on cuda).
   virtual DType activation_dtype() const = 0;
+  // True when `dtype` may hold floating-point data for this backend's ops.
+  bool is_float_dtype(DType dtype) const {
+    return dtype == DType::F32 || dtype == activation_dtype();
+  }
+
+  // ---- hooks, streams, events ----------------------------------------------------------------
+  // Installs (or, with nullptr, removes) the observer of every op. One hook at a time.
+  void set_op_hook(OpHook* hook) { hook_ = hook; }
+  OpHook* op_hook() const { return hook_; }
+  // The device ordinal this backend runs on ("cuda:1" → 1; 0 for cpu and cuda-emu).
+  virtual int device_ordinal() const { return 0; }
+  // The stream every op of this backend is ordered on, as an opaque handle for a communicator
+  // (NCCL takes a cudaStream_t): a cudaStream_t on cuda and cuda-emu, nullptr on cpu, whose
+  // ops complete before they return.
+  virtual void* stream_handle() { return nullptr; }
+  // Events order work across streams without a host wait: record_event() marks the point the
+  // stream has reached (a fresh event the caller owns; destroy_event frees it); wait_event()
+  // makes this backend's later work wait for it on the device. On cpu both are no-ops (an
+  // event is always complete).
+  virtual void* record_event() { return nullptr; }
+  virtual void wait_event(void* event) { (void)event; }
+  virtual void destroy_event(void* event) { (void)event; }
+  // Debug mode for checks that only the device can make cheaply (token ids and targets inside
+  // the vocabulary, read where the kernel reads them): each costs a host wait, so the cuda
+  // backend runs them only when asked (default: on for cuda-emu, off for cuda; the environment
+  // variable SMOL_DEVICE_CHECKS=0/1 overrides). The host checks every batch anyway
+  // (the model packs and checks every batch). The cpu backend always checks (it reads ids on
+  // the host).
+  virtual void set_device_checks(bool on) { (void)on; }
 
   // ---- memory ----------------------------------------------------------------------------
-  virtual Buffer allocate(size_t bytes) = 0;              // zero-filled
-  virtual void release(void* data) = 0;                   // called by ~Buffer
-  virtual void upload(Tensor dst, const void* host) = 0;  // host bytes of dst.dtype
-  virtual void download(void* host, const Tensor& src) = 0;
-  virtual void synchronize() {}
-  virtual void fill_zero(Tensor t) = 0;
-  virtual void copy(Tensor dst, const Tensor& src) = 0;  // same shape; casts between dtypes
+  Buffer allocate(size_t bytes);  // zero-filled
+  void release(void* data);       // called by ~Buffer
+  // Copies dst.bytes() host bytes (of dst.dtype) to the device. The host memory may be reused
+  // as soon as upload returns (a backend stages it if its copy is asynchronous).
+  void upload(Tensor dst, const void* host);
+  // Copies src to host memory; the bytes are there when download returns (a host wait).
+  void download(void* host, const Tensor& src);
+  void synchronize();  // waits until every queued op has finished
+  void fill_zero(Tensor t);
+  void copy(Tensor dst, const Tensor& src);  // same element count; casts between float dtypes
 
   // ---- dense linear algebra ----------------------------------------------------------------
   // c[M,N] = alpha * op(a) · op(b) + beta * c, row-major; op(x) = x or xᵀ.
   // A Linear layer y = x·Wᵀ is matmul(y, x, W, No, Yes); dx = dy·W is (No, No);
   // dW += dyᵀ·x is (Yes, No, 1, 1).
-  virtual void matmul(Tensor c, const Tensor& a, const Tensor& b, Transpose ta, Transpose tb,
-                      float alpha = 1.0f, float beta = 0.0f) = 0;
+  void matmul(Tensor c, const Tensor& a, const Tensor& b, Transpose ta, Transpose tb,
+              float alpha = 1.0f, float beta = 0.0f);
   // y += alpha * x (same shape).
-  virtual void axpy(Tensor y, const Tensor& x, float alpha) = 0;
-  virtual void scale(Tensor x, float alpha) = 0;
+  void axpy(Tensor y, const Tensor& x, float alpha);
+  void scale(Tensor x, float alpha);
 
   // ---- model ops ---------------------------------------------------------------------------
   // out[T,C] = table[ids[t], :]; ids I32 [T].
-  virtual void embedding_forward(Tensor out, const Tensor& ids, const Tensor& table) = 0;
+  void embedding_forward(Tensor out, const Tensor& ids, const Tensor& table);
   // Accumulates dtable[ids[t], :] += dout[t, :] (deterministic order).
-  virtual void embedding_backward(Tensor dtable, const Tensor& dout, const Tensor& ids) = 0;
+  void embedding_backward(Tensor dtable, const Tensor& dout, const Tensor& ids);
 
   // RMSNorm, formats.md §2: out = weight ⊙ (x / sqrt(mean(x²) + eps)), statistics in fp32.
   // rstd F32 [T] keeps 1/sqrt(mean(x²)+eps) for the backward.
-  virtual void rmsnorm_forward(Tensor out, Tensor rstd, const Tensor& x, const Tensor& weight,
-                               float eps) = 0;
+  void rmsnorm_forward(Tensor out, Tensor rstd, const Tensor& x, const Tensor& weight, float eps);
   // Fused residual add + RMSNorm: sum = a + b; out = rmsnorm(sum). sum may alias a.
-  virtual void add_rmsnorm_forward(Tensor sum, Tensor out, Tensor rstd, const Tensor& a,
-                                   const Tensor& b, const Tensor& weight, float eps) = 0;
+  void add_rmsnorm_forward(Tensor sum, Tensor out, Tensor rstd, const Tensor& a, const Tensor& b,
+                           const Tensor& weight, float eps);
   // Accumulates dx += ∂L/∂x and dweight += ∂L/∂weight, given dout and the forward's x, rstd.
-  virtual void rmsnorm_backward(Tensor dx, Tensor dweight, const Tensor& dout, const Tensor& x,
-                                const Tensor& weight, const Tensor& rstd) = 0;
+  void rmsnorm_backward(Tensor dx, Tensor dweight, const Tensor& dout, const Tensor& x,
+                        const Tensor& weight, const Tensor& rstd);
 
   // RoPE, rotate-half layout (formats.md §2), in place on x [T, H, D]:
   // pair (x[i], x[i+D/2]) rotates by positions[t] · theta^(−2i/D). positions I32 [T].
-  virtual void rope_forward(Tensor x, const Tensor& positions, float theta) = 0;
+  void rope_forward(Tensor x, const Tensor& positions, float theta);
   // In place on dx [T, H, D]: the transpose of the rotation (rotate by the negative angle).
-  virtual void rope_backward(Tensor dx, const Tensor& positions, float theta) = 0;
+  void rope_backward(Tensor dx, const Tensor& positions, float theta);
 
   // Causal GQA attention over a packed batch: q [Tq, Hq, D], k, v [Tk, Hkv, D] with
   // Hq % Hkv == 0 (query head h reads kv head h / (Hq/Hkv)); out [Tq, Hq, D];
   // lse F32 [Tq, Hq] = log-sum-exp of each query's scaled scores (kept for the backward).
-  // Softmax in fp32. Rows of q not covered by the layout are left untouched.
-  virtual void attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k,
-                                 const Tensor& v, const AttentionLayout& layout, float scale) = 0;
+  // Softmax in fp32. Rows of q not covered by the layout are left untouched. Every sequence's
+  // rows must lie inside q and k, with q_len <= k_len.
+  void attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v,
+                         const AttentionLayout& layout, float scale);
   // Overwrites dq, dk, dv (rows not covered by the layout are zeroed).
-  virtual void attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dout,
-                                  const Tensor& q, const Tensor& k, const Tensor& v,
-                                  const Tensor& out, const Tensor& lse,
-                                  const AttentionLayout& layout, float scale) = 0;
+  void attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dout, const Tensor& q,
+                          const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                          const AttentionLayout& layout, float scale);
 
   // SwiGLU: out = silu(gate) ⊙ up, silu(z) = z·sigmoid(z); all [T, F].
-  virtual void swiglu_forward(Tensor out, const Tensor& gate, const Tensor& up) = 0;
-  virtual void swiglu_backward(Tensor dgate, Tensor dup, const Tensor& dout, const Tensor& gate,
-                               const Tensor& up) = 0;
+  void swiglu_forward(Tensor out, const Tensor& gate, const Tensor& up);
+  void swiglu_backward(Tensor dgate, Tensor dup, const Tensor& dout, const Tensor& gate,
+                       const Tensor& up);
 
   // Cross-entropy over logits [T, V] against targets I32 [T] (−100 = ignored).
   // losses F32 [T] gets −log softmax(logits)[target] (0 where ignored). If dlogits is given
   // (may alias logits), it gets dloss_scale · (softmax − onehot(target)), 0 on ignored rows.
-  virtual void cross_entropy(Tensor losses, Tensor* dlogits, const Tensor& logits,
-                             const Tensor& targets, float dloss_scale) = 0;
+  void cross_entropy(Tensor losses, Tensor* dlogits, const Tensor& logits, const Tensor& targets,
+                     float dloss_scale);
   // out I32 [T] = argmax over the last dimension of x [T, V] (first maximum wins).
-  virtual void argmax(Tensor out, const Tensor& x) = 0;
+  void argmax(Tensor out, const Tensor& x);
 
   // Dropout with a counter-based mask: element e of the flattened tensor is kept iff
   // hash(seed, e) ≥ p, kept values scaled by 1/(1−p). The same (seed, p) gives the same mask
   // on every backend, so the backward is dropout(dx, dy, p, seed). out may alias in.
-  virtual void dropout(Tensor out, const Tensor& in, float p, uint64_t seed) = 0;
+  void dropout(Tensor out, const Tensor& in, float p, uint64_t seed);
+
+  // ---- composite ops -----------------------------------------------------------------------
+  // The LM head and its cross-entropy without ever holding the [T, V] logits (docs/design.md
+  // §2): over chunks of kLmHeadChunkRows rows, logits = hidden·weightᵀ (hidden [T, C], weight
+  // [V, C], tied or untied), then cross_entropy against targets I32 [T] into out.losses, the
+  // optional argmax, and with out.dhidden: dlogits = loss_scale·(softmax − onehot) in place,
+  // dhidden = dlogits·weight, and with out.dweight also dweight += dlogitsᵀ·hidden.
+  // logits_scratch [≥ min(T, kLmHeadChunkRows), V] of a float dtype holds one chunk's logits.
+  // host_targets, when not empty, holds the same T values as targets on the host: a chunk with
+  // no supervised target and no argmax wanted is then skipped (its losses and dhidden rows are
+  // zeroed: both are exactly zero). out.losses is 0 at every ignored position either way, so
+  // Σ losses is the supervised sum.
+  static constexpr int64_t kLmHeadChunkRows = 256;
+  void lm_head_cross_entropy(const LmHeadOutputs& out, const Tensor& hidden, const Tensor& weight,
+                             const Tensor& targets, Tensor logits_scratch, float loss_scale,
+                             std::span<const int32_t> host_targets = {});
 
   // ---- optimisation ------------------------------------------------------------------------
   // Σ x² over all the tensors, accumulated in a fixed order (deterministic).
-  virtual double sum_of_squares(std::span<const Tensor> tensors) = 0;
+  double sum_of_squares(std::span<const Tensor> tensors);
+  // acc F32 [1] += Σ x over x F32 (any shape), summed in double in a fixed order
+  // (deterministic) and added to acc in double before rounding to fp32. Stays on the device:
+  // a training step accumulates its micro-batches' losses here and reads them once.
+  void accumulate_sum(Tensor acc, const Tensor& x);
   // AdamW with decoupled weight decay on every tensor (seed-spec.md §6):
   // g = grad·grad_scale; m = β1 m + (1−β1) g; v = β2 v + (1−β2) g²;
   // p = p·(1 − lr·wd) − lr · (m/(1−β1^t)) / (sqrt(v/(1−β2^t)) + eps).
-  virtual void adamw_step(std::span<AdamWTensor> tensors, const AdamWHyper& hyper) = 0;
+  void adamw_step(std::span<AdamWTensor> tensors, const AdamWHyper& hyper);
+
+ protected:
+  // Per-backend implementations: called only after the public op checked its contract.
+  virtual Buffer do_allocate(size_t bytes) = 0;
+  virtual void do_release(void* data) = 0;
+  virtual void do_upload(Tensor dst, const void* host) = 0;
+  virtual void do_download(void* host, const Tensor& src) = 0;
+  virtual void do_synchronize() {}
+  virtual void do_fill_zero(Tensor t) = 0;
+  virtual void do_copy(Tensor dst, const Tensor& src) = 0;
+  virtual void do_matmul(Tensor c, const Tensor& a, const Tensor& b, Transpose ta, Transpose tb,
+                         float alpha, float beta) = 0;
+  virtual void do_axpy(Tensor y, const Tensor& x, float alpha) = 0;
+  virtual void do_scale(Tensor x, float alpha) = 0;
+  virtual void do_embedding_forward(Tensor out, const Tensor& ids, const Tensor& table) = 0;
+  virtual void do_embedding_backward(Tensor dtable, const Tensor& dout, const Tensor& ids) = 0;
+  virtual void do_rmsnorm_forward(Tensor out, Tensor rstd, const Tensor& x, const Tensor& weight,
+                                  float eps) = 0;
+  virtual void do_add_rmsnorm_forward(Tensor sum, Tensor out, Tensor rstd, const Tensor& a,
+                                      const Tensor& b, const Tensor& weight, float eps) = 0;
+  virtual void do_rmsnorm_backward(Tensor dx, Tensor dweight, const Tensor& dout, const Tensor& x,
+                                   const Tensor& weight, const Tensor& rstd) = 0;
+  virtual void do_rope_forward(Tensor x, const Tensor& positions, float theta) = 0;
+  virtual void do_rope_backward(Tensor dx, const Tensor& positions, float theta) = 0;
+  virtual void do_attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k,
+                                    const Tensor& v, const AttentionLayout& layout,
+                                    float scale) = 0;
+  virtual void do_attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dout,
+                                     const Tensor& q, const Tensor& k, const Tensor& v,
+                                     const Tensor& out, const Tensor& lse,
+                                     const AttentionLayout& layout, float scale) = 0;
+  virtual void do_swiglu_forward(Tensor out, const Tensor& gate, const Tensor& up) = 0;
+  virtual void do_swiglu_backward(Tensor dgate, Tensor dup, const Tensor& dout, const Tensor& gate,
+                                  const Tensor& up) = 0;
+  virtual void do_cross_entropy(Tensor losses, Tensor* dlogits, const Tensor& logits,
+                                const Tensor& targets, float dloss_scale) = 0;
+  virtual void do_argmax(Tensor out, const Tensor& x) = 0;
+  virtual void do_dropout(Tensor out, const Tensor& in, float p, uint64_t seed) = 0;
+  // Default: the chunked loop over matmul, cross_entropy and argmax (backend.cpp).
+  virtual void do_lm_head_cross_entropy(const LmHeadOutputs& out, const Tensor& hidden,
+                                        const Tensor& weight, const Tensor& targets,
+                                        Tensor logits_scratch, float loss_scale,
+                                        std::span<const int32_t> host_targets);
+  virtual double do_sum_of_squares(std::span<const Tensor> tensors) = 0;
+  virtual void do_accumulate_sum(Tensor acc, const Tensor& x) = 0;
+  virtual void do_adamw_step(std::span<AdamWTensor> tensors, const AdamWHyper& hyper) = 0;
+
+ private:
+  // Tells the hook (if any) about one op for the lifetime of the scope.
+  class HookScope;
+  OpHook* hook_ = nullptr;
+  int depth_ = 0;
 };
 
 // Device code (nvcc) calls the same function, so the cuda kernels draw the identical mask.
@@ -177,10 +311,13 @@ inline SMOL_HOST_DEVICE float dropout_uniform(uint64_t seed, uint64_t index) {
   return static_cast<float>(z >> 40) * (1.0f / 16777216.0f);
 }
 
-// Backends by name: "cpu", "cuda", "cuda-emu", "auto" (cuda when a GPU is present, else cpu).
-// Throws smol::Error naming the device when it is unknown or not available in this build.
+// Backends by name: "cpu", "cuda", "cuda-emu", "auto" (cuda when a GPU is present, else cpu),
+// each optionally with a device ordinal: "cuda:1" is the second GPU; "cpu:N" is "cpu" (the
+// ordinal is ignored); "cuda-emu" accepts only ":0". Throws smol::Error naming the device when
+// it is unknown, malformed, out of range or not available in this build.
 std::unique_ptr<Backend> make_backend(const std::string& device);
-// The names make_backend accepts in this build (for --help and error messages).
+// The names make_backend accepts in this build (for --help and error messages); the ordinal
+// forms ("cuda:N") are accepted for every name listed here.
 std::vector<std::string> available_devices();
 
 }  // namespace smol

@@ -7,7 +7,8 @@
 //   h += attention(q,k,v)·Woᵀ; b = rmsnorm(h); h += W_down(silu(W_gate b) ⊙ W_up b);
 //   logits = rmsnorm(h)·Eᵀ. Adjacent residual adds and norms are fused (add_rmsnorm_forward).
 // The LM head and cross-entropy run in chunks of rows so the [T, V] logits never exist in
-// training: per chunk, logits = h·Eᵀ, dlogits in place, dh = dlogits·E, dE += dlogitsᵀ·h.
+// training: the backend's lm_head_cross_entropy (per chunk, logits = h·Eᵀ, dlogits in place,
+// dh = dlogits·E, dE += dlogitsᵀ·h).
 #include "model/llama_model.h"
 
 #include <cmath>
@@ -51,9 +52,15 @@ struct LlamaModel::Impl {
   LlamaWeights weights;
   LlamaActivations acts;
   KvCache cache;
+  // Σ token CE of micro-batches run with deferred loss, F32 [1] on the device (read_loss()).
+  Buffer loss_acc_buffer;
+  Tensor loss_acc;
 
   Impl(Backend& b, const LlamaConfig& c, TrainMode m, std::optional<LoraSettings> l)
-      : backend(b), config(c), mode(m), lora(std::move(l)), weights(b, c, m, lora) {}
+      : backend(b), config(c), mode(m), lora(std::move(l)), weights(b, c, m, lora) {
+    loss_acc_buffer = backend.allocate(sizeof(float));  // zero-filled
+    loss_acc = loss_acc_buffer.view(DType::F32, Shape{1});
+  }
 
   int64_t C() const { return config.hidden_size; }
   float eps() const { return static_cast<float>(config.rms_norm_eps); }
@@ -151,48 +158,49 @@ struct LlamaModel::Impl {
     }
   }
 
-  // LM head + cross-entropy over chunks of rows. Fills acts.losses[t] (0 where unsupervised)
-  // and returns Σ CE over supervised targets. With backward, grad.dln gets ∂L/∂lnf (scaled by
-  // loss_scale) and the output weight's grad accumulates dlogitsᵀ·lnf. With logits_out, every
-  // row's logits are copied to the host; with argmax, acts.argmax[t] gets each row's argmax.
+  // LM head + cross-entropy (the backend's chunked composite op, kernels/backend.h): fills
+  // acts.losses[t] at supervised positions and returns Σ CE over them. With backward, grad.dln
+  // gets ∂L/∂lnf (scaled by loss_scale) and the output weight's grad accumulates dlogitsᵀ·lnf.
+  // With argmax, acts.argmax[t] gets each position's argmax. With logits_out (forward only,
+  // for tests and dumps), every row's logits are copied to the host chunk by chunk instead.
+  // With defer_loss, the Σ is added to loss_acc on the device instead (returns 0).
   double lm_head(const PackedBatch& b, float loss_scale, bool backward,
-                 std::vector<float>* logits_out, bool argmax = false) {
+                 std::vector<float>* logits_out, bool argmax = false, bool defer_loss = false) {
     const int64_t T = b.tokens(), C = this->C(), V = config.vocab_size;
     const Tensor& out_w = weights.output_weight();
-    const Tensor& out_grad = weights.output_weight_grad();
     const Tensor lnf = leading(acts.lnf, Shape{T, C});
-    if (logits_out) logits_out->assign(static_cast<size_t>(T * V), 0.0f);
-    for (int64_t t0 = 0; t0 < T; t0 += acts.lm_chunk) {
-      const int64_t rows = std::min(acts.lm_chunk, T - t0);
-      bool supervised = false;
-      for (int64_t t = t0; t < t0 + rows && !supervised; ++t) supervised = b.targets[t] != -100;
-      const Tensor losses = slice1d(acts.losses, t0, rows);
-      if (!supervised && !logits_out && !argmax) {
-        // Nothing to learn here: the chunk's gradient is exactly zero.
-        if (backward) backend.fill_zero(leading(acts.grad.dln, Shape{T, C}).rows(t0, rows));
-        continue;
-      }
-      const Tensor logits = leading(acts.logits, Shape{rows, V});
-      const Tensor x = lnf.rows(t0, rows);
-      backend.matmul(logits, x, out_w, Transpose::No, Transpose::Yes);
-      if (logits_out) {
+    const Tensor targets = slice1d(acts.targets, 0, T);
+    if (logits_out) {
+      SMOL_CHECK(!backward && !argmax, "internal: host logits are a forward-only path");
+      logits_out->assign(static_cast<size_t>(T * V), 0.0f);
+      for (int64_t t0 = 0; t0 < T; t0 += acts.lm_chunk) {
+        const int64_t rows = std::min(acts.lm_chunk, T - t0);
+        const Tensor logits = leading(acts.logits, Shape{rows, V});
+        backend.matmul(logits, lnf.rows(t0, rows), out_w, Transpose::No, Transpose::Yes);
         const std::vector<float> host = download_f32(backend, logits);
         std::copy(host.begin(), host.end(), logits_out->begin() + t0 * V);
+        bool supervised = false;
+        for (int64_t t = t0; t < t0 + rows && !supervised; ++t) supervised = b.targets[t] != -100;
+        if (supervised)
+          backend.cross_entropy(slice1d(acts.losses, t0, rows), nullptr, logits,
+                                slice1d(acts.targets, t0, rows), 1.0f);
       }
-      if (argmax) backend.argmax(slice1d(acts.argmax, t0, rows), logits);
-      const Tensor targets = slice1d(acts.targets, t0, rows);
-      if (!backward) {
-        if (supervised) backend.cross_entropy(losses, nullptr, logits, targets, 1.0f);
-        continue;
+    } else {
+      LmHeadOutputs out;
+      out.losses = slice1d(acts.losses, 0, T);
+      if (backward) {
+        out.dhidden = leading(acts.grad.dln, Shape{T, C});
+        out.dweight = weights.output_weight_grad();
       }
-      Tensor dlogits = logits;
-      backend.cross_entropy(losses, &dlogits, logits, targets, loss_scale);
-      backend.matmul(leading(acts.grad.dln, Shape{T, C}).rows(t0, rows), dlogits, out_w,
-                     Transpose::No, Transpose::No);
-      if (out_grad.data)
-        backend.matmul(out_grad, dlogits, x, Transpose::Yes, Transpose::No, 1.0f, 1.0f);
+      if (argmax) out.argmax = slice1d(acts.argmax, 0, T);
+      backend.lm_head_cross_entropy(out, lnf, out_w, targets, acts.logits, loss_scale, b.targets);
     }
     if (b.supervised == 0) return 0.0;
+    if (defer_loss) {
+      // losses is 0 at every unsupervised position (lm_head_cross_entropy's contract).
+      backend.accumulate_sum(loss_acc, slice1d(acts.losses, 0, T));
+      return 0.0;
+    }
     const std::vector<float> losses = download_f32(backend, slice1d(acts.losses, 0, T));
     double sum = 0;
     for (int64_t t = 0; t < T; ++t)
@@ -265,7 +273,7 @@ struct LlamaModel::Impl {
   }
 
   ForwardResult run(const PackedBatch& b, float loss_scale, uint64_t seed, bool backward,
-                    bool dropout, std::vector<float>* logits_out) {
+                    bool dropout, std::vector<float>* logits_out, bool defer_loss = false) {
     ForwardResult result;
     result.supervised = b.supervised;
     const int64_t T = b.tokens();
@@ -273,7 +281,7 @@ struct LlamaModel::Impl {
     acts.ensure(backend, config, lora_rank_of(lora), T, backward);
     upload_batch(b);
     forward_layers(b, dropout, seed, false);
-    result.loss_sum = lm_head(b, loss_scale, backward, logits_out);
+    result.loss_sum = lm_head(b, loss_scale, backward, logits_out, false, defer_loss);
     if (!backward) return result;
     const int64_t C = this->C();
     const Tensor dresid = leading(acts.grad.dresid, Shape{T, C});
@@ -389,6 +397,21 @@ ForwardResult LlamaModel::forward_backward(const std::vector<TokenRow>& rows, fl
   const PackedBatch b = pack_rows(rows, impl_->config.vocab_size);
   const bool backward = training && impl_->mode != TrainMode::Frozen;
   return impl_->run(b, loss_scale, dropout_seed, backward, training, nullptr);
+}
+
+int64_t LlamaModel::forward_backward_accumulate(const std::vector<TokenRow>& rows, float loss_scale,
+                                                uint64_t dropout_seed, bool training) {
+  const PackedBatch b = pack_rows(rows, impl_->config.vocab_size);
+  const bool backward = training && impl_->mode != TrainMode::Frozen;
+  return impl_->run(b, loss_scale, dropout_seed, backward, training, nullptr, /*defer_loss=*/true)
+      .supervised;
+}
+
+double LlamaModel::read_loss() {
+  float sum = 0.0f;
+  impl_->backend.download(&sum, impl_->loss_acc);
+  impl_->backend.fill_zero(impl_->loss_acc);
+  return sum;
 }
 
 ForwardResult LlamaModel::forward_logits(const std::vector<TokenRow>& rows,

@@ -104,6 +104,14 @@ class LlamaModel {
   // whole optimizer step, DESIGN.md §4). dropout_seed selects this micro-batch's LoRA dropout.
   ForwardResult forward_backward(const std::vector<TokenRow>& rows, float loss_scale,
                                  uint64_t dropout_seed, bool training = true);
+  // forward_backward without a host wait: the micro-batch's Σ token CE is added to an
+  // accumulator on the device instead of being downloaded, and only the supervised count
+  // (known on the host) is returned. read_loss() returns the Σ accumulated since the previous
+  // read_loss() — one host wait, once per optimizer step — and resets it. The accumulator is
+  // fp32, each micro-batch's sum added in double then rounded: ≤ 2^-24 relative per add.
+  int64_t forward_backward_accumulate(const std::vector<TokenRow>& rows, float loss_scale,
+                                      uint64_t dropout_seed, bool training = true);
+  double read_loss();
   // Forward only; returns logits [Σ len, vocab] on the host (row by row, packed) and the loss.
   ForwardResult forward_logits(const std::vector<TokenRow>& rows, std::vector<float>* logits);
   // Evaluation forward: no dropout, no gradients, and the [T, vocab] logits never reach the

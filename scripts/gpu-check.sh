@@ -10,13 +10,14 @@
 #                                                 SMOL_TEST_DEVICE=cuda, then the cuda kernel
 #                                                 benchmarks; prints a short table last
 #
-# Environment: SMOL_BUILD_DIR (default build-gpu-pack), SMOL_GPU_CHECK_TIMEOUT (seconds per
-# test binary, default 240), SMOL_GPU_CHECK_TESTS (test binaries to run, default all), and
-# SMOL_BENCH_DEVICE (default cuda).
+# Environment: SMOL_BUILD_DIR (default build-gpu-pack), SMOL_GPU_CHECK_NO_BUILD=1 (pack what
+# SMOL_BUILD_DIR already holds, without configuring or building: the ctest of --pack uses it),
+# SMOL_GPU_CHECK_TIMEOUT (seconds per test binary, default 240), SMOL_GPU_CHECK_TESTS (test
+# binaries to run, default all), and SMOL_BENCH_DEVICE (default cuda).
 set -euo pipefail
 
 usage() {
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -25,23 +26,30 @@ pack() {
   local repo
   repo=$(cd "$(dirname "$0")/.." && pwd)
   local build=${SMOL_BUILD_DIR:-$repo/build-gpu-pack}
-  echo "gpu-check: building for sm_${arch} in $build"
-  cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSMOL_CUDA=ON \
-    -DCMAKE_CUDA_ARCHITECTURES="$arch" -DSMOL_BUILD_TESTS=ON -DSMOL_BUILD_BENCH=ON >/dev/null
-  cmake --build "$build" -j "$(nproc)"
+  if [ "${SMOL_GPU_CHECK_NO_BUILD:-0}" = 1 ]; then
+    echo "gpu-check: packing the existing build in $build (no build)"
+    [ -d "$build/tests" ] || { echo "gpu-check: $build/tests does not exist" >&2; exit 1; }
+  else
+    echo "gpu-check: building for sm_${arch} in $build"
+    cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSMOL_CUDA=ON \
+      -DCMAKE_CUDA_ARCHITECTURES="$arch" -DSMOL_BUILD_TESTS=ON -DSMOL_BUILD_BENCH=ON >/dev/null
+    cmake --build "$build" -j "$(nproc)"
+  fi
 
   rm -rf "$dir"
   mkdir -p "$dir/bin" "$dir/bench" "$dir/lib" "$dir/src/tests" "$dir/src/models" "$dir/shared/data"
   # Test executables (one per tests/<area>) and benchmark executables.
   find "$build/tests" -maxdepth 2 -type f -perm -u+x -name '*_tests' -exec cp {} "$dir/bin/" \;
-  cp "$build/bench/cuda_kernels_bench" "$dir/bench/"
-  if [ -x "$build/engine/smolengine" ]; then cp "$build/engine/smolengine" "$dir/bin/"; fi
+  if [ -x "$build/bench/cuda_kernels_bench" ]; then cp "$build/bench/cuda_kernels_bench" "$dir/bench/"; fi
+  # The CLI is written to the build root (build/smolengine).
+  if [ -x "$build/smolengine" ]; then cp "$build/smolengine" "$dir/bin/"; fi
   strip --strip-unneeded "$dir"/bin/* "$dir"/bench/* 2>/dev/null || true
 
   # Shared libraries the binaries need, except the GPU host's own (driver, CUDA runtime and
   # cuBLAS come with the host) and glibc itself (it must match the host's kernel interface).
   local skip='^(libcuda|libcudart|libcublas|libcublasLt|libnvidia|libc\.so|libm\.so|libdl\.so|libpthread\.so|librt\.so|ld-linux|linux-vdso)'
   for bin in "$dir"/bin/* "$dir"/bench/*; do
+    [ -f "$bin" ] || continue
     ldd "$bin" | awk '/=>/ && $3 ~ /^\// {print $1, $3}' | while read -r name path; do
       if [[ ! $name =~ $skip ]] && [ ! -e "$dir/lib/$name" ]; then cp -L "$path" "$dir/lib/$name"; fi
     done

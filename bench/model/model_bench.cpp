@@ -3,7 +3,7 @@
 //   decode   64 greedy steps for 1 and for 8 sequences, tokens/s (all sequences together)
 //   train    forward_backward at 4 × 512 tokens, every token supervised: LoRA r=8 on q,v and
 //            full fine-tuning (model only: the optimizer is bench/training's concern)
-// Each row also shows the share of wall time spent in matmuls (TimingBackend; the wrapper
+// Each row also shows the share of wall time spent in matmuls (OpTimer, an OpHook that
 // synchronises after each op, which costs nothing on cpu). Weights: the real GGUF when present
 // (--model PATH, default models/SmolLM2-135M-Instruct.Q4_1.gguf), else init_random.
 //   model_bench [--model PATH] [--quick] [--device D]
@@ -17,7 +17,7 @@
 #include "common/error.h"
 #include "model/llama_model.h"
 #include "io/model_loader.h"
-#include "timing_backend.h"
+#include "op_timer.h"
 
 namespace {
 
@@ -44,7 +44,7 @@ void print(const Row& r) {
   std::fflush(stdout);
 }
 
-double matmul_share(const smol::TimingBackend& t, double total) {
+double matmul_share(const smol::OpTimer& t, double total) {
   auto it = t.seconds.find("matmul");
   return it == t.seconds.end() ? 0 : it->second / total;
 }
@@ -66,8 +66,9 @@ int main(int argc, char** argv) try {
       smol::throw_error("unknown argument '", argv[i],
                         "' (model_bench [--model PATH] [--quick] [--device D])");
   }
-  auto inner = smol::make_backend(device);
-  smol::TimingBackend backend(*inner);
+  auto owned = smol::make_backend(device);
+  smol::Backend& backend = *owned;
+  smol::OpTimer timer(backend);
   smol::LlamaConfig config = smol::smollm2_135m_config();
   smol::HostTensorMap weights;
   std::string source = "random weights (init_random)";
@@ -78,7 +79,7 @@ int main(int argc, char** argv) try {
     source = model_path;
   }
   std::printf("model_bench: SmolLM2-135M shape, %s, device %s\n\n", source.c_str(),
-              inner->name().c_str());
+              backend.name().c_str());
   std::printf("| %-38s | %8s | %8s | %10s | %7s |\n", "phase", "tokens", "seconds", "tokens/s",
               "matmul");
   std::printf("|%s|%s|%s|%s|%s|\n", std::string(40, '-').c_str(), std::string(10, '-').c_str(),
@@ -97,13 +98,13 @@ int main(int argc, char** argv) try {
       std::vector<std::vector<int32_t>> prompts;
       for (int b = 0; b < batch; ++b) slots.push_back(b), prompts.push_back(tokens(256, b));
       if (batch == 1) model.decode(slots, {tokens(8, 99)}), model.truncate_cache(0, 0);  // warm-up
-      backend.clear();
+      timer.clear();
       auto t = Clock::now();
       std::vector<float> logits = model.decode(slots, prompts);
       double s = since(t);
       print({"prefill " + std::to_string(batch) + " x 256 (KV cache)", 256.0 * batch, s,
-             matmul_share(backend, s)});
-      backend.clear();
+             matmul_share(timer, s)});
+      timer.clear();
       t = Clock::now();
       for (int step = 0; step < steps; ++step) {
         std::vector<std::vector<int32_t>> next;
@@ -114,7 +115,7 @@ int main(int argc, char** argv) try {
       s = since(t);
       print({"decode " + std::to_string(batch) + " seq x " + std::to_string(steps) +
                  " steps (ctx 256+)",
-             double(batch) * steps, s, matmul_share(backend, s)});
+             double(batch) * steps, s, matmul_share(timer, s)});
     }
   }
   std::vector<smol::TokenRow> rows;
@@ -133,17 +134,17 @@ int main(int argc, char** argv) try {
       model.load_weights(weights);
     model.zero_grads();
     model.forward_backward(rows, 1.0f / 2044, 0, true);  // warm-up: allocates activations
-    backend.clear();
+    timer.clear();
     const auto t = Clock::now();
     for (int i = 0; i < timed_steps; ++i) model.forward_backward(rows, 1.0f / 2044, i + 1, true);
     const double s = since(t);
     print({std::string(mode == smol::TrainMode::Lora ? "train fwd+bwd LoRA r8 q,v"
                                                      : "train fwd+bwd full FT") +
                " 4x512",
-           4.0 * 512 * timed_steps, s, matmul_share(backend, s)});
+           4.0 * 512 * timed_steps, s, matmul_share(timer, s)});
     if (mode == smol::TrainMode::Full) {
       std::printf("\nfull FT step time by op:");
-      for (const auto& [op, sec] : backend.seconds)
+      for (const auto& [op, sec] : timer.seconds)
         std::printf(" %s %.0f%%", op.c_str(), 100 * sec / s);
       std::printf("\n");
     }

@@ -24,7 +24,6 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels/cpu/cpu_checks.h"
 #include "kernels/cpu/cpu_math.h"
 #include "kernels/cpu/cpu_ops.h"
 
@@ -37,39 +36,13 @@ struct AttentionDims {
   int64_t q_tokens, k_tokens, q_heads, kv_heads, head_dim, group;
 };
 
-AttentionDims check_attention_args(const char* op, const Tensor& out, const Tensor& lse,
-                                   const Tensor& q, const Tensor& k, const Tensor& v,
-                                   const AttentionLayout& layout) {
-  check_f32(op, "out", out);
-  check_f32(op, "lse", lse);
-  check_f32(op, "q", q);
-  check_f32(op, "k", k);
-  check_f32(op, "v", v);
-  check_rank(op, "q", q, 3, "[Tq, Hq, D]");
-  check_rank(op, "k", k, 3, "[Tk, Hkv, D]");
-  check_same_shape(op, "k", k, "v", v);
-  check_same_shape(op, "out", out, "q", q);
+// The contract (shapes, dtypes, layout bounds) was checked by Backend::attention_*; what is
+// left is this backend's own limit on the head dim.
+AttentionDims attention_dims(const char* op, const Tensor& q, const Tensor& k) {
   AttentionDims d{q.shape[0], k.shape[0], q.shape[1], k.shape[1], q.shape[2], 0};
-  SMOL_CHECK(k.shape[2] == d.head_dim, op, ": head dim of q ", q.shape.str(), " and k ",
-             k.shape.str(), " differ");
-  SMOL_CHECK(d.kv_heads > 0 && d.q_heads % d.kv_heads == 0, op, ": query heads of q ",
-             q.shape.str(), " are not a multiple of the kv heads of k ", k.shape.str());
   d.group = d.q_heads / d.kv_heads;
-  SMOL_CHECK(d.head_dim > 0 && d.head_dim <= kMaxVectorDim, op, ": head dim ", d.head_dim, " of q ",
-             q.shape.str(), " is outside the supported 1..", kMaxVectorDim);
-  SMOL_CHECK(lse.numel() == d.q_tokens * d.q_heads, op, ": lse must be [", d.q_tokens, ", ",
-             d.q_heads, "], got ", lse.shape.str());
-  for (size_t s = 0; s < layout.seqs.size(); ++s) {
-    const SeqSpan& sp = layout.seqs[s];
-    SMOL_CHECK(sp.q_begin >= 0 && sp.q_len >= 0 && sp.q_begin + int64_t{sp.q_len} <= d.q_tokens, op,
-               ": layout sequence ", s, " query rows [", sp.q_begin, ", ",
-               sp.q_begin + int64_t{sp.q_len}, ") fall outside q ", q.shape.str());
-    SMOL_CHECK(sp.k_begin >= 0 && sp.k_len >= 0 && sp.k_begin + int64_t{sp.k_len} <= d.k_tokens, op,
-               ": layout sequence ", s, " key rows [", sp.k_begin, ", ",
-               sp.k_begin + int64_t{sp.k_len}, ") fall outside k ", k.shape.str());
-    SMOL_CHECK(sp.q_len <= sp.k_len, op, ": layout sequence ", s, " has q_len ", sp.q_len,
-               " > k_len ", sp.k_len);
-  }
+  SMOL_CHECK(d.head_dim <= kMaxVectorDim, op, ": head dim ", d.head_dim, " of q ", q.shape.str(),
+             " is outside the cpu backend's supported 1..", kMaxVectorDim);
   return d;
 }
 
@@ -285,7 +258,7 @@ void attention_backward_task(const BackwardTensors& t, const SeqSpan& sp, int64_
 
 void attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v,
                        const AttentionLayout& layout, float scale) {
-  const AttentionDims d = check_attention_args("attention_forward", out, lse, q, k, v, layout);
+  const AttentionDims d = attention_dims("attention_forward", q, k);
   const int64_t D = d.head_dim;
   const int64_t q_stride = d.q_heads * D, kv_stride = d.kv_heads * D;  // floats per token row
   // Work items: (sequence, kv head, block of up to kQueryBlock queries). An item transposes
@@ -353,15 +326,7 @@ void attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dout, con
                         const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
                         const AttentionLayout& layout, float scale) {
   const char* op = "attention_backward";
-  const AttentionDims d = check_attention_args(op, out, lse, q, k, v, layout);
-  check_f32(op, "dq", dq);
-  check_f32(op, "dk", dk);
-  check_f32(op, "dv", dv);
-  check_f32(op, "dout", dout);
-  check_same_shape(op, "dq", dq, "q", q);
-  check_same_shape(op, "dk", dk, "k", k);
-  check_same_shape(op, "dv", dv, "v", v);
-  check_same_shape(op, "dout", dout, "out", out);
+  const AttentionDims d = attention_dims(op, q, k);
   fill_zero(dq);  // overwrite semantics; rows outside the layout stay zero
   fill_zero(dk);
   fill_zero(dv);

@@ -7,7 +7,6 @@
 #include <cstring>
 
 #include "kernels/cpu/cpu_backend.h"
-#include "kernels/cpu/cpu_checks.h"
 #include "kernels/cpu/cpu_ops.h"
 
 namespace smol {
@@ -20,7 +19,8 @@ class CpuBackend final : public Backend {
   std::string name() const override { return "cpu"; }
   DType activation_dtype() const override { return DType::F32; }
 
-  Buffer allocate(size_t bytes) override {
+ protected:
+  Buffer do_allocate(size_t bytes) override {
     if (bytes == 0) return Buffer(this, nullptr, 0);
     // aligned_alloc needs a size that is a multiple of the alignment.
     const size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
@@ -29,87 +29,84 @@ class CpuBackend final : public Backend {
     std::memset(data, 0, rounded);
     return Buffer(this, data, bytes);
   }
-  void release(void* data) override { std::free(data); }
+  void do_release(void* data) override { std::free(data); }
 
-  void upload(Tensor dst, const void* host) override {
-    SMOL_CHECK(host != nullptr || dst.numel() == 0, "upload: null host pointer for ",
-               dst.shape.str());
-    if (dst.bytes() > 0) std::memcpy(dst.data, host, dst.bytes());
+  void do_upload(Tensor dst, const void* host) override {
+    std::memcpy(dst.data, host, dst.bytes());
   }
-  void download(void* host, const Tensor& src) override {
-    SMOL_CHECK(host != nullptr || src.numel() == 0, "download: null host pointer for ",
-               src.shape.str());
-    if (src.bytes() > 0) std::memcpy(host, src.data, src.bytes());
+  void do_download(void* host, const Tensor& src) override {
+    std::memcpy(host, src.data, src.bytes());
   }
-  void fill_zero(Tensor t) override { cpu::fill_zero(t); }
-  void copy(Tensor dst, const Tensor& src) override { cpu::copy(dst, src); }
+  void do_fill_zero(Tensor t) override { cpu::fill_zero(t); }
+  void do_copy(Tensor dst, const Tensor& src) override { cpu::copy(dst, src); }
 
-  void matmul(Tensor c, const Tensor& a, const Tensor& b, Transpose ta, Transpose tb, float alpha,
-              float beta) override {
+  void do_matmul(Tensor c, const Tensor& a, const Tensor& b, Transpose ta, Transpose tb,
+                 float alpha, float beta) override {
     cpu::matmul(c, a, b, ta, tb, alpha, beta);
   }
-  void axpy(Tensor y, const Tensor& x, float alpha) override { cpu::axpy(y, x, alpha); }
-  void scale(Tensor x, float alpha) override { cpu::scale(x, alpha); }
+  void do_axpy(Tensor y, const Tensor& x, float alpha) override { cpu::axpy(y, x, alpha); }
+  void do_scale(Tensor x, float alpha) override { cpu::scale(x, alpha); }
 
-  void embedding_forward(Tensor out, const Tensor& ids, const Tensor& table) override {
+  void do_embedding_forward(Tensor out, const Tensor& ids, const Tensor& table) override {
     cpu::embedding_forward(out, ids, table);
   }
-  void embedding_backward(Tensor dtable, const Tensor& dout, const Tensor& ids) override {
+  void do_embedding_backward(Tensor dtable, const Tensor& dout, const Tensor& ids) override {
     cpu::embedding_backward(dtable, dout, ids);
   }
 
-  void rmsnorm_forward(Tensor out, Tensor rstd, const Tensor& x, const Tensor& weight,
-                       float eps) override {
+  void do_rmsnorm_forward(Tensor out, Tensor rstd, const Tensor& x, const Tensor& weight,
+                          float eps) override {
     cpu::rmsnorm_forward(out, rstd, x, weight, eps);
   }
-  void add_rmsnorm_forward(Tensor sum, Tensor out, Tensor rstd, const Tensor& a, const Tensor& b,
-                           const Tensor& weight, float eps) override {
+  void do_add_rmsnorm_forward(Tensor sum, Tensor out, Tensor rstd, const Tensor& a, const Tensor& b,
+                              const Tensor& weight, float eps) override {
     cpu::add_rmsnorm_forward(sum, out, rstd, a, b, weight, eps);
   }
-  void rmsnorm_backward(Tensor dx, Tensor dweight, const Tensor& dout, const Tensor& x,
-                        const Tensor& weight, const Tensor& rstd) override {
+  void do_rmsnorm_backward(Tensor dx, Tensor dweight, const Tensor& dout, const Tensor& x,
+                           const Tensor& weight, const Tensor& rstd) override {
     cpu::rmsnorm_backward(dx, dweight, dout, x, weight, rstd);
   }
 
-  void rope_forward(Tensor x, const Tensor& positions, float theta) override {
+  void do_rope_forward(Tensor x, const Tensor& positions, float theta) override {
     cpu::rope_forward(x, positions, theta);
   }
-  void rope_backward(Tensor dx, const Tensor& positions, float theta) override {
+  void do_rope_backward(Tensor dx, const Tensor& positions, float theta) override {
     cpu::rope_backward(dx, positions, theta);
   }
 
-  void attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v,
-                         const AttentionLayout& layout, float scale) override {
+  void do_attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k,
+                            const Tensor& v, const AttentionLayout& layout, float scale) override {
     cpu::attention_forward(out, lse, q, k, v, layout, scale);
   }
-  void attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dout, const Tensor& q,
-                          const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
-                          const AttentionLayout& layout, float scale) override {
+  void do_attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dout, const Tensor& q,
+                             const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                             const AttentionLayout& layout, float scale) override {
     cpu::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, layout, scale);
   }
 
-  void swiglu_forward(Tensor out, const Tensor& gate, const Tensor& up) override {
+  void do_swiglu_forward(Tensor out, const Tensor& gate, const Tensor& up) override {
     cpu::swiglu_forward(out, gate, up);
   }
-  void swiglu_backward(Tensor dgate, Tensor dup, const Tensor& dout, const Tensor& gate,
-                       const Tensor& up) override {
+  void do_swiglu_backward(Tensor dgate, Tensor dup, const Tensor& dout, const Tensor& gate,
+                          const Tensor& up) override {
     cpu::swiglu_backward(dgate, dup, dout, gate, up);
   }
 
-  void cross_entropy(Tensor losses, Tensor* dlogits, const Tensor& logits, const Tensor& targets,
-                     float dloss_scale) override {
+  void do_cross_entropy(Tensor losses, Tensor* dlogits, const Tensor& logits, const Tensor& targets,
+                        float dloss_scale) override {
     cpu::cross_entropy(losses, dlogits, logits, targets, dloss_scale);
   }
-  void argmax(Tensor out, const Tensor& x) override { cpu::argmax(out, x); }
+  void do_argmax(Tensor out, const Tensor& x) override { cpu::argmax(out, x); }
 
-  void dropout(Tensor out, const Tensor& in, float p, uint64_t seed) override {
+  void do_dropout(Tensor out, const Tensor& in, float p, uint64_t seed) override {
     cpu::dropout(out, in, p, seed);
   }
 
-  double sum_of_squares(std::span<const Tensor> tensors) override {
+  double do_sum_of_squares(std::span<const Tensor> tensors) override {
     return cpu::sum_of_squares(tensors);
   }
-  void adamw_step(std::span<AdamWTensor> tensors, const AdamWHyper& hyper) override {
+  void do_accumulate_sum(Tensor acc, const Tensor& x) override { cpu::accumulate_sum(acc, x); }
+  void do_adamw_step(std::span<AdamWTensor> tensors, const AdamWHyper& hyper) override {
     cpu::adamw_step(tensors, hyper);
   }
 };

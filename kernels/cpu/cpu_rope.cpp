@@ -10,21 +10,14 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/cpu/cpu_checks.h"
 #include "kernels/cpu/cpu_ops.h"
 
 namespace smol::cpu {
 namespace {
 
 // direction +1: forward rotation; −1: its transpose (backward).
-void rope_apply(const char* op, Tensor x, const Tensor& positions, float theta, float direction) {
-  check_f32(op, "x", x);
-  check_i32(op, "positions", positions);
-  check_rank(op, "x", x, 3, "[T, H, D]");
+void rope_apply(Tensor x, const Tensor& positions, float theta, float direction) {
   const int64_t tokens = x.shape[0], heads = x.shape[1], head_dim = x.shape[2];
-  SMOL_CHECK(head_dim % 2 == 0, op, ": head dim of x ", x.shape.str(), " must be even");
-  SMOL_CHECK(theta > 0.0f, op, ": theta must be positive, got ", theta);
-  check_vector(op, "positions", positions, tokens);
   const int64_t half = head_dim / 2;
   std::vector<float> inv_freq(static_cast<size_t>(half));
   for (int64_t i = 0; i < half; ++i) {
@@ -61,11 +54,11 @@ void rope_apply(const char* op, Tensor x, const Tensor& positions, float theta, 
 }  // namespace
 
 void rope_forward(Tensor x, const Tensor& positions, float theta) {
-  rope_apply("rope_forward", x, positions, theta, 1.0f);
+  rope_apply(x, positions, theta, 1.0f);
 }
 
 void rope_backward(Tensor dx, const Tensor& positions, float theta) {
-  rope_apply("rope_backward", dx, positions, theta, -1.0f);
+  rope_apply(dx, positions, theta, -1.0f);
 }
 
 }  // namespace smol::cpu

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "kernels/cpu/cpu_checks.h"
 #include "kernels/cpu/cpu_math.h"
 #include "kernels/cpu/cpu_ops.h"
 
@@ -53,11 +52,6 @@ SMOL_CPU_MULTIVERSION void swiglu_backward_loop(float* dg, float* du, const floa
 }  // namespace
 
 void swiglu_forward(Tensor out, const Tensor& gate, const Tensor& up) {
-  check_f32("swiglu_forward", "out", out);
-  check_f32("swiglu_forward", "gate", gate);
-  check_f32("swiglu_forward", "up", up);
-  check_same_shape("swiglu_forward", "gate", gate, "up", up);
-  check_same_shape("swiglu_forward", "out", out, "gate", gate);
   const float* g = gate.as<float>();
   const float* u = up.as<float>();
   float* o = out.as<float>();
@@ -70,16 +64,6 @@ void swiglu_forward(Tensor out, const Tensor& gate, const Tensor& up) {
 
 void swiglu_backward(Tensor dgate, Tensor dup, const Tensor& dout, const Tensor& gate,
                      const Tensor& up) {
-  const char* op = "swiglu_backward";
-  check_f32(op, "dgate", dgate);
-  check_f32(op, "dup", dup);
-  check_f32(op, "dout", dout);
-  check_f32(op, "gate", gate);
-  check_f32(op, "up", up);
-  check_same_shape(op, "gate", gate, "up", up);
-  check_same_shape(op, "dout", dout, "gate", gate);
-  check_same_shape(op, "dgate", dgate, "gate", gate);
-  check_same_shape(op, "dup", dup, "up", up);
   const float* g = gate.as<float>();
   const float* u = up.as<float>();
   const float* dy = dout.as<float>();

@@ -4,7 +4,14 @@
 // the cuda-emu one (g++, make_cuda_emu_backend).
 //
 // Every op is stream-ordered on the context's one stream; download() and sum_of_squares()
-// synchronise because they hand results to the host.
+// synchronise because they hand results to the host. Small uploads are staged in pinned host
+// memory and copied asynchronously (no host wait); argument contracts are checked once, in
+// Backend's public ops (kernels/backend_ops.cpp).
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
 #include "kernels/cuda/cuda_ops.h"
 #if defined(SMOL_CUDA_EMU)
 #include "kernels/emu/emu_backend.h"
@@ -14,15 +21,102 @@
 
 namespace smol::SMOL_GPU_NS {
 
-GpuContext::GpuContext() {
-  int device = 0;
-  cuda_check(cudaGetDevice(&device), "cudaGetDevice");
+GpuContext::GpuContext(int device) : device_(device) {
+  cuda_check(cudaSetDevice(device), "cudaSetDevice");
   cudaDeviceProp prop;
   cuda_check(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
   sm_count_ = prop.multiProcessorCount;
   cuda_check(cudaStreamCreate(&stream_), "cudaStreamCreate");
   cublas_check(cublasLtCreate(&cublaslt_), "cublasLtCreate");
   cuda_check(cudaMalloc(&workspace_, kWorkspaceBytes), "cudaMalloc(cuBLASLt workspace)");
+  for (int h = 0; h < 2; ++h) {
+    cuda_check(cudaMallocHost(&staging_[h], kStagingBytes), "cudaMallocHost(upload staging)");
+    cuda_check(cudaEventCreate(&staging_done_[h]), "cudaEventCreate(upload staging)");
+  }
+  cuda_check(cudaMallocHost(&download_staging_, kStagingBytes), "cudaMallocHost(download)");
+#if defined(SMOL_CUDA_EMU)
+  device_checks_ = true;
+#endif
+  if (const char* env = std::getenv("SMOL_DEVICE_CHECKS"); env && *env)
+    device_checks_ = std::string(env) != "0";
+}
+
+void GpuContext::upload(void* device_dst, const void* host, size_t bytes) {
+  if (bytes == 0) return;
+  if (const void* staged = stage_upload(host, bytes)) {
+    cuda_check(cudaMemcpyAsync(device_dst, staged, bytes, cudaMemcpyHostToDevice, stream_),
+               "upload");
+    return;
+  }
+  cuda_check(cudaMemcpyAsync(device_dst, host, bytes, cudaMemcpyHostToDevice, stream_), "upload");
+  cuda_check(cudaStreamSynchronize(stream_), "upload");  // the host buffer may be reused
+}
+
+void GpuContext::download(void* host, const void* device_src, size_t bytes) {
+  if (bytes == 0) return;
+  if (bytes > kStagingBytes) {
+    cuda_check(cudaMemcpyAsync(host, device_src, bytes, cudaMemcpyDeviceToHost, stream_),
+               "download");
+    cuda_check(cudaStreamSynchronize(stream_), "download");
+    return;
+  }
+  cuda_check(cudaMemcpyAsync(download_staging_, device_src, bytes, cudaMemcpyDeviceToHost, stream_),
+             "download");
+  cuda_check(cudaStreamSynchronize(stream_), "download");
+  std::memcpy(host, download_staging_, bytes);
+}
+
+const float* GpuContext::rope_inv_freq(float theta, int64_t head_dim) {
+  auto it = rope_tables_.find({theta, head_dim});
+  if (it != rope_tables_.end()) return it->second;
+  const int64_t half = head_dim / 2;
+  std::vector<float> inv_freq(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i)
+    inv_freq[i] = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(head_dim));
+  float* table = nullptr;
+  cuda_check(
+      cudaMalloc(reinterpret_cast<void**>(&table), sizeof(float) * std::max<int64_t>(half, 1)),
+      "cudaMalloc(rope table)");
+  upload(table, inv_freq.data(), sizeof(float) * half);
+  rope_tables_[{theta, head_dim}] = table;
+  return table;
+}
+
+const void* GpuContext::store_attention_layout(std::vector<int32_t> key, const void* host,
+                                               size_t bytes) {
+  if (bytes > layout_bytes_) {
+    // Queued kernels may still read the old copy: cudaFree waits for the device (rare: the
+    // area only grows).
+    cuda_check(cudaFree(layout_device_), "cudaFree(attention layout)");
+    layout_device_ = nullptr;
+    layout_bytes_ = 0;
+    const size_t rounded = (bytes + 4095) / 4096 * 4096;
+    cuda_check(cudaMalloc(&layout_device_, rounded), "cudaMalloc(attention layout)");
+    layout_bytes_ = rounded;
+  }
+  // Stream-ordered: kernels queued before this copy still see the previous layout.
+  upload(layout_device_, host, bytes);
+  layout_key_ = std::move(key);
+  return layout_device_;
+}
+
+void* GpuContext::stage_upload(const void* host, size_t bytes) {
+  if (bytes > kStagingBytes) return nullptr;
+  if (staging_used_ + bytes > kStagingBytes) {
+    // Leave this half (its copies are queued before the event) and take the other one.
+    cuda_check(cudaEventRecord(staging_done_[staging_half_], stream_), "cudaEventRecord");
+    staging_pending_[staging_half_] = true;
+    staging_half_ ^= 1;
+    staging_used_ = 0;
+    if (staging_pending_[staging_half_]) {
+      cuda_check(cudaEventSynchronize(staging_done_[staging_half_]), "cudaEventSynchronize");
+      staging_pending_[staging_half_] = false;
+    }
+  }
+  char* staged = static_cast<char*>(staging_[staging_half_]) + staging_used_;
+  std::memcpy(staged, host, bytes);
+  staging_used_ += (bytes + 255) / 256 * 256;  // keep each staged copy 256-byte aligned
+  return staged;
 }
 
 GpuContext::~GpuContext() {
@@ -33,6 +127,13 @@ GpuContext::~GpuContext() {
   cudaFree(scratch2_);
   cudaFree(workspace_);
   cublasLtDestroy(cublaslt_);
+  for (int h = 0; h < 2; ++h) {
+    cudaEventDestroy(staging_done_[h]);
+    cudaFreeHost(staging_[h]);
+  }
+  cudaFreeHost(download_staging_);
+  for (auto& [key, table] : rope_tables_) cudaFree(table);
+  cudaFree(layout_device_);
   cudaStreamDestroy(stream_);
 }
 
@@ -58,25 +159,32 @@ void* GpuContext::scratch2(size_t bytes) {
   return grow(scratch2_, scratch2_bytes_, bytes, stream_);
 }
 
-void check_same_shape(const char* op, const char* name_a, const Tensor& a, const char* name_b,
-                      const Tensor& b) {
-  SMOL_CHECK(a.shape == b.shape, op, ": ", name_a, " ", a.shape.str(), " and ", name_b, " ",
-             b.shape.str(), " must have the same shape");
-}
-void check_dtype(const char* op, const char* name, const Tensor& t, DType dtype) {
-  SMOL_CHECK(t.dtype == dtype, op, ": ", name, " must be ", dtype_name(dtype), ", got ",
-             dtype_name(t.dtype));
-}
-
 namespace {
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(std::string name) : name_(std::move(name)) {}
+  CudaBackend(std::string name, int device) : name_(std::move(name)), ctx_(device) {}
   std::string name() const override { return name_; }
   DType activation_dtype() const override { return DType::BF16; }
+  int device_ordinal() const override { return ctx_.device(); }
+  void* stream_handle() override { return ctx_.stream(); }
+  void* record_event() override {
+    cudaEvent_t event = nullptr;
+    cuda_check(cudaEventCreate(&event), "cudaEventCreate");
+    cuda_check(cudaEventRecord(event, ctx_.stream()), "cudaEventRecord");
+    return event;
+  }
+  void wait_event(void* event) override {
+    cuda_check(cudaStreamWaitEvent(ctx_.stream(), static_cast<cudaEvent_t>(event), 0),
+               "cudaStreamWaitEvent");
+  }
+  void destroy_event(void* event) override {
+    if (event) cudaEventDestroy(static_cast<cudaEvent_t>(event));
+  }
+  void set_device_checks(bool on) override { ctx_.set_device_checks(on); }
 
-  Buffer allocate(size_t bytes) override {
+ protected:
+  Buffer do_allocate(size_t bytes) override {
     if (bytes == 0) return Buffer(this, nullptr, 0);
     void* data = nullptr;
     const cudaError_t status = cudaMalloc(&data, bytes);
@@ -85,94 +193,90 @@ class CudaBackend final : public Backend {
     cuda_check(cudaMemsetAsync(data, 0, bytes, ctx_.stream()), "cudaMemsetAsync");
     return Buffer(this, data, bytes);
   }
-  void release(void* data) override {
+  void do_release(void* data) override {
     // Queued kernels may still use the memory; cudaFree synchronises the device anyway.
     cudaFree(data);
   }
-  void upload(Tensor dst, const void* host) override {
-    SMOL_CHECK(host != nullptr || dst.numel() == 0, "upload: null host pointer for ",
-               dst.shape.str());
-    if (dst.bytes() == 0) return;
-    cuda_check(cudaMemcpyAsync(dst.data, host, dst.bytes(), cudaMemcpyHostToDevice, ctx_.stream()),
-               "upload");
-    cuda_check(cudaStreamSynchronize(ctx_.stream()), "upload");  // host buffer may be reused
+  void do_upload(Tensor dst, const void* host) override {
+    // Small uploads (a batch's ids, positions, targets) go through pinned staging and return
+    // without a host wait; large ones (weights at load) wait.
+    ctx_.upload(dst.data, host, dst.bytes());
   }
-  void download(void* host, const Tensor& src) override {
-    SMOL_CHECK(host != nullptr || src.numel() == 0, "download: null host pointer for ",
-               src.shape.str());
-    if (src.bytes() == 0) return;
-    cuda_check(cudaMemcpyAsync(host, src.data, src.bytes(), cudaMemcpyDeviceToHost, ctx_.stream()),
-               "download");
-    cuda_check(cudaStreamSynchronize(ctx_.stream()), "download");
+  void do_download(void* host, const Tensor& src) override {
+    ctx_.download(host, src.data, src.bytes());
   }
-  void synchronize() override { cuda_check(cudaStreamSynchronize(ctx_.stream()), "synchronize"); }
-  void fill_zero(Tensor t) override {
-    if (t.bytes() > 0)
-      cuda_check(cudaMemsetAsync(t.data, 0, t.bytes(), ctx_.stream()), "fill_zero");
+  void do_synchronize() override {
+    cuda_check(cudaStreamSynchronize(ctx_.stream()), "synchronize");
   }
-  void copy(Tensor dst, const Tensor& src) override { copy_cast(ctx_, dst, src); }
+  void do_fill_zero(Tensor t) override {
+    cuda_check(cudaMemsetAsync(t.data, 0, t.bytes(), ctx_.stream()), "fill_zero");
+  }
+  void do_copy(Tensor dst, const Tensor& src) override { copy_cast(ctx_, dst, src); }
 
-  void matmul(Tensor c, const Tensor& a, const Tensor& b, Transpose ta, Transpose tb, float alpha,
-              float beta) override {
+  void do_matmul(Tensor c, const Tensor& a, const Tensor& b, Transpose ta, Transpose tb,
+                 float alpha, float beta) override {
     SMOL_GPU_NS::matmul(ctx_, c, a, b, ta, tb, alpha, beta);
   }
-  void axpy(Tensor y, const Tensor& x, float alpha) override {
+  void do_axpy(Tensor y, const Tensor& x, float alpha) override {
     SMOL_GPU_NS::axpy(ctx_, y, x, alpha);
   }
-  void scale(Tensor x, float alpha) override { SMOL_GPU_NS::scale(ctx_, x, alpha); }
+  void do_scale(Tensor x, float alpha) override { SMOL_GPU_NS::scale(ctx_, x, alpha); }
 
-  void embedding_forward(Tensor out, const Tensor& ids, const Tensor& table) override {
+  void do_embedding_forward(Tensor out, const Tensor& ids, const Tensor& table) override {
     SMOL_GPU_NS::embedding_forward(ctx_, out, ids, table);
   }
-  void embedding_backward(Tensor dtable, const Tensor& dout, const Tensor& ids) override {
+  void do_embedding_backward(Tensor dtable, const Tensor& dout, const Tensor& ids) override {
     SMOL_GPU_NS::embedding_backward(ctx_, dtable, dout, ids);
   }
-  void rmsnorm_forward(Tensor out, Tensor rstd, const Tensor& x, const Tensor& weight,
-                       float eps) override {
+  void do_rmsnorm_forward(Tensor out, Tensor rstd, const Tensor& x, const Tensor& weight,
+                          float eps) override {
     SMOL_GPU_NS::rmsnorm_forward(ctx_, out, rstd, x, weight, eps);
   }
-  void add_rmsnorm_forward(Tensor sum, Tensor out, Tensor rstd, const Tensor& a, const Tensor& b,
-                           const Tensor& weight, float eps) override {
+  void do_add_rmsnorm_forward(Tensor sum, Tensor out, Tensor rstd, const Tensor& a, const Tensor& b,
+                              const Tensor& weight, float eps) override {
     SMOL_GPU_NS::add_rmsnorm_forward(ctx_, sum, out, rstd, a, b, weight, eps);
   }
-  void rmsnorm_backward(Tensor dx, Tensor dweight, const Tensor& dout, const Tensor& x,
-                        const Tensor& weight, const Tensor& rstd) override {
+  void do_rmsnorm_backward(Tensor dx, Tensor dweight, const Tensor& dout, const Tensor& x,
+                           const Tensor& weight, const Tensor& rstd) override {
     SMOL_GPU_NS::rmsnorm_backward(ctx_, dx, dweight, dout, x, weight, rstd);
   }
-  void rope_forward(Tensor x, const Tensor& positions, float theta) override {
+  void do_rope_forward(Tensor x, const Tensor& positions, float theta) override {
     SMOL_GPU_NS::rope(ctx_, x, positions, theta, /*inverse=*/false);
   }
-  void rope_backward(Tensor dx, const Tensor& positions, float theta) override {
+  void do_rope_backward(Tensor dx, const Tensor& positions, float theta) override {
     SMOL_GPU_NS::rope(ctx_, dx, positions, theta, /*inverse=*/true);
   }
-  void attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v,
-                         const AttentionLayout& layout, float scale) override {
+  void do_attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k,
+                            const Tensor& v, const AttentionLayout& layout, float scale) override {
     SMOL_GPU_NS::attention_forward(ctx_, out, lse, q, k, v, layout, scale);
   }
-  void attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dout, const Tensor& q,
-                          const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
-                          const AttentionLayout& layout, float scale) override {
+  void do_attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dout, const Tensor& q,
+                             const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                             const AttentionLayout& layout, float scale) override {
     SMOL_GPU_NS::attention_backward(ctx_, dq, dk, dv, dout, q, k, v, out, lse, layout, scale);
   }
-  void swiglu_forward(Tensor out, const Tensor& gate, const Tensor& up) override {
+  void do_swiglu_forward(Tensor out, const Tensor& gate, const Tensor& up) override {
     SMOL_GPU_NS::swiglu_forward(ctx_, out, gate, up);
   }
-  void swiglu_backward(Tensor dgate, Tensor dup, const Tensor& dout, const Tensor& gate,
-                       const Tensor& up) override {
+  void do_swiglu_backward(Tensor dgate, Tensor dup, const Tensor& dout, const Tensor& gate,
+                          const Tensor& up) override {
     SMOL_GPU_NS::swiglu_backward(ctx_, dgate, dup, dout, gate, up);
   }
-  void cross_entropy(Tensor losses, Tensor* dlogits, const Tensor& logits, const Tensor& targets,
-                     float dloss_scale) override {
+  void do_cross_entropy(Tensor losses, Tensor* dlogits, const Tensor& logits, const Tensor& targets,
+                        float dloss_scale) override {
     SMOL_GPU_NS::cross_entropy(ctx_, losses, dlogits, logits, targets, dloss_scale);
   }
-  void argmax(Tensor out, const Tensor& x) override { SMOL_GPU_NS::argmax(ctx_, out, x); }
-  void dropout(Tensor out, const Tensor& in, float p, uint64_t seed) override {
+  void do_argmax(Tensor out, const Tensor& x) override { SMOL_GPU_NS::argmax(ctx_, out, x); }
+  void do_dropout(Tensor out, const Tensor& in, float p, uint64_t seed) override {
     SMOL_GPU_NS::dropout(ctx_, out, in, p, seed);
   }
-  double sum_of_squares(std::span<const Tensor> tensors) override {
+  double do_sum_of_squares(std::span<const Tensor> tensors) override {
     return SMOL_GPU_NS::sum_of_squares(ctx_, tensors);
   }
-  void adamw_step(std::span<AdamWTensor> tensors, const AdamWHyper& hyper) override {
+  void do_accumulate_sum(Tensor acc, const Tensor& x) override {
+    SMOL_GPU_NS::accumulate_sum(ctx_, acc, x);
+  }
+  void do_adamw_step(std::span<AdamWTensor> tensors, const AdamWHyper& hyper) override {
     SMOL_GPU_NS::adamw_step(ctx_, tensors, hyper);
   }
 
@@ -188,7 +292,7 @@ namespace smol {
 
 #if defined(SMOL_CUDA_EMU)
 std::unique_ptr<Backend> make_cuda_emu_backend() {
-  return std::make_unique<gpu_emu::CudaBackend>("cuda-emu");
+  return std::make_unique<gpu_emu::CudaBackend>("cuda-emu", 0);
 }
 #else
 bool cuda_device_available() {
@@ -200,10 +304,22 @@ bool cuda_device_available() {
   }
   return count > 0;
 }
-std::unique_ptr<Backend> make_cuda_backend() {
+int cuda_device_count() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return count;
+}
+std::unique_ptr<Backend> make_cuda_backend(int device) {
   SMOL_CHECK(cuda_device_available(),
              "device 'cuda': no CUDA GPU or driver is available on this machine");
-  return std::make_unique<gpu::CudaBackend>("cuda");
+  const int count = cuda_device_count();
+  SMOL_CHECK(device >= 0 && device < count, "device 'cuda:", device, "': this machine has ", count,
+             " CUDA device", count == 1 ? "" : "s", " (ordinals 0..", count - 1, ")");
+  return std::make_unique<gpu::CudaBackend>(device == 0 ? "cuda" : "cuda:" + std::to_string(device),
+                                            device);
 }
 #endif
 

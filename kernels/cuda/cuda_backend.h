@@ -8,8 +8,12 @@
 
 namespace smol {
 
-// Throws smol::Error when no GPU or driver is present.
-std::unique_ptr<Backend> make_cuda_backend();
+// The backend on GPU `device` (made current for this process: one device per process, the
+// data-parallel design of docs/design.md §8). Throws smol::Error when no GPU or driver is
+// present or the ordinal is out of range.
+std::unique_ptr<Backend> make_cuda_backend(int device = 0);
+// Number of CUDA devices (0 without a driver).
+int cuda_device_count();
 // True when a CUDA device and a driver are usable (false, never a crash, without libcuda).
 bool cuda_device_available();
 

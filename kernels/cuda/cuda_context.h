@@ -5,6 +5,7 @@
 
 #include <map>
 #include <tuple>
+#include <vector>
 
 #include "kernels/cuda/cuda_compat.h"
 #include "kernels/tensor.h"
@@ -21,7 +22,7 @@ using MatmulKey = std::tuple<int64_t, int64_t, int64_t, int, int, int, int>;  //
 
 class GpuContext {
  public:
-  GpuContext();
+  explicit GpuContext(int device = 0);  // makes `device` current, then creates the stream
   ~GpuContext();
   GpuContext(const GpuContext&) = delete;
   GpuContext& operator=(const GpuContext&) = delete;
@@ -40,10 +41,51 @@ class GpuContext {
 
   // Number of streaming multiprocessors, for sizing persistent grids.
   int sm_count() const { return sm_count_; }
+  int device() const { return device_; }
+
+  // Copies `bytes` of host memory into pinned staging and returns the staged copy, for an
+  // asynchronous host-to-device copy on stream() that needs no host wait; nullptr when the
+  // upload is too large to stage (the caller then copies and waits). The staging area is two
+  // pinned halves used in turn: before a half is refilled, the event recorded when it was
+  // last left is waited for (its copies ran long ago, in the steady state — a rare host wait,
+  // once per kStagingBytes of uploads).
+  void* stage_upload(const void* host, size_t bytes);
+  // Host → device copy of `bytes`, stream-ordered; staged (no host wait) when small enough,
+  // else copied and waited for. The host memory may be reused on return either way.
+  void upload(void* device_dst, const void* host, size_t bytes);
+  // Device → host copy through pinned memory: one host wait (the stream synchronise).
+  void download(void* host, const void* device_src, size_t bytes);
+
+  // Device-side argument checks (token ids and targets inside the vocabulary) cost a host wait
+  // per op, so they run only in this debug mode; the host already checks every batch (the
+  // model packs and checks it). On by default on cuda-emu (a test device), off on
+  // cuda; SMOL_DEVICE_CHECKS=1 or 0 in the environment overrides the default.
+  bool device_checks() const { return device_checks_; }
+  void set_device_checks(bool on) { device_checks_ = on; }
+
+  // RoPE inverse frequencies theta^(−2i/D), i < D/2, on the device: uploaded once per
+  // (theta, D) and kept for the context's lifetime.
+  const float* rope_inv_freq(float theta, int64_t head_dim);
+
+  // The device copy of the last attention layout (row maps and spans), keyed by its contents:
+  // a batch's layout is uploaded once and reused by every layer, forward and backward.
+  // `key` identifies the layout; returns nullptr when the cached one differs (then call
+  // store_attention_layout with the new bytes).
+  const void* cached_attention_layout(const std::vector<int32_t>& key) const {
+    return key == layout_key_ ? layout_device_ : nullptr;
+  }
+  const void* store_attention_layout(std::vector<int32_t> key, const void* host, size_t bytes);
 
  private:
   static constexpr size_t kWorkspaceBytes = size_t{32} << 20;  // llm.c's cuBLASLt workspace
+  static constexpr size_t kStagingBytes = size_t{1} << 20;     // per half; larger uploads wait
+  int device_ = 0;
   cudaStream_t stream_ = nullptr;
+  void* staging_[2] = {nullptr, nullptr};  // pinned host halves
+  cudaEvent_t staging_done_[2] = {nullptr, nullptr};
+  bool staging_pending_[2] = {false, false};  // an event was recorded and not yet waited for
+  int staging_half_ = 0;
+  size_t staging_used_ = 0;
   cublasLtHandle_t cublaslt_ = nullptr;
   void* workspace_ = nullptr;
   void* scratch_ = nullptr;
@@ -52,6 +94,12 @@ class GpuContext {
   size_t scratch2_bytes_ = 0;
   int sm_count_ = 1;
   std::map<MatmulKey, MatmulPlan> plans_;
+  bool device_checks_ = false;
+  void* download_staging_ = nullptr;  // pinned, kStagingBytes
+  std::map<std::pair<float, int64_t>, float*> rope_tables_;
+  std::vector<int32_t> layout_key_;
+  void* layout_device_ = nullptr;
+  size_t layout_bytes_ = 0;
 };
 
 // Calls f(tag) with tag a float or bf16 value matching dtype; other dtypes are an Error.

@@ -1,6 +1,7 @@
 // The cuda ops, one file each (llm.c style): what CudaBackend (cuda_backend.cu) calls.
 // Each takes the backend's GpuContext and the op's tensors exactly as kernels/backend.h
-// documents them; shape and dtype checks live in the op's file, next to its kernel.
+// documents them. The contract (shapes, dtypes) was checked once by Backend's public op
+// (kernels/backend_ops.cpp); an op file checks only its own kernel's limits.
 #pragma once
 
 #include <span>
@@ -30,6 +31,7 @@ void swiglu_forward(GpuContext& ctx, Tensor out, const Tensor& gate, const Tenso
 void swiglu_backward(GpuContext& ctx, Tensor dgate, Tensor dup, const Tensor& dout,
                      const Tensor& gate, const Tensor& up);
 double sum_of_squares(GpuContext& ctx, std::span<const Tensor> tensors);  // global_norm.cu
+void accumulate_sum(GpuContext& ctx, Tensor acc, const Tensor& x);         // accumulate_sum.cu
 void adamw_step(GpuContext& ctx, std::span<AdamWTensor> tensors, const AdamWHyper& hyper);
 void cross_entropy(GpuContext& ctx, Tensor losses, Tensor* dlogits, const Tensor& logits,
                    const Tensor& targets, float dloss_scale);  // cross_entropy.cu
@@ -39,10 +41,5 @@ void attention_forward(GpuContext& ctx, Tensor out, Tensor lse, const Tensor& q,
 void attention_backward(GpuContext& ctx, Tensor dq, Tensor dk, Tensor dv, const Tensor& dout,
                         const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                         const Tensor& lse, const AttentionLayout& layout, float scale);
-
-// Shared argument checks (throw smol::Error naming the op and tensor).
-void check_same_shape(const char* op, const char* name_a, const Tensor& a, const char* name_b,
-                      const Tensor& b);
-void check_dtype(const char* op, const char* name, const Tensor& t, DType dtype);
 
 }  // namespace smol::SMOL_GPU_NS

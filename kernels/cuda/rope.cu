@@ -35,22 +35,11 @@ __global__ void rope_kernel(T* x /* [T, H, D] */, const int* positions /* [T] */
 
 void rope(GpuContext& ctx, Tensor x, const Tensor& positions, float theta, bool inverse) {
   const char* op = inverse ? "rope_backward" : "rope_forward";
-  check_dtype(op, "positions", positions, DType::I32);
-  SMOL_CHECK(x.shape.rank == 3, op, ": x ", x.shape.str(), " must be [T, H, D]");
   const int64_t tokens = x.shape[0], heads = x.shape[1], head_dim = x.shape[2];
-  SMOL_CHECK(positions.numel() == tokens, op, ": positions ", positions.shape.str(),
-             " must have one entry per token of x ", x.shape.str());
-  SMOL_CHECK(head_dim % 2 == 0, op, ": head dim of x ", x.shape.str(), " must be even");
-  SMOL_CHECK(theta > 0.0f, op, ": theta must be positive, got ", theta);
   const int64_t half = head_dim / 2;
   if (tokens == 0 || heads == 0 || half == 0) return;
-  std::vector<float> inv_freq(static_cast<size_t>(half));
-  for (int64_t i = 0; i < half; ++i)
-    inv_freq[i] = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(head_dim));
-  auto* table = static_cast<float*>(ctx.scratch(sizeof(float) * half));
-  cuda_check(cudaMemcpyAsync(table, inv_freq.data(), sizeof(float) * half, cudaMemcpyHostToDevice,
-                             ctx.stream()),
-             op);
+  // Uploaded once per (theta, D): no host copy per call.
+  const float* table = ctx.rope_inv_freq(theta, head_dim);
   dispatch_float(x.dtype, op, [&](auto tag) {
     using T = decltype(tag);
     launch(rope_kernel<T>, ceil_div(tokens * heads * half, kThreads), kThreads, 0, ctx.stream(),

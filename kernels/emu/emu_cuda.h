@@ -29,6 +29,7 @@
 #include <type_traits>
 
 #include "common/error.h"
+#include "kernels/emu/emu_host_waits.h"
 
 namespace smol::emu {
 
@@ -115,6 +116,9 @@ size_t max_dynamic_shared_bytes(const void* kernel);
 cudaError_t cudaGetLastError();
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes);
 const char* cudaGetErrorString(cudaError_t error);
+cudaError_t cudaMallocHost(void** pointer, size_t bytes);  // pinned host memory
+cudaError_t cudaFreeHost(void* pointer);
+cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned flags);
 
 // ---- cuBLASLt over OpenBLAS (emu_cublaslt.cpp) ----------------------------------------------
 cublasStatus_t cublasLtCreate(cublasLtHandle_t* handle);
@@ -328,6 +332,9 @@ inline void __stcs(T* p, T v) {
 #define cudaGetLastError ::smol::emu::cudaGetLastError
 #define cudaMemGetInfo ::smol::emu::cudaMemGetInfo
 #define cudaGetErrorString ::smol::emu::cudaGetErrorString
+#define cudaMallocHost ::smol::emu::cudaMallocHost
+#define cudaFreeHost ::smol::emu::cudaFreeHost
+#define cudaStreamWaitEvent ::smol::emu::cudaStreamWaitEvent
 #define cublasLtCreate ::smol::emu::cublasLtCreate
 #define cublasLtDestroy ::smol::emu::cublasLtDestroy
 #define cublasLtMatmulDescCreate ::smol::emu::cublasLtMatmulDescCreate

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 
@@ -51,6 +52,29 @@ struct DeviceMemory {
 DeviceMemory& device() {
   static DeviceMemory memory;
   return memory;
+}
+
+// The emulated device's count of host waits (see HostWaitCounts) and its pinned host blocks.
+struct HostSide {
+  std::mutex mutex;
+  HostWaitCounts waits;
+  std::map<uintptr_t, size_t> pinned;  // cudaMallocHost blocks by start address
+};
+HostSide& host_side() {
+  static HostSide side;
+  return side;
+}
+void count_wait(uint64_t HostWaitCounts::*counter) {
+  std::lock_guard lock(host_side().mutex);
+  ++(host_side().waits.*counter);
+}
+bool is_pinned(const void* p, size_t bytes) {
+  std::lock_guard lock(host_side().mutex);
+  const auto addr = reinterpret_cast<uintptr_t>(p);
+  auto it = host_side().pinned.upper_bound(addr);
+  if (it == host_side().pinned.begin()) return false;
+  --it;
+  return addr + bytes <= it->first + it->second;
 }
 
 // Finds the allocation containing [p, p+bytes); nullptr when none does. Caller holds the lock.
@@ -152,6 +176,7 @@ cudaError_t cudaMalloc(void** pointer, size_t bytes) {
 
 cudaError_t cudaFree(void* pointer) {
   if (pointer == nullptr) return cudaSuccess;
+  count_wait(&HostWaitCounts::free_sync);
   Allocation a;
   {
     std::lock_guard lock(device().mutex);
@@ -185,7 +210,8 @@ void check_allocation_canaries() {
   }
 }
 
-cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+namespace {
+cudaError_t copy_checked(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
   const bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice ||
                        (kind == cudaMemcpyDefault && is_device_range(dst, 1));
   const bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice ||
@@ -195,9 +221,26 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
   if (bytes) std::memmove(dst, src, bytes);
   return cudaSuccess;
 }
+cudaError_t copy_counted(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
+                         bool async) {
+  const cudaError_t status = copy_checked(dst, src, bytes, kind);
+  const bool to_host = !is_device_range(dst, bytes ? bytes : 1);
+  const bool from_host = !is_device_range(src, bytes ? bytes : 1);
+  // A synchronous copy touching host memory waits; so does an async one whose host side is
+  // pageable (the CUDA runtime synchronises the stream before a pageable upload and returns
+  // from a pageable download only when it is done).
+  const bool pageable =
+      (to_host && !is_pinned(dst, bytes)) || (from_host && !is_pinned(src, bytes));
+  if ((to_host || from_host) && (!async || pageable)) count_wait(&HostWaitCounts::memcpy_sync);
+  return status;
+}
+}  // namespace
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  return copy_counted(dst, src, bytes, kind, /*async=*/false);
+}
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
                             cudaStream_t) {
-  return emu::cudaMemcpy(dst, src, bytes, kind);
+  return copy_counted(dst, src, bytes, kind, /*async=*/true);
 }
 cudaError_t cudaMemset(void* pointer, int value, size_t bytes) {
   if (bytes == 0) return cudaSuccess;
@@ -219,10 +262,36 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
   return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t) {
+  count_wait(&HostWaitCounts::stream_sync);
   return cudaSuccess;
 }
 cudaError_t cudaDeviceSynchronize() {
+  count_wait(&HostWaitCounts::device_sync);
   return cudaSuccess;
+}
+cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) {
+  return cudaSuccess;  // the device waits, not the host; streams run in order here anyway
+}
+cudaError_t cudaMallocHost(void** pointer, size_t bytes) {
+  *pointer = std::malloc(bytes ? bytes : 1);
+  if (!*pointer) return cudaErrorMemoryAllocation;
+  std::lock_guard lock(host_side().mutex);
+  host_side().pinned[reinterpret_cast<uintptr_t>(*pointer)] = bytes;
+  return cudaSuccess;
+}
+cudaError_t cudaFreeHost(void* pointer) {
+  if (!pointer) return cudaSuccess;
+  {
+    std::lock_guard lock(host_side().mutex);
+    if (host_side().pinned.erase(reinterpret_cast<uintptr_t>(pointer)) == 0)
+      return cudaErrorInvalidValue;
+  }
+  std::free(pointer);
+  return cudaSuccess;
+}
+HostWaitCounts host_wait_counts() {
+  std::lock_guard lock(host_side().mutex);
+  return host_side().waits;
 }
 
 cudaError_t cudaEventCreate(cudaEvent_t* event) {
@@ -238,6 +307,7 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
   return cudaSuccess;
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t) {
+  count_wait(&HostWaitCounts::event_sync);
   return cudaSuccess;
 }
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {

@@ -1,24 +1,34 @@
-// Internal to the cpu backend: argument checks shared by the op files. Each throws
-// smol::Error naming the op, the argument and the shapes/dtypes involved.
+// Contract checks shared by the public ops of Backend (kernels/backend_ops.cpp) and by any
+// backend that checks something extra. Each throws smol::Error naming the op, the argument and
+// the shapes/dtypes involved.
 #pragma once
 
 #include <cstdint>
 
-#include "kernels/tensor.h"
+#include "kernels/backend.h"
 
-namespace smol::cpu {
+namespace smol::contract {
 
-inline void check_dtype(const char* op, const char* arg, const Tensor& t, DType want) {
-  SMOL_CHECK(t.dtype == want, op, ": ", arg, " must be ", dtype_name(want),
-             " on the cpu backend, got ", dtype_name(t.dtype), " ", t.shape.str());
+inline void check_data(const char* op, const char* arg, const Tensor& t) {
   SMOL_CHECK(t.data != nullptr || t.numel() == 0, op, ": ", arg, " ", t.shape.str(),
              " has no data (null pointer)");
 }
-inline void check_f32(const char* op, const char* arg, const Tensor& t) {
-  check_dtype(op, arg, t, DType::F32);
+inline void check_dtype(const char* op, const char* arg, const Tensor& t, DType want) {
+  SMOL_CHECK(t.dtype == want, op, ": ", arg, " must be ", dtype_name(want), ", got ",
+             dtype_name(t.dtype), " ", t.shape.str());
+  check_data(op, arg, t);
 }
 inline void check_i32(const char* op, const char* arg, const Tensor& t) {
   check_dtype(op, arg, t, DType::I32);
+}
+// A floating-point tensor of a dtype this backend computes in (F32 or its activation dtype).
+inline void check_float(const Backend& backend, const char* op, const char* arg, const Tensor& t) {
+  SMOL_CHECK(backend.is_float_dtype(t.dtype), op, ": ", arg, " must be F32",
+             backend.activation_dtype() == DType::F32
+                 ? ""
+                 : (std::string(" or ") + dtype_name(backend.activation_dtype())).c_str(),
+             " on the ", backend.name(), " backend, got ", dtype_name(t.dtype), " ", t.shape.str());
+  check_data(op, arg, t);
 }
 inline void check_same_shape(const char* op, const char* arg_a, const Tensor& a, const char* arg_b,
                              const Tensor& b) {
@@ -37,4 +47,4 @@ inline void check_vector(const char* op, const char* arg, const Tensor& t, int64
              "]), got ", t.shape.str());
 }
 
-}  // namespace smol::cpu
+}  // namespace smol::contract

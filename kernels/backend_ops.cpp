@@ -1,0 +1,434 @@
+// The public ops of Backend (kernels/backend.h): each checks its contract once for every
+// backend — shapes, dtypes, argument ranges — tells the OpHook, and calls the backend's
+// do_<op>. The checks used to be repeated in kernels/cpu/cpu_checks.h and in each cuda op file;
+// what stays there is only what a backend alone knows (sizes its kernels cannot handle).
+#include <limits>
+
+#include "kernels/backend.h"
+#include "kernels/backend_checks.h"
+
+namespace smol {
+
+using namespace contract;
+
+// Before/after calls to the hook around one op; nesting depth for composite ops.
+class Backend::HookScope {
+ public:
+  HookScope(Backend& backend, const char* op) : backend_(backend), op_(op) {
+    depth_ = backend_.depth_++;
+    if (backend_.hook_) backend_.hook_->before_op(backend_, op_, depth_);
+  }
+  ~HookScope() {
+    --backend_.depth_;
+    if (backend_.hook_) backend_.hook_->after_op(backend_, op_, depth_);
+  }
+  HookScope(const HookScope&) = delete;
+  HookScope& operator=(const HookScope&) = delete;
+
+ private:
+  Backend& backend_;
+  const char* op_;
+  int depth_ = 0;
+};
+
+// ---- memory ------------------------------------------------------------------------------------
+
+Buffer Backend::allocate(size_t bytes) {
+  return do_allocate(bytes);
+}
+void Backend::release(void* data) {
+  do_release(data);
+}
+
+void Backend::upload(Tensor dst, const void* host) {
+  check_data("upload", "dst", dst);
+  SMOL_CHECK(host != nullptr || dst.numel() == 0, "upload: null host pointer for ",
+             dst.shape.str());
+  HookScope scope(*this, "upload");
+  if (dst.bytes() > 0) do_upload(dst, host);
+}
+
+void Backend::download(void* host, const Tensor& src) {
+  check_data("download", "src", src);
+  SMOL_CHECK(host != nullptr || src.numel() == 0, "download: null host pointer for ",
+             src.shape.str());
+  HookScope scope(*this, "download");
+  if (src.bytes() > 0) do_download(host, src);
+}
+
+// Not reported to the hook: a hook may itself synchronise (to time an op) and is not an op.
+void Backend::synchronize() {
+  do_synchronize();
+}
+
+void Backend::fill_zero(Tensor t) {
+  SMOL_CHECK(t.data != nullptr || t.numel() == 0, "fill_zero: tensor ", t.shape.str(),
+             " has no data (null pointer)");
+  HookScope scope(*this, "fill_zero");
+  if (t.bytes() > 0) do_fill_zero(t);
+}
+
+void Backend::copy(Tensor dst, const Tensor& src) {
+  SMOL_CHECK(dst.numel() == src.numel(), "copy: dst ", dst.shape.str(), " and src ",
+             src.shape.str(), " have different sizes");
+  SMOL_CHECK((dst.data && src.data) || dst.numel() == 0, "copy: null data pointer");
+  // Casts are between the two float storage types (every backend can hold bf16 data).
+  SMOL_CHECK(dst.dtype == src.dtype || (dst.dtype != DType::I32 && src.dtype != DType::I32),
+             "copy: cannot cast ", dtype_name(src.dtype), " to ", dtype_name(dst.dtype));
+  HookScope scope(*this, "copy");
+  if (dst.numel() > 0) do_copy(dst, src);
+}
+
+// ---- dense linear algebra ----------------------------------------------------------------------
+
+void Backend::matmul(Tensor c, const Tensor& a, const Tensor& b, Transpose ta, Transpose tb,
+                     float alpha, float beta) {
+  check_float(*this, "matmul", "c", c);
+  check_float(*this, "matmul", "a", a);
+  check_float(*this, "matmul", "b", b);
+  const int64_t m = ta == Transpose::No ? a.shape.rows() : a.shape.cols();
+  const int64_t k = ta == Transpose::No ? a.shape.cols() : a.shape.rows();
+  const int64_t kb = tb == Transpose::No ? b.shape.rows() : b.shape.cols();
+  const int64_t n = tb == Transpose::No ? b.shape.cols() : b.shape.rows();
+  SMOL_CHECK(k == kb, "matmul: inner dimensions differ: op(a) of ", a.shape.str(), " is ", m, "x",
+             k, ", op(b) of ", b.shape.str(), " is ", kb, "x", n);
+  SMOL_CHECK(c.shape.rows() == m && c.shape.cols() == n, "matmul: c ", c.shape.str(), " must be [",
+             m, ", ", n, "] for op(a) ", m, "x", k, " and op(b) ", kb, "x", n);
+  HookScope scope(*this, "matmul");
+  do_matmul(c, a, b, ta, tb, alpha, beta);
+}
+
+void Backend::axpy(Tensor y, const Tensor& x, float alpha) {
+  check_float(*this, "axpy", "y", y);
+  check_float(*this, "axpy", "x", x);
+  check_same_shape("axpy", "y", y, "x", x);
+  HookScope scope(*this, "axpy");
+  do_axpy(y, x, alpha);
+}
+
+void Backend::scale(Tensor x, float alpha) {
+  check_float(*this, "scale", "x", x);
+  HookScope scope(*this, "scale");
+  do_scale(x, alpha);
+}
+
+// ---- model ops ---------------------------------------------------------------------------------
+
+void Backend::embedding_forward(Tensor out, const Tensor& ids, const Tensor& table) {
+  const char* op = "embedding_forward";
+  check_float(*this, op, "out", out);
+  check_i32(op, "ids", ids);
+  check_float(*this, op, "table", table);
+  SMOL_CHECK(table.shape.cols() == out.shape.cols(), op, ": out ", out.shape.str(), " and table ",
+             table.shape.str(), " must have the same width");
+  check_vector(op, "ids", ids, out.shape.rows());
+  HookScope scope(*this, op);
+  do_embedding_forward(out, ids, table);
+}
+
+void Backend::embedding_backward(Tensor dtable, const Tensor& dout, const Tensor& ids) {
+  const char* op = "embedding_backward";
+  check_float(*this, op, "dtable", dtable);
+  check_float(*this, op, "dout", dout);
+  check_i32(op, "ids", ids);
+  SMOL_CHECK(dtable.shape.cols() == dout.shape.cols(), op, ": dout ", dout.shape.str(),
+             " and dtable ", dtable.shape.str(), " must have the same width");
+  check_vector(op, "ids", ids, dout.shape.rows());
+  HookScope scope(*this, op);
+  do_embedding_backward(dtable, dout, ids);
+}
+
+namespace {
+void check_norm(const Backend& be, const char* op, const Tensor& out, const Tensor& rstd,
+                const Tensor& x, const Tensor& weight) {
+  check_float(be, op, "out", out);
+  check_dtype(op, "rstd", rstd, DType::F32);
+  check_float(be, op, "x", x);
+  check_float(be, op, "weight", weight);
+  check_same_shape(op, "out", out, "x", x);
+  SMOL_CHECK(weight.numel() == x.shape.cols(), op, ": weight ", weight.shape.str(),
+             " must have one element per channel of x ", x.shape.str());
+  check_vector(op, "rstd", rstd, x.shape.rows());
+}
+}  // namespace
+
+void Backend::rmsnorm_forward(Tensor out, Tensor rstd, const Tensor& x, const Tensor& weight,
+                              float eps) {
+  check_norm(*this, "rmsnorm_forward", out, rstd, x, weight);
+  HookScope scope(*this, "rmsnorm_forward");
+  do_rmsnorm_forward(out, rstd, x, weight, eps);
+}
+
+void Backend::add_rmsnorm_forward(Tensor sum, Tensor out, Tensor rstd, const Tensor& a,
+                                  const Tensor& b, const Tensor& weight, float eps) {
+  const char* op = "add_rmsnorm_forward";
+  check_float(*this, op, "sum", sum);
+  check_float(*this, op, "a", a);
+  check_float(*this, op, "b", b);
+  check_same_shape(op, "sum", sum, "a", a);
+  check_same_shape(op, "a", a, "b", b);
+  check_norm(*this, op, out, rstd, sum, weight);
+  HookScope scope(*this, op);
+  do_add_rmsnorm_forward(sum, out, rstd, a, b, weight, eps);
+}
+
+void Backend::rmsnorm_backward(Tensor dx, Tensor dweight, const Tensor& dout, const Tensor& x,
+                               const Tensor& weight, const Tensor& rstd) {
+  const char* op = "rmsnorm_backward";
+  check_float(*this, op, "dx", dx);
+  check_dtype(op, "dweight", dweight, DType::F32);
+  check_norm(*this, op, dout, rstd, x, weight);
+  check_same_shape(op, "dx", dx, "x", x);
+  SMOL_CHECK(dweight.numel() == weight.numel(), op, ": dweight ", dweight.shape.str(),
+             " and weight ", weight.shape.str(), " must have the same size");
+  HookScope scope(*this, op);
+  do_rmsnorm_backward(dx, dweight, dout, x, weight, rstd);
+}
+
+namespace {
+void check_rope(const Backend& be, const char* op, const Tensor& x, const Tensor& positions,
+                float theta) {
+  check_float(be, op, "x", x);
+  check_i32(op, "positions", positions);
+  check_rank(op, "x", x, 3, "[T, H, D]");
+  SMOL_CHECK(x.shape[2] % 2 == 0, op, ": head dim of x ", x.shape.str(), " must be even");
+  SMOL_CHECK(theta > 0.0f, op, ": theta must be positive, got ", theta);
+  check_vector(op, "positions", positions, x.shape[0]);
+}
+}  // namespace
+
+void Backend::rope_forward(Tensor x, const Tensor& positions, float theta) {
+  check_rope(*this, "rope_forward", x, positions, theta);
+  HookScope scope(*this, "rope_forward");
+  do_rope_forward(x, positions, theta);
+}
+
+void Backend::rope_backward(Tensor dx, const Tensor& positions, float theta) {
+  check_rope(*this, "rope_backward", dx, positions, theta);
+  HookScope scope(*this, "rope_backward");
+  do_rope_backward(dx, positions, theta);
+}
+
+namespace {
+void check_attention(const Backend& be, const char* op, const Tensor& out, const Tensor& lse,
+                     const Tensor& q, const Tensor& k, const Tensor& v,
+                     const AttentionLayout& layout) {
+  check_float(be, op, "out", out);
+  check_dtype(op, "lse", lse, DType::F32);
+  check_float(be, op, "q", q);
+  check_float(be, op, "k", k);
+  check_float(be, op, "v", v);
+  check_rank(op, "q", q, 3, "[Tq, Hq, D]");
+  check_rank(op, "k", k, 3, "[Tk, Hkv, D]");
+  check_same_shape(op, "k", k, "v", v);
+  check_same_shape(op, "out", out, "q", q);
+  SMOL_CHECK(q.dtype == k.dtype && k.dtype == v.dtype, op, ": q, k and v must share one dtype");
+  SMOL_CHECK(k.shape[2] == q.shape[2], op, ": head dim of q ", q.shape.str(), " and k ",
+             k.shape.str(), " differ");
+  SMOL_CHECK(k.shape[1] > 0 && q.shape[1] % k.shape[1] == 0, op, ": query heads of q ",
+             q.shape.str(), " must be a multiple of the key/value heads of k ", k.shape.str());
+  SMOL_CHECK(q.shape[2] > 0, op, ": head dim of q ", q.shape.str(), " must be positive");
+  SMOL_CHECK(lse.numel() == q.shape[0] * q.shape[1], op, ": lse must be [", q.shape[0], ", ",
+             q.shape[1], "], got ", lse.shape.str());
+  const int64_t q_tokens = q.shape[0], k_tokens = k.shape[0];
+  for (size_t s = 0; s < layout.seqs.size(); ++s) {
+    const SeqSpan& sp = layout.seqs[s];
+    SMOL_CHECK(sp.q_begin >= 0 && sp.q_len >= 0 && sp.q_begin + int64_t{sp.q_len} <= q_tokens, op,
+               ": layout sequence ", s, " has query rows [", sp.q_begin, ", ",
+               int64_t{sp.q_begin} + sp.q_len, ") outside q's ", q_tokens, " rows");
+    SMOL_CHECK(sp.k_begin >= 0 && sp.k_len >= 0 && sp.k_begin + int64_t{sp.k_len} <= k_tokens, op,
+               ": layout sequence ", s, " has key rows [", sp.k_begin, ", ",
+               int64_t{sp.k_begin} + sp.k_len, ") outside k's ", k_tokens, " rows");
+    SMOL_CHECK(sp.q_len <= sp.k_len, op, ": layout sequence ", s, " has q_len ", sp.q_len,
+               " > k_len ", sp.k_len);
+  }
+}
+}  // namespace
+
+void Backend::attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k,
+                                const Tensor& v, const AttentionLayout& layout, float scale) {
+  check_attention(*this, "attention_forward", out, lse, q, k, v, layout);
+  HookScope hook(*this, "attention_forward");
+  do_attention_forward(out, lse, q, k, v, layout, scale);
+}
+
+void Backend::attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dout,
+                                 const Tensor& q, const Tensor& k, const Tensor& v,
+                                 const Tensor& out, const Tensor& lse,
+                                 const AttentionLayout& layout, float scale) {
+  const char* op = "attention_backward";
+  check_attention(*this, op, out, lse, q, k, v, layout);
+  check_same_shape(op, "dq", dq, "q", q);
+  check_same_shape(op, "dk", dk, "k", k);
+  check_same_shape(op, "dv", dv, "v", v);
+  check_same_shape(op, "dout", dout, "out", out);
+  SMOL_CHECK(dq.dtype == q.dtype && dk.dtype == q.dtype && dv.dtype == q.dtype &&
+                 dout.dtype == q.dtype && out.dtype == q.dtype,
+             op, ": dq, dk, dv, dout and out must have the dtype of q (", dtype_name(q.dtype), ")");
+  HookScope hook(*this, op);
+  do_attention_backward(dq, dk, dv, dout, q, k, v, out, lse, layout, scale);
+}
+
+void Backend::swiglu_forward(Tensor out, const Tensor& gate, const Tensor& up) {
+  const char* op = "swiglu_forward";
+  check_float(*this, op, "out", out);
+  check_float(*this, op, "gate", gate);
+  check_float(*this, op, "up", up);
+  check_same_shape(op, "gate", gate, "up", up);
+  check_same_shape(op, "out", out, "gate", gate);
+  SMOL_CHECK(out.dtype == gate.dtype && up.dtype == gate.dtype, op,
+             ": out, gate and up must share one dtype");
+  HookScope hook(*this, op);
+  do_swiglu_forward(out, gate, up);
+}
+
+void Backend::swiglu_backward(Tensor dgate, Tensor dup, const Tensor& dout, const Tensor& gate,
+                              const Tensor& up) {
+  const char* op = "swiglu_backward";
+  for (const auto& [arg, t] : {std::pair<const char*, const Tensor*>{"dgate", &dgate},
+                               {"dup", &dup},
+                               {"dout", &dout},
+                               {"gate", &gate},
+                               {"up", &up}})
+    check_float(*this, op, arg, *t);
+  check_same_shape(op, "gate", gate, "up", up);
+  check_same_shape(op, "dout", dout, "gate", gate);
+  check_same_shape(op, "dgate", dgate, "gate", gate);
+  check_same_shape(op, "dup", dup, "up", up);
+  SMOL_CHECK(dgate.dtype == gate.dtype && dup.dtype == gate.dtype && dout.dtype == gate.dtype &&
+                 up.dtype == gate.dtype,
+             op, ": dgate, dup, dout, gate and up must share one dtype");
+  HookScope hook(*this, op);
+  do_swiglu_backward(dgate, dup, dout, gate, up);
+}
+
+namespace {
+void check_cross_entropy(const Backend& be, const char* op, const Tensor& losses,
+                         const Tensor* dlogits, const Tensor& logits, const Tensor& targets) {
+  check_dtype(op, "losses", losses, DType::F32);
+  check_float(be, op, "logits", logits);
+  check_i32(op, "targets", targets);
+  const int64_t rows = logits.shape.rows(), vocab = logits.shape.cols();
+  check_vector(op, "losses", losses, rows);
+  check_vector(op, "targets", targets, rows);
+  SMOL_CHECK(vocab > 0 && vocab < (int64_t{1} << 31), op, ": vocabulary ", vocab, " of logits ",
+             logits.shape.str(), " must be in [1, 2^31)");
+  if (dlogits) {
+    check_float(be, op, "dlogits", *dlogits);
+    check_same_shape(op, "dlogits", *dlogits, "logits", logits);
+    SMOL_CHECK(dlogits->dtype == logits.dtype, op, ": dlogits must have the dtype of logits");
+  }
+}
+}  // namespace
+
+void Backend::cross_entropy(Tensor losses, Tensor* dlogits, const Tensor& logits,
+                            const Tensor& targets, float dloss_scale) {
+  check_cross_entropy(*this, "cross_entropy", losses, dlogits, logits, targets);
+  HookScope hook(*this, "cross_entropy");
+  do_cross_entropy(losses, dlogits, logits, targets, dloss_scale);
+}
+
+void Backend::argmax(Tensor out, const Tensor& x) {
+  check_i32("argmax", "out", out);
+  check_float(*this, "argmax", "x", x);
+  check_vector("argmax", "out", out, x.shape.rows());
+  SMOL_CHECK(x.shape.cols() > 0 && x.shape.cols() < (int64_t{1} << 31), "argmax: x ", x.shape.str(),
+             " must have a last dimension in [1, 2^31)");
+  HookScope hook(*this, "argmax");
+  do_argmax(out, x);
+}
+
+void Backend::dropout(Tensor out, const Tensor& in, float p, uint64_t seed) {
+  check_float(*this, "dropout", "out", out);
+  check_float(*this, "dropout", "in", in);
+  check_same_shape("dropout", "out", out, "in", in);
+  SMOL_CHECK(p >= 0.0f && p <= 1.0f, "dropout: probability ", p, " is outside [0, 1]");
+  HookScope hook(*this, "dropout");
+  do_dropout(out, in, p, seed);
+}
+
+// ---- composite ops -----------------------------------------------------------------------------
+
+void Backend::lm_head_cross_entropy(const LmHeadOutputs& out, const Tensor& hidden,
+                                    const Tensor& weight, const Tensor& targets,
+                                    Tensor logits_scratch, float loss_scale,
+                                    std::span<const int32_t> host_targets) {
+  const char* op = "lm_head_cross_entropy";
+  const int64_t T = hidden.shape.rows(), C = hidden.shape.cols(), V = weight.shape.rows();
+  check_float(*this, op, "hidden", hidden);
+  check_float(*this, op, "weight", weight);
+  SMOL_CHECK(weight.shape.cols() == C, op, ": weight ", weight.shape.str(), " must be [V, ", C,
+             "] for hidden ", hidden.shape.str());
+  check_i32(op, "targets", targets);
+  check_vector(op, "targets", targets, T);
+  check_dtype(op, "losses", out.losses, DType::F32);
+  check_vector(op, "losses", out.losses, T);
+  check_float(*this, op, "logits_scratch", logits_scratch);
+  SMOL_CHECK(logits_scratch.shape.cols() == V &&
+                 logits_scratch.shape.rows() >= std::min(T, kLmHeadChunkRows),
+             op, ": logits_scratch ", logits_scratch.shape.str(),
+             " must be [>= ", std::min(T, kLmHeadChunkRows), ", ", V, "]");
+  if (out.dhidden.data) {
+    check_float(*this, op, "dhidden", out.dhidden);
+    check_same_shape(op, "dhidden", out.dhidden, "hidden", hidden);
+  }
+  if (out.dweight.data) {
+    SMOL_CHECK(out.dhidden.data, op, ": dweight needs dhidden (the backward) too");
+    check_float(*this, op, "dweight", out.dweight);
+    check_same_shape(op, "dweight", out.dweight, "weight", weight);
+  }
+  if (out.argmax.data) {
+    check_i32(op, "argmax", out.argmax);
+    check_vector(op, "argmax", out.argmax, T);
+  }
+  SMOL_CHECK(host_targets.empty() || static_cast<int64_t>(host_targets.size()) == T, op,
+             ": host_targets has ", host_targets.size(), " values for ", T, " rows");
+  HookScope hook(*this, op);
+  do_lm_head_cross_entropy(out, hidden, weight, targets, logits_scratch, loss_scale, host_targets);
+}
+
+// ---- optimisation ------------------------------------------------------------------------------
+
+double Backend::sum_of_squares(std::span<const Tensor> tensors) {
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const Tensor& t = tensors[i];
+    SMOL_CHECK(is_float_dtype(t.dtype), "sum_of_squares: tensor ", i, " ", t.shape.str(), " is ",
+               dtype_name(t.dtype), ", not a float dtype of ", name());
+    SMOL_CHECK(t.data != nullptr || t.numel() == 0, "sum_of_squares: tensor ", i, " ",
+               t.shape.str(), " has no data (null pointer)");
+  }
+  HookScope hook(*this, "sum_of_squares");
+  return do_sum_of_squares(tensors);
+}
+
+void Backend::accumulate_sum(Tensor acc, const Tensor& x) {
+  check_dtype("accumulate_sum", "acc", acc, DType::F32);
+  check_vector("accumulate_sum", "acc", acc, 1);
+  check_dtype("accumulate_sum", "x", x, DType::F32);
+  HookScope hook(*this, "accumulate_sum");
+  do_accumulate_sum(acc, x);
+}
+
+void Backend::adamw_step(std::span<AdamWTensor> tensors, const AdamWHyper& hyper) {
+  SMOL_CHECK(hyper.step >= 1, "adamw_step: step must be >= 1 (1-based), got ", hyper.step);
+  SMOL_CHECK(hyper.beta1 >= 0 && hyper.beta1 < 1 && hyper.beta2 >= 0 && hyper.beta2 < 1,
+             "adamw_step: betas must be in [0, 1), got ", hyper.beta1, ", ", hyper.beta2);
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const AdamWTensor& t = tensors[i];
+    for (const auto& [arg, tensor] : {std::pair<const char*, const Tensor*>{"param", &t.param},
+                                      {"grad", &t.grad},
+                                      {"m", &t.m},
+                                      {"v", &t.v}}) {
+      SMOL_CHECK(tensor->dtype == DType::F32, "adamw_step: tensor ", i, " ", arg, " ",
+                 tensor->shape.str(), " must be F32, got ", dtype_name(tensor->dtype));
+      SMOL_CHECK(tensor->shape == t.param.shape, "adamw_step: tensor ", i, " ", arg, " ",
+                 tensor->shape.str(), " must have the shape of param ", t.param.shape.str());
+      SMOL_CHECK(tensor->data != nullptr || tensor->numel() == 0, "adamw_step: tensor ", i, " ",
+                 arg, " has no data (null pointer)");
+    }
+  }
+  HookScope hook(*this, "adamw_step");
+  do_adamw_step(tensors, hyper);
+}
+
+}  // namespace smol

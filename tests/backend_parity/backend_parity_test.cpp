@@ -1,0 +1,519 @@
+// The table-driven parity harness (docs/design.md §10 item 3, after ggml's test-backend-ops):
+// every op of the Backend interface, at a few shapes, on every device backend of this build
+// (cuda-emu; cuda when a GPU is present) against the cpu backend, each output compared with a
+// tolerance derived from bf16 rounding. A coverage test checks, through an OpHook, that the
+// table exercises every public op. (tests/cuda_ops keeps the edge cases this table does not:
+// unaligned views, scalar paths, error messages, determinism.)
+//
+// Inputs are drawn once per case, rounded to bf16 so both backends see identical values (the
+// device holds activations in bf16, the cpu in fp32), and uploaded in each backend's
+// activation dtype (BF16 on cuda, F32 on cpu); optimizer state and statistics are F32.
+//
+// Tolerances, |device − cpu| ≤ rel·|cpu| + abs, from u = 2^-9, the bf16 unit roundoff
+// (8 significant bits, round to nearest): each rounding of a result y to bf16 costs ≤ u·|y|;
+// kBf16Rounding = 2u allows a factor two of margin. fp32 arithmetic differences (summation
+// order, exp/sin implementations, FMA contraction) are ≲ n·2^-24 relative for n-term sums and
+// go into `abs`, scaled by the size of the terms. Each table row states its derivation.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cctype>
+#include <functional>
+#include <set>
+
+#include "cuda_ops_test_util.h"
+
+namespace smol::test {
+namespace {
+
+using Outputs = std::vector<std::vector<float>>;
+
+// One backend's side of a case: makes tensors in the right dtype and keeps them alive.
+class Env {
+ public:
+  explicit Env(Backend& b) : b_(b) {}
+  Backend& b() { return b_; }
+  DType act() const { return b_.activation_dtype(); }
+  Tensor make(const std::vector<float>& v, Shape s, DType dt) {
+    owned_.push_back(make_tensor(b_, v, s, dt));
+    return owned_.back().tensor;
+  }
+  Tensor act(const std::vector<float>& v, Shape s) { return make(v, s, act()); }
+  Tensor f32(const std::vector<float>& v, Shape s) { return make(v, s, DType::F32); }
+  Tensor i32(const std::vector<float>& v, Shape s) { return make(v, s, DType::I32); }
+  Tensor zeros(Shape s, DType dt) {
+    return make(std::vector<float>(static_cast<size_t>(s.numel()), 0.0f), s, dt);
+  }
+  std::vector<float> get(const Tensor& t) { return read(b_, t); }
+
+ private:
+  Backend& b_;
+  std::vector<Owned> owned_;
+};
+
+std::vector<float> values(int64_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
+  return rounded_bf16(random_vector(static_cast<size_t>(n), seed, lo, hi));
+}
+
+struct Tolerance {
+  double rel = 0, abs = 0;
+};
+
+struct OpCase {
+  std::string name;                // unique, gtest-safe
+  std::vector<Tolerance> outputs;  // one per output of run, in order
+  std::function<Outputs(Env&)> run;
+  // Optional extra comparison for outputs that need one (e.g. argmax over rounded logits).
+  std::function<void(const Outputs& device, const Outputs& cpu)> extra;
+};
+
+constexpr double u = 0x1p-9;  // bf16 unit roundoff
+
+std::vector<OpCase> memory_cases() {
+  std::vector<OpCase> cases;
+  // upload → download is a byte copy; fill_zero writes zeros; copy casts bf16-exact values
+  // F32 → act → F32 without any rounding (they are representable): all exact.
+  cases.push_back({"upload_download_fill_copy", {{0, 0}, {0, 0}, {0, 0}, {0, 0}}, [](Env& e) {
+                     const auto v = values(77, 1);
+                     Tensor f = e.f32(v, {7, 11});
+                     Tensor ids = e.i32({3, 0, 299, 7}, {4});
+                     Tensor a = e.zeros({7, 11}, e.act());
+                     e.b().copy(a, f);
+                     Tensor back = e.zeros({77}, DType::F32);
+                     e.b().copy(back, a);
+                     Tensor z = e.f32(v, {77});
+                     e.b().fill_zero(z);
+                     return Outputs{e.get(f), e.get(ids), e.get(back), e.get(z)};
+                   }});
+  // axpy then scale in the activation dtype: two roundings of the result, 2·kBf16Rounding;
+  // fp32 math on identical inputs is exact to 2^-24.
+  cases.push_back({"axpy_scale", {{2 * kBf16Rounding, 1e-6}}, [](Env& e) {
+                     Tensor y = e.act(values(300, 2), {300});
+                     e.b().axpy(y, e.act(values(300, 3), {300}), 0.75f);
+                     e.b().scale(y, -1.25f);
+                     return Outputs{e.get(y)};
+                   }});
+  return cases;
+}
+
+std::vector<OpCase> matmul_cases() {
+  std::vector<OpCase> cases;
+  struct Dims {
+    int64_t m, n, k;
+  };
+  for (Dims d : {Dims{7, 5, 33}, Dims{16, 24, 64}})
+    for (Transpose ta : {Transpose::No, Transpose::Yes})
+      for (Transpose tb : {Transpose::No, Transpose::Yes}) {
+        const std::string name = "matmul_" + std::to_string(d.m) + "x" + std::to_string(d.n) + "x" +
+                                 std::to_string(d.k) + (ta == Transpose::Yes ? "_T" : "_N") +
+                                 (tb == Transpose::Yes ? "T" : "N");
+        // c = 0.5·op(a)·op(b) + c: fp32 accumulation of k ≤ 64 products of |x| ≤ 1 differs by
+        // ≤ k·2^-24·k ≈ 2^-12 absolute; the result is rounded once to bf16 (kBf16Rounding).
+        cases.push_back({name, {{kBf16Rounding, 0x1p-12}}, [d, ta, tb](Env& e) {
+                           const Shape sa = ta == Transpose::No ? Shape{d.m, d.k} : Shape{d.k, d.m};
+                           const Shape sb = tb == Transpose::No ? Shape{d.k, d.n} : Shape{d.n, d.k};
+                           Tensor a = e.act(values(d.m * d.k, 10), sa);
+                           Tensor b = e.act(values(d.k * d.n, 11), sb);
+                           Tensor c = e.act(values(d.m * d.n, 12), {d.m, d.n});
+                           e.b().matmul(c, a, b, ta, tb, 0.5f, 1.0f);
+                           return Outputs{e.get(c)};
+                         }});
+      }
+  return cases;
+}
+
+std::vector<OpCase> model_op_cases() {
+  std::vector<OpCase> cases;
+  // Embedding: a gather of bf16-exact rows (exact); the backward sums dout rows per id in token
+  // order into F32 on both backends (exact up to fp32 order: ≤ 4 terms, 2^-22 relative).
+  cases.push_back({"embedding_forward_backward", {{0, 0}, {0x1p-22, 1e-7}}, [](Env& e) {
+                     const int64_t V = 9, C = 24, T = 6;
+                     Tensor table = e.act(values(V * C, 20), {V, C});
+                     Tensor ids = e.i32({3, 0, 8, 3, 5, 3}, {T});
+                     Tensor out = e.zeros({T, C}, e.act());
+                     e.b().embedding_forward(out, ids, table);
+                     Tensor dtable = e.f32(values(V * C, 21), {V, C});
+                     e.b().embedding_backward(dtable, e.act(values(T * C, 22), {T, C}), ids);
+                     return Outputs{e.get(out), e.get(dtable)};
+                   }});
+  for (int64_t C : {64, 40}) {
+    // rstd: fp32 Σx² over C terms vs the cpu's double: ≤ C·2^-24 relative (2^-16 allowed).
+    // out: one bf16 rounding. Fused add: sum rounded once, then out from the rounded sum (≤ u
+    // through x and ≤ u through rstd) and rounded: 3·kBf16Rounding. Backward: dx accumulates
+    // into a bf16 dx (one rounding of the result) from fp32 terms of size |w·dout·rstd| ≲ 2,
+    // through rstd (2^-16 relative, above) and C-term means (C·2^-24·2): 2^-13 absolute;
+    // dweight: F32 sums over rows of dout·x̂ (2^-16 relative + the same absolute term).
+    cases.push_back(
+        {"rmsnorm_C" + std::to_string(C),
+         {{0x1p-16, 0},
+          {kBf16Rounding, 1e-6},
+          {kBf16Rounding, 0},
+          {3 * kBf16Rounding, 1e-6},
+          {kBf16Rounding, 0x1p-13},
+          {0x1p-16, 0x1p-13}},
+         [C](Env& e) {
+           const int64_t T = 5;
+           Tensor x = e.act(values(T * C, 30, -2.0f, 2.0f), {T, C});
+           Tensor w = e.f32(random_vector(C, 31, 0.5f, 1.5f), {C});
+           Tensor out = e.zeros({T, C}, e.act());
+           Tensor rstd = e.zeros({T}, DType::F32);
+           e.b().rmsnorm_forward(out, rstd, x, w, 1e-5f);
+           Outputs o{e.get(rstd), e.get(out)};
+           Tensor sum = e.zeros({T, C}, e.act());
+           e.b().add_rmsnorm_forward(sum, out, rstd, x, e.act(values(T * C, 32), {T, C}), w, 1e-5f);
+           o.push_back(e.get(sum));
+           o.push_back(e.get(out));
+           // The backward at x (identical on both backends; the rounded sum is not).
+           e.b().rmsnorm_forward(out, rstd, x, w, 1e-5f);
+           Tensor dx = e.act(values(T * C, 33), {T, C});
+           Tensor dw = e.f32(values(C, 34), {C});
+           e.b().rmsnorm_backward(dx, dw, e.act(values(T * C, 35), {T, C}), x, w, rstd);
+           o.push_back(e.get(dx));
+           o.push_back(e.get(dw));
+           return o;
+         }});
+  }
+  // RoPE: angles pos·θ^(−2i/D) up to 61 rad, computed in fp32 (61·2^-24 ≈ 2^-18 of angle
+  // rounding) and fp32 sin/cos implementations: outputs of |x| ≤ 1 pairs differ by ≤ 2^-16
+  // before the one bf16 rounding. Forward, and backward on other values.
+  cases.push_back(
+      {"rope_forward_backward", {{kBf16Rounding, 0x1p-16}, {kBf16Rounding, 0x1p-16}}, [](Env& e) {
+         const int64_t T = 6, H = 3, D = 16;
+         Tensor pos = e.i32({0, 1, 2, 7, 30, 61}, {T});
+         Tensor x = e.act(values(T * H * D, 40), {T, H, D});
+         e.b().rope_forward(x, pos, 10000.0f);
+         Tensor dx = e.act(values(T * H * D, 41), {T, H, D});
+         e.b().rope_backward(dx, pos, 10000.0f);
+         return Outputs{e.get(x), e.get(dx)};
+       }});
+  // Attention over a packed training layout (block-diagonal causal) and a decode layout.
+  // out: softmax-weighted mean of bf16-exact v (|out| ≤ 1) rounded once, plus fp32 exp/sum
+  // differences (≤ 1e-6); lse: fp32 sums of ≤ 9 exps (1e-5 absolute). Gradients go through the
+  // device's bf16-rounded out (Δ = Σ dout·out differs by ≤ D·u·|dout||out|), times P·|k| or
+  // P·|q| (≤ 2): 2^-4·scale absolute, plus one rounding of each gradient (tests/cuda_ops
+  // attention test, same derivation).
+  struct Layout {
+    std::string name;
+    AttentionLayout layout;
+    int64_t tq, tk;
+  };
+  std::vector<Layout> layouts;
+  {
+    AttentionLayout l;
+    l.seqs = {{0, 4, 0, 4}, {4, 5, 4, 5}};
+    l.max_q_len = l.max_k_len = 5;
+    layouts.push_back({"packed", l, 10, 10});  // row 9 outside the layout
+    AttentionLayout d;
+    d.seqs = {{0, 3, 0, 8}};
+    d.max_q_len = 3;
+    d.max_k_len = 8;
+    layouts.push_back({"decode", d, 3, 8});
+  }
+  for (const Layout& L : layouts) {
+    const int64_t hq = 4, hkv = 2, D = 16;
+    const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+    const double grad_abs = 0x1p-4 * scale;
+    cases.push_back({"attention_" + L.name,
+                     {{kBf16Rounding, 1e-5},
+                      {0, 1e-5},
+                      {kBf16Rounding, grad_abs},
+                      {kBf16Rounding, grad_abs},
+                      {kBf16Rounding, 1e-5}},
+                     [L, hq, hkv, D, scale](Env& e) {
+                       const Shape sq{L.tq, hq, D}, sk{L.tk, hkv, D};
+                       Tensor q = e.act(values(sq.numel(), 50, -2.0f, 2.0f), sq);
+                       Tensor k = e.act(values(sk.numel(), 51, -2.0f, 2.0f), sk);
+                       Tensor v = e.act(values(sk.numel(), 52), sk);
+                       Tensor out = e.zeros(sq, e.act()), lse = e.zeros({L.tq, hq}, DType::F32);
+                       const float s = static_cast<float>(scale);
+                       e.b().attention_forward(out, lse, q, k, v, L.layout, s);
+                       Tensor dq = e.zeros(sq, e.act()), dk = e.zeros(sk, e.act()),
+                              dv = e.zeros(sk, e.act());
+                       e.b().attention_backward(dq, dk, dv, e.act(values(sq.numel(), 53), sq), q, k,
+                                                v, out, lse, L.layout, s);
+                       return Outputs{e.get(out), e.get(lse), e.get(dq), e.get(dk), e.get(dv)};
+                     }});
+  }
+  // SwiGLU: fp32 silu (exp implementations differ by ≤ ~2^-22 relative) on identical inputs,
+  // each output rounded once.
+  cases.push_back({"swiglu_forward_backward",
+                   {{kBf16Rounding, 1e-6}, {kBf16Rounding, 1e-6}, {kBf16Rounding, 1e-6}},
+                   [](Env& e) {
+                     const Shape s{9, 40};
+                     Tensor gate = e.act(values(s.numel(), 60, -4.0f, 4.0f), s);
+                     Tensor up = e.act(values(s.numel(), 61), s);
+                     Tensor out = e.zeros(s, e.act());
+                     e.b().swiglu_forward(out, gate, up);
+                     Tensor dgate = e.zeros(s, e.act()), dup = e.zeros(s, e.act());
+                     e.b().swiglu_backward(dgate, dup, e.act(values(s.numel(), 62), s), gate, up);
+                     return Outputs{e.get(out), e.get(dgate), e.get(dup)};
+                   }});
+  // Cross-entropy on identical logits: lse from fp32 sums of V exps vs the cpu's double sum of
+  // approximate exps, |Δ| ≲ 2^-18 on |lse| ≤ 16 (2^-14 allowed); dlogits = s·(p − onehot)
+  // rounded once plus the same 2^-14. Argmax of identical values is exact.
+  cases.push_back({"cross_entropy_argmax",  // losses, dlogits, argmax
+                   {{0, 0x1p-14}, {kBf16Rounding, 0x1p-14}, {0, 0}},
+                   [](Env& e) {
+                     const int64_t T = 6, V = 301;
+                     Tensor logits = e.act(values(T * V, 70, -4.0f, 4.0f), {T, V});
+                     Tensor targets = e.i32({0, 300, -100, 17, 17, 150}, {T});
+                     Tensor am = e.zeros({T}, DType::I32);
+                     e.b().argmax(am, logits);
+                     Tensor losses = e.zeros({T}, DType::F32);
+                     Tensor dlogits = logits;  // in place
+                     e.b().cross_entropy(losses, &dlogits, logits, targets, 0.5f);
+                     return Outputs{e.get(losses), e.get(dlogits), e.get(am)};
+                   }});
+  // Dropout: the same counter-based mask on both; kept values x/(1−p) rounded once.
+  cases.push_back({"dropout", {{kBf16Rounding, 0}}, [](Env& e) {
+                     Tensor x = e.act(values(1000, 80), {10, 100});
+                     e.b().dropout(x, x, 0.3f, 12345);
+                     return Outputs{e.get(x)};
+                   }});
+  return cases;
+}
+
+// The composite LM head over T = 260 rows (two chunks of 256 and 4; the second wholly
+// unsupervised, skipped when host targets are given), hidden and W in [−½, ½], C = 24.
+// Logits are rounded to bf16 on the device: |Δlogit| ≤ e = 2u·C·¼ (twice the rounding of the
+// largest possible |logit| = C·¼). Then |Δloss| ≤ 2e (lse and the target logit each move ≤ e);
+// |Δp_v| ≤ 2e·p_v, so the dlogits row moves ≤ s·(2e + 2u) in total (2u: its own rounding) and
+// dhidden = dlogits·W moves ≤ s·(2e + 2u)·½ plus its rounding; dweight = Σ_t dlogits_t ⊗ h_t
+// moves ≤ T·s·(2e + 2u)·½ with s = 1/T. Argmax: the device's choice must be a cpu maximum up
+// to 2e (rounded logits may reorder near-ties).
+OpCase lm_head_case(bool host_targets) {
+  const int64_t T = 260, C = 24, V = 50;
+  const double e_logit = 2 * u * C * 0.25;
+  const double s = 1.0 / T;
+  const double drow = s * (2 * e_logit + 2 * u) * 0.5;
+  OpCase c;
+  c.name = std::string("lm_head_cross_entropy") + (host_targets ? "_skipping" : "");
+  c.outputs = {{0, 2 * e_logit},
+               {kBf16Rounding, drow},
+               {0, T * drow},
+               {kBf16Rounding, 0x1p-12},  // logits: the matmul rows' tolerance
+               {0, 1e9}};                 // argmax: by `extra`
+  c.run = [=](Env& e) {
+    std::vector<float> tgt(T);
+    for (int64_t t = 0; t < T; ++t) tgt[t] = t >= 256 || t % 7 == 3 ? -100.0f : (t * 13) % V;
+    Tensor hidden = e.act(values(T * C, 90, -0.5f, 0.5f), {T, C});
+    Tensor w = e.act(values(V * C, 91, -0.5f, 0.5f), {V, C});
+    Tensor targets = e.i32(tgt, {T});
+    LmHeadOutputs out;
+    out.losses = e.f32(std::vector<float>(T, 7.0f), {T});  // must become 0 where ignored
+    out.dhidden = e.zeros({T, C}, e.act());
+    out.dweight = e.f32(std::vector<float>(V * C, 0.0f), {V, C});
+    if (!host_targets) out.argmax = e.zeros({T}, DType::I32);
+    std::vector<int32_t> host(tgt.begin(), tgt.end());
+    Tensor scratch = e.zeros({Backend::kLmHeadChunkRows, V}, e.act());
+    e.b().lm_head_cross_entropy(
+        out, hidden, w, targets, scratch, static_cast<float>(s),
+        host_targets ? std::span<const int32_t>(host) : std::span<const int32_t>());
+    // The logits themselves, for the argmax check (which reads the cpu's fp32 ones).
+    Tensor logits = e.zeros({T, V}, e.act());
+    e.b().matmul(logits, hidden, w, Transpose::No, Transpose::Yes);
+    return Outputs{e.get(out.losses), e.get(out.dhidden), e.get(out.dweight), e.get(logits),
+                   host_targets ? std::vector<float>() : e.get(out.argmax)};
+  };
+  c.extra = [=](const Outputs& dev, const Outputs& cpu) {
+    if (host_targets) return;
+    const std::vector<float>& logits = cpu[3];
+    for (int64_t t = 0; t < T; ++t) {
+      const float* row = logits.data() + t * V;
+      const float best = *std::max_element(row, row + V);
+      const int chosen = static_cast<int>(dev[4][t]);
+      ASSERT_TRUE(chosen >= 0 && chosen < V) << "row " << t;
+      EXPECT_GE(row[chosen], best - 2 * e_logit) << "row " << t << " chose " << chosen;
+    }
+  };
+  return c;
+}
+
+std::vector<OpCase> optimizer_cases() {
+  std::vector<OpCase> cases;
+  // Σx² over an F32 and an activation tensor: fp32 partial sums of ≤ 2050 squares (≤ 2050·2^-24
+  // relative worst case) against the cpu's double: 2^-12 relative.
+  // accumulate_sum: double sums on both, one fp32 rounding of acc: 2^-23 relative.
+  cases.push_back({"sum_of_squares_accumulate_sum", {{0x1p-12, 0}, {0x1p-23, 0}}, [](Env& e) {
+                     Tensor a = e.f32(values(2050, 100), {2050});
+                     Tensor b = e.act(values(333, 101), {3, 111});
+                     const Tensor both[] = {a, b};
+                     const double ss = e.b().sum_of_squares(both);
+                     Tensor acc = e.f32({1.5f}, {1});
+                     e.b().accumulate_sum(acc, a);
+                     e.b().accumulate_sum(acc, a);
+                     return Outputs{{static_cast<float>(ss)}, e.get(acc)};
+                   }});
+  // AdamW, three steps: the same fp32 formula on both (FMA contraction, correctly rounded
+  // sqrt/division): a few ulps per step, 2^-20 relative (tests/cuda_ops AdamW test).
+  cases.push_back({"adamw_step", {{0x1p-20, 1e-9}, {0x1p-20, 1e-9}, {0x1p-20, 1e-9}}, [](Env& e) {
+                     const int64_t n = 333;
+                     Tensor p = e.f32(random_vector(n, 110), {n});
+                     Tensor g = e.f32(random_vector(n, 111), {n});
+                     Tensor m = e.f32(random_vector(n, 112, -0.1f, 0.1f), {n});
+                     Tensor v = e.f32(random_vector(n, 113, 0.0f, 0.01f), {n});
+                     std::vector<AdamWTensor> list{{p, g, m, v, 0.01f}};
+                     for (int64_t step = 1; step <= 3; ++step)
+                       e.b().adamw_step(list, AdamWHyper{1e-3f, 0.9f, 0.999f, 1e-8f, step, 0.7f});
+                     return Outputs{e.get(p), e.get(m), e.get(v)};
+                   }});
+  return cases;
+}
+
+const std::vector<OpCase>& all_cases() {
+  static const std::vector<OpCase> cases = [] {
+    std::vector<OpCase> all;
+    for (auto part : {memory_cases(), matmul_cases(), model_op_cases(), optimizer_cases()})
+      for (OpCase& c : part) all.push_back(std::move(c));
+    all.push_back(lm_head_case(false));
+    all.push_back(lm_head_case(true));
+    return all;
+  }();
+  return cases;
+}
+
+// The device backends of this build (cpu is the reference).
+std::vector<std::string> devices_to_test() {
+  std::vector<std::string> out;
+  for (const std::string& d : available_devices())
+    if (d != "cpu" && d != "auto") out.push_back(d);
+  return out;
+}
+
+struct Param {
+  std::string device;
+  size_t index;
+};
+
+class BackendParity : public ::testing::TestWithParam<Param> {};
+
+TEST_P(BackendParity, MatchesCpu) {
+  const Param& p = GetParam();
+  std::unique_ptr<Backend> device;
+  try {
+    device = make_backend(p.device);
+  } catch (const Error& e) {
+    GTEST_SKIP() << "device '" << p.device << "' is not available here: " << e.what();
+  }
+  auto cpu = make_backend("cpu");
+  const OpCase& c = all_cases()[p.index];
+  Env dev_env(*device), cpu_env(*cpu);
+  const Outputs got = c.run(dev_env), want = c.run(cpu_env);
+  ASSERT_EQ(got.size(), c.outputs.size()) << c.name;
+  ASSERT_EQ(want.size(), c.outputs.size()) << c.name;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (c.outputs[i].abs >= 1e9) continue;  // compared by `extra` only
+    expect_close(got[i], want[i], c.outputs[i].rel, c.outputs[i].abs,
+                 p.device + " " + c.name + " output " + std::to_string(i));
+  }
+  if (c.extra) c.extra(got, want);
+}
+
+std::vector<Param> all_params() {
+  std::vector<Param> params;
+  for (const std::string& d : devices_to_test())
+    for (size_t i = 0; i < all_cases().size(); ++i) params.push_back({d, i});
+  return params;
+}
+
+std::string param_name(const ::testing::TestParamInfo<Param>& info) {
+  std::string name = info.param.device + "_" + all_cases()[info.param.index].name;
+  for (char& ch : name)
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, BackendParity, ::testing::ValuesIn(all_params()), param_name);
+
+// Records which public ops a backend ran (an OpHook, kernels/backend.h).
+class OpRecorder final : public OpHook {
+ public:
+  std::set<std::string> seen;
+  void before_op(Backend&, const char* op, int) override { seen.insert(op); }
+  void after_op(Backend&, const char*, int) override {}
+};
+
+// Every public op of Backend, as the hook names them (kept next to kernels/backend.h's list:
+// adding an op there without adding it here and to the table fails this test).
+const char* const kInterfaceOps[] = {"upload",
+                                     "download",
+                                     "fill_zero",
+                                     "copy",
+                                     "matmul",
+                                     "axpy",
+                                     "scale",
+                                     "embedding_forward",
+                                     "embedding_backward",
+                                     "rmsnorm_forward",
+                                     "add_rmsnorm_forward",
+                                     "rmsnorm_backward",
+                                     "rope_forward",
+                                     "rope_backward",
+                                     "attention_forward",
+                                     "attention_backward",
+                                     "swiglu_forward",
+                                     "swiglu_backward",
+                                     "cross_entropy",
+                                     "argmax",
+                                     "dropout",
+                                     "lm_head_cross_entropy",
+                                     "sum_of_squares",
+                                     "accumulate_sum",
+                                     "adamw_step"};
+
+TEST(BackendParityCoverage, TheTableExercisesEveryOp) {
+  auto cpu = make_backend("cpu");
+  OpRecorder recorder;
+  cpu->set_op_hook(&recorder);
+  for (const OpCase& c : all_cases()) {
+    Env env(*cpu);
+    c.run(env);
+  }
+  cpu->set_op_hook(nullptr);
+  for (const char* op : kInterfaceOps)
+    EXPECT_TRUE(recorder.seen.count(op)) << "no table row exercises " << op;
+  for (const std::string& op : recorder.seen)
+    EXPECT_TRUE(std::find_if(std::begin(kInterfaceOps), std::end(kInterfaceOps),
+                             [&](const char* k) { return op == k; }) != std::end(kInterfaceOps))
+        << op << " is an op the coverage list does not know";
+}
+
+// The hook sees composites around their primitives, one level deeper.
+TEST(BackendParityCoverage, HookReportsNestingDepth) {
+  auto cpu = make_backend("cpu");
+  struct DepthRecorder final : OpHook {
+    std::vector<std::pair<std::string, int>> events;
+    void before_op(Backend&, const char* op, int depth) override { events.push_back({op, depth}); }
+    void after_op(Backend&, const char*, int) override {}
+  } recorder;
+  Env env(*cpu);
+  Tensor hidden = env.f32(values(4 * 8, 1), {4, 8}), w = env.f32(values(5 * 8, 2), {5, 8});
+  Tensor targets = env.i32({1, 2, -100, 4}, {4});
+  LmHeadOutputs out;
+  out.losses = env.zeros({4}, DType::F32);
+  Tensor scratch = env.zeros({4, 5}, DType::F32);
+  cpu->set_op_hook(&recorder);
+  cpu->lm_head_cross_entropy(out, hidden, w, targets, scratch, 1.0f);
+  cpu->set_op_hook(nullptr);
+  ASSERT_GE(recorder.events.size(), 3u);
+  EXPECT_EQ(recorder.events[0], (std::pair<std::string, int>{"lm_head_cross_entropy", 0}));
+  EXPECT_EQ(recorder.events[1], (std::pair<std::string, int>{"matmul", 1}));
+  EXPECT_EQ(recorder.events[2], (std::pair<std::string, int>{"cross_entropy", 1}));
+}
+
+// Device names with ordinals: cpu ignores them, cuda-emu has only :0, malformed ones fail.
+TEST(BackendParityCoverage, DeviceOrdinals) {
+  EXPECT_EQ(make_backend("cpu:3")->name(), "cpu");
+  EXPECT_THROW(make_backend("cpu:x"), Error);
+  EXPECT_THROW(make_backend("cuda-emu:"), Error);
+  EXPECT_THROW(make_backend("tpu:0"), Error);
+  const auto names = available_devices();
+  if (std::find(names.begin(), names.end(), "cuda-emu") != names.end()) {
+    EXPECT_EQ(make_backend("cuda-emu:0")->device_ordinal(), 0);
+    EXPECT_NE(make_backend("cuda-emu:0")->stream_handle(), nullptr);
+    EXPECT_THROW(make_backend("cuda-emu:1"), Error);
+  }
+}
+
+}  // namespace
+}  // namespace smol::test
