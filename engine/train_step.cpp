@@ -36,14 +36,13 @@ TrainStepResult accumulate_gradients(LlamaModel& model,
   const float loss_scale = result.supervised > 0
                                ? static_cast<float>(1.0 / static_cast<double>(result.supervised))
                                : 0.0f;
-  double loss_sum = 0;
+  // The loss stays on the device across micro-batches and is read once per optimizer step
+  // (no host wait per micro-batch on cuda; docs/design.md §2).
   int64_t counted = 0;
-  for (size_t i = 0; i < micro_batches.size(); ++i) {
-    const ForwardResult forward =
-        model.forward_backward(micro_batches[i], loss_scale, dropout_seed + i, true);
-    loss_sum += forward.loss_sum;
-    counted += forward.supervised;
-  }
+  for (size_t i = 0; i < micro_batches.size(); ++i)
+    counted +=
+        model.forward_backward_accumulate(micro_batches[i], loss_scale, dropout_seed + i, true);
+  const double loss_sum = model.read_loss();
   SMOL_CHECK(counted == result.supervised, "train step: the model counted ", counted,
              " supervised tokens but the batch has ", result.supervised);
   result.loss = result.supervised > 0 ? loss_sum / static_cast<double>(result.supervised) : 0.0;
