@@ -9,7 +9,9 @@
 2. PEFT's: transformers loads the base model the adapter names (a GGUF: from its directory with
    gguf_file=..., dequantised to fp32, which equals our loader bit for bit), then
    PeftModel.from_pretrained(base, CHECKPOINT_DIR), eval mode, fp32, eager attention.
-3. Prints max |ours - PEFT| over every logit and the argmax agreement. Both sides are fp32; the
+3. Prints max |ours - PEFT| over every logit, the argmax agreement, and how far the adapter
+   moves PEFT's logits at all (so a check of an adapter that barely trained is not mistaken
+   for one that proves something). Both sides are fp32; the
    expected difference is fp32 summation-order noise (~1e-5 on logits of magnitude ~20).
 Developer-side check (CI runs no Python); its output is quoted in the closing notes.
 """
@@ -63,10 +65,13 @@ def main():
     model = PeftModel.from_pretrained(model, a.checkpoint).eval()
     with torch.no_grad():
         theirs = model(torch.tensor([ids])).logits[0].double()
+        with model.disable_adapter():
+            base_only = model(torch.tensor([ids])).logits[0].double()
     diff = (ours - theirs).abs().max().item()
     agree = (ours.argmax(-1) == theirs.argmax(-1)).float().mean().item()
     print(json.dumps({"tokens": len(ids), "max_abs_logit_diff": diff,
                       "max_abs_logit": theirs.abs().max().item(), "argmax_agreement": agree,
+                      "adapter_effect_max_abs": (theirs - base_only).abs().max().item(),
                       "adapter_r": adapter["r"], "adapter_alpha": adapter["lora_alpha"]}))
 
 
