@@ -550,8 +550,12 @@ void run_training(const TrainOptions& options) {
   write_file_atomically((fs::path(output_dir) / "trainer_state.json").string(),
                         state.dump(2) + "\n");
   outputs.report("finished: " + std::to_string(progress.global_step) + " steps", last_predictions);
+  std::string written =
+      output_dir + "/report.html, metrics.jsonl, " +
+      (model.mode() == TrainMode::Full ? "model.safetensors" : "adapter_model.safetensors");
+  if (!list_checkpoints(output_dir).empty()) written += ", checkpoint-*/";
   say("done in " + std::to_string(static_cast<int>(seconds_between(run_start, Clock::now()))) +
-      " s: " + output_dir + "/report.html, metrics.jsonl, checkpoint-*/" +
+      " s: " + written +
       (final_eval ? "; final eval: " + metrics_line(*final_eval) : std::string()));
 }
 
