@@ -1,4 +1,4 @@
-// smol::Error — the one exception type of the engine (DESIGN.md §9).
+// smol::Error — the one exception type of the engine (docs/design.md §9).
 //
 // Every bad input ends in an Error whose message names what is wrong and where
 // (file, tensor, key, line). The CLI catches it, prints "error: <message>" and exits 1.

@@ -1,6 +1,6 @@
 // AddedTokenMatcher: splits raw text around added tokens (specials such as "<|im_start|>")
 // before any model runs, as tokenizers' AddedVocabulary does: leftmost-longest,
-// non-overlapping matches on the raw text (formats.md §5, step 1).
+// non-overlapping matches on the raw text (docs/formats.md §5, step 1).
 #pragma once
 
 #include <array>

@@ -1,4 +1,4 @@
-// Byte-level BPE (formats.md §5). Parity notes, each a trap HF `tokenizers` sets:
+// Byte-level BPE (docs/formats.md §5). Parity notes, each a trap HF `tokenizers` sets:
 // - Digits(individual_digits) runs BEFORE the ByteLevel regex, on each added-token-free
 //   stretch, so "! 123" gives pieces "! ", "1", "2", "3" and the regex then sees "! " alone
 //   (a whitespace run before a digit ends its piece, so `\s+(?!\S)` takes all of it).
@@ -258,7 +258,7 @@ void BpeTokenizer::bpe(std::string_view word, std::vector<int32_t>& ids) const {
   symbols.reserve(word.size());
   for (char c : word) {
     const int32_t id = byte_ids_[static_cast<uint8_t>(c)];
-    if (id < 0) continue;  // byte char absent from the vocabulary: dropped (formats.md §5)
+    if (id < 0) continue;  // byte char absent from the vocabulary: dropped (docs/formats.md §5)
     const auto index = static_cast<int32_t>(symbols.size());
     symbols.push_back({id, index - 1, -1});
     if (index > 0) symbols[index - 1].next = index;

@@ -1,5 +1,5 @@
 // BpeTokenizer: byte-level BPE exactly as HF `tokenizers` runs it for SmolLM2 and GPT-2
-// (formats.md §5), built from a BpeSpec (tokenizer.json or GGUF metadata).
+// (docs/formats.md §5), built from a BpeSpec (tokenizer.json or GGUF metadata).
 //
 // encode: added tokens split out first (leftmost-longest, AddedTokenMatcher) -> Digits
 // pre-tokenizer ("smollm" flavour: every \p{N} char its own piece) -> ByteLevel regex per

@@ -1,4 +1,4 @@
-// GPT-2 bytes_to_unicode (formats.md §5), built the way tokenizers' bytes_char() builds it.
+// GPT-2 bytes_to_unicode (docs/formats.md §5), built the way tokenizers' bytes_char() builds it.
 #include "data/byte_level.h"
 
 #include "data/utf8.h"

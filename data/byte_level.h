@@ -1,4 +1,4 @@
-// GPT-2's byte <-> char map used by byte-level BPE (formats.md §5): every byte gets a
+// GPT-2's byte <-> char map used by byte-level BPE (docs/formats.md §5): every byte gets a
 // printable char so that BPE works on strings. 0x21-0x7E, 0xA1-0xAC and 0xAE-0xFF map to
 // themselves; the other 68 bytes, in increasing order, map to U+0100..U+0143.
 #pragma once

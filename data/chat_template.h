@@ -1,4 +1,4 @@
-// ChatML rendering as SmolLM2-Instruct's chat template does it (formats.md §1): a default
+// ChatML rendering as SmolLM2-Instruct's chat template does it (docs/formats.md §1): a default
 // system turn when the first message is not "system", then
 // "<|im_start|>" role "\n" content "<|im_end|>\n" per message, and with
 // add_generation_prompt a final "<|im_start|>assistant\n". No BOS.

@@ -1,6 +1,6 @@
-// Collation (seed-spec.md §2.7, the seed's CompletionDataCollator): right-pad every example to
-// the longest one in the batch rounded up to a multiple of pad_to_multiple_of; input_ids get
-// the pad id, labels -100, attention_mask 0 (1 on real tokens). The tokenizer's padding_side is
+// Collation (docs/seed-behaviour.md §2.7, the seed's CompletionDataCollator): right-pad every
+// example to the longest one in the batch rounded up to a multiple of pad_to_multiple_of; input_ids
+// get the pad id, labels -100, attention_mask 0 (1 on real tokens). The tokenizer's padding_side is
 // ignored, as in the seed. The pad id is the caller's (the engine resolves it once:
 // resolve_special_ids in engine/training_data.h).
 #pragma once

@@ -1,4 +1,4 @@
-// Where datasets are found (DESIGN.md §5): --data-dir, then $SMOLENGINE_DATA, then ./data,
+// Where datasets are found (docs/design.md §5): --data-dir, then $SMOLENGINE_DATA, then ./data,
 // then ../shared/data (relative to the working directory).
 #pragma once
 

@@ -25,7 +25,7 @@ std::string read_whole_file(const std::string& path) {
   return buffer.str();
 }
 
-// The text the seed's str(value) gives for a JSON value (seed-spec.md §2.3).
+// The text the seed's str(value) gives for a JSON value (docs/seed-behaviour.md §2.3).
 DatasetCell cell_from_json(const json& value) {
   DatasetCell cell;
   if (value.is_null()) {

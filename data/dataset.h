@@ -1,6 +1,6 @@
 // Dataset: rows of string fields read from a local JSONL file (one JSON object per line) or a
-// JSON file holding one array of objects (MetaMathQA-395K.json), formats.md §6. Values become
-// text the way the seed's str() does (seed-spec.md §2.3): strings as they are, numbers in
+// JSON file holding one array of objects (MetaMathQA-395K.json), docs/formats.md §6. Values become
+// text the way the seed's str() does (docs/seed-behaviour.md §2.3): strings as they are, numbers in
 // their shortest round-trip form, booleans True/False, nested values as compact JSON; JSON
 // null is kept apart (a row whose target is null is dropped by the renderer). The column list
 // is the union of every row's keys in order of first appearance, as HF's JSON loader builds

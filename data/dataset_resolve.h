@@ -1,5 +1,5 @@
-// Which local files hold a dataset's splits (DESIGN.md §5, formats.md §6). We read no Parquet
-// and fetch nothing: the known hub datasets resolve to converted copies under a data root
+// Which local files hold a dataset's splits (docs/design.md §5, docs/formats.md §6). We read no
+// Parquet and fetch nothing: the known hub datasets resolve to converted copies under a data root
 // (find_data_file: --data-dir, $SMOLENGINE_DATA, ./data, ../shared/data):
 //
 //   gsm8k, openai/gsm8k (subset "main" or none)   <root>/gsm8k/{train,test}.jsonl

@@ -1,4 +1,4 @@
-// Tokenised training examples (seed-spec.md §2.4–2.6).
+// Tokenised training examples (docs/seed-behaviour.md §2.4–2.6).
 //
 // Prompt and completion (assistant_prefix + completion_prefix + response + completion_suffix)
 // are encoded separately and concatenated; no BOS/EOS is added by encoding (special-token

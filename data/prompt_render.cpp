@@ -75,7 +75,7 @@ std::string format_map(const std::string& format, const std::map<std::string, st
     SMOL_CHECK(field.find_first_of(".[") == std::string::npos, where, ": template field '{", field,
                "}' uses attribute or index access, which is not supported");
     const auto found = values.find(field);
-    if (found != values.end()) out += found->second;  // missing -> "" (seed-spec.md §2.3)
+    if (found != values.end()) out += found->second;  // missing -> "" (docs/seed-behaviour.md §2.3)
   }
   return out;
 }

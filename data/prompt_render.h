@@ -1,5 +1,5 @@
-// Prompt rendering (seed-spec.md §2.2–2.3): which fields are the input and the target, and the
-// prompt / response text of one dataset row.
+// Prompt rendering (docs/seed-behaviour.md §2.2–2.3): which fields are the input and the target,
+// and the prompt / response text of one dataset row.
 //
 // Field inference (§2.2): target = target_field, else the first existing column among
 // response, answer, output, target, completion, text, label. Inputs = input_fields, else the
@@ -59,6 +59,5 @@ std::optional<RenderedExample> render_example(const Dataset& dataset, int64_t ro
 // smol::Error naming `where`, as are a lone '}' and an unclosed '{' (Python raises too).
 std::string format_map(const std::string& format, const std::map<std::string, std::string>& values,
                        const std::string& where);
-
 
 }  // namespace smol

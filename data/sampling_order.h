@@ -1,4 +1,4 @@
-// The order training rows are visited in (seed-spec.md §2.8). The seed used HF's seeded
+// The order training rows are visited in (docs/seed-behaviour.md §2.8). The seed used HF's seeded
 // RandomSampler (torch.randperm under a generator seeded with data_seed), reshuffled each
 // epoch; reproducing torch's generator stream is out of scope, so the port defines its own
 // deterministic order, portable across compilers and standard libraries:

@@ -1,4 +1,4 @@
-// Split-slicing parser and resolver (see split_slice.h; formats.md §6).
+// Split-slicing parser and resolver (see split_slice.h; docs/formats.md §6).
 #include "data/split_slice.h"
 
 #include <cmath>

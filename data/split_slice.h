@@ -1,5 +1,5 @@
 // Hugging Face split slicing, exactly as datasets' arrow_reader.py (ReadInstruction.from_spec
-// and _rel_to_abs_instr) does it, formats.md §6 — not the seed's own parser (B7: "[x:0]" is
+// and _rel_to_abs_instr) does it, docs/formats.md §6 — not the seed's own parser (B7: "[x:0]" is
 // not the whole split here, it is empty).
 //
 //   spec     := part ('+' part)*            (spaces allowed around '+')

@@ -1,5 +1,5 @@
 // Tokenizer's shared decode and StreamingDecoder. Decoding follows tokenizers' ByteLevel
-// decoder (formats.md §5): concatenate each token's bytes, then repair UTF-8 lossily.
+// decoder (docs/formats.md §5): concatenate each token's bytes, then repair UTF-8 lossily.
 #include "data/tokenizer.h"
 
 #include "common/error.h"

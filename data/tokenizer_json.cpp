@@ -113,7 +113,7 @@ void check_model_options(const json& model, const BpeSpec& spec, const std::stri
     SMOL_CHECK(unset, source, ": model.", key, " is set; not supported for byte-level BPE");
   }
   // An unk_token only changes results when some byte has no token: we always drop such bytes
-  // (formats.md §5), so refuse the combination rather than tokenise differently.
+  // (docs/formats.md §5), so refuse the combination rather than tokenise differently.
   if (!is_null_or_absent(model, "unk_token")) {
     const ByteLevelMap& map = byte_level_map();
     const std::unordered_set<std::string> vocab(spec.tokens.begin(), spec.tokens.end());

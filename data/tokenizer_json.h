@@ -1,4 +1,4 @@
-// HF tokenizer.json <-> BpeSpec, for byte-level BPE tokenizers only (formats.md §5).
+// HF tokenizer.json <-> BpeSpec, for byte-level BPE tokenizers only (docs/formats.md §5).
 //
 // Accepted: model.type "BPE" (vocab {token: id}, merges as "a b" strings or [["a","b"]]
 // pairs), added_tokens, normalizer null, pre_tokenizer ByteLevel(use_regex, no prefix space)

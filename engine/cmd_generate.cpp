@@ -1,7 +1,7 @@
 // `smolengine generate --model M --prompt TEXT [--chat] [--max-new-tokens N] [--temperature T]
 //  [--top-p P] [--seed S] [--stop STR]... [--raw] [--device D]`
 // Loads M (a .gguf, an HF model directory or a hub name, via load_model), encodes the prompt
-// (with --chat: the Instruct ChatML template with the generation prompt, formats.md §1) and
+// (with --chat: the Instruct ChatML template with the generation prompt, docs/formats.md §1) and
 // decodes with the KV cache (model/generation.h). Greedy by default (--temperature 0).
 // Stops at the model's eos (2 for SmolLM2-Instruct), at id 0 when it is a special token
 // (<|endoftext|>), at any --stop string, or after N tokens.
@@ -21,8 +21,8 @@
 #include "data/sentencepiece_tokenizer.h"
 #include "data/tokenizer_json.h"
 #include "engine/commands.h"
-#include "model/generation.h"
 #include "io/model_loader.h"
+#include "model/generation.h"
 
 namespace smol {
 namespace {

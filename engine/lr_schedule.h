@@ -1,4 +1,4 @@
-// Learning-rate schedules with HF Trainer semantics (seed-spec.md §6, DESIGN.md §4).
+// Learning-rate schedules with HF Trainer semantics (docs/seed-behaviour.md §6, docs/design.md §4).
 //
 // The schedule is a multiplier of the peak lr evaluated at the optimizer-update index k
 // (0-based: the first update uses k = 0, so with any warmup it runs at lr 0, as HF does; the

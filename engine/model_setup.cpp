@@ -55,7 +55,7 @@ BuiltModel build_model(Backend& backend, const RunConfig& config,
     std::optional<WeightGradients> gradients;
     if (lora_init_needs_gradient(spec.kind)) {
       // Without explicit batches, the config's own train split feeds the gradient pass
-      // (seed-spec.md §4: the first loraga.num_samples examples, no shuffle).
+      // (docs/seed-behaviour.md §4: the first loraga.num_samples examples, no shuffle).
       std::vector<std::vector<TokenRow>> from_dataset;
       if (gradient_batches == nullptr) {
         from_dataset = gradient_pass_batches(config, architecture.vocab_size,

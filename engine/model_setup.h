@@ -1,4 +1,4 @@
-// Builds the model a run config describes (DESIGN.md §3): base weights (pretrained through
+// Builds the model a run config describes (docs/design.md §3): base weights (pretrained through
 // load_model, or random from model.architecture), the train mode (LoRA with its initialiser,
 // or full fine-tuning), and for lora_ga / lora_ns the gradient pass over the given batches.
 #pragma once
@@ -28,7 +28,7 @@ BuiltModel build_model(Backend& backend, const RunConfig& config,
                        const std::vector<std::vector<TokenRow>>* gradient_batches = nullptr);
 
 // Right-pads every row to the longest row rounded up to `multiple`, with `pad_id` and label
-// −100 (seed-spec.md §2.7). Rows without labels get all −100 labels.
+// −100 (docs/seed-behaviour.md §2.7). Rows without labels get all −100 labels.
 std::vector<TokenRow> pad_rows(const std::vector<TokenRow>& rows, int64_t multiple, int32_t pad_id);
 
 }  // namespace smol

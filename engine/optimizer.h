@@ -1,5 +1,5 @@
 // AdamW over a model's trainable parameters with global grad-norm clipping
-// (DESIGN.md §4, seed-spec.md §6).
+// (docs/design.md §4, docs/seed-behaviour.md §6).
 //
 // One update, given the lr of this step:
 //   norm  = sqrt(Σ_params Σ grad²)                      (logged as grad_norm, HF)

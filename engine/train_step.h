@@ -1,5 +1,5 @@
-// One optimizer step over several micro-batches with gradient accumulation (DESIGN.md §4,
-// seed-spec.md §6).
+// One optimizer step over several micro-batches with gradient accumulation (docs/design.md §4,
+// docs/seed-behaviour.md §6).
 //
 // loss = (Σ token CE over every micro-batch) / N, N = supervised tokens of the WHOLE step
 // (transformers ≥ 4.46 num_items_in_batch semantics, not the mean of per-micro-batch means).
@@ -18,7 +18,7 @@
 namespace smol {
 
 // Positions t of a row whose next-token target labels[t+1] is supervised (≠ −100): the
-// tokens the causal loss counts (formats.md §2 "Loss").
+// tokens the causal loss counts (docs/formats.md §2 "Loss").
 int64_t count_supervised_targets(const TokenRow& row);
 int64_t count_supervised_targets(const std::vector<TokenRow>& rows);
 

@@ -1,8 +1,8 @@
 // From a run config's `dataset` and `tokenizer` sections to token rows for the model
-// (DESIGN.md §5, seed-spec.md §2): the tokenizer (tokenizer.name_or_path, else the model's),
-// the EOS / pad ids, the split (HF slicing over the resolved files), rendering, tokenised
+// (docs/design.md §5, docs/seed-behaviour.md §2): the tokenizer (tokenizer.name_or_path, else the
+// model's), the EOS / pad ids, the split (HF slicing over the resolved files), rendering, tokenised
 // examples with truncation and masking, and collation. The gradient pass of lora_ga / lora_ns
-// (seed-spec.md §4) takes its batches from here.
+// (docs/seed-behaviour.md §4) takes its batches from here.
 #pragma once
 
 #include <cstdint>
@@ -24,11 +24,11 @@ struct TextPipeline {
   std::unique_ptr<Tokenizer> tokenizer;
   PromptFormat prompt;
   ExampleFormat example;  // max_length and eos_id resolved
-  int32_t pad_id = 0;     // collation pad (seed-spec.md §2.7)
+  int32_t pad_id = 0;     // collation pad (docs/seed-behaviour.md §2.7)
   int64_t model_vocab = 0;
 };
 
-// The EOS and collation pad ids of a run — the one place they are resolved (seed-spec:
+// The EOS and collation pad ids of a run — the one place they are resolved (docs/seed-behaviour.md:
 // docs/seed-behaviour.md §2.7, where pad := EOS because base SmolLM2 has no pad):
 //   eos = tokenizer.eos_token's id, else the tokenizer's EOS, else the model's eos_token_id,
 //         else -1;
@@ -66,7 +66,7 @@ std::vector<TokenizedExample> build_examples(const TextPipeline& pipeline, const
 std::vector<TokenRow> collate_token_rows(const std::vector<TokenizedExample>& examples,
                                          int64_t pad_to_multiple_of, int32_t pad_id);
 
-// seed-spec.md §4 gradient pass: the first loraga.num_samples examples of the train split
+// docs/seed-behaviour.md §4 gradient pass: the first loraga.num_samples examples of the train split
 // (no shuffle; fewer when the split has fewer), in batches of loraga.batch_size (the last one
 // may be short), each collated with training.pad_to_multiple_of.
 std::vector<std::vector<TokenRow>> gradient_pass_batches(const RunConfig& config,

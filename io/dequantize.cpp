@@ -1,4 +1,4 @@
-// ggml block formats → fp32 (formats.md §3; ggml src/ggml-quants.c dequantize_row_*).
+// ggml block formats → fp32 (docs/formats.md §3; ggml src/ggml-quants.c dequantize_row_*).
 // Each block decoder mirrors the reference loop order, so results are bit-identical to ggml's
 // scalar code: every value is one product (plus one add for the "_1"/K types) in fp32.
 #include "io/dequantize.h"

@@ -1,5 +1,5 @@
 // Dequantisation of ggml tensor data to fp32, exactly as ggml's dequantize_row_* computes it
-// (formats.md §3 "Blocks"): F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K.
+// (docs/formats.md §3 "Blocks"): F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K.
 #pragma once
 
 #include <cstdint>

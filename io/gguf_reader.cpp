@@ -1,5 +1,5 @@
-// GGUF v2/v3 parser (formats.md §3). A bounds-checked cursor walks the header, the metadata and
-// the tensor infos; every count is compared with the bytes left before anything is reserved,
+// GGUF v2/v3 parser (docs/formats.md §3). A bounds-checked cursor walks the header, the metadata
+// and the tensor infos; every count is compared with the bytes left before anything is reserved,
 // and every tensor's byte range is checked against the data section and the other tensors.
 #include "io/gguf_reader.h"
 

@@ -1,4 +1,4 @@
-// GgufFile: a parser for GGUF v2/v3 files (formats.md §3): header, metadata of every value
+// GgufFile: a parser for GGUF v2/v3 files (docs/formats.md §3): header, metadata of every value
 // type (nested arrays included), tensor infos and the aligned data section.
 //
 // The file is memory-mapped; every count, length, offset and size is validated against the
@@ -95,7 +95,7 @@ struct GgufValue {
 
 struct GgufTensorInfo {
   std::string name;
-  std::vector<int64_t> ne;  // ne[0] is the contiguous dimension (formats.md §3)
+  std::vector<int64_t> ne;  // ne[0] is the contiguous dimension (docs/formats.md §3)
   GgmlType type = GgmlType::F32;
   uint64_t offset = 0;            // relative to the data section
   uint64_t size_bytes = 0;        // ne[0]/block · block_bytes · ne[1] · ...

@@ -1,4 +1,4 @@
-// GGUF tokenizer metadata → BpeSpec (formats.md §3 "Metadata for SmolLM2"). Token types:
+// GGUF tokenizer metadata → BpeSpec (docs/formats.md §3 "Metadata for SmolLM2"). Token types:
 // 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte.
 #include "io/gguf_tokenizer.h"
 

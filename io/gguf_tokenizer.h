@@ -1,5 +1,5 @@
 // bpe_spec_from_gguf: the byte-level BPE description stored in a GGUF's `tokenizer.ggml.*`
-// metadata (formats.md §3), as a BpeSpec the tokenizer builds on (data/bpe_spec.h).
+// metadata (docs/formats.md §3), as a BpeSpec the tokenizer builds on (data/bpe_spec.h).
 #pragma once
 
 #include "data/bpe_spec.h"

@@ -1,4 +1,4 @@
-// HF hub cache layout (formats.md §7; huggingface_hub constants.py and manage-cache.md).
+// HF hub cache layout (docs/formats.md §7; huggingface_hub constants.py and manage-cache.md).
 #include "io/hf_cache.h"
 
 #include <cctype>

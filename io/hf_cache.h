@@ -1,4 +1,4 @@
-// Local Hugging Face hub cache lookup (formats.md §7): "HuggingFaceTB/SmolLM2-135M" →
+// Local Hugging Face hub cache lookup (docs/formats.md §7): "HuggingFaceTB/SmolLM2-135M" →
 // <root>/models--HuggingFaceTB--SmolLM2-135M/snapshots/<commit>/. No network, ever.
 #pragma once
 

@@ -1,4 +1,4 @@
-// HF `config.json` ↔ LlamaConfig (formats.md §1). Missing optional keys take the defaults of
+// HF `config.json` ↔ LlamaConfig (docs/formats.md §1). Missing optional keys take the defaults of
 // transformers' LlamaConfig, so a config.json read here means what it means to transformers.
 #pragma once
 

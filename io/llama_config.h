@@ -1,4 +1,4 @@
-// LlamaConfig: the architecture, in HF `config.json` key names (formats.md §1).
+// LlamaConfig: the architecture, in HF `config.json` key names (docs/formats.md §1).
 #pragma once
 
 #include <cstdint>
@@ -30,7 +30,7 @@ struct LlamaConfig {
   bool operator==(const LlamaConfig&) const = default;
 };
 
-// SmolLM2-135M's architecture (formats.md §1), for random-weight benchmarks and tests.
+// SmolLM2-135M's architecture (docs/formats.md §1), for random-weight benchmarks and tests.
 LlamaConfig smollm2_135m_config();
 
 }  // namespace smol

@@ -1,4 +1,4 @@
-// Weight loading from GGUF (formats.md §3), safetensors directories (§4) and the hub cache
+// Weight loading from GGUF (docs/formats.md §3), safetensors directories (§4) and the hub cache
 // (§7) into HF-named, HF-layout fp32 tensors.
 #include "io/model_loader.h"
 
@@ -96,7 +96,7 @@ void check_complete(const std::string& where, const LlamaConfig& config,
 
 // ---- GGUF ---------------------------------------------------------------------------------
 
-// GGUF tensor name → HF name (formats.md §3 "Tensor names"); "" when not a Llama tensor.
+// GGUF tensor name → HF name (docs/formats.md §3 "Tensor names"); "" when not a Llama tensor.
 std::string hf_name_from_gguf(const std::string& name) {
   static const std::map<std::string, std::string> top = {
       {"token_embd.weight", "model.embed_tokens.weight"},
@@ -208,7 +208,7 @@ LoadedModel load_gguf(const std::string& path) {
                ", which this engine cannot dequantise (supported: F32, F16, BF16, Q8_0, Q4_0, "
                "Q4_1, Q5_0, Q5_1, Q4_K, Q6_K)");
     HostTensor t;
-    // ggml ne is innermost-first: HF shape is ne reversed (formats.md §3 "Dimensions").
+    // ggml ne is innermost-first: HF shape is ne reversed (docs/formats.md §3 "Dimensions").
     t.shape.rank = static_cast<int>(info.ne.size());
     for (size_t d = 0; d < info.ne.size(); ++d) t.shape.dims[d] = info.ne[info.ne.size() - 1 - d];
     t.stored_dtype = ggml_type_name(info.type);
@@ -232,7 +232,7 @@ LoadedModel load_gguf(const std::string& path) {
   }
   if (failure) std::rethrow_exception(failure);
 
-  // q/k rows back into HF order (formats.md §3); shapes were checked by check_complete.
+  // q/k rows back into HF order (docs/formats.md §3); shapes were checked by check_complete.
   for (int64_t layer = 0; layer < m.config.num_hidden_layers; ++layer) {
     const std::string prefix = "model.layers." + std::to_string(layer) + ".self_attn.";
     for (const auto& [proj, heads] :

@@ -1,8 +1,8 @@
-// load_model: one entry point for every weight source the engine accepts (DESIGN.md §3):
+// load_model: one entry point for every weight source the engine accepts (docs/design.md §3):
 // a .gguf file, an HF model directory (config.json + model.safetensors or a sharded index,
 // optional tokenizer.json), or a hub repo id resolved through the local HF cache.
 // The result is always in the engine's canonical form: HF names, HF layout (GGUF q/k rows
-// un-permuted, formats.md §3), fp32 values, tied embeddings without lm_head.weight.
+// un-permuted, docs/formats.md §3), fp32 values, tied embeddings without lm_head.weight.
 #pragma once
 
 #include <optional>
@@ -36,7 +36,7 @@ LoadedModel load_model(const std::string& path_or_hub_name);
 // up down, norm, [lm_head].
 std::vector<std::pair<std::string, Shape>> expected_llama_tensors(const LlamaConfig& config);
 
-// GGUF → HF q/k row order (formats.md §3): HF row (h, half·j + i) = GGUF row (h, 2i + j) for
+// GGUF → HF q/k row order (docs/formats.md §3): HF row (h, half·j + i) = GGUF row (h, 2i + j) for
 // i < half = head_size/2, j ∈ {0, 1}; whole rows of `cols` values move. `rows` = n_heads ·
 // head_size. The forward direction (HF → GGUF) is permute_rows_hf_to_gguf.
 std::vector<float> unpermute_rows_gguf_to_hf(const std::vector<float>& gguf_rows, int64_t rows,

@@ -1,4 +1,4 @@
-// safetensors reader/writer (formats.md §4; huggingface/safetensors safetensors/src/tensor.rs
+// safetensors reader/writer (docs/formats.md §4; huggingface/safetensors safetensors/src/tensor.rs
 // validate()). Layout: u64 LE header length N, N bytes of JSON, then the data buffer.
 #include "io/safetensors_io.h"
 
@@ -285,7 +285,7 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorsWri
   json header = json::object();
   json meta = json::object();
   for (const auto& [key, value] : metadata) meta[key] = value;
-  meta["format"] = "pt";  // transformers/PEFT reject files without it (formats.md §4)
+  meta["format"] = "pt";  // transformers/PEFT reject files without it (docs/formats.md §4)
   header["__metadata__"] = meta;
   uint64_t offset = 0;
   for (size_t i = 0; i < sorted.size(); ++i) {

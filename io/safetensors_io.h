@@ -1,4 +1,4 @@
-// safetensors reading and atomic writing (formats.md §4).
+// safetensors reading and atomic writing (docs/formats.md §4).
 //
 // SafetensorsFile maps a file, parses and checks its header completely (bounded length, JSON,
 // known dtypes, shape × dtype size == byte range, entries contiguous from 0 with no holes or

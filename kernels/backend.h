@@ -1,4 +1,4 @@
-// The op interface every backend implements (DESIGN.md §2): cpu (fp32 reference),
+// The op interface every backend implements (docs/design.md §2): cpu (fp32 reference),
 // cuda (bf16 activations, fp32 accumulation), cuda-emu (the cuda sources run on the CPU).
 //
 // Conventions, shared by all ops:
@@ -59,7 +59,7 @@ struct AttentionLayout {
   int32_t max_q_len = 0, max_k_len = 0;
 };
 
-// One tensor of a multi-tensor AdamW step (DESIGN.md §4, seed-spec.md §6).
+// One tensor of a multi-tensor AdamW step (docs/design.md §4, docs/seed-behaviour.md §6).
 struct AdamWTensor {
   Tensor param, grad, m, v;  // all F32 (fp32 master weights and state), same shape
   float weight_decay = 0.0f;
@@ -167,7 +167,7 @@ class Backend {
   // Accumulates dtable[ids[t], :] += dout[t, :] (deterministic order).
   void embedding_backward(Tensor dtable, const Tensor& dout, const Tensor& ids);
 
-  // RMSNorm, formats.md §2: out = weight ⊙ (x / sqrt(mean(x²) + eps)), statistics in fp32.
+  // RMSNorm, docs/formats.md §2: out = weight ⊙ (x / sqrt(mean(x²) + eps)), statistics in fp32.
   // rstd F32 [T] keeps 1/sqrt(mean(x²)+eps) for the backward.
   void rmsnorm_forward(Tensor out, Tensor rstd, const Tensor& x, const Tensor& weight, float eps);
   // Fused residual add + RMSNorm: sum = a + b; out = rmsnorm(sum). sum may alias a.
@@ -177,7 +177,7 @@ class Backend {
   void rmsnorm_backward(Tensor dx, Tensor dweight, const Tensor& dout, const Tensor& x,
                         const Tensor& weight, const Tensor& rstd);
 
-  // RoPE, rotate-half layout (formats.md §2), in place on x [T, H, D]:
+  // RoPE, rotate-half layout (docs/formats.md §2), in place on x [T, H, D]:
   // pair (x[i], x[i+D/2]) rotates by positions[t] · theta^(−2i/D). positions I32 [T].
   void rope_forward(Tensor x, const Tensor& positions, float theta);
   // In place on dx [T, H, D]: the transpose of the rotation (rotate by the negative angle).
@@ -236,7 +236,7 @@ class Backend {
   // (deterministic) and added to acc in double before rounding to fp32. Stays on the device:
   // a training step accumulates its micro-batches' losses here and reads them once.
   void accumulate_sum(Tensor acc, const Tensor& x);
-  // AdamW with decoupled weight decay on every tensor (seed-spec.md §6):
+  // AdamW with decoupled weight decay on every tensor (docs/seed-behaviour.md §6):
   // g = grad·grad_scale; m = β1 m + (1−β1) g; v = β2 v + (1−β2) g²;
   // p = p·(1 − lr·wd) − lr · (m/(1−β1^t)) / (sqrt(v/(1−β2^t)) + eps).
   void adamw_step(std::span<AdamWTensor> tensors, const AdamWHyper& hyper);

@@ -1,5 +1,5 @@
 // Tensor: a plain, non-owning view (pointer, dtype, shape) over memory a Backend owns
-// (DESIGN.md §2). Views are always dense and row-major; the last dimension is contiguous.
+// (docs/design.md §2). Views are always dense and row-major; the last dimension is contiguous.
 // A view never frees anything: Buffer (below) owns memory and gives out views.
 #pragma once
 

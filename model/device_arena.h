@@ -1,4 +1,4 @@
-// DeviceArena: many tensors carved out of one backend allocation (DESIGN.md §2: parameters,
+// DeviceArena: many tensors carved out of one backend allocation (docs/design.md §2: parameters,
 // gradients and activations are allocated once, in arenas). Two passes: plan() records the
 // tensors and their byte offsets, allocate() makes one zero-filled Buffer and resolves them.
 #pragma once

@@ -1,4 +1,4 @@
-// Batched generation over the KV cache (DESIGN.md §3): every prompt gets a cache slot; all
+// Batched generation over the KV cache (docs/design.md §3): every prompt gets a cache slot; all
 // prompts are prefilled in one packed decode call, then each step feeds every live sequence
 // its last token. When a sequence stops, its slot is emptied and the next waiting prompt is
 // prefilled into it within the same packed call (continuous batching), so results equal

@@ -1,4 +1,4 @@
-// fp32 views of F32/BF16 device tensors (bf16 = the high half of an fp32, formats.md §3).
+// fp32 views of F32/BF16 device tensors (bf16 = the high half of an fp32, docs/formats.md §3).
 #include "model/host_transfer.h"
 
 #include "io/dequantize.h"

@@ -1,5 +1,5 @@
 // KvCache: keys and values of every layer for up to `slots` sequences of up to `max_len`
-// tokens (DESIGN.md §3, generation). Slot s owns rows [s·max_len, (s+1)·max_len) of each
+// tokens (docs/design.md §3, generation). Slot s owns rows [s·max_len, (s+1)·max_len) of each
 // layer's K and V [slots·max_len, Hkv, D]; keys are stored after RoPE, so a decode step only
 // computes the new tokens' q, k, v and attends over the slot's rows (AttentionLayout with
 // k_len = cached + new, bottom-right causal).
@@ -8,8 +8,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "model/device_arena.h"
 #include "io/llama_config.h"
+#include "model/device_arena.h"
 
 namespace smol {
 

@@ -1,6 +1,6 @@
 // LlamaActivations: the buffers a forward (and backward) over T packed tokens works in, carved
 // from one arena and reused across steps; re-planned only when a batch is longer than any
-// before (llm.c style, DESIGN.md §2).
+// before (llm.c style, docs/design.md §2).
 //
 // Training keeps every layer's activations for the backward (per layer: input residual,
 // rmsnorm rstd and outputs, q, k, v after RoPE, attention out + lse, residual after attention,
@@ -12,8 +12,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "model/device_arena.h"
 #include "io/llama_config.h"
+#include "model/device_arena.h"
 #include "model/lora_linear.h"
 
 namespace smol {

@@ -1,5 +1,5 @@
-// LlamaModel: the Llama forward and backward over backend ops (DESIGN.md §3-4, formats.md §2),
-// llm.c style: parameters and activations live in arenas, every layer has an explicit forward
+// LlamaModel: the Llama forward and backward over backend ops (docs/design.md §3-4, docs/formats.md
+// §2), llm.c style: parameters and activations live in arenas, every layer has an explicit forward
 // and backward, no autograd.
 //
 // Forward over T packed tokens (rows back to back, positions restart per row):

@@ -1,4 +1,4 @@
-// LlamaModel: the Llama network over backend ops (DESIGN.md §3), with explicit forward and
+// LlamaModel: the Llama network over backend ops (docs/design.md §3), with explicit forward and
 // backward per layer (no autograd), LoRA inside each linear layer, and a KV cache for decoding.
 //
 // Layout is HF's: weights under HF names ("model.layers.0.self_attn.q_proj.weight"), rotate-half
@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "kernels/backend.h"
 #include "io/host_tensor.h"
 #include "io/llama_config.h"
+#include "kernels/backend.h"
 
 namespace smol {
 
@@ -26,7 +26,7 @@ Projection parse_projection(const std::string& name);  // accepts "q_proj" or "q
 struct LoraSettings {
   int64_t r = 8;
   double alpha = 16;
-  double dropout = 0.0;  // on the LoRA input only, training only (seed-spec.md §4)
+  double dropout = 0.0;  // on the LoRA input only, training only (docs/seed-behaviour.md §4)
   bool use_rslora = false;
   std::vector<Projection> targets{Projection::Q, Projection::V};
   double scaling() const;  // alpha / r, or alpha / sqrt(r) with rslora
@@ -46,7 +46,7 @@ struct TrainableParam {
   Tensor grad;
 };
 
-// One micro-batch of rows, each row an independent sequence (seed-spec.md §2 features).
+// One micro-batch of rows, each row an independent sequence (docs/seed-behaviour.md §2 features).
 // labels are HF-style, unshifted: the loss at position t predicts labels[t+1] from ids[..t];
 // -100 = not supervised. Rows may have different lengths; the model packs them.
 struct TokenRow {
@@ -101,7 +101,7 @@ class LlamaModel {
   // ---- training ----------------------------------------------------------------------------
   // Forward over the packed rows; if the mode trains, also the backward, accumulating
   // grads += loss_scale · ∂(Σ token CE)/∂θ (the caller passes 1/supervised tokens of the
-  // whole optimizer step, DESIGN.md §4). dropout_seed selects this micro-batch's LoRA dropout.
+  // whole optimizer step, docs/design.md §4). dropout_seed selects this micro-batch's LoRA dropout.
   ForwardResult forward_backward(const std::vector<TokenRow>& rows, float loss_scale,
                                  uint64_t dropout_seed, bool training = true);
   // forward_backward without a host wait: the micro-batch's Σ token CE is added to an

@@ -52,7 +52,7 @@ LlamaWeights::LlamaWeights(Backend& backend, const LlamaConfig& config, TrainMod
   base("model.norm.weight", &final_norm, &final_norm_grad, Shape{C});
   if (!config.tie_word_embeddings) base("lm_head.weight", &lm_head, &lm_head_grad, Shape{V, C});
 
-  // LoRA adapters (formats.md §4 names, without PEFT's base_model.model. prefix).
+  // LoRA adapters (docs/formats.md §4 names, without PEFT's base_model.model. prefix).
   if (lora) {
     SMOL_CHECK(lora->r > 0 && lora->r <= 4096, "LoRA rank r = ", lora->r, " is not in [1, 4096]");
     SMOL_CHECK(lora->dropout >= 0.0 && lora->dropout < 1.0, "LoRA dropout ", lora->dropout,

@@ -1,7 +1,7 @@
 // LlamaWeights: every parameter of the Llama network (and its gradient when it trains) as views
-// into two arenas on the backend, plus the HF/PEFT name of each (formats.md §2, §4).
+// into two arenas on the backend, plus the HF/PEFT name of each (docs/formats.md §2, §4).
 //
-// dtypes (DESIGN.md §2): a frozen base weight is stored in the backend's activation dtype; a
+// dtypes (docs/design.md §2): a frozen base weight is stored in the backend's activation dtype; a
 // trainable base weight (TrainMode::Full) is the fp32 master; LoRA A/B and every gradient are
 // F32. Adapters start at zero (A = B = 0): their initialisers live outside the model.
 #pragma once
@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "model/device_arena.h"
 #include "io/llama_config.h"
+#include "model/device_arena.h"
 #include "model/llama_model.h"
 #include "model/lora_linear.h"
 

@@ -1,5 +1,5 @@
-// The LoRA initialisers' formulas on one weight matrix, exactly as seed-spec.md §4 (PEFT and the
-// seed's my_peft fork):
+// The LoRA initialisers' formulas on one weight matrix, exactly as docs/seed-behaviour.md §4 (PEFT
+// and the seed's my_peft fork):
 //
 //   gaussian       A ~ N(0, 1/r²), B = 0
 //   true (kaiming) A ~ U(±1/√in) (kaiming-uniform a=√5), B = 0

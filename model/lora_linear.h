@@ -1,5 +1,5 @@
 // LoraLinear: one linear layer y = x·Wᵀ with an optional LoRA adapter inside it
-// (formats.md §2 "PEFT LoRA Linear", seed-spec.md §4):
+// (docs/formats.md §2 "PEFT LoRA Linear", docs/seed-behaviour.md §4):
 //   y = x·Wᵀ + s · (drop(x)·Aᵀ)·Bᵀ,   W [out, in], A [r, in], B [out, r], s = α/r (α/√r rslora)
 // Dropout applies to the LoRA input only, in training only, with a counter-based mask seeded
 // per (micro-batch, layer, projection) so the backward can redraw the same mask instead of

@@ -1,4 +1,5 @@
-// Projection names (HF module names) and the LoRA scaling factor (formats.md §2, seed-spec §4).
+// Projection names (HF module names) and the LoRA scaling factor (docs/formats.md §2,
+// docs/seed-behaviour.md §4).
 #include <cmath>
 #include <string>
 

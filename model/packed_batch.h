@@ -1,5 +1,5 @@
 // PackedBatch: the host-side description of T tokens packed back to back (no padding compute),
-// built from training rows or from decode requests (DESIGN.md §3, backend.h AttentionLayout).
+// built from training rows or from decode requests (docs/design.md §3, backend.h AttentionLayout).
 #pragma once
 
 #include <cstdint>

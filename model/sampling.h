@@ -1,4 +1,4 @@
-// Next-token choice from one row of logits (DESIGN.md §3, generation):
+// Next-token choice from one row of logits (docs/design.md §3, generation):
 //   temperature 0      greedy argmax (first maximum wins, as torch.argmax)
 //   temperature T > 0  softmax(logits / T), restricted to the top-p nucleus (HF TopPLogitsWarper:
 //                      the most probable tokens whose cumulative probability first reaches p,

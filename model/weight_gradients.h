@@ -17,7 +17,7 @@ using WeightGradients = std::map<std::string, HostTensor>;  // HF weight name ->
 // G for every targeted weight of `lora_model`: a TrainMode::Full copy of its base weights runs
 // forward+backward on each batch with that batch's token-mean loss (loss_scale 1/N_batch);
 // the gradients are summed in fp32 and divided by the number of batches that had a
-// supervised token (seed-spec.md §4 "Gradient pass", with correct completion masking).
+// supervised token (docs/seed-behaviour.md §4 "Gradient pass", with correct completion masking).
 WeightGradients estimate_weight_gradients(LlamaModel& lora_model,
                                           const std::vector<std::vector<TokenRow>>& batches);
 

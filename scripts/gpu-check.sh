@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # gpu-check.sh — build the test suites and kernel benchmarks for a GPU on a build machine, and
 # run them natively on a GPU host that has only the NVIDIA driver and the CUDA 13 runtime
-# libraries (no compiler, no network). DESIGN.md §10.4.
+# libraries (no compiler, no network). docs/design.md §10.4.
 #
 #   scripts/gpu-check.sh --pack DIR [--arch 90]   build (Release, one CUDA arch, default sm_90)
 #                                                 and bundle binaries + their non-CUDA shared

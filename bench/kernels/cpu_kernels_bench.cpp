@@ -1,7 +1,7 @@
-// cpu backend microbenchmarks at SmolLM2-135M shapes (formats.md §1): C = 576, F = 1536,
+// cpu backend microbenchmarks at SmolLM2-135M shapes (docs/formats.md §1): C = 576, F = 1536,
 // Hq = 9, Hkv = 3, D = 64, V = 49152, a training micro-batch of T = 2048 tokens packed as
 // 4 sequences of 512. Each case reports FLOP/s (matmul, attention) or bytes/s (memory-bound
-// ops) through counters. Timings are not tests (DESIGN.md §10).
+// ops) through counters. Timings are not tests (docs/design.md §10).
 #include <benchmark/benchmark.h>
 
 #include <memory>

@@ -1,4 +1,4 @@
-// model_bench: CPU throughput of LlamaModel at SmolLM2-135M shape (formats.md §1).
+// model_bench: CPU throughput of LlamaModel at SmolLM2-135M shape (docs/formats.md §1).
 //   prefill  one 256-token prompt through decode() (KV cache), tokens/s
 //   decode   64 greedy steps for 1 and for 8 sequences, tokens/s (all sequences together)
 //   train    forward_backward at 4 × 512 tokens, every token supervised: LoRA r=8 on q,v and
@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "common/error.h"
-#include "model/llama_model.h"
 #include "io/model_loader.h"
+#include "model/llama_model.h"
 #include "op_timer.h"
 
 namespace {

@@ -1,4 +1,4 @@
-// Causal GQA attention over a packed batch (kernels/backend.h AttentionLayout; formats.md §2).
+// Causal GQA attention over a packed batch (kernels/backend.h AttentionLayout; docs/formats.md §2).
 //   q [Tq, Hq, D], k, v [Tk, Hkv, D], out [Tq, Hq, D], lse [Tq, Hq]
 // Query head h reads kv head h / (Hq/Hkv) (HF repeat_kv). Sequence s's query i sits at
 // position p = k_len − q_len + i (bottom-right causal alignment) and sees its keys 0..p.

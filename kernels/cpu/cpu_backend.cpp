@@ -1,4 +1,4 @@
-// CpuBackend: the fp32 reference backend (DESIGN.md §2). This file holds the class and its
+// CpuBackend: the fp32 reference backend (docs/design.md §2). This file holds the class and its
 // memory management; each op lives in its own cpu_<op>.cpp and is reached through cpu_ops.h.
 //
 // Memory: allocate() hands out zero-filled, 64-byte aligned host memory (one cache line, and

@@ -1,4 +1,4 @@
-// The cpu backend: fp32 reference implementation of every op (DESIGN.md §2).
+// The cpu backend: fp32 reference implementation of every op (docs/design.md §2).
 #pragma once
 
 #include <memory>

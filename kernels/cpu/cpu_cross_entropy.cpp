@@ -1,4 +1,4 @@
-// Cross-entropy over logits [T, V] against targets I32 [T] (formats.md §2 "Loss"; −100 is
+// Cross-entropy over logits [T, V] against targets I32 [T] (docs/formats.md §2 "Loss"; −100 is
 // ignored), and argmax for greedy decoding.
 //   lse_t    = m + log Σ_v exp(x_tv − m),  m = max_v x_tv   (exp_approx in float, sum in double)
 //   loss_t   = lse_t − x_t,target                            (0 on ignored rows)

@@ -1,4 +1,4 @@
-// Embedding lookup and its gradient (formats.md §2 step 1: h = E[ids], no scaling).
+// Embedding lookup and its gradient (docs/formats.md §2 step 1: h = E[ids], no scaling).
 //   forward:  out[T, C] = table[ids[t], :],           ids I32 [T], table [V, C]
 //   backward: dtable[V, C] += dout[t, :] at row ids[t] (accumulates)
 // The backward splits the C columns across threads and walks t in order inside each, so two

@@ -8,7 +8,7 @@
 namespace smol::cpu {
 namespace {
 
-// BF16 is the high half of an IEEE f32 (formats.md §3 table); f32 -> bf16 rounds to nearest
+// BF16 is the high half of an IEEE f32 (docs/formats.md §3 table); f32 -> bf16 rounds to nearest
 // even, as torch's .to(bfloat16) does, and keeps NaN a NaN.
 inline uint16_t f32_to_bf16(float f) {
   uint32_t bits;

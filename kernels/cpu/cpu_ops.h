@@ -1,7 +1,7 @@
 // Internal to the cpu backend: one free function per op, each defined in its own file
 // (cpu_matmul.cpp, cpu_rmsnorm.cpp, ...). CpuBackend (cpu_backend.cpp) validates nothing
 // itself and forwards to these; every function checks its own dtypes and shapes and throws
-// smol::Error naming the op and the offending shapes (DESIGN.md §9).
+// smol::Error naming the op and the offending shapes (docs/design.md §9).
 //
 // Semantics are exactly those documented in kernels/backend.h; fp32 only (ids I32).
 #pragma once

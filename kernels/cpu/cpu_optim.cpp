@@ -6,8 +6,8 @@
 // kChunk elements summed in parallel; chunk sums are then added in index order, so the
 // result is identical for any thread count and on every call.
 //
-// adamw_step (DESIGN.md §4, seed-spec.md §6), in torch.optim.AdamW's own order of operations
-// (single-tensor path) so that 5 steps match PyTorch to fp32 rounding:
+// adamw_step (docs/design.md §4, docs/seed-behaviour.md §6), in torch.optim.AdamW's own order of
+// operations (single-tensor path) so that 5 steps match PyTorch to fp32 rounding:
 //   g = grad·grad_scale;  p ← p·(1 − lr·wd)
 //   m ← m + (1−β1)(g − m)   (torch's lerp);  v ← β2 v + (1−β2) g²
 //   p ← p − (lr / (1−β1^t)) · m / (sqrt(v)/sqrt(1−β2^t) + eps)

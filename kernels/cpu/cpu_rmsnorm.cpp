@@ -1,4 +1,4 @@
-// RMSNorm (formats.md §2): out = weight ⊙ (x · rstd), rstd = 1/sqrt(mean(x²) + eps), per row
+// RMSNorm (docs/formats.md §2): out = weight ⊙ (x · rstd), rstd = 1/sqrt(mean(x²) + eps), per row
 // of x [T, C]; rstd F32 [T] is kept for the backward. As in HF, the statistic is an fp32
 // value (we accumulate Σx² in double, then round the mean to float) and x·rstd is formed
 // before the weight multiplies it.

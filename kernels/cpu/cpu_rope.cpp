@@ -1,4 +1,4 @@
-// RoPE, rotate-half layout (formats.md §2), in place on x [T, H, D] with positions I32 [T]:
+// RoPE, rotate-half layout (docs/formats.md §2), in place on x [T, H, D] with positions I32 [T]:
 // pair (x[i], x[i + D/2]) of every head rotates by angle_i = position · inv_freq[i]:
 //   out[i]       = x[i]·cos − x[i+D/2]·sin
 //   out[i + D/2] = x[i+D/2]·cos + x[i]·sin

@@ -1,5 +1,5 @@
-// SwiGLU (formats.md §2): out = silu(gate) ⊙ up, silu(z) = z·σ(z), σ(z) = 1/(1+e^−z); all [T, F].
-// Backward (overwrites): dup = dout ⊙ silu(gate),
+// SwiGLU (docs/formats.md §2): out = silu(gate) ⊙ up, silu(z) = z·σ(z), σ(z) = 1/(1+e^−z); all [T,
+// F]. Backward (overwrites): dup = dout ⊙ silu(gate),
 //                        dgate = dout ⊙ up ⊙ σ(gate)·(1 + gate·(1 − σ(gate))).
 // Element-wise, so any output may alias an input. exp is exp_approx (≤ 2 ulp, vectorises).
 #include <algorithm>

@@ -1,5 +1,5 @@
-// Multi-tensor AdamW (DESIGN.md §4, seed-spec.md §6) with decoupled weight decay, fp32
-// parameters, gradients and state, in torch.optim.AdamW's order of operations (the same as
+// Multi-tensor AdamW (docs/design.md §4, docs/seed-behaviour.md §6) with decoupled weight decay,
+// fp32 parameters, gradients and state, in torch.optim.AdamW's order of operations (the same as
 // cpu_optim.cpp, so both backends agree to fp32 rounding):
 //   g = grad·grad_scale;  p ← p·(1 − lr·wd)
 //   m ← m + (1−β1)(g − m);  v ← β2 v + (1−β2) g²

@@ -1,5 +1,5 @@
 // Cross-entropy over logits [T, V] (F32 or BF16) against targets I32 [T] (−100 = ignored),
-// formats.md §2 "Loss", the same formula as cpu_cross_entropy.cpp:
+// docs/formats.md §2 "Loss", the same formula as cpu_cross_entropy.cpp:
 //   lse_t = m + log Σ_v exp(x_tv − m), m = max_v x_tv;   loss_t = lse_t − x_t,target
 //   dlogits = dloss_scale · (softmax − onehot(target)), 0 on ignored rows; may alias logits.
 // One 256-thread block per row (llm.c fused_classifier style, simple version): pass 1 the row

@@ -1,4 +1,4 @@
-// The cuda backend (DESIGN.md §2): bf16 activations and frozen weights, fp32 master weights,
+// The cuda backend (docs/design.md §2): bf16 activations and frozen weights, fp32 master weights,
 // LoRA parameters, gradients and optimizer state; hand-written kernels plus cuBLASLt.
 #pragma once
 

@@ -1,4 +1,4 @@
-// RMSNorm (formats.md §2), fused with the residual add, and its backward.
+// RMSNorm (docs/formats.md §2), fused with the residual add, and its backward.
 //
 // Forward: one warp per row of x [T, C]. Pass 1 reads the row (8 channels per lane per step,
 // 16-byte loads when C % 8 == 0 and pointers are aligned), accumulates Σx² in fp32 and — when

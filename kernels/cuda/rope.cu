@@ -1,4 +1,4 @@
-// RoPE, rotate-half layout (formats.md §2), in place on x [T, H, D]: for i < D/2 the pair
+// RoPE, rotate-half layout (docs/formats.md §2), in place on x [T, H, D]: for i < D/2 the pair
 // (x[i], x[i + D/2]) of every head rotates by angle = float(positions[t]) · inv_freq[i].
 // inv_freq[i] = 1 / theta^(float(2i)/D) is computed on the host exactly as the cpu backend
 // (and HF, in float32) computes it, so both backends rotate by bit-identical angles; cos/sin

@@ -1,5 +1,5 @@
 // cuda-emu: the cuda backend's own sources (kernels/cuda/*.cu) compiled by the host compiler
-// against kernels/emu/ and run on the CPU — a test device, not a product path (DESIGN.md §2).
+// against kernels/emu/ and run on the CPU — a test device, not a product path (docs/design.md §2).
 #pragma once
 
 #include <memory>

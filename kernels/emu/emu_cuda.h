@@ -1,5 +1,5 @@
 // cuda-emu: the subset of the CUDA programming model that kernels/cuda/*.cu uses, for the host
-// compiler (DESIGN.md §2). kernels/cuda/cuda_compat.h includes this header instead of the CUDA
+// compiler (docs/design.md §2). kernels/cuda/cuda_compat.h includes this header instead of the CUDA
 // runtime when SMOL_CUDA_EMU is defined, so the very same kernel sources run on the CPU.
 //
 // How it works:

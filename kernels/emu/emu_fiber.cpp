@@ -1,5 +1,5 @@
 // cuda-emu execution model: a grid's blocks run one after another; the threads of a block run
-// as fibers (ucontext) on the calling OS thread (DESIGN.md §2).
+// as fibers (ucontext) on the calling OS thread (docs/design.md §2).
 //
 // A fiber runs until it finishes or reaches a barrier (__syncthreads, __syncwarp, a shuffle or
 // a vote). The scheduler resumes fibers in thread order, pass after pass; a waiting fiber is

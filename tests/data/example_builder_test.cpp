@@ -1,4 +1,4 @@
-// Tokenised examples (seed-spec.md §2.4–2.7): separate encoding, EOS, add_bos text, the
+// Tokenised examples (docs/seed-behaviour.md §2.4–2.7): separate encoding, EOS, add_bos text, the
 // truncation cases of §2.5, empty completions dropped, label masking, collation to multiples
 // of 8 and the pad-id fallbacks. A byte-level fake tokenizer makes every id predictable; the
 // GSM8K check at the end uses the real SmolLM2 tokenizer when the GGUF is present.

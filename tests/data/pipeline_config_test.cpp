@@ -19,9 +19,9 @@
 #include "engine/config/run_config.h"
 #include "engine/model_setup.h"
 #include "engine/training_data.h"
+#include "io/safetensors_io.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "model/lora_init.h"
-#include "io/safetensors_io.h"
 
 namespace smol {
 namespace {
@@ -111,7 +111,8 @@ TEST(PipelineConfig, DatasetAndTokenizerSectionsAreStrict) {
 TEST(PipelineConfig, SpecialIdsResolveInOnePlace) {
   RunConfig config;
   config.path = "c.yaml";
-  // The tokenizer's pad, else its EOS, else 0 (seed-spec: pad := eos, docs/seed-behaviour.md §2.7).
+  // The tokenizer's pad, else its EOS, else 0 (docs/seed-behaviour.md: pad := eos,
+  // docs/seed-behaviour.md §2.7).
   const test::ByteTokenizer with_pad(true, true, true), plain(true, true, false),
       bare(true, false, false);
   EXPECT_EQ(resolve_special_ids(config, &with_pad, nullptr).pad_id, 2);
@@ -180,7 +181,7 @@ std::string strip_ascii(const std::string& s) {
   return s.substr(begin, s.find_last_not_of(" \t\n\r\f\v") - begin + 1);
 }
 
-// The first kSamples GSM8K rows built by hand (seed-spec.md §2.3–2.7), batches of kBatch.
+// The first kSamples GSM8K rows built by hand (docs/seed-behaviour.md §2.3–2.7), batches of kBatch.
 std::vector<std::vector<TokenRow>> hand_built_batches(const Tokenizer& tokenizer) {
   std::ifstream in(test::gsm8k_train());
   std::vector<TokenRow> rows;

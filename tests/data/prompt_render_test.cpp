@@ -1,6 +1,6 @@
 // Field inference, format_map, Python strip and the rendering of the seed's two templates
-// (seed-spec.md §1 table, §2.2–2.3): GSM8K on the real first train row, MetaMath on a record
-// in MetaMathQA's format, with B4 (the target never reaches the prompt).
+// (docs/seed-behaviour.md §1 table, §2.2–2.3): GSM8K on the real first train row, MetaMath on a
+// record in MetaMathQA's format, with B4 (the target never reaches the prompt).
 #include <gtest/gtest.h>
 
 #include "common/error.h"

@@ -1,4 +1,4 @@
-// HF split slicing (formats.md §6): every example given there, closest / pct1_dropremainder
+// HF split slicing (docs/formats.md §6): every example given there, closest / pct1_dropremainder
 // rounding, negative bounds, '+' joins, and the refusals datasets raises on.
 #include <gtest/gtest.h>
 

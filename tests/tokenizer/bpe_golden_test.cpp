@@ -28,7 +28,7 @@ std::vector<int32_t> ids_of(const nlohmann::json& node) {
 TEST(SmolLmTokenizer, ThirdPartySelfCheckIds) {
   SMOL_REQUIRE_SMOLLM();
   const Tokenizer& tok = *test::smollm_tokenizer();
-  // formats.md §5 "Third-party self-check ids".
+  // docs/formats.md §5 "Third-party self-check ids".
   EXPECT_EQ(tok.encode("Hello, we can use"), (std::vector<int32_t>{19556, 28, 392, 416, 722}));
   EXPECT_EQ(tok.encode("The capital of France is"),
             (std::vector<int32_t>{504, 3575, 282, 4649, 314}));

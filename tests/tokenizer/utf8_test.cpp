@@ -1,6 +1,6 @@
 // UTF-8 repair and the GPT-2 byte map, checked against hand-derived expectations: the
 // maximal-subpart rule of Unicode §3.9 (which Rust's from_utf8_lossy, and so HF decode,
-// implements) and the byte table of formats.md §5.
+// implements) and the byte table of docs/formats.md §5.
 #include <gtest/gtest.h>
 
 #include <set>

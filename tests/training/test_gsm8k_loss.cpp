@@ -1,7 +1,7 @@
 // A tiny random model's loss falls on real GSM8K text: the first rows of
 // ../shared/data/gsm8k/train.jsonl rendered with the seed's GSM8K prompt template
-// (seed-spec.md §1 table, §2: prompt and completion encoded separately, both stripped, EOS
-// appended and supervised, labels −100 on the prompt), tokenized by the real SmolLM2 tokenizer
+// (docs/seed-behaviour.md §1 table, §2: prompt and completion encoded separately, both stripped,
+// EOS appended and supervised, labels −100 on the prompt), tokenized by the real SmolLM2 tokenizer
 // (from the GGUF), then 30 optimizer steps (4 rows each) of full fine-tuning with gradient
 // accumulation, AdamW, clipping and a warmup schedule. To keep the test fast the token ids that
 // occur are renumbered densely (EOS stays 0), so the model's vocabulary is a few hundred, not
@@ -17,9 +17,9 @@
 #include "engine/lr_schedule.h"
 #include "engine/optimizer.h"
 #include "engine/train_step.h"
-#include "kernels/cpu/cpu_backend.h"
 #include "io/gguf_reader.h"
 #include "io/gguf_tokenizer.h"
+#include "kernels/cpu/cpu_backend.h"
 #include "training_fixtures.h"
 
 namespace smol {
@@ -32,7 +32,7 @@ std::string strip(const std::string& s) {
   return s.substr(begin, end - begin + 1);
 }
 
-// seed-spec.md §2.3-2.6 for the 135m_gsm8k config.
+// docs/seed-behaviour.md §2.3-2.6 for the 135m_gsm8k config.
 TokenRow render_gsm8k(const Tokenizer& tokenizer, const std::string& question,
                       const std::string& answer) {
   const std::string prompt = strip(
@@ -65,7 +65,8 @@ TEST(Gsm8kTraining, TinyModelLossFallsOnRenderedGsm8k) {
     GTEST_SKIP() << "\n*** SKIPPED: GSM8K not found at " << data_path << " ***";
 
   const BpeTokenizer tokenizer(bpe_spec_from_gguf(GgufFile::open(gguf_path)), gguf_path);
-  ASSERT_EQ(tokenizer.token_to_id("<|endoftext|>"), 0);  // seed-spec.md: bos = eos = pad = 0
+  ASSERT_EQ(tokenizer.token_to_id("<|endoftext|>"),
+            0);  // docs/seed-behaviour.md: bos = eos = pad = 0
 
   constexpr int kRows = 16;
   std::ifstream in(data_path);

@@ -1,5 +1,5 @@
-// lora_ga and lora_ns against a numpy implementation of seed-spec.md §4 on fixed W, G, sketch
-// and Ω (tests/golden/training/gradient_init.safetensors), for a tall (48x32, the transposed
+// lora_ga and lora_ns against a numpy implementation of docs/seed-behaviour.md §4 on fixed W, G,
+// sketch and Ω (tests/golden/training/gradient_init.safetensors), for a tall (48x32, the transposed
 // Newton–Schulz branch) and a wide (32x48) weight.
 //
 // Tolerance: both sides compute in double from the same fp32 inputs and round the results to

@@ -30,7 +30,7 @@ TEST(LrSchedule, MatchesTransformersAtEveryStep) {
 
 TEST(LrSchedule, FirstUpdateHasZeroLrWithWarmup) {
   const LrSchedule cosine(LrScheduleKind::Cosine, 2e-4, 2802, resolve_warmup_steps(2802, 0.06, 0));
-  EXPECT_EQ(cosine.warmup_steps(), 169);  // seed-spec.md §6: ceil(0.06 · 2802)
+  EXPECT_EQ(cosine.warmup_steps(), 169);  // docs/seed-behaviour.md §6: ceil(0.06 · 2802)
   EXPECT_EQ(cosine.lr(0), 0.0);
   EXPECT_DOUBLE_EQ(cosine.lr(169), 2e-4);
   EXPECT_NEAR(cosine.lr(2802), 0.0, 1e-20);

@@ -1,4 +1,4 @@
-// Dequantisation tests (formats.md §3 "Blocks"): hand-built blocks of every supported type
+// Dequantisation tests (docs/formats.md §3 "Blocks"): hand-built blocks of every supported type
 // with values written out from the spec's prose, GGUF files of every type loaded exactly, and
 // a golden check against the PyPI gguf package's dequantize (tests/golden/weights/
 // make_quant_fixtures.py). Dequantisation is exact arithmetic on the same fp32 operations as
@@ -121,7 +121,7 @@ TEST(Dequantize, Q4_KBlock) {
   const std::vector<float> y = decode(GgmlType::Q4_K, b, 256);
   const uint8_t* qs = b.data() + 16;
   for (int s = 0; s < 8; ++s) {
-    // formats.md §3: s<4: sc = scales[s]&63, mn = scales[s+4]&63; s≥4: sc = (scales[s+4]&0xF)
+    // docs/formats.md §3: s<4: sc = scales[s]&63, mn = scales[s+4]&63; s≥4: sc = (scales[s+4]&0xF)
     // | ((scales[s−4]>>6)<<4), mn = (scales[s+4]>>4) | ((scales[s]>>6)<<4).
     const int sc = s < 4 ? scales[s] & 63 : (scales[s + 4] & 0xF) | ((scales[s - 4] >> 6) << 4);
     const int mn = s < 4 ? scales[s + 4] & 63 : (scales[s + 4] >> 4) | ((scales[s] >> 6) << 4);

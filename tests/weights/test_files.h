@@ -1,6 +1,6 @@
 // Helpers shared by the weights tests: byte-level builders for GGUF and safetensors files, and
 // a per-test temporary directory. Files are built by hand here (not by the code under test)
-// so that the reader is checked against the format as formats.md §3/§4 write it.
+// so that the reader is checked against the format as docs/formats.md §3/§4 write it.
 #pragma once
 
 #include <unistd.h>
@@ -60,7 +60,7 @@ class TempDir {
 };
 
 // ---- GGUF ---------------------------------------------------------------------------------
-// Value type ids (formats.md §3).
+// Value type ids (docs/formats.md §3).
 enum : uint32_t {
   kU8 = 0,
   kI8 = 1,

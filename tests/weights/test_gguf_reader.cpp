@@ -1,4 +1,4 @@
-// GGUF reader tests (formats.md §3): metadata of every value type, tensor infos, alignment,
+// GGUF reader tests (docs/formats.md §3): metadata of every value type, tensor infos, alignment,
 // the tokenizer metadata → BpeSpec, every malformed case, and a seeded mutation fuzz.
 #include <gtest/gtest.h>
 

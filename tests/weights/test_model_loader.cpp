@@ -1,6 +1,6 @@
 // Model loader tests: a hand-built tiny Llama GGUF loads into HF names and layout (q/k rows
-// un-permuted, formats.md §3), HF directories (single file and sharded) and hub-cache
-// resolution (formats.md §7) work, config.json round-trips, and each failure names its cause.
+// un-permuted, docs/formats.md §3), HF directories (single file and sharded) and hub-cache
+// resolution (docs/formats.md §7) work, config.json round-trips, and each failure names its cause.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -112,7 +112,7 @@ TEST(ModelLoader, TinyGgufLoadsInHfLayout) {
 }
 
 TEST(ModelLoader, PermutationMatchesFormatsExample) {
-  // formats.md §3: with 64-row heads, GGUF rows 0,1,2,3 = HF rows 0,32,1,33.
+  // docs/formats.md §3: with 64-row heads, GGUF rows 0,1,2,3 = HF rows 0,32,1,33.
   const int64_t rows = 128, cols = 2;
   std::vector<float> gguf(rows * cols);
   for (int64_t r = 0; r < rows; ++r) gguf[r * cols] = gguf[r * cols + 1] = static_cast<float>(r);

@@ -1,5 +1,5 @@
 // The real SmolLM2-135M-Instruct Q4_1 GGUF (scripts/fetch-model.sh): config equals
-// formats.md §1, the parameter count, stored dtypes (§3 "Quant types"), the tokenizer
+// docs/formats.md §1, the parameter count, stored dtypes (§3 "Quant types"), the tokenizer
 // metadata, and a golden comparison with transformers' own GGUF loading
 // (tests/golden/weights/make_real_gguf_fixture.py). Skips loudly when the model is absent.
 #include <gtest/gtest.h>

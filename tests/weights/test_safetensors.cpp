@@ -1,4 +1,4 @@
-// safetensors tests (formats.md §4): hand-built files of every float dtype (and integer ones)
+// safetensors tests (docs/formats.md §4): hand-built files of every float dtype (and integer ones)
 // load exactly; the atomic writer round-trips and writes what the format requires; every
 // malformed header is refused with an error naming the file; a seeded mutation fuzz.
 #include <gtest/gtest.h>

@@ -1,7 +1,7 @@
 // A tiny Llama GGUF (2 layers, hidden 64, 2 heads of 32, 1 kv head, ffn 96, vocab 40) built
 // byte by byte, with recognisable values: every weight element is
 // value(hf_name, hf_row, col) = (hf_row + 1) + col / 1024 + tag(hf_name), and q/k rows are
-// stored in the converter's permuted order (formats.md §3) so a loader that un-permutes puts
+// stored in the converter's permuted order (docs/formats.md §3) so a loader that un-permutes puts
 // HF row r back where value(...) says it belongs.
 #pragma once
 

@@ -7,7 +7,7 @@ Writes, next to this script:
                                             rope_theta 1e5, tied embeddings), HF save_pretrained
   forward.safetensors   3 rows of different lengths: ids (packed), lengths, logits [sum L, V]
   train_batch.json      the 2-row batch (prompt tokens labelled -100, right-padded to a multiple
-                        of 8 with pad id 0 / label -100, attention_mask 0 on padding: seed-spec §2)
+                        of 8 with pad id 0 / label -100, attention_mask 0 on padding: docs/seed-behaviour.md §2)
   lora.safetensors      PEFT LoRA r=4, alpha=8, dropout 0 on all seven projections with RANDOM
                         nonzero A and B: "param.<peft name>" and "grad.<peft name>" for every
                         lora_A/lora_B, "loss" (HF mean over supervised tokens)

@@ -5,7 +5,7 @@ Run from the repository root with the fixture venv (torch/transformers/tokenizer
     /work/venv/bin/python tests/golden/tokenizer/make_golden.py
 
 Reference tokenizer: a `tokenizers.Tokenizer` built from the GGUF's own vocab and merges,
-configured as SmolLM2's tokenizer.json is (formats.md §5): BPE with unk None and
+configured as SmolLM2's tokenizer.json is (docs/formats.md §5): BPE with unk None and
 byte_fallback False; pre_tokenizer Sequence[Digits(individual_digits=True),
 ByteLevel(add_prefix_space=False, use_regex=True)]; decoder ByteLevel; the 17 specials as
 added special tokens. transformers' own GGUF conversion is loaded too and compared with it on
@@ -166,7 +166,7 @@ def edge_case_fixture(tok):
 
 
 def gpt2_byte_chars():
-    """GPT-2's byte -> char map (formats.md §5), as in tokenizers' bytes_char()."""
+    """GPT-2's byte -> char map (docs/formats.md §5), as in tokenizers' bytes_char()."""
     bs = list(range(0x21, 0x7F)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
     cs = bs[:]
     n = 0

@@ -18,7 +18,7 @@ Writes (all small) into tests/golden/training/:
   ga_gradient.safetensors   G for every weight: mean over [batch1, batch2] of per-batch
                             token-mean-loss grads (the lora_ga/lora_ns gradient pass)
   pissa.safetensors       gapped weights W and PEFT's pissa / pissa_niter_4 A, B, W_res
-  gradient_init.safetensors  fixed W, G, sketch, Ω and the numpy seed-spec §4 lora_ga / lora_ns
+  gradient_init.safetensors  fixed W, G, sketch, Ω and the numpy docs/seed-behaviour.md §4 lora_ga / lora_ns
                              results (several directions / scales)
   schedules.json          HF get_*_schedule_* multipliers at every k
 """
@@ -170,7 +170,7 @@ def gapped_matrix(rng, rows, cols, top):
     return (u[:, :k] * sigma) @ v[:, :k].T
 
 
-# ---- numpy replica of seed-spec §4 lora_ga / lora_ns (torch.svd_lowrank with a given sketch) --
+# ---- numpy replica of docs/seed-behaviour.md §4 lora_ga / lora_ns (torch.svd_lowrank with a given sketch) --
 def np_svd_lowrank(a, q, niter, sketch):
     m, n = a.shape
     transpose = m < n

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Golden dequantisation fixture for tests/weights (formats.md §3 "Blocks").
+"""Golden dequantisation fixture for tests/weights (docs/formats.md §3 "Blocks").
 
 Writes quant_fixtures.gguf: for each supported ggml type T, a tensor "T" of shape [2, 512]
 (ne = [512, 2]) stored as T, and a tensor "T.expected" (F32, same shape) holding what the

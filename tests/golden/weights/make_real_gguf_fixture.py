@@ -3,7 +3,7 @@
 
 transformers' own GGUF path (AutoModelForCausalLM.from_pretrained(dir, gguf_file=name)) reads
 the file with the PyPI `gguf` package, dequantises every tensor to fp32 and reverses the
-converter's q/k row permutation (formats.md §3), giving the HF-layout weights the engine must
+converter's q/k row permutation (docs/formats.md §3), giving the HF-layout weights the engine must
 reproduce. For a few tensors this script saves, into real_gguf_fixture.safetensors (F32):
   <name>.row_sums   per-row sums (accumulated in float64, stored as F32)
   <name>.rows       a few whole rows (indices in <name>.row_index, I32)
