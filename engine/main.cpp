@@ -1,4 +1,4 @@
-// smolengine: the command line. Each subcommand lives in engine/cmd_<name>.cpp.
+// smolengine: the command line. Each subcommand lives in engine/cli/cmd_<name>.cpp.
 #include <cstdio>
 #include <exception>
 

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "common/splitmix64.h"
 #include "kernels/tensor.h"
 
 namespace smol {
@@ -304,11 +305,7 @@ class Backend {
 // The counter-based hash behind dropout, shared so every backend draws the same mask:
 // a uniform float in [0, 1) from (seed, index). SplitMix64 finaliser, 24 high bits.
 inline SMOL_HOST_DEVICE float dropout_uniform(uint64_t seed, uint64_t index) {
-  uint64_t z = seed + 0x9E3779B97F4A7C15ull * (index + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  z ^= z >> 31;
-  return static_cast<float>(z >> 40) * (1.0f / 16777216.0f);
+  return static_cast<float>(splitmix64_at(seed, index) >> 40) * (1.0f / 16777216.0f);
 }
 
 // Backends by name: "cpu", "cuda", "cuda-emu", "auto" (cuda when a GPU is present, else cpu),

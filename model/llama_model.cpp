@@ -13,6 +13,7 @@
 
 #include <cmath>
 
+#include "common/splitmix64.h"
 #include "model/host_transfer.h"
 #include "model/kv_cache.h"
 #include "model/llama_activations.h"
@@ -22,14 +23,6 @@
 namespace smol {
 
 namespace {
-
-// SplitMix64 step: decorrelates the per-(micro-batch, layer, projection) dropout streams.
-uint64_t mix_seed(uint64_t seed, uint64_t salt) {
-  uint64_t z = seed + 0x9E3779B97F4A7C15ull * (salt + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 // A 1-D slice [begin, begin+count) of a 1-D tensor.
 Tensor slice1d(const Tensor& t, int64_t begin, int64_t count) {
@@ -69,7 +62,7 @@ struct LlamaModel::Impl {
   bool embed_trains() const { return mode == TrainMode::Full; }
 
   uint64_t dropout_seed(uint64_t step_seed, size_t layer, Projection p) const {
-    return mix_seed(step_seed, layer * kNumProjections + static_cast<uint64_t>(p));
+    return splitmix64_at(step_seed, layer * kNumProjections + static_cast<uint64_t>(p));
   }
 
   void upload_batch(const PackedBatch& b) {
@@ -335,7 +328,7 @@ void LlamaModel::init_random(uint64_t seed, float init_std) {
     HostTensor h;
     h.shape = t.value->shape;
     h.data.resize(static_cast<size_t>(h.shape.numel()));
-    const uint64_t stream = mix_seed(seed, index++);
+    const uint64_t stream = splitmix64_at(seed, index++);
     if (t.is_lora) {
       // PEFT's default (init_lora_weights=true): A ~ U(±1/√in) (kaiming, a=√5), B = 0.
       const bool is_a = t.name.find("lora_A") != std::string::npos;

@@ -1,4 +1,4 @@
-// `smolengine export` end to end (engine/cmd_export.cpp, io/hf_export.h): the merged weights of
+// `smolengine export` end to end (engine/cli/cmd_export.cpp, io/hf_export.h): the merged weights of
 // PEFT's adapter equal PEFT's merge_and_unload(), config.json reads back through io/hf_config,
 // the tokenizer.json written from the real GGUF tokenises GSM8K like our tokenizer (and like
 // HF `tokenizers`, via the committed hashes), and the refusals (non-empty --out, bad input).
