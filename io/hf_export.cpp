@@ -13,9 +13,9 @@
 #include "data/tokenizer_json.h"
 #include "io/gguf_reader.h"
 #include "io/gguf_tokenizer.h"
-#include "io/hf_cache.h"
 #include "io/hf_config.h"
 #include "io/safetensors_io.h"
+#include "io/tokenizer_loader.h"
 
 namespace smol {
 namespace {
@@ -213,16 +213,17 @@ std::optional<HfTokenizerSource> tokenizer_of_directory(const std::filesystem::p
 
 // The tokenizer of a model source without loading its weights (for full checkpoints).
 std::optional<HfTokenizerSource> tokenizer_of_source(const std::string& source) {
-  fs::path path(source);
-  if (!fs::exists(path) && looks_like_hub_repo_id(source))
-    if (const std::optional<std::string> snapshot = resolve_hf_snapshot(source)) path = *snapshot;
-  SMOL_CHECK(fs::exists(path), source, ": no such file or directory (nor a hub repo in the local ",
-             "HF cache)");
-  if (fs::is_directory(path)) return tokenizer_of_directory(path, "");
-  const GgufFile gguf = GgufFile::open(path.string());
+  const TokenizerFiles files = locate_tokenizer(source);
+  if (files.kind == TokenizerFileKind::SentencePiece) return std::nullopt;
+  HfTokenizerSource out;
+  if (files.kind == TokenizerFileKind::TokenizerJson) {
+    out.tokenizer_json_path = files.path;
+    out.tokenizer_config_json_path = files.config_path;
+    return out;
+  }
+  const GgufFile gguf = GgufFile::open(files.path);
   if (!gguf_has_tokenizer(gguf) || gguf.get_string("tokenizer.ggml.model") != "gpt2")
     return std::nullopt;
-  HfTokenizerSource out;
   out.bpe = bpe_spec_from_gguf(gguf);
   return out;
 }

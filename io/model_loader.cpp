@@ -19,6 +19,7 @@
 #include "io/hf_cache.h"
 #include "io/hf_config.h"
 #include "io/safetensors_io.h"
+#include "io/tokenizer_loader.h"
 
 namespace smol {
 namespace fs = std::filesystem;
@@ -317,8 +318,12 @@ LoadedModel load_hf_dir(const fs::path& dir) {
   }
   check_complete(dir.string(), m.config, m.weights);
 
-  if (fs::is_regular_file(dir / "tokenizer.json"))
-    m.tokenizer_json_path = (dir / "tokenizer.json").string();
+  // The directory's tokenizer as every command finds it (io/tokenizer_loader.h); a model
+  // directory without one still loads.
+  if (fs::is_regular_file(dir / "tokenizer.json") || fs::is_regular_file(dir / "tokenizer.model")) {
+    const TokenizerFiles files = locate_tokenizer(dir.string());
+    if (files.kind == TokenizerFileKind::TokenizerJson) m.tokenizer_json_path = files.path;
+  }
   if (fs::is_regular_file(dir / "tokenizer_config.json")) {
     const json tc = read_json_file(dir / "tokenizer_config.json");
     if (tc.is_object() && tc.contains("chat_template")) {
