@@ -9,6 +9,8 @@
 
 #include <cstdio>
 #include <fstream>
+#include <functional>
+#include <ostream>
 #include <string>
 #include <string_view>
 
@@ -16,12 +18,21 @@
 
 namespace smol {
 
-inline void write_file_atomically(const std::string& path, std::string_view bytes) {
+// The general form: `write` streams the contents into the temporary file (e.g. a safetensors
+// header then its tensor bytes, without assembling them in memory first).
+inline void write_file_atomically(const std::string& path,
+                                  const std::function<void(std::ostream&)>& write) {
   const std::string tmp_path = path + ".tmp." + std::to_string(::getpid());
   {
     std::ofstream out(tmp_path, std::ios::binary | std::ios::trunc);
     SMOL_CHECK(out.good(), "cannot write ", tmp_path);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    try {
+      write(out);
+    } catch (...) {
+      out.close();
+      std::remove(tmp_path.c_str());
+      throw;
+    }
     out.flush();
     if (!out.good()) {
       out.close();
@@ -33,6 +44,12 @@ inline void write_file_atomically(const std::string& path, std::string_view byte
     std::remove(tmp_path.c_str());
     throw_error("cannot rename ", tmp_path, " to ", path);
   }
+}
+
+inline void write_file_atomically(const std::string& path, std::string_view bytes) {
+  write_file_atomically(path, [&](std::ostream& out) {
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  });
 }
 
 }  // namespace smol

@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "io/safetensors_io.h"
 
@@ -70,26 +71,6 @@ bool parse_lora_name(const std::string& name, LoraName& out) {
 std::string lora_name(int64_t layer, const std::string& module, char which) {
   return "model.layers." + std::to_string(layer) + "." + projection_blocks().at(module) + "." +
          module + ".lora_" + which + ".weight";
-}
-
-// Atomic text write: path + ".tmp.<pid>", then rename over path.
-void write_text_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    SMOL_CHECK(out.good(), "cannot write ", tmp);
-    out << text;
-    out.flush();
-    if (!out.good()) {
-      out.close();
-      std::remove(tmp.c_str());
-      throw_error("error writing ", tmp, " (disk full?)");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw_error("cannot rename ", tmp, " to ", path);
-  }
 }
 
 std::string read_text(const std::string& path) {
@@ -320,7 +301,7 @@ void write_peft_adapter(const std::string& dir, const PeftAdapterConfig& config,
   for (const auto& [name, t] : lora)
     entries.push_back(SafetensorsWriteEntry::from_host(peft_key_from_lora_name(name), t));
   write_safetensors((fs::path(dir) / kWeightsFile).string(), entries);
-  write_text_atomically((fs::path(dir) / kConfigFile).string(), peft_adapter_config_json(config));
+  write_file_atomically((fs::path(dir) / kConfigFile).string(), peft_adapter_config_json(config));
 }
 
 PeftAdapter read_peft_adapter(const std::string& dir) {

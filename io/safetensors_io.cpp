@@ -9,6 +9,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "io/dequantize.h"
 
@@ -309,27 +310,14 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorsWri
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // pad so the data buffer starts 8-aligned
 
-  const std::string tmp_path = path + ".tmp";
-  {
-    std::ofstream out(tmp_path, std::ios::binary | std::ios::trunc);
-    SMOL_CHECK(out.good(), "cannot write ", tmp_path);
+  write_file_atomically(path, [&](std::ostream& out) {
     const uint64_t header_len = text.size();
     out.write(reinterpret_cast<const char*>(&header_len), 8);
     out.write(text.data(), static_cast<std::streamsize>(text.size()));
     for (const SafetensorsWriteEntry* e : sorted)
       out.write(reinterpret_cast<const char*>(e->bytes.data()),
                 static_cast<std::streamsize>(e->bytes.size()));
-    out.flush();
-    if (!out.good()) {
-      out.close();
-      std::remove(tmp_path.c_str());
-      throw_error("error writing ", tmp_path, " (disk full?)");
-    }
-  }
-  if (std::rename(tmp_path.c_str(), path.c_str()) != 0) {
-    std::remove(tmp_path.c_str());
-    throw_error("cannot rename ", tmp_path, " to ", path);
-  }
+  });
 }
 
 }  // namespace smol
