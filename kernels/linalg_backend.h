@@ -2,8 +2,9 @@
 // truncated SVD, triangular solves (docs/design.md §4, docs/seed-behaviour.md §5: QR of B and
 // Aᵀ, SVD of the r×r core; PiSSA / LoRA-GA initialisers: SVD of tall matrices).
 // cpu: LAPACKE (sgeqrf/sorgqr, sgesdd) and cblas_strsm (kernels/cpu/cpu_linalg.cpp); cuda:
-// cuSOLVER (geqrf/orgqr, gesvdj batched for r <= 32, gesvdj per matrix above, gesvd for the
-// truncated SVD) and cuBLAS trsm (kernels/cuda/linalg.cu), which cuda-emu answers with LAPACKE
+// cuSOLVER (geqrf/orgqr per matrix, gesvdjBatched for r <= 32, gesvdj per matrix above and,
+// economy-sized, for the truncated SVD) and a substitution kernel for the triangular solve
+// (kernels/cuda/linalg.cu); cuda-emu answers those cuSOLVER calls with LAPACKE
 // (kernels/emu/emu_cusolver.cpp). Work is stream-ordered like every op: results are on the
 // device when later ops run; nothing here waits for the host (except the opt-in device checks).
 //
