@@ -1,6 +1,7 @@
 // Which checkpoints exist and which save_total_limit deletes (HF Trainer._rotate_checkpoints:
 // the best survives; limit 1 keeps the best and the newest); interrupted saves are never listed.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -16,7 +17,7 @@ class CheckpointDirs : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = fs::temp_directory_path() /
-           ("smol_ckpt_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "_" +
+           ("smol_ckpt_" + std::to_string(::getpid()) + "_" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);

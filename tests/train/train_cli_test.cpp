@@ -3,6 +3,7 @@
 // resumed run equal to an uninterrupted one bit for bit (cpu), save_total_limit keeping the
 // best, and the errors. Needs the fetched GGUF for its tokenizer; skips loudly without it.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
