@@ -262,5 +262,74 @@ TEST_F(TrainCli, ErrorsAreClearAndLeaveNothingBroken) {
   EXPECT_NE(r.output.find("already holds checkpoints"), std::string::npos) << r.output;
 }
 
+TEST_F(TrainCli, EarlyStoppingAndLoadBestModelAtEnd) {
+  // A threshold no change can beat: after the first evaluation every one counts as "no
+  // improvement", so patience 2 stops the run at step 3 (whatever the losses do), and
+  // load_best_model_at_end leaves the best checkpoint's weights as the final adapter.
+  const fs::path out = root_ / "early";
+  const auto r = train(out, "--set training.eval_steps=1 --set training.save_total_limit=0"
+                            " --set training.metric_for_best_model=loss"
+                            " --set training.greater_is_better=true"
+                            " --set training.learning_rate=1e-2"
+                            " --set training.load_best_model_at_end=true"
+                            " --set early_stopping_patience=2 --set early_stopping_threshold=100"
+                            " --set evaluation.generative=false");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("early stopping"), std::string::npos) << r.output;
+  int64_t last_step = 0;
+  for (const nlohmann::json& e : read_jsonl(out / "metrics.jsonl"))
+    last_step = std::max(last_step, e["step"].get<int64_t>());
+  EXPECT_EQ(last_step, 3);
+  EXPECT_TRUE(fs::exists(out / "checkpoint-3"));
+  EXPECT_FALSE(fs::exists(out / "checkpoint-4"));
+  const nlohmann::json state = nlohmann::json::parse(read_file(out / "trainer_state.json"));
+  const fs::path best = state["best_model_checkpoint"].get<std::string>();
+  EXPECT_TRUE(fs::exists(best)) << best;
+  EXPECT_EQ(read_file(out / "adapter_model.safetensors"),
+            read_file(best / "adapter_model.safetensors"));
+  if (best.filename() != "checkpoint-3")  // the final weights are not simply the last step's
+    EXPECT_NE(read_file(out / "adapter_model.safetensors"),
+              read_file(out / "checkpoint-3/adapter_model.safetensors"));
+}
+
+TEST_F(TrainCli, FullFineTuningCheckpointsHoldTheModelAndResume) {
+  const std::string full = "--set peft.method=full --set training.learning_rate=1e-4"
+                           " --set training.eval_strategy=no --set training.save_steps=2";
+  const fs::path whole = root_ / "full";
+  auto r = train(whole, full);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* f : {"model.safetensors", "config.json", "training_state.safetensors"})
+    EXPECT_TRUE(fs::exists(whole / "checkpoint-6" / f)) << f;
+  EXPECT_FALSE(fs::exists(whole / "checkpoint-6/adapter_model.safetensors"));
+  const nlohmann::json config = nlohmann::json::parse(read_file(whole / "checkpoint-6/config.json"));
+  EXPECT_EQ(config["hidden_size"], 64);
+  // Resume from checkpoint-4 reproduces the last two steps exactly.
+  const fs::path resumed = root_ / "full_resumed";
+  fs::create_directories(resumed);
+  fs::copy(whole / "checkpoint-4", resumed / "checkpoint-4", fs::copy_options::recursive);
+  r = train(resumed, full + " --resume latest");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(read_file(resumed / "checkpoint-6/model.safetensors"),
+            read_file(whole / "checkpoint-6/model.safetensors"));
+}
+
+TEST_F(TrainCli, TrainsOnCudaEmu) {
+  // The CUDA sources on the CPU: two LoRA steps, evaluation and a checkpoint on cuda-emu.
+  const fs::path out = root_ / "emu";
+  const auto r = run_smolengine(
+      "train " + kSource + "/configs/tiny_gsm8k.yaml --device cuda-emu --data-dir " + kData +
+      " --output-dir " + out.string() + " --set tokenizer.name_or_path=" + kModel +
+      " --set training.max_steps=2 --set training.logging_steps=1 --set training.eval_steps=2" +
+      " --set dataset.eval_split='test[:2]' --set evaluation.max_new_tokens=2" +
+      " --set dataset.max_length=64");
+  if (r.output.find("unknown or unavailable device") != std::string::npos)
+    GTEST_SKIP() << "SKIPPED LOUDLY: this build has no cuda-emu backend";
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(out / "checkpoint-2/adapter_model.safetensors"));
+  int evals = 0;
+  for (const nlohmann::json& e : read_jsonl(out / "metrics.jsonl")) evals += e["kind"] == "eval";
+  EXPECT_EQ(evals, 1);
+}
+
 }  // namespace
 }  // namespace smol
