@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -193,8 +194,11 @@ nlohmann::json metrics_json(const EvalResult& r, double epoch, int64_t step) {
 class RunOutputs {
  public:
   RunOutputs(const std::string& dir, bool resumed, int64_t resumed_step, std::string title,
-             std::string config_yaml)
-      : dir_(dir), title_(std::move(title)), config_yaml_(std::move(config_yaml)) {
+             std::string config_yaml, std::string device)
+      : dir_(dir),
+        title_(std::move(title)),
+        config_yaml_(std::move(config_yaml)),
+        device_(std::move(device)) {
     const std::string metrics = (fs::path(dir) / "metrics.jsonl").string();
     if (resumed) MetricsLog::truncate_after_step(metrics, resumed_step);
     log_ = std::make_unique<MetricsLog>(metrics, resumed);
@@ -223,10 +227,13 @@ class RunOutputs {
     tensorboard_->flush();
   }
 
-  void report(const std::string& subtitle, const std::vector<nlohmann::json>& predictions) {
+  void report(const std::string& status, const std::vector<nlohmann::json>& predictions) {
     ReportInput input;
     input.title = title_;
-    input.subtitle = subtitle;
+    char when[32];
+    const std::time_t now = std::time(nullptr);
+    std::strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
+    input.subtitle = status + " · " + device_ + " · " + when;
     input.config_yaml = config_yaml_;
     input.events = MetricsLog::read((fs::path(dir_) / "metrics.jsonl").string());
     input.predictions = predictions;
@@ -234,7 +241,7 @@ class RunOutputs {
   }
 
  private:
-  std::string dir_, title_, config_yaml_;
+  std::string dir_, title_, config_yaml_, device_;
   std::unique_ptr<MetricsLog> log_;
   std::unique_ptr<TensorBoardWriter> tensorboard_;
 };
@@ -367,7 +374,7 @@ void run_training(const TrainOptions& options) {
 
   RunOutputs outputs(output_dir, resuming, progress.global_step,
                      config.training.run_name.empty() ? config.task_name : config.training.run_name,
-                     config_yaml);
+                     config_yaml, backend.name());
   const std::string best_metric = eval_metric_name(t.metric_for_best_model);
   const bool maximize = t.best_metric_greater_is_better();
   std::vector<nlohmann::json> last_predictions;
