@@ -401,10 +401,10 @@ void run_training(const TrainOptions& options) {
   const int64_t first_step = progress.global_step;
   double loss_since_log = 0;
   int64_t steps_since_log = 0, tokens_since_log = 0;
-  auto log_clock = Clock::now();
-  auto step_clock = log_clock;
+  double seconds_since_log = 0;  // training time only: evaluations and saves are not counted
   bool stopped_early = false;
   while (progress.global_step < plan.max_steps && !stopped_early) {
+    const auto step_start = Clock::now();
     const int64_t k = progress.global_step;
     const std::vector<std::vector<TokenRow>> update = batches.next_update(progress.cursor);
     TrainStepResult step;
@@ -420,28 +420,26 @@ void run_training(const TrainOptions& options) {
     loss_since_log += step.loss;
     ++steps_since_log;
     tokens_since_log += step.tokens;
-    const auto step_end = Clock::now();
+    const double step_seconds = seconds_between(step_start, Clock::now());
+    seconds_since_log += step_seconds;
     // On a terminal the bar moves every step (this step's loss and speed); plain output gets a
     // line per logging step only.
-    if (interactive && !plan.log_at(now_step)) {
-      const double seconds = seconds_between(step_clock, step_end);
+    if (interactive && !plan.log_at(now_step))
       bar.update(now_step, step.loss, schedule.lr(now_step),
-                 seconds > 0 ? static_cast<double>(step.tokens) / seconds : 0.0);
-    }
+                 step_seconds > 0 ? static_cast<double>(step.tokens) / step_seconds : 0.0);
     if (now_step == first_step + 1) {
       // Say early how long the run will take (on the cpu a full run can take days).
-      const double seconds = seconds_between(step_clock, step_end);
+      const double seconds = step_seconds;
       bar.message("first step: " + format_metric(seconds) + " s for " +
                   std::to_string(step.tokens) + " tokens; the " +
                   std::to_string(plan.max_steps - now_step) + " steps left take about " +
                   format_duration(seconds * static_cast<double>(plan.max_steps - now_step)) +
                   " on " + backend.name() + " (evaluations not counted)");
     }
-    step_clock = step_end;
 
     if (plan.log_at(now_step)) {
       const auto now = Clock::now();
-      const double seconds = seconds_between(log_clock, now);
+      const double seconds = seconds_since_log;
       const double loss = loss_since_log / static_cast<double>(steps_since_log);
       const double next_lr = schedule.lr(now_step);
       const double tokens_per_second =
@@ -461,7 +459,7 @@ void run_training(const TrainOptions& options) {
       loss_since_log = 0;
       steps_since_log = 0;
       tokens_since_log = 0;
-      log_clock = Clock::now();
+      seconds_since_log = 0;
     }
 
     bool improved = false;
@@ -489,7 +487,6 @@ void run_training(const TrainOptions& options) {
                     std::to_string(progress.patience_counter) + " evaluations");
         stopped_early = true;
       }
-      log_clock = step_clock = Clock::now();  // evaluation time is not training throughput
     }
     if (plan.save_at(now_step) || (stopped_early && plan.saves)) {
       // Never save a broken state: an update can overflow the weights even when its loss and
@@ -520,7 +517,6 @@ void run_training(const TrainOptions& options) {
       bar.message("saved " + path);
       outputs.report("step " + std::to_string(now_step) + " of " + std::to_string(plan.max_steps),
                      last_predictions);
-      log_clock = step_clock = Clock::now();
     }
   }
   bar.finish();
