@@ -64,6 +64,11 @@ struct TrainerSection {
   double damping_eps = 0;
   double clip_min_sigma = 0;
   std::string refactor_timing = "step";  // step | legacy (docs/design.md §4)
+  double warmup_ratio = 0;                     // > 0: no refactor while k < ratio·max_steps
+  std::string balance_lambda_schedule = "constant";  // constant | linear (the seed's rise to 1)
+  std::vector<std::string> target_adapter_keys;      // empty: every adapter
+  bool only_large_layers = false;
+  int64_t large_dim_threshold = 0;  // with only_large_layers: min(out, in) >= threshold
   bool spectral() const { return name == "SpectralRefactorTrainer"; }
   bool operator==(const TrainerSection&) const = default;
 };
