@@ -499,8 +499,7 @@ ConfigSection trainer_section() {
   s.keys.push_back(string_list_key("target_adapter_keys", {},
                                    CONFIG_FIELD(trainer.target_adapter_keys),
                                    "refactor only adapters whose name contains one (empty: all)"));
-  s.keys.push_back(boolean_key("only_large_layers", false,
-                               CONFIG_FIELD(trainer.only_large_layers),
+  s.keys.push_back(boolean_key("only_large_layers", false, CONFIG_FIELD(trainer.only_large_layers),
                                "refactor only layers with min(out, in) >= large_dim_threshold"));
   s.keys.push_back(integer_key("large_dim_threshold", 0, CONFIG_FIELD(trainer.large_dim_threshold),
                                "the only_large_layers bound", at_least(0)));
@@ -704,8 +703,8 @@ ConfigSection training_section() {
                                         "checkpoint every N steps", positive()));
   s.keys.push_back(integer_key("logging_steps", 10, CONFIG_FIELD(training.logging_steps),
                                "log every N steps", positive()));
-  s.keys.push_back(ignored_key("logging_dir", ConfigType::String,
-                               "outputs go to the run directory", "HF TensorBoard directory"));
+  s.keys.push_back(ignored_key("logging_dir", ConfigType::String, "outputs go to the run directory",
+                               "HF TensorBoard directory"));
   s.keys.push_back(boolean_key("eval_on_start", false, CONFIG_FIELD(training.eval_on_start),
                                "evaluate once before the first step (HF eval_on_start)"));
   s.keys.push_back(boolean_key("load_best_model_at_end", false,

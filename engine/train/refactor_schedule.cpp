@@ -12,10 +12,10 @@ RefactorSchedule::RefactorSchedule(const TrainerSection& trainer, int64_t max_st
     : trainer_(trainer), max_steps_(max_steps) {
   SMOL_CHECK(trainer.refactor_every >= 1, "trainer.refactor_every ", trainer.refactor_every,
              ": must be at least 1");
-  SMOL_CHECK(trainer.balance_lambda_schedule == "constant" ||
-                 trainer.balance_lambda_schedule == "linear",
-             "trainer.balance_lambda_schedule '", trainer.balance_lambda_schedule,
-             "': constant or linear");
+  SMOL_CHECK(
+      trainer.balance_lambda_schedule == "constant" || trainer.balance_lambda_schedule == "linear",
+      "trainer.balance_lambda_schedule '", trainer.balance_lambda_schedule,
+      "': constant or linear");
   SMOL_CHECK(trainer.refactor_mode == "exact" || trainer.refactor_mode == "balanced",
              "trainer.refactor_mode '", trainer.refactor_mode, "': exact or balanced");
   SMOL_CHECK(trainer.refactor_timing == "step" || trainer.refactor_timing == "legacy",
@@ -58,8 +58,7 @@ bool RefactorSchedule::selects(const LoraPair& pair) const {
         return pair.name.find(key) != std::string::npos;
       }))
     return false;
-  if (trainer_.only_large_layers &&
-      std::min(pair.out(), pair.in()) < trainer_.large_dim_threshold)
+  if (trainer_.only_large_layers && std::min(pair.out(), pair.in()) < trainer_.large_dim_threshold)
     return false;
   return true;
 }

@@ -14,14 +14,15 @@ namespace smol {
 
 namespace {
 
-constexpr int64_t kMaxCoreRank = 64;           // svd_small's bound (kernels/linalg_backend.h)
-constexpr double kMomentumGuard = 1e-12;       // 1/(h + 1e-12), docs/seed-behaviour.md §5.1
-constexpr size_t kWorkspaceAlignment = 256;    // bytes; every view starts on this boundary
+constexpr int64_t kMaxCoreRank = 64;         // svd_small's bound (kernels/linalg_backend.h)
+constexpr double kMomentumGuard = 1e-12;     // 1/(h + 1e-12), docs/seed-behaviour.md §5.1
+constexpr size_t kWorkspaceAlignment = 256;  // bytes; every view starts on this boundary
 constexpr const char* kLoraA = ".lora_A.weight";
 constexpr const char* kLoraB = ".lora_B.weight";
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // Matrix b of a batched tensor [L, m, n], as a dense [m, n] view.
@@ -103,7 +104,8 @@ std::vector<double> refactored_spectrum(const std::vector<double>& s,
     if (settings.clip_min_sigma > 0) v = std::max(v, settings.clip_min_sigma);
   }
   if (settings.balanced && !out.empty()) {
-    const double mean = std::accumulate(out.begin(), out.end(), 0.0) / static_cast<double>(out.size());
+    const double mean =
+        std::accumulate(out.begin(), out.end(), 0.0) / static_cast<double>(out.size());
     for (double& v : out) v = (1.0 - settings.lambda) * v + settings.lambda * mean;
   }
   return out;
@@ -115,15 +117,15 @@ SpectralRefactor::SpectralRefactor(Backend& backend, LinalgBackend& linalg,
   std::map<std::tuple<int64_t, int64_t, int64_t>, size_t> group_of_shape;
   for (size_t i = 0; i < pairs_.size(); ++i) {
     const LoraPair& p = pairs_[i];
-    SMOL_CHECK(p.a.shape.rank == 2 && p.b.shape.rank == 2, "spectral refactor: ", p.name,
-               ": A ", p.a.shape.str(), " and B ", p.b.shape.str(), " must be matrices");
+    SMOL_CHECK(p.a.shape.rank == 2 && p.b.shape.rank == 2, "spectral refactor: ", p.name, ": A ",
+               p.a.shape.str(), " and B ", p.b.shape.str(), " must be matrices");
     const int64_t out = p.out(), in = p.in(), r = p.rank();
     check_f32_shape(p.a, Shape{r, in}, p.name + " lora_A");
     check_f32_shape(p.b, Shape{out, r}, p.name + " lora_B");
     SMOL_CHECK(r >= 1 && r <= kMaxCoreRank, "spectral refactor: ", p.name, ": rank ", r,
                " outside 1…", kMaxCoreRank, " (the core SVD's bound)");
-    SMOL_CHECK(out >= r && in >= r, "spectral refactor: ", p.name, ": B ", p.b.shape.str(),
-               " / A ", p.a.shape.str(), ": the thin QR needs out >= r and in >= r");
+    SMOL_CHECK(out >= r && in >= r, "spectral refactor: ", p.name, ": B ", p.b.shape.str(), " / A ",
+               p.a.shape.str(), ": the thin QR needs out >= r and in >= r");
     const bool has_first = p.first_a.data != nullptr;
     if (has_first) {
       check_f32_shape(p.first_a, p.a.shape, p.name + " lora_A first moment");
@@ -181,8 +183,8 @@ SpectralRefactor::SpectralRefactor(Backend& backend, LinalgBackend& linalg,
 RefactorReport SpectralRefactor::apply(const RefactorSettings& settings) {
   RefactorReport report;
   if (pairs_.empty()) return report;
-  SMOL_CHECK(settings.lambda >= 0 && settings.lambda <= 1, "spectral refactor: λ ",
-             settings.lambda, " outside [0, 1]");
+  SMOL_CHECK(settings.lambda >= 0 && settings.lambda <= 1, "spectral refactor: λ ", settings.lambda,
+             " outside [0, 1]");
 
   // Step 1 for every group: B and Aᵀ gathered into the batched operands, batched thin QRs,
   // the cores C = R_b·R_aᵀ, one batched SVD per group into the shared spectrum buffer.
@@ -243,8 +245,7 @@ RefactorReport SpectralRefactor::apply(const RefactorSettings& settings) {
   // B′ / A′ are written, so they hold the remapped moments before the copy back.
   for (Group& g : groups_) {
     const int64_t L = static_cast<int64_t>(g.members.size()), r = g.r;
-    const Tensor all_h =
-        flat_slice(diagonals_, g.diagonal_offset, Shape{2 * L * r, r});
+    const Tensor all_h = flat_slice(diagonals_, g.diagonal_offset, Shape{2 * L * r, r});
     for (int64_t l = 0; l < L; ++l) {
       LoraPair& p = pairs_[g.members[static_cast<size_t>(l)]];
       const Tensor h = all_h.rows(l * r, r);
