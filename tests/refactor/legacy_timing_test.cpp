@@ -4,6 +4,8 @@
 // where the trainer puts it; this checks the order of operations on the tiny fixture model.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "engine/lr_schedule.h"
 #include "engine/optimizer.h"
 #include "engine/train/host_reference_linalg.h"
@@ -20,6 +22,15 @@ TEST(LegacyTiming, RefactorsAfterEachBackwardBeforeTheUpdate) {
   const LoadedModel& tiny = test::tiny_model();
   LlamaModel model(*backend, tiny.config, TrainMode::Lora, test::fixture_lora());
   model.load_weights(tiny.weights);
+  // A random, B = 0 (PEFT's gaussian init; the model starts with both at zero).
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 0.1f);
+  for (const TrainableParam& p : model.trainable_params())
+    if (p.name.find("lora_A") != std::string::npos) {
+      HostTensor a = model.read_tensor(p.name);
+      for (float& x : a.data) x = normal(rng);
+      model.write_tensor(p.name, a);
+    }
   AdamW optimizer(*backend, model.trainable_params(), AdamWSettings{});
   const LrSchedule schedule(LrScheduleKind::Constant, 1e-3, 10, 0);
   const std::vector<std::vector<TokenRow>> micro_batches = {
