@@ -13,6 +13,7 @@
 #include <string>
 
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/linalg_backend.h"
 #if defined(SMOL_CUDA_EMU)
 #include "kernels/emu/emu_backend.h"
 #else
@@ -182,6 +183,7 @@ class CudaBackend final : public Backend {
     if (event) cudaEventDestroy(static_cast<cudaEvent_t>(event));
   }
   void set_device_checks(bool on) override { ctx_.set_device_checks(on); }
+  GpuContext& context() { return ctx_; }
 
  protected:
   Buffer do_allocate(size_t bytes) override {
@@ -294,7 +296,15 @@ namespace smol {
 std::unique_ptr<Backend> make_cuda_emu_backend() {
   return std::make_unique<gpu_emu::CudaBackend>("cuda-emu", 0);
 }
+std::unique_ptr<LinalgBackend> make_cuda_emu_linalg(Backend& backend) {
+  auto* emu = dynamic_cast<gpu_emu::CudaBackend*>(&backend);
+  return emu ? gpu_emu::make_linalg(emu->context()) : nullptr;
+}
 #else
+std::unique_ptr<LinalgBackend> make_cuda_linalg(Backend& backend) {
+  auto* cuda = dynamic_cast<gpu::CudaBackend*>(&backend);
+  return cuda ? gpu::make_linalg(cuda->context()) : nullptr;
+}
 bool cuda_device_available() {
   int count = 0;
   // Without a driver (libcuda absent) the static runtime reports an error: no device.

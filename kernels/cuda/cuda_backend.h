@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "kernels/backend.h"
+#include "kernels/linalg_backend.h"
 
 namespace smol {
 
@@ -12,6 +13,9 @@ namespace smol {
 // data-parallel design of docs/design.md §8). Throws smol::Error when no GPU or driver is
 // present or the ordinal is out of range.
 std::unique_ptr<Backend> make_cuda_backend(int device = 0);
+// The linear algebra of `backend` when it is a cuda backend (kernels/cuda/linalg.cu), else
+// nullptr; make_linalg (kernels/linalg_factory.cpp) is the public way in.
+std::unique_ptr<LinalgBackend> make_cuda_linalg(Backend& backend);
 // Number of CUDA devices (0 without a driver).
 int cuda_device_count();
 // True when a CUDA device and a driver are usable (false, never a crash, without libcuda).

@@ -4,12 +4,20 @@
 // (kernels/backend_ops.cpp); an op file checks only its own kernel's limits.
 #pragma once
 
+#include <memory>
 #include <span>
 
 #include "kernels/backend.h"
 #include "kernels/cuda/cuda_context.h"
 
+namespace smol {
+class LinalgBackend;
+}
+
 namespace smol::SMOL_GPU_NS {
+
+// The LinalgBackend over ctx's stream (linalg.cu); ctx must outlive it.
+std::unique_ptr<LinalgBackend> make_linalg(GpuContext& ctx);
 
 void copy_cast(GpuContext& ctx, Tensor dst, const Tensor& src);      // cast.cu
 void axpy(GpuContext& ctx, Tensor y, const Tensor& x, float alpha);  // elementwise.cu
@@ -31,7 +39,7 @@ void swiglu_forward(GpuContext& ctx, Tensor out, const Tensor& gate, const Tenso
 void swiglu_backward(GpuContext& ctx, Tensor dgate, Tensor dup, const Tensor& dout,
                      const Tensor& gate, const Tensor& up);
 double sum_of_squares(GpuContext& ctx, std::span<const Tensor> tensors);  // global_norm.cu
-void accumulate_sum(GpuContext& ctx, Tensor acc, const Tensor& x);         // accumulate_sum.cu
+void accumulate_sum(GpuContext& ctx, Tensor acc, const Tensor& x);        // accumulate_sum.cu
 void adamw_step(GpuContext& ctx, std::span<AdamWTensor> tensors, const AdamWHyper& hyper);
 void cross_entropy(GpuContext& ctx, Tensor losses, Tensor* dlogits, const Tensor& logits,
                    const Tensor& targets, float dloss_scale);  // cross_entropy.cu
