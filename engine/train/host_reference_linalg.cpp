@@ -37,7 +37,8 @@ class ReferenceLinalg final : public LinalgBackend {
  public:
   explicit ReferenceLinalg(Backend& backend) : backend_(backend) {}
 
-  void qr_thin(Tensor q, Tensor r, const Tensor& a) override {
+ protected:
+  void do_qr_thin(Tensor q, Tensor r, const Tensor& a) override {
     const int64_t batch = batch_of(a), m = a.shape[a.shape.rank - 2], n = a.shape[a.shape.rank - 1];
     const std::vector<float> in = download_all(backend_, a);
     std::vector<float> q_host(static_cast<size_t>(batch * m * n)),
@@ -60,7 +61,7 @@ class ReferenceLinalg final : public LinalgBackend {
     backend_.upload(r, r_host.data());
   }
 
-  void svd_small(Tensor u, Tensor s, Tensor vt, const Tensor& a) override {
+  void do_svd_small(Tensor u, Tensor s, Tensor vt, const Tensor& a) override {
     const int64_t batch = batch_of(a), n = a.shape[a.shape.rank - 1];
     const std::vector<float> in = download_all(backend_, a);
     std::vector<float> u_host(static_cast<size_t>(batch * n * n)), vt_host(u_host.size()),
@@ -78,7 +79,7 @@ class ReferenceLinalg final : public LinalgBackend {
     backend_.upload(vt, vt_host.data());
   }
 
-  void svd_truncated(Tensor u, Tensor s, Tensor vt, const Tensor& a) override {
+  void do_svd_truncated(Tensor u, Tensor s, Tensor vt, const Tensor& a) override {
     const int64_t m = a.shape[0], n = a.shape[1], k = s.numel();
     SvdResult svd = thin_svd(matrix_at(download_all(backend_, a), 0, m, n));
     fix_signs(svd);
@@ -95,7 +96,7 @@ class ReferenceLinalg final : public LinalgBackend {
     backend_.upload(vt, vt_host.data());
   }
 
-  void triangular_solve(Tensor b, const Tensor& t, bool upper, bool transpose) override {
+  void do_triangular_solve(Tensor b, const Tensor& t, bool upper, bool transpose) override {
     const int64_t batch = batch_of(t), m = t.shape[t.shape.rank - 1], n = b.shape[b.shape.rank - 1];
     const std::vector<float> t_host = download_all(backend_, t);
     std::vector<float> b_host = download_all(backend_, b);

@@ -14,7 +14,7 @@ namespace smol {
 
 namespace {
 
-constexpr int64_t kMaxCoreRank = 64;         // svd_small's bound (kernels/linalg_backend.h)
+constexpr int64_t kMaxCoreRank = LinalgBackend::kSvdSmallMaxDim;  // svd_small's bound
 constexpr double kMomentumGuard = 1e-12;     // 1/(h + 1e-12), docs/seed-behaviour.md §5.1
 constexpr size_t kWorkspaceAlignment = 256;  // bytes; every view starts on this boundary
 constexpr const char* kLoraA = ".lora_A.weight";
