@@ -19,6 +19,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <tuple>
 
 #include "common/error.h"
 #include "engine/train/host_reference_linalg.h"
@@ -330,6 +331,61 @@ TEST(SpectralRefactor, RejectsShapesTheFactorisationCannotTake) {
   OwnedPair big = random_pair(*backend, rng, "layers.0.o_proj", 80, 80, 65);
   EXPECT_THROW(SpectralRefactor(*backend, *linalg, {big.pair}), Error);
 }
+
+// The product LinalgBackend (make_linalg: LAPACKE in fp32 on cpu; cuSOLVER's entry points on
+// cuda-emu) against the double host reference, on the same pairs and settings, through the
+// whole refactor. Same tolerance argument as the golden (2e-4 max-norm relative): both are
+// fp32 refactors whose factorisations differ only in rounding.
+class ProductLinalg : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ProductLinalg, RefactorEqualsTheHostReference) {
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<LinalgBackend> product;
+  try {
+    backend = make_backend(GetParam());
+    product = make_linalg(*backend);
+  } catch (const Error& e) {
+    GTEST_SKIP() << "SKIPPED LOUDLY: no LinalgBackend for " << GetParam()
+                 << " in this build: " << e.what();
+  }
+  std::unique_ptr<LinalgBackend> reference = make_host_reference_linalg(*backend);
+  std::vector<std::vector<float>> results[2];
+  for (int which = 0; which < 2; ++which) {
+    std::mt19937 rng(11);
+    std::vector<OwnedPair> owned;
+    std::vector<LoraPair> pairs;
+    for (const auto& [out, in, r] : {std::tuple<int64_t, int64_t, int64_t>{64, 48, 8},
+                                     {32, 64, 8},
+                                     {64, 48, 8},
+                                     {96, 40, 16}}) {
+      owned.push_back(random_pair(*backend, rng, "p" + std::to_string(owned.size()), out, in, r));
+      pairs.push_back(owned.back().pair);
+    }
+    SpectralRefactor refactor(*backend, which == 0 ? *product : *reference, pairs);
+    RefactorSettings settings;
+    settings.lambda = 0.5;
+    settings.preserve_momentum = true;
+    settings.clear_momentum = false;
+    refactor.apply(settings);
+    for (const OwnedPair& o : owned)
+      for (const Tensor& t : {o.pair.b, o.pair.a, o.pair.first_b, o.pair.first_a})
+        results[which].push_back(download(*backend, t));
+  }
+  for (size_t i = 0; i < results[0].size(); ++i) {
+    double diff = 0, scale = 0;
+    for (size_t k = 0; k < results[0][i].size(); ++k) {
+      diff = std::max(diff, std::fabs(static_cast<double>(results[0][i][k]) - results[1][i][k]));
+      scale = std::max(scale, std::fabs(static_cast<double>(results[1][i][k])));
+    }
+    EXPECT_LT(diff / scale, 2e-4) << GetParam() << " tensor " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, ProductLinalg, ::testing::Values("cpu", "cuda-emu"),
+                         [](const auto& info) {
+                           return info.param == "cpu" ? std::string("cpu")
+                                                      : std::string("cuda_emu");
+                         });
 
 }  // namespace
 }  // namespace smol
