@@ -11,6 +11,11 @@
 //                      mA ← diag(1/(h + 1e-12))·U_cᵀ·R_b·mA          (§5.1 step 4)
 //   clear_momentum: m and v zeroed after the remap (Adam's step count is kept).
 //
+// A zero singular value (B = 0, as PEFT initialises it, or a rank-deficient pair) gives h = 0:
+// that direction of B′ and A′ is zero, and the remap multiplies by 1/(0 + 1e-12) = 1e12, as the
+// seed's formula does; so with preserve_momentum the first refactor belongs after B has moved
+// (refactor_every >= 1 completed step with lr > 0, or a warmup).
+//
 // Adam's second moments v are NEVER remapped (the seed leaves exp_avg_sq in the old
 // coordinates; §5.1 step 4): after a refactor v describes the old factors' elements.
 //
