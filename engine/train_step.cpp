@@ -25,7 +25,7 @@ int64_t count_supervised_targets(const std::vector<TokenRow>& rows) {
 
 TrainStepResult accumulate_gradients(LlamaModel& model,
                                      const std::vector<std::vector<TokenRow>>& micro_batches,
-                                     uint64_t dropout_seed) {
+                                     uint64_t dropout_seed, const MicroBatchHook& after_backward) {
   TrainStepResult result;
   for (const auto& batch : micro_batches) {
     result.supervised += count_supervised_targets(batch);
@@ -39,9 +39,11 @@ TrainStepResult accumulate_gradients(LlamaModel& model,
   // The loss stays on the device across micro-batches and is read once per optimizer step
   // (no host wait per micro-batch on cuda; docs/design.md §2).
   int64_t counted = 0;
-  for (size_t i = 0; i < micro_batches.size(); ++i)
+  for (size_t i = 0; i < micro_batches.size(); ++i) {
     counted +=
         model.forward_backward_accumulate(micro_batches[i], loss_scale, dropout_seed + i, true);
+    if (after_backward) after_backward(i);
+  }
   const double loss_sum = model.read_loss();
   SMOL_CHECK(counted == result.supervised, "train step: the model counted ", counted,
              " supervised tokens but the batch has ", result.supervised);
@@ -52,9 +54,9 @@ TrainStepResult accumulate_gradients(LlamaModel& model,
 
 TrainStepResult train_step(LlamaModel& model, AdamW& optimizer, const LrSchedule& schedule,
                            const std::vector<std::vector<TokenRow>>& micro_batches,
-                           uint64_t dropout_seed) {
+                           uint64_t dropout_seed, const MicroBatchHook& after_backward) {
   model.zero_grads();
-  TrainStepResult result = accumulate_gradients(model, micro_batches, dropout_seed);
+  TrainStepResult result = accumulate_gradients(model, micro_batches, dropout_seed, after_backward);
   result.optimizer = optimizer.step(schedule.lr(optimizer.steps_done()));
   model.zero_grads();
   return result;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "engine/lr_schedule.h"
@@ -32,14 +33,19 @@ struct TrainStepResult {
 // Accumulates gradients of loss over `micro_batches` into the model's grads, scaled by
 // 1/N of the whole step. Does not zero grads first and does not update. dropout seeds are
 // dropout_seed + micro-batch index. Returns loss and N (loss 0 when N = 0).
+// after_backward, when set, runs after each micro-batch's backward with its index (the
+// seed's per-micro-batch refactor placement, trainer.refactor_timing legacy).
+using MicroBatchHook = std::function<void(size_t micro_batch)>;
 TrainStepResult accumulate_gradients(LlamaModel& model,
                                      const std::vector<std::vector<TokenRow>>& micro_batches,
-                                     uint64_t dropout_seed);
+                                     uint64_t dropout_seed,
+                                     const MicroBatchHook& after_backward = nullptr);
 
 // A full optimizer step: zero grads, accumulate_gradients, clip + AdamW at lr(k) where
 // k = optimizer.steps_done() (0-based index of this update), zero grads again.
+// after_backward as in accumulate_gradients: between each micro-batch's backward and the update.
 TrainStepResult train_step(LlamaModel& model, AdamW& optimizer, const LrSchedule& schedule,
                            const std::vector<std::vector<TokenRow>>& micro_batches,
-                           uint64_t dropout_seed);
+                           uint64_t dropout_seed, const MicroBatchHook& after_backward = nullptr);
 
 }  // namespace smol

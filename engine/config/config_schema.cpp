@@ -467,7 +467,6 @@ ConfigSection peft_section() {
 }
 
 ConfigSection trainer_section() {
-  const std::string never_passed = "the seed never passed it to the trainer";
   ConfigSection s{"trainer", "Trainer or SpectralRefactorTrainer (docs/seed-behaviour.md §5)", {}};
   s.keys.push_back(enum_key("name", {"Trainer", "SpectralRefactorTrainer"}, "Trainer",
                             CONFIG_FIELD(trainer.name), "the training loop"));
@@ -492,12 +491,18 @@ ConfigSection trainer_section() {
   s.keys.push_back(enum_key("refactor_timing", {"step", "legacy"}, "step",
                             CONFIG_FIELD(trainer.refactor_timing),
                             "step: once per optimizer step; legacy: the seed's per micro-batch"));
-  s.keys.push_back(ignored_key("target_adapter_keys", ConfigType::StringList, never_passed,
-                               "adapters to refactor"));
-  s.keys.push_back(
-      ignored_key("only_large_layers", ConfigType::Boolean, never_passed, "layer filter"));
-  s.keys.push_back(
-      ignored_key("large_dim_threshold", ConfigType::Integer, never_passed, "layer filter"));
+  s.keys.push_back(number_key("warmup_ratio", 0, CONFIG_FIELD(trainer.warmup_ratio),
+                              "no refactor while step < ratio·max_steps", between(0, 1)));
+  s.keys.push_back(enum_key("balance_lambda_schedule", {"constant", "linear"}, "constant",
+                            CONFIG_FIELD(trainer.balance_lambda_schedule),
+                            "λ: constant λ₀, or the seed's λ₀ + (1 − λ₀)·step/max_steps"));
+  s.keys.push_back(string_list_key("target_adapter_keys", {},
+                                   CONFIG_FIELD(trainer.target_adapter_keys),
+                                   "refactor only adapters whose name contains one (empty: all)"));
+  s.keys.push_back(boolean_key("only_large_layers", false, CONFIG_FIELD(trainer.only_large_layers),
+                               "refactor only layers with min(out, in) >= large_dim_threshold"));
+  s.keys.push_back(integer_key("large_dim_threshold", 0, CONFIG_FIELD(trainer.large_dim_threshold),
+                               "the only_large_layers bound", at_least(0)));
   return s;
 }
 
@@ -698,8 +703,8 @@ ConfigSection training_section() {
                                         "checkpoint every N steps", positive()));
   s.keys.push_back(integer_key("logging_steps", 10, CONFIG_FIELD(training.logging_steps),
                                "log every N steps", positive()));
-  s.keys.push_back(ignored_key("logging_dir", ConfigType::String,
-                               "outputs go to the run directory", "HF TensorBoard directory"));
+  s.keys.push_back(ignored_key("logging_dir", ConfigType::String, "outputs go to the run directory",
+                               "HF TensorBoard directory"));
   s.keys.push_back(boolean_key("eval_on_start", false, CONFIG_FIELD(training.eval_on_start),
                                "evaluate once before the first step (HF eval_on_start)"));
   s.keys.push_back(boolean_key("load_best_model_at_end", false,

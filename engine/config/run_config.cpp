@@ -116,7 +116,12 @@ void resolve(RunConfig& c, const YAML::Node& root, const ConfigSource& source, C
         {"clear_momentum", r.clear_momentum != d.clear_momentum},
         {"damping_eps", r.damping_eps != d.damping_eps},
         {"clip_min_sigma", r.clip_min_sigma != d.clip_min_sigma},
-        {"refactor_timing", r.refactor_timing != d.refactor_timing}};
+        {"refactor_timing", r.refactor_timing != d.refactor_timing},
+        {"warmup_ratio", r.warmup_ratio != d.warmup_ratio},
+        {"balance_lambda_schedule", r.balance_lambda_schedule != d.balance_lambda_schedule},
+        {"target_adapter_keys", r.target_adapter_keys != d.target_adapter_keys},
+        {"only_large_layers", r.only_large_layers != d.only_large_layers},
+        {"large_dim_threshold", r.large_dim_threshold != d.large_dim_threshold}};
     for (const auto& [key, differs] : moved)
       if (differs)
         log.warnings.push_back(std::string("trainer.") + key + ": accepted, not acted on (" +

@@ -63,7 +63,12 @@ struct TrainerSection {
   bool clear_momentum = true;
   double damping_eps = 0;
   double clip_min_sigma = 0;
-  std::string refactor_timing = "step";  // step | legacy (docs/design.md §4)
+  std::string refactor_timing = "step";              // step | legacy (docs/design.md §4)
+  double warmup_ratio = 0;                           // > 0: no refactor while k < ratio·max_steps
+  std::string balance_lambda_schedule = "constant";  // constant | linear (the seed's rise to 1)
+  std::vector<std::string> target_adapter_keys;      // empty: every adapter
+  bool only_large_layers = false;
+  int64_t large_dim_threshold = 0;  // with only_large_layers: min(out, in) >= threshold
   bool spectral() const { return name == "SpectralRefactorTrainer"; }
   bool operator==(const TrainerSection&) const = default;
 };
@@ -116,7 +121,8 @@ struct EvaluationSection {
   int64_t max_new_tokens = 256;
   int64_t generative_samples = -1;  // -1 = the whole eval split
   int64_t batch_size = 0;           // 0 = training.per_device_eval_batch_size
-  std::vector<std::string> stop_strings{"\n### ", "Question:"};  // "\n### ": a new header; "####" (the answer) is not one
+  std::vector<std::string> stop_strings{
+      "\n### ", "Question:"};       // "\n### ": a new header; "####" (the answer) is not one
   int64_t predictions_sample = 20;  // predictions the report shows
   bool operator==(const EvaluationSection&) const = default;
 };

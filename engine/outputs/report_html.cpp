@@ -170,11 +170,12 @@ std::string render_metric_charts(const std::map<std::string, MetricSeries>& metr
   return html + "</div>\n";
 }
 
-// The spectra of a refactor event if extra.spectra is an array of arrays of numbers (nulls
-// allowed and skipped); false otherwise.
+// The spectra a refactor event carries after the refactor (extra.spectra_after, one array of
+// singular values per layer, as engine/train/trainer.cpp writes it) if it is an array of arrays
+// of numbers (nulls allowed and skipped); false otherwise.
 bool read_spectra(const nlohmann::json& event, std::vector<std::vector<double>>& spectra) {
   if (!event.contains("extra") || !event["extra"].is_object()) return false;
-  const nlohmann::json& value = event["extra"].value("spectra", nlohmann::json());
+  const nlohmann::json& value = event["extra"].value("spectra_after", nlohmann::json());
   if (!value.is_array()) return false;
   spectra.clear();
   for (const nlohmann::json& spectrum : value) {
@@ -193,14 +194,15 @@ std::string render_refactor_spectra(const std::vector<nlohmann::json>& events) {
   for (const nlohmann::json& event : events) {
     if (event.is_object() && event.value("kind", nlohmann::json()) == "refactor" &&
         event.contains("extra") && event["extra"].is_object() &&
-        event["extra"].contains("spectra")) {
+        event["extra"].contains("spectra_after")) {
       refactors.push_back(&event);
     }
   }
   if (refactors.empty()) return "";
   std::string html =
       "<h2>Refactor spectra</h2>\n<p class=\"note\">One chart per refactor event: each line is "
-      "one adapted layer's spectrum, &sigma;<sub>i</sub> against i.</p>\n";
+      "one adapted layer's spectrum after the refactor, &sigma;<sub>i</sub> of B&middot;A against "
+      "i.</p>\n";
   std::vector<size_t> shown;
   if (refactors.size() <= kMaxSpectrumCharts) {
     for (size_t i = 0; i < refactors.size(); ++i) shown.push_back(i);
@@ -220,7 +222,7 @@ std::string render_refactor_spectra(const std::vector<nlohmann::json>& events) {
                                  : std::string("?");
     if (!read_spectra(event, spectra)) {
       html += "<p class=\"note\">step " + step +
-              ": extra.spectra is not an array of arrays of numbers; not drawn.</p>\n";
+              ": extra.spectra_after is not an array of arrays of numbers; not drawn.</p>\n";
       continue;
     }
     LineChart chart;

@@ -26,7 +26,9 @@
 #include "engine/outputs/report_html.h"
 #include "engine/outputs/tensorboard_writer.h"
 #include "engine/train/checkpoint.h"
+#include "engine/train/refactor_schedule.h"
 #include "engine/train/run_plan.h"
+#include "engine/train/spectral_refactor.h"
 #include "engine/train/train_batches.h"
 #include "engine/train_step.h"
 #include "engine/training_data.h"
@@ -35,6 +37,7 @@
 #include "io/peft_adapter.h"
 #include "io/peft_weight_conversion.h"
 #include "kernels/backend.h"
+#include "kernels/linalg_backend.h"
 #include "model/lora_names.h"
 
 namespace smol {
@@ -84,14 +87,13 @@ Session open_session(const std::string& config_path, const std::vector<std::stri
         " config keys are accepted but not acted on: " + keys + " (`smolengine config " +
         config_path + "` says why)");
   }
-  SMOL_CHECK(s.config.trainer.name == "Trainer", config_path, ": trainer.name '",
-             s.config.trainer.name,
-             "': only Trainer is implemented; SpectralRefactorTrainer is not yet (its keys are "
-             "validated)");
   s.backend = make_backend(device);
   const auto start = Clock::now();
   s.built = build_model(*s.backend, s.config);
   LlamaModel& model = *s.built.model;
+  SMOL_CHECK(!s.config.trainer.spectral() || model.mode() == TrainMode::Lora, config_path,
+             ": trainer.name SpectralRefactorTrainer refactors LoRA pairs; peft.method is not "
+             "lora");
   say("model: " + s.built.weights_source + " on " + s.backend->name() + " (" +
       (model.mode() == TrainMode::Full
            ? std::string("full fine-tuning")
@@ -341,6 +343,26 @@ void run_training(const TrainOptions& options) {
   const LrSchedule schedule(parse_lr_schedule_kind(t.lr_scheduler_type, config.path),
                             t.learning_rate, plan.max_steps, plan.warmup_steps);
 
+  // ---- spectral refactor (docs/design.md §4) ------------------------------------------------
+  // A deterministic function of the weights and moments, so a checkpoint needs nothing more:
+  // the resumed run refactors at the same steps from the same state.
+  std::optional<RefactorSchedule> refactor_schedule;
+  std::unique_ptr<LinalgBackend> linalg;
+  std::unique_ptr<SpectralRefactor> refactor;
+  if (config.trainer.spectral()) {
+    refactor_schedule.emplace(config.trainer, plan.max_steps);
+    std::vector<LoraPair> pairs =
+        refactor_schedule->select(lora_pairs_of(model.trainable_params(), &optimizer));
+    SMOL_CHECK(!pairs.empty(), config.path,
+               ": trainer.target_adapter_keys / only_large_layers leave no LoRA pair to refactor");
+    linalg = make_linalg(backend);
+    refactor = std::make_unique<SpectralRefactor>(backend, *linalg, std::move(pairs));
+    say("spectral refactor: " + std::to_string(refactor->pairs().size()) + " LoRA pairs in " +
+        std::to_string(refactor->group_count()) + " shape groups, every " +
+        std::to_string(config.trainer.refactor_every) + " steps, " + config.trainer.refactor_mode +
+        ", timing " + config.trainer.refactor_timing);
+  }
+
   // ---- resume ------------------------------------------------------------------------------
   TrainState progress;
   progress.seed = t.seed;
@@ -396,6 +418,33 @@ void run_training(const TrainOptions& options) {
     bar.message("eval @ step 0: " + metrics_line(r));
   }
 
+  // One refactor after `completed` optimizer steps, logged as a "refactor" event at `log_step`
+  // (step timing: the step just completed; legacy: the update it runs inside of).
+  auto run_refactor = [&](int64_t completed, int64_t log_step) {
+    const RefactorSettings settings = refactor_schedule->settings_at(completed);
+    backend.synchronize();  // the cost measured is the refactor's alone
+    const auto start = Clock::now();
+    const RefactorReport r = refactor->apply(settings);
+    backend.synchronize();
+    const double ms = 1e3 * seconds_between(start, Clock::now());
+    double mean_change = 0;
+    for (double c : r.relative_change) mean_change += c;
+    mean_change /= static_cast<double>(std::max<size_t>(r.relative_change.size(), 1));
+    outputs.event("refactor", log_step, plan.epoch_at(log_step),
+                  seconds_between(run_start, Clock::now()),
+                  {{"refactor_ms", ms}, {"refactor_lambda", settings.lambda}},
+                  {{"completed_steps", completed},
+                   {"layers", r.layers},
+                   {"spectra_before", r.spectra_before},
+                   {"spectra_after", r.spectra_after},
+                   {"relative_change", r.relative_change}});
+    bar.message("refactor @ step " + std::to_string(completed) + ": " +
+                std::to_string(r.layers.size()) + " pairs, " + config.trainer.refactor_mode +
+                (settings.balanced ? " λ " + format_metric(settings.lambda) : std::string()) +
+                ", mean relative change of B·A " + format_metric(mean_change) + ", " +
+                format_metric(ms) + " ms");
+  };
+
   // ---- the loop ----------------------------------------------------------------------------
   bar.start(progress.global_step);
   const int64_t first_step = progress.global_step;
@@ -408,8 +457,14 @@ void run_training(const TrainOptions& options) {
     const int64_t k = progress.global_step;
     const std::vector<std::vector<TokenRow>> update = batches.next_update(progress.cursor);
     TrainStepResult step;
+    // legacy timing (docs/seed-behaviour.md §5.2): after every micro-batch's backward, before
+    // the update, so GA times per trigger and against gradients in the old coordinates.
+    MicroBatchHook legacy_refactor;
+    if (refactor && refactor_schedule->legacy_timing() && refactor_schedule->due(k))
+      legacy_refactor = [&](size_t) { run_refactor(k, k + 1); };
     try {
-      step = train_step(model, optimizer, schedule, update, splitmix64_at(progress.seed, k));
+      step = train_step(model, optimizer, schedule, update, splitmix64_at(progress.seed, k),
+                        legacy_refactor);
     } catch (const Error& e) {
       throw_error("step ", k + 1, " of ", plan.max_steps, ": ", e.what(),
                   "; the run stopped before applying this update (checkpoints written so far are "
@@ -417,6 +472,9 @@ void run_training(const TrainOptions& options) {
     }
     progress.global_step = k + 1;
     const int64_t now_step = progress.global_step;
+    // step timing (docs/design.md §4): once, after the update, before eval and save see it.
+    if (refactor && !refactor_schedule->legacy_timing() && refactor_schedule->due(now_step))
+      run_refactor(now_step, now_step);
     loss_since_log += step.loss;
     ++steps_since_log;
     tokens_since_log += step.tokens;

@@ -134,16 +134,16 @@ TEST(ReportHtml, RefactorSpectraBecomeSmallMultiples) {
   input.events.push_back({{"kind", "refactor"},
                           {"step", 10},
                           {"lambda", 0.8},
-                          {"extra", {{"spectra", {{3.0, 2.0, 1.0}, {5.0, 0.5, nullptr}}}}}});
+                          {"extra", {{"spectra_after", {{3.0, 2.0, 1.0}, {5.0, 0.5, nullptr}}}}}});
   input.events.push_back(
-      {{"kind", "refactor"}, {"step", 20}, {"extra", {{"spectra", {{1.0}, {2.0}}}}}});
+      {{"kind", "refactor"}, {"step", 20}, {"extra", {{"spectra_after", {{1.0}, {2.0}}}}}});
   input.events.push_back(
-      {{"kind", "refactor"}, {"step", 30}, {"extra", {{"spectra", "not numbers"}}}});
+      {{"kind", "refactor"}, {"step", 30}, {"extra", {{"spectra_after", "not numbers"}}}});
   const std::string html = render_report_html(input);
   EXPECT_NE(html.find("<h2>Refactor spectra</h2>"), std::string::npos);
   EXPECT_NE(html.find(">step 10</text>"), std::string::npos);
   EXPECT_NE(html.find(">step 20</text>"), std::string::npos);
-  EXPECT_NE(html.find("step 30: extra.spectra is not an array of arrays of numbers"),
+  EXPECT_NE(html.find("step 30: extra.spectra_after is not an array of arrays of numbers"),
             std::string::npos);
   // 6 metric charts + lambda (a scalar of refactor events) + 2 spectrum charts.
   EXPECT_EQ(count(html, "<svg class=\"chart\""), 9u);
