@@ -314,21 +314,27 @@ TEST_F(TrainCli, FullFineTuningCheckpointsHoldTheModelAndResume) {
 }
 
 TEST_F(TrainCli, TrainsOnCudaEmu) {
-  // The CUDA sources on the CPU: two LoRA steps, evaluation and a checkpoint on cuda-emu.
+  // The CUDA sources on the CPU: two LoRA steps with a spectral refactor after the first
+  // (cuSOLVER answered by LAPACKE), evaluation and a checkpoint, all on cuda-emu.
   const fs::path out = root_ / "emu";
   const auto r = run_smolengine(
       "train " + kSource + "/configs/tiny_gsm8k.yaml --device cuda-emu --data-dir " + kData +
       " --output-dir " + out.string() + " --set tokenizer.name_or_path=" + kModel +
       " --set training.max_steps=2 --set training.logging_steps=1 --set training.eval_steps=2" +
       " --set dataset.eval_split='test[:2]' --set evaluation.max_new_tokens=2" +
-      " --set dataset.max_length=64");
+      " --set dataset.max_length=64 --set trainer.name=SpectralRefactorTrainer" +
+      " --set trainer.refactor_every=1");
   if (r.output.find("unknown or unavailable device") != std::string::npos)
     GTEST_SKIP() << "SKIPPED LOUDLY: this build has no cuda-emu backend";
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(fs::exists(out / "checkpoint-2/adapter_model.safetensors"));
-  int evals = 0;
-  for (const nlohmann::json& e : read_jsonl(out / "metrics.jsonl")) evals += e["kind"] == "eval";
+  int evals = 0, refactors = 0;
+  for (const nlohmann::json& e : read_jsonl(out / "metrics.jsonl")) {
+    evals += e["kind"] == "eval";
+    refactors += e["kind"] == "refactor";
+  }
   EXPECT_EQ(evals, 1);
+  EXPECT_EQ(refactors, 1);
 }
 
 }  // namespace
