@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "tests/support/run_smolengine.h"
+#include "tests/support/tiny_train_run.h"
 
 namespace smol {
 namespace {
@@ -20,27 +21,10 @@ namespace {
 namespace fs = std::filesystem;
 using test::run_smolengine;
 
-const std::string kSource = SMOL_SOURCE_DIR;
-const std::string kModel = kSource + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-const std::string kData = kSource + "/../shared/data";
+using test::read_file;
+using test::read_jsonl;
 const std::string kSpectral =
     " --set trainer.name=SpectralRefactorTrainer --set trainer.refactor_every=2";
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::vector<nlohmann::json> read_jsonl(const fs::path& p) {
-  std::vector<nlohmann::json> rows;
-  std::ifstream in(p);
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) rows.push_back(nlohmann::json::parse(line));
-  return rows;
-}
 
 std::vector<nlohmann::json> events_of(const fs::path& dir, const std::string& kind) {
   std::vector<nlohmann::json> out;
@@ -49,28 +33,13 @@ std::vector<nlohmann::json> events_of(const fs::path& dir, const std::string& ki
   return out;
 }
 
-class TrainRefactorCli : public ::testing::Test {
+class TrainRefactorCli : public test::TinyTrainRunTest {
  public:
-  void SetUp() override {
-    if (!fs::exists(kModel))
-      GTEST_SKIP() << "SKIPPED LOUDLY: " << kModel << " is missing (scripts/fetch-model.sh)";
-    if (!fs::exists(kData + "/gsm8k/train.jsonl"))
-      GTEST_SKIP() << "SKIPPED LOUDLY: no GSM8K under " << kData;
-    root_ = fs::temp_directory_path() /
-            ("smol_refactor_" +
-             std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-  }
-  void TearDown() override {
-    if (!HasFailure()) fs::remove_all(root_);
-  }
+  TrainRefactorCli() : TinyTrainRunTest("smol_refactor_") {}
   test::CommandResult train(const fs::path& out, const std::string& extra) {
-    return run_smolengine("train " + kSource + "/configs/tiny_gsm8k.yaml --device cpu --data-dir " +
-                          kData + " --output-dir " + out.string() +
-                          " --set tokenizer.name_or_path=" + kModel +
-                          " --set training.max_steps=6 --set training.logging_steps=1"
-                          " --set training.eval_strategy=no --set training.save_strategy=no " +
+    return train_tiny(out,
+                      "--set training.max_steps=6 --set training.logging_steps=1"
+                      " --set training.eval_strategy=no --set training.save_strategy=no " +
                           extra);
   }
   static std::vector<double> losses(const fs::path& dir) {

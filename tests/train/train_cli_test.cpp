@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "tests/support/run_smolengine.h"
+#include "tests/support/tiny_train_run.h"
 
 namespace smol {
 namespace {
@@ -19,25 +20,14 @@ namespace {
 namespace fs = std::filesystem;
 using test::run_smolengine;
 
-const std::string kSource = SMOL_SOURCE_DIR;
-const std::string kModel = kSource + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-const std::string kData = kSource + "/../shared/data";
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::vector<nlohmann::json> read_jsonl(const fs::path& p) {
-  std::vector<nlohmann::json> rows;
-  std::ifstream in(p);
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) rows.push_back(nlohmann::json::parse(line));
-  return rows;
-}
+using test::kDataDir;
+using test::kModelFile;
+using test::kSourceDir;
+using test::read_file;
+using test::read_jsonl;
+const std::string& kSource = kSourceDir;
+const std::string& kModel = kModelFile;
+const std::string& kData = kDataDir;
 
 std::set<std::string> list_dir_names(const fs::path& dir) {
   std::set<std::string> names;
@@ -45,32 +35,17 @@ std::set<std::string> list_dir_names(const fs::path& dir) {
   return names;
 }
 
-class TrainCli : public ::testing::Test {
+class TrainCli : public test::TinyTrainRunTest {
  protected:
-  void SetUp() override {
-    if (!fs::exists(kModel))
-      GTEST_SKIP() << "SKIPPED LOUDLY: " << kModel << " is missing (scripts/fetch-model.sh)";
-    if (!fs::exists(kData + "/gsm8k/train.jsonl"))
-      GTEST_SKIP() << "SKIPPED LOUDLY: no GSM8K under " << kData;
-    root_ = fs::temp_directory_path() /
-            ("smol_train_" +
-             std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-  }
-  void TearDown() override {
-    if (!HasFailure()) fs::remove_all(root_);
-  }
-  // The tiny config with a short run; `extra` adds --set/--flags.
+  TrainCli() : TinyTrainRunTest("smol_train_") {}
+  // A short run (6 steps, every step logged, 4 eval examples, 8 new tokens); `extra` adds
+  // --set / flags.
   test::CommandResult train(const fs::path& out, const std::string& extra) {
-    return run_smolengine(
-        "train " + kSource + "/configs/tiny_gsm8k.yaml --device cpu --data-dir " + kData +
-        " --output-dir " + out.string() + " --set tokenizer.name_or_path=" + kModel +
-        " --set training.max_steps=6 --set training.logging_steps=1"
-        " --set dataset.eval_split='test[:4]' --set evaluation.max_new_tokens=8 " +
-        extra);
+    return train_tiny(out,
+                      "--set training.max_steps=6 --set training.logging_steps=1"
+                      " --set dataset.eval_split='test[:4]' --set evaluation.max_new_tokens=8 " +
+                          extra);
   }
-  fs::path root_;
 };
 
 TEST_F(TrainCli, WritesTheRunDirectory) {
@@ -267,13 +242,14 @@ TEST_F(TrainCli, EarlyStoppingAndLoadBestModelAtEnd) {
   // improvement", so patience 2 stops the run at step 3 (whatever the losses do), and
   // load_best_model_at_end leaves the best checkpoint's weights as the final adapter.
   const fs::path out = root_ / "early";
-  const auto r = train(out, "--set training.eval_steps=1 --set training.save_total_limit=0"
-                            " --set training.metric_for_best_model=loss"
-                            " --set training.greater_is_better=true"
-                            " --set training.learning_rate=1e-2"
-                            " --set training.load_best_model_at_end=true"
-                            " --set early_stopping_patience=2 --set early_stopping_threshold=100"
-                            " --set evaluation.generative=false");
+  const auto r = train(out,
+                       "--set training.eval_steps=1 --set training.save_total_limit=0"
+                       " --set training.metric_for_best_model=loss"
+                       " --set training.greater_is_better=true"
+                       " --set training.learning_rate=1e-2"
+                       " --set training.load_best_model_at_end=true"
+                       " --set early_stopping_patience=2 --set early_stopping_threshold=100"
+                       " --set evaluation.generative=false");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("early stopping"), std::string::npos) << r.output;
   int64_t last_step = 0;
@@ -287,21 +263,24 @@ TEST_F(TrainCli, EarlyStoppingAndLoadBestModelAtEnd) {
   EXPECT_TRUE(fs::exists(best)) << best;
   EXPECT_EQ(read_file(out / "adapter_model.safetensors"),
             read_file(best / "adapter_model.safetensors"));
-  if (best.filename() != "checkpoint-3")  // the final weights are not simply the last step's
+  if (best.filename() != "checkpoint-3") {  // the final weights are not simply the last step's
     EXPECT_NE(read_file(out / "adapter_model.safetensors"),
               read_file(out / "checkpoint-3/adapter_model.safetensors"));
+  }
 }
 
 TEST_F(TrainCli, FullFineTuningCheckpointsHoldTheModelAndResume) {
-  const std::string full = "--set peft.method=full --set training.learning_rate=1e-4"
-                           " --set training.eval_strategy=no --set training.save_steps=2";
+  const std::string full =
+      "--set peft.method=full --set training.learning_rate=1e-4"
+      " --set training.eval_strategy=no --set training.save_steps=2";
   const fs::path whole = root_ / "full";
   auto r = train(whole, full);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   for (const char* f : {"model.safetensors", "config.json", "training_state.safetensors"})
     EXPECT_TRUE(fs::exists(whole / "checkpoint-6" / f)) << f;
   EXPECT_FALSE(fs::exists(whole / "checkpoint-6/adapter_model.safetensors"));
-  const nlohmann::json config = nlohmann::json::parse(read_file(whole / "checkpoint-6/config.json"));
+  const nlohmann::json config =
+      nlohmann::json::parse(read_file(whole / "checkpoint-6/config.json"));
   EXPECT_EQ(config["hidden_size"], 64);
   // Resume from checkpoint-4 reproduces the last two steps exactly.
   const fs::path resumed = root_ / "full_resumed";
