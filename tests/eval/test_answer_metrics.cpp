@@ -9,8 +9,8 @@
 #include <map>
 
 #include "common/error.h"
-#include "engine/eval/answer_metrics.h"
 #include "data/python_str.h"
+#include "engine/eval/answer_metrics.h"
 #include "eval_goldens.h"
 
 namespace smol {
