@@ -47,7 +47,6 @@ class TrainRefactorCli : public test::TinyTrainRunTest {
     for (const nlohmann::json& e : events_of(dir, "train")) out.push_back(e["loss"]);
     return out;
   }
-  fs::path root_;
 };
 
 TEST_F(TrainRefactorCli, LogsEachRefactorWithItsSpectraAndTracksPlainLora) {
