@@ -35,9 +35,12 @@ std::string json_number_or_null(const std::optional<double>& v) {
   return v ? nlohmann::json(*v).dump() : "null";
 }
 
-nlohmann::json trainer_state_json(const CheckpointWrite& w, const std::string& output_dir) {
-  const TrainState& p = *w.progress;
-  const RunPlan& plan = *w.plan;
+}  // namespace
+
+nlohmann::json trainer_state_json(const TrainState& p, const RunPlan& plan,
+                                  const std::string& output_dir,
+                                  const std::string& metric_for_best_model,
+                                  bool greater_is_better) {
   nlohmann::json s;
   // HF TrainerState fields (trainer_callback.py), so tools that read HF checkpoints read ours.
   s["best_global_step"] = nullptr;
@@ -70,10 +73,12 @@ nlohmann::json trainer_state_json(const CheckpointWrite& w, const std::string& o
   s["train_batch_size"] = plan.micro_batch_size;
   s["trial_name"] = nullptr;
   s["trial_params"] = nullptr;
-  s["smolengine_metric_for_best_model"] = w.metric_for_best_model;
-  s["smolengine_greater_is_better"] = w.greater_is_better;
+  s["smolengine_metric_for_best_model"] = metric_for_best_model;
+  s["smolengine_greater_is_better"] = greater_is_better;
   return s;
 }
+
+namespace {
 
 int64_t metadata_int(const SafetensorsFile& file, const std::string& key) {
   const auto it = file.metadata().find(key);
@@ -107,6 +112,35 @@ std::optional<int64_t> checkpoint_step(const std::string& name) {
 
 }  // namespace
 
+void write_trained_model(const std::string& dir, const LlamaModel& model,
+                         const HostTensorMap& trained, PeftAdapterConfig adapter_config,
+                         const HostTensorMap* initial) {
+  if (model.mode() == TrainMode::Full) {
+    write_hf_model_safetensors((fs::path(dir) / "model.safetensors").string(), trained, DType::F32);
+    write_file_atomically((fs::path(dir) / "config.json").string(), hf_config_json(model.config()));
+  } else if (initial != nullptr) {
+    const HostTensorMap converted = convert_to_plain_lora(trained, *initial, adapter_config);
+    write_peft_adapter(dir, adapter_config, converted);
+  } else {
+    write_peft_adapter(dir, adapter_config, trained);
+  }
+}
+
+void check_checkpoint_matches(const LoadedCheckpoint& c, const LlamaModel& model,
+                              const HostTensorMap* initial) {
+  SMOL_CHECK(c.full_finetune == (model.mode() == TrainMode::Full), c.dir,
+             ": the checkpoint's mode does not match peft.method");
+  if (initial == nullptr) return;
+  // The initialiser ran again from the same seed; if it did not land on the same A0 / B0 the
+  // residual base differs, and neither a continuation nor an evaluation would be of this run.
+  for (const auto& [name, tensor] : *initial) {
+    const auto it = c.initial.find(name);
+    SMOL_CHECK(it != c.initial.end() && it->second.data == tensor.data, c.dir,
+               ": the LoRA initialiser did not reproduce the checkpoint's initial ", name,
+               " (different config, data or device?)");
+  }
+}
+
 std::string save_checkpoint(const std::string& output_dir, const CheckpointWrite& w) {
   SMOL_CHECK(w.model && w.optimizer && w.progress && w.plan, "save_checkpoint: incomplete input");
   LlamaModel& model = *w.model;
@@ -124,18 +158,7 @@ std::string save_checkpoint(const std::string& output_dir, const CheckpointWrite
     HostTensorMap trained;
     for (const TrainableParam& param : params) trained[param.name] = download(backend, param.value);
 
-    if (full) {
-      write_hf_model_safetensors((tmp_dir / "model.safetensors").string(), trained, DType::F32);
-      write_file_atomically((tmp_dir / "config.json").string(), hf_config_json(model.config()));
-    } else {
-      PeftAdapterConfig adapter_config = w.adapter_config;
-      if (w.initial != nullptr) {
-        const HostTensorMap converted = convert_to_plain_lora(trained, *w.initial, adapter_config);
-        write_peft_adapter(tmp_dir.string(), adapter_config, converted);
-      } else {
-        write_peft_adapter(tmp_dir.string(), adapter_config, trained);
-      }
-    }
+    write_trained_model(tmp_dir.string(), model, trained, w.adapter_config, w.initial);
 
     std::vector<SafetensorsWriteEntry> entries;
     const AdamW& optimizer = *w.optimizer;
@@ -165,8 +188,11 @@ std::string save_checkpoint(const std::string& output_dir, const CheckpointWrite
         {"best_checkpoint", p.best_checkpoint},
         {"patience_counter", std::to_string(p.patience_counter)}};
     write_safetensors((tmp_dir / kStateFile).string(), entries, metadata);
-    write_file_atomically((tmp_dir / "trainer_state.json").string(),
-                          trainer_state_json(w, output_dir).dump(2) + "\n");
+    write_file_atomically(
+        (tmp_dir / "trainer_state.json").string(),
+        trainer_state_json(p, *w.plan, output_dir, w.metric_for_best_model, w.greater_is_better)
+                .dump(2) +
+            "\n");
     write_file_atomically((tmp_dir / "smolengine_config.yaml").string(), w.config_yaml);
   } catch (...) {
     fs::remove_all(tmp_dir, ec);

@@ -69,6 +69,18 @@ struct CheckpointWrite {
   bool greater_is_better = false;
 };
 
+// HF's TrainerState (trainer_state.json) for a run at `state`.
+nlohmann::json trainer_state_json(const TrainState& state, const RunPlan& plan,
+                                  const std::string& output_dir,
+                                  const std::string& metric_for_best_model, bool greater_is_better);
+
+// The trained model as others load it, into `dir`: LoRA → the PEFT adapter (PEFT's rank-2r
+// conversion against the original base when `initial` holds A0/B0 of an initialiser that moved
+// it); full fine-tuning → model.safetensors + config.json. `trained`: the trainable tensors.
+void write_trained_model(const std::string& dir, const LlamaModel& model,
+                         const HostTensorMap& trained, PeftAdapterConfig adapter_config,
+                         const HostTensorMap* initial);
+
 // Writes <output_dir>/checkpoint-<global_step> and returns its path.
 std::string save_checkpoint(const std::string& output_dir, const CheckpointWrite& write);
 
@@ -83,6 +95,10 @@ struct LoadedCheckpoint {
 // Reads a checkpoint directory (throws naming the file when something is missing or broken).
 // `with_optimizer` false skips the moments (evaluation only needs the parameters).
 LoadedCheckpoint load_checkpoint(const std::string& dir, bool with_optimizer = true);
+// Throws naming the checkpoint when it cannot belong to `model` as built now: another train
+// mode, or (`initial` given) an initialiser that did not reproduce the checkpoint's A0 / B0.
+void check_checkpoint_matches(const LoadedCheckpoint& checkpoint, const LlamaModel& model,
+                              const HostTensorMap* initial);
 // Writes the checkpoint's trainable tensors into the model (and moments + step counter into the
 // optimizer when given). Every trainable tensor must be present with its shape.
 void restore_checkpoint(const LoadedCheckpoint& checkpoint, LlamaModel& model, AdamW* optimizer);

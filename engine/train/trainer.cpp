@@ -271,16 +271,8 @@ void save_final_model(const Session& s, const std::string& dir) {
   HostTensorMap trained;
   for (const TrainableParam& p : model.trainable_params())
     trained[p.name] = model.read_tensor(p.name);
-  if (model.mode() == TrainMode::Full) {
-    write_hf_model_safetensors((fs::path(dir) / "model.safetensors").string(), trained, DType::F32);
-    write_file_atomically((fs::path(dir) / "config.json").string(), hf_config_json(model.config()));
-    return;
-  }
-  PeftAdapterConfig adapter = adapter_config_of(s.config, s.adapter_base);
-  if (s.initial)
-    write_peft_adapter(dir, adapter, convert_to_plain_lora(trained, *s.initial, adapter));
-  else
-    write_peft_adapter(dir, adapter, trained);
+  write_trained_model(dir, model, trained, adapter_config_of(s.config, s.adapter_base),
+                      s.initial ? &*s.initial : nullptr);
 }
 
 }  // namespace
@@ -370,8 +362,7 @@ void run_training(const TrainOptions& options) {
   if (resuming) {
     const std::string dir = resolve_checkpoint(options.resume, output_dir);
     LoadedCheckpoint checkpoint = load_checkpoint(dir);
-    SMOL_CHECK(checkpoint.full_finetune == (model.mode() == TrainMode::Full), dir,
-               ": the checkpoint's mode does not match peft.method");
+    check_checkpoint_matches(checkpoint, model, s.initial ? &*s.initial : nullptr);
     SMOL_CHECK(checkpoint.progress.seed == t.seed && checkpoint.progress.data_seed == t.data_seed,
                dir, ": the checkpoint was made with seed ", checkpoint.progress.seed,
                " / data_seed ", checkpoint.progress.data_seed, "; the config says ", t.seed, " / ",
@@ -379,16 +370,6 @@ void run_training(const TrainOptions& options) {
     SMOL_CHECK(checkpoint.progress.global_step <= plan.max_steps, dir,
                ": the checkpoint is at step ", checkpoint.progress.global_step,
                ", past this run's max_steps ", plan.max_steps);
-    if (s.initial) {
-      // The initialiser ran again from the same seed; if it did not land on the same A0 / B0
-      // the residual base differs and the continuation would not be the same run.
-      for (const auto& [name, tensor] : *s.initial) {
-        const auto it = checkpoint.initial.find(name);
-        SMOL_CHECK(it != checkpoint.initial.end() && it->second.data == tensor.data, dir,
-                   ": the LoRA initialiser did not reproduce the checkpoint's initial ", name,
-                   " (different config, data or device?)");
-      }
-    }
     restore_checkpoint(checkpoint, model, &optimizer);
     progress = checkpoint.progress;
     say("resumed from " + dir + " at step " + std::to_string(progress.global_step));
@@ -597,19 +578,9 @@ void run_training(const TrainOptions& options) {
     }
   write_file_atomically((fs::path(output_dir) / "eval_results.json").string(),
                         results.dump(2) + "\n");
-  nlohmann::json state = {
-      {"global_step", progress.global_step},
-      {"max_steps", plan.max_steps},
-      {"epoch", plan.epoch_at(progress.global_step)},
-      {"best_metric",
-       progress.best_metric ? nlohmann::json(*progress.best_metric) : nlohmann::json(nullptr)},
-      {"best_model_checkpoint",
-       progress.best_checkpoint.empty()
-           ? nlohmann::json(nullptr)
-           : nlohmann::json((fs::path(output_dir) / progress.best_checkpoint).string())},
-      {"log_history", progress.log_history}};
-  write_file_atomically((fs::path(output_dir) / "trainer_state.json").string(),
-                        state.dump(2) + "\n");
+  write_file_atomically(
+      (fs::path(output_dir) / "trainer_state.json").string(),
+      trainer_state_json(progress, plan, output_dir, best_metric, maximize).dump(2) + "\n");
   outputs.report("finished: " + std::to_string(progress.global_step) + " steps", last_predictions);
   std::string written =
       output_dir + "/report.html, metrics.jsonl, " +
@@ -626,17 +597,7 @@ void run_evaluation(const EvalCommandOptions& options) {
   RunConfig& config = s.config;
   if (!options.checkpoint.empty()) {
     const LoadedCheckpoint checkpoint = load_checkpoint(options.checkpoint, false);
-    SMOL_CHECK(checkpoint.full_finetune == (s.built.model->mode() == TrainMode::Full),
-               options.checkpoint, ": the checkpoint's mode does not match peft.method");
-    if (s.initial)
-      for (const auto& [name, tensor] : *s.initial) {
-        const auto it = checkpoint.initial.find(name);
-        SMOL_CHECK(it != checkpoint.initial.end() && it->second.data == tensor.data,
-                   options.checkpoint,
-                   ": the LoRA initialiser did not reproduce the checkpoint's "
-                   "initial ",
-                   name, "; the residual base would differ");
-      }
+    check_checkpoint_matches(checkpoint, *s.built.model, s.initial ? &*s.initial : nullptr);
     restore_checkpoint(checkpoint, *s.built.model, nullptr);
   }
   const std::string split = !options.split.empty()      ? options.split
