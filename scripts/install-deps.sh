@@ -11,6 +11,8 @@ packages=(
   libopenblas-dev liblapacke-dev   # cpu backend sgemm, QR/SVD
   libsentencepiece-dev     # sentencepiece tokenizer models
   libcli11-dev             # command line
+  libopenmpi-dev openmpi-bin   # data parallelism on cpu (MPI communicator, mpirun) and the
+                               # cuda-emu NCCL entry points
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-minimal unzip    # unzip: scripts/fetch-model.sh unpacks the wheel
 )
