@@ -7,8 +7,12 @@
 
 namespace smol {
 
-AdamW::AdamW(Backend& backend, std::vector<TrainableParam> params, AdamWSettings settings)
-    : backend_(backend), params_(std::move(params)), settings_(std::move(settings)) {
+AdamW::AdamW(Backend& backend, std::vector<TrainableParam> params, AdamWSettings settings,
+             const ZeroLayout* shard)
+    : backend_(backend),
+      params_(std::move(params)),
+      settings_(std::move(settings)),
+      sharded_(shard != nullptr) {
   SMOL_CHECK(!params_.empty(), "AdamW: the model has no trainable parameters");
   SMOL_CHECK(
       settings_.beta1 >= 0 && settings_.beta1 < 1 && settings_.beta2 >= 0 && settings_.beta2 < 1,
@@ -30,14 +34,40 @@ AdamW::AdamW(Backend& backend, std::vector<TrainableParam> params, AdamWSettings
     decay_.push_back(decay);
   }
   index_ = FlatIndex(names, shapes);
+  if (shard) pieces_ = shard->pieces();
   // One zero-filled allocation (Backend::allocate zero-fills) holds the m arena, then v.
-  const size_t arena_bytes = static_cast<size_t>(index_.size()) * sizeof(float);
+  const int64_t arena_size = shard ? shard->shard_size() : index_.size();
+  const size_t arena_bytes = static_cast<size_t>(arena_size) * sizeof(float);
   state_ = backend_.allocate(2 * arena_bytes);
-  m_flat_ = state_.view(DType::F32, Shape{index_.size()}, 0);
-  v_flat_ = state_.view(DType::F32, Shape{index_.size()}, arena_bytes);
+  m_flat_ = state_.view(DType::F32, Shape{arena_size}, 0);
+  v_flat_ = state_.view(DType::F32, Shape{arena_size}, arena_bytes);
+  if (sharded_) return;
   for (size_t i = 0; i < params_.size(); ++i) {
     m_.push_back(index_.view(m_flat_, i));
     v_.push_back(index_.view(v_flat_, i));
+  }
+}
+
+Tensor AdamW::first_moment(size_t i) const {
+  SMOL_CHECK(!sharded_, "AdamW: a ZeRO-1 shard holds no whole moment tensor");
+  return m_.at(i);
+}
+
+Tensor AdamW::second_moment(size_t i) const {
+  SMOL_CHECK(!sharded_, "AdamW: a ZeRO-1 shard holds no whole moment tensor");
+  return v_.at(i);
+}
+
+void AdamW::load_moments(size_t i, const float* m, const float* v) {
+  if (!sharded_) {
+    backend_.upload(m_.at(i), m);
+    backend_.upload(v_.at(i), v);
+    return;
+  }
+  for (const ZeroPiece& piece : pieces_) {
+    if (piece.param != i) continue;
+    backend_.upload(m_flat_.elements(piece.shard_offset, piece.count), m + piece.begin);
+    backend_.upload(v_flat_.elements(piece.shard_offset, piece.count), v + piece.begin);
   }
 }
 
@@ -49,8 +79,34 @@ double AdamW::grad_norm() const {
 }
 
 OptimizerStepStats AdamW::step(double lr) {
+  SMOL_CHECK(!sharded_, "AdamW: a ZeRO-1 shard updates through step_shard");
+  std::vector<AdamWTensor> tensors;
+  tensors.reserve(params_.size());
+  for (size_t i = 0; i < params_.size(); ++i)
+    tensors.push_back(AdamWTensor{params_[i].value, params_[i].grad, m_[i], v_[i],
+                                  static_cast<float>(decay_[i])});
+  return update(lr, grad_norm(), tensors);
+}
+
+OptimizerStepStats AdamW::step_shard(double lr, const Tensor& gradient_shard, double norm) {
+  SMOL_CHECK(sharded_, "AdamW: step_shard needs a ZeRO-1 layout");
+  SMOL_CHECK(gradient_shard.dtype == DType::F32 && gradient_shard.numel() == m_flat_.numel(),
+             "AdamW: the gradient shard has ", gradient_shard.numel(), " elements, the moments ",
+             m_flat_.numel());
+  // Every piece is one tensor's run of elements: a flat view keeps the elementwise update exact.
+  std::vector<AdamWTensor> tensors;
+  tensors.reserve(pieces_.size());
+  for (const ZeroPiece& p : pieces_)
+    tensors.push_back(AdamWTensor{
+        params_[p.param].value.elements(p.begin, p.count),
+        gradient_shard.elements(p.shard_offset, p.count), m_flat_.elements(p.shard_offset, p.count),
+        v_flat_.elements(p.shard_offset, p.count), static_cast<float>(decay_[p.param])});
+  return update(lr, norm, tensors);
+}
+
+OptimizerStepStats AdamW::update(double lr, double norm, std::vector<AdamWTensor>& tensors) {
   OptimizerStepStats stats;
-  stats.grad_norm = grad_norm();
+  stats.grad_norm = norm;
   SMOL_CHECK(std::isfinite(stats.grad_norm), "AdamW: the gradient norm is not finite (",
              stats.grad_norm, "); the loss diverged");
   // torch.nn.utils.clip_grad_norm_: clip_coef = max_norm / (total_norm + 1e-6), clamped to 1.
@@ -59,11 +115,6 @@ OptimizerStepStats AdamW::step(double lr) {
   stats.lr = lr;
   stats.step = ++steps_done_;
 
-  std::vector<AdamWTensor> tensors;
-  tensors.reserve(params_.size());
-  for (size_t i = 0; i < params_.size(); ++i)
-    tensors.push_back(AdamWTensor{params_[i].value, params_[i].grad, m_[i], v_[i],
-                                  static_cast<float>(decay_[i])});
   AdamWHyper hyper;
   hyper.lr = static_cast<float>(lr);
   hyper.beta1 = static_cast<float>(settings_.beta1);

@@ -11,13 +11,19 @@
 // all-reduce or a ZeRO-1 shard addresses them as one range. The decay set is
 // configurable: by default every trainable tensor decays (the seed's LoRA A/B); tensors whose
 // name contains one of `no_decay_substrings` get weight decay 0.
+//
+// ZeRO-1 (docs/design.md §8): constructed with a ZeroLayout, m and v hold only this rank's
+// pieces, laid out like its gradient shard, and step_shard updates only those elements; the
+// caller reduce-scatters the gradients before and all-gathers the parameters after.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "engine/dist/zero_layout.h"
 #include "engine/train/flat_index.h"
+#include "io/host_tensor.h"
 #include "kernels/backend.h"
 #include "model/llama_model.h"
 
@@ -37,24 +43,41 @@ struct OptimizerStepStats {
   int64_t step = 0;  // 1-based count of updates done, including this one
 };
 
+// AdamW's moments as host tensors by parameter name (what a checkpoint stores).
+struct HostMoments {
+  HostTensorMap exp_avg, exp_avg_sq;
+};
+
 class AdamW {
  public:
-  // Allocates m and v for every parameter of `params` (their grads must be F32, same shape).
-  AdamW(Backend& backend, std::vector<TrainableParam> params, AdamWSettings settings);
+  // Allocates m and v for every parameter of `params` (their grads must be F32, same shape), or
+  // with `shard` only for this rank's ZeRO-1 pieces.
+  AdamW(Backend& backend, std::vector<TrainableParam> params, AdamWSettings settings,
+        const ZeroLayout* shard = nullptr);
 
   // One update with learning rate `lr` from the gradients currently in the params.
   OptimizerStepStats step(double lr);
+  // ZeRO-1: one update of this rank's pieces from `gradient_shard` ([shard_size] F32, the
+  // reduce-scattered gradients), clipped with `grad_norm`, the norm over all ranks.
+  OptimizerStepStats step_shard(double lr, const Tensor& gradient_shard, double grad_norm);
   // Global L2 norm of the current gradients (double accumulation, fixed order).
   double grad_norm() const;
+  bool sharded() const { return sharded_; }
 
   int64_t steps_done() const { return steps_done_; }
   const std::vector<TrainableParam>& params() const { return params_; }
   const AdamWSettings& settings() const { return settings_; }
-  // The moment tensors of parameter i (for checkpoints and the spectral refactor).
-  Tensor first_moment(size_t i) const { return m_[i]; }
-  Tensor second_moment(size_t i) const { return v_[i]; }
+  // The moment tensors of parameter i (for checkpoints and the spectral refactor); not sharded.
+  Tensor first_moment(size_t i) const;
+  Tensor second_moment(size_t i) const;
+  // Sets parameter i's moments from host values of its full shape (sharded: only this rank's
+  // pieces of them are kept).
+  void load_moments(size_t i, const float* m, const float* v);
+  // ZeRO-1: this rank's pieces (empty when not sharded).
+  const std::vector<ZeroPiece>& pieces() const { return pieces_; }
   double weight_decay_of(size_t i) const { return decay_[i]; }
-  // The whole m and v arenas, [index().size()] F32, laid out by index().
+  // The whole m and v arenas, [index().size()] F32, laid out by index() (sharded: [shard size],
+  // laid out like the shard).
   const FlatIndex& index() const { return index_; }
   Tensor first_moments() const { return m_flat_; }
   Tensor second_moments() const { return v_flat_; }
@@ -71,6 +94,10 @@ class AdamW {
   std::vector<Tensor> m_, v_;
   std::vector<double> decay_;
   int64_t steps_done_ = 0;
+  bool sharded_ = false;
+  std::vector<ZeroPiece> pieces_;
+
+  OptimizerStepStats update(double lr, double grad_norm, std::vector<AdamWTensor>& tensors);
 };
 
 }  // namespace smol

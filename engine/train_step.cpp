@@ -25,11 +25,19 @@ int64_t count_supervised_targets(const std::vector<TokenRow>& rows) {
 
 TrainStepResult accumulate_gradients(LlamaModel& model,
                                      const std::vector<std::vector<TokenRow>>& micro_batches,
-                                     uint64_t dropout_seed, const MicroBatchHook& after_backward) {
+                                     uint64_t dropout_seed, const MicroBatchHook& after_backward,
+                                     const StepTotals* totals,
+                                     const MicroBatchHook& before_backward) {
   TrainStepResult result;
+  int64_t local_supervised = 0;
   for (const auto& batch : micro_batches) {
-    result.supervised += count_supervised_targets(batch);
+    local_supervised += count_supervised_targets(batch);
     for (const TokenRow& row : batch) result.tokens += static_cast<int64_t>(row.input_ids.size());
+  }
+  result.supervised = local_supervised;
+  if (totals != nullptr) {
+    result.supervised = totals->supervised;
+    result.tokens = totals->tokens;
   }
   // With no supervised token the step has zero loss and zero gradient (scale 0 keeps the
   // backward well-defined instead of dividing by zero).
@@ -40,13 +48,15 @@ TrainStepResult accumulate_gradients(LlamaModel& model,
   // (no host wait per micro-batch on cuda; docs/design.md §2).
   int64_t counted = 0;
   for (size_t i = 0; i < micro_batches.size(); ++i) {
-    counted +=
-        model.forward_backward_accumulate(micro_batches[i], loss_scale, dropout_seed + i, true);
+    if (before_backward) before_backward(i);
+    if (!micro_batches[i].empty())
+      counted +=
+          model.forward_backward_accumulate(micro_batches[i], loss_scale, dropout_seed + i, true);
     if (after_backward) after_backward(i);
   }
   const double loss_sum = model.read_loss();
-  SMOL_CHECK(counted == result.supervised, "train step: the model counted ", counted,
-             " supervised tokens but the batch has ", result.supervised);
+  SMOL_CHECK(counted == local_supervised, "train step: the model counted ", counted,
+             " supervised tokens but the batch has ", local_supervised);
   result.loss = result.supervised > 0 ? loss_sum / static_cast<double>(result.supervised) : 0.0;
   SMOL_CHECK(std::isfinite(result.loss), "train step: the loss is not finite (", result.loss, ")");
   return result;

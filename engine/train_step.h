@@ -30,16 +30,28 @@ struct TrainStepResult {
   OptimizerStepStats optimizer;
 };
 
+// N and the token count of a whole data-parallel step (all ranks' rows), which every rank knows
+// without communication because every rank reads the same global batches (engine/dist/).
+struct StepTotals {
+  int64_t supervised = 0;
+  int64_t tokens = 0;
+};
+
 // Accumulates gradients of loss over `micro_batches` into the model's grads, scaled by
 // 1/N of the whole step. Does not zero grads first and does not update. dropout seeds are
 // dropout_seed + micro-batch index. Returns loss and N (loss 0 when N = 0).
 // after_backward, when set, runs after each micro-batch's backward with its index (the
-// seed's per-micro-batch refactor placement, trainer.refactor_timing legacy).
+// seed's per-micro-batch refactor placement, trainer.refactor_timing legacy); before_backward
+// before each micro-batch's forward. `totals` (data parallelism): N and tokens of the whole
+// global step; the micro-batches are this rank's share (some may be empty, which are skipped),
+// and the returned loss is this rank's part Σ_local CE / N (the ranks' parts sum to the loss).
 using MicroBatchHook = std::function<void(size_t micro_batch)>;
 TrainStepResult accumulate_gradients(LlamaModel& model,
                                      const std::vector<std::vector<TokenRow>>& micro_batches,
                                      uint64_t dropout_seed,
-                                     const MicroBatchHook& after_backward = nullptr);
+                                     const MicroBatchHook& after_backward = nullptr,
+                                     const StepTotals* totals = nullptr,
+                                     const MicroBatchHook& before_backward = nullptr);
 
 // A full optimizer step: zero grads, accumulate_gradients, clip + AdamW at lr(k) where
 // k = optimizer.steps_done() (0-based index of this update), zero grads again.

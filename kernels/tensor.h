@@ -84,6 +84,15 @@ struct Tensor {
     t.shape = Shape{count, shape.cols()};
     return t;
   }
+  // Elements [begin, begin+count) in row-major order, as a 1-D view (ZeRO-1 shards, flat arenas).
+  Tensor elements(int64_t begin, int64_t count) const {
+    SMOL_CHECK(begin >= 0 && count >= 0 && begin + count <= numel(), "element range [", begin, ", ",
+               begin + count, ") outside tensor ", shape.str());
+    Tensor t = *this;
+    t.data = static_cast<char*>(data) + begin * static_cast<int64_t>(dtype_size(dtype));
+    t.shape = Shape{count};
+    return t;
+  }
   Tensor reshaped(Shape s) const {
     SMOL_CHECK(s.numel() == numel(), "cannot reshape ", shape.str(), " to ", s.str());
     Tensor t = *this;

@@ -29,6 +29,10 @@ class DeviceArena {
     slots_.clear();
   }
   size_t bytes() const { return bytes_; }
+  // The whole allocation as one flat tensor of `dtype` (after allocate()).
+  Tensor whole(DType dtype) const {
+    return buffer_.view(dtype, Shape{static_cast<int64_t>(buffer_.bytes() / dtype_size(dtype))});
+  }
   // Forget the plan and the memory (for re-planning at a larger size).
   void reset() {
     slots_.clear();

@@ -22,6 +22,13 @@ std::vector<float> download_f32(Backend& backend, const Tensor& src) {
   return out;
 }
 
+HostTensor download_host_tensor(Backend& backend, const Tensor& src) {
+  HostTensor h;
+  h.shape = src.shape;
+  h.data = download_f32(backend, src);
+  return h;
+}
+
 void upload_f32(Backend& backend, Tensor dst, const float* host) {
   if (dst.dtype == DType::F32) {
     backend.upload(dst, host);

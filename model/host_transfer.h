@@ -4,11 +4,14 @@
 
 #include <vector>
 
+#include "io/host_tensor.h"
 #include "kernels/backend.h"
 
 namespace smol {
 
 std::vector<float> download_f32(Backend& backend, const Tensor& src);
 void upload_f32(Backend& backend, Tensor dst, const float* host);  // host holds dst.numel()
+// A tensor as a HostTensor of its shape (fp32 values, as download_f32).
+HostTensor download_host_tensor(Backend& backend, const Tensor& src);
 
 }  // namespace smol

@@ -48,6 +48,7 @@ struct LlamaModel::Impl {
   // Σ token CE of micro-batches run with deferred loss, F32 [1] on the device (read_loss()).
   Buffer loss_acc_buffer;
   Tensor loss_acc;
+  std::function<void(size_t)> layer_backward_hook;  // data parallelism's bucket trigger
 
   Impl(Backend& b, const LlamaConfig& c, TrainMode m, std::optional<LoraSettings> l)
       : backend(b), config(c), mode(m), lora(std::move(l)), weights(b, c, m, lora) {
@@ -283,7 +284,10 @@ struct LlamaModel::Impl {
                              leading(acts.grad.dln, Shape{T, C}),
                              leading(acts.resid_at(weights.layers.size()), Shape{T, C}),
                              weights.final_norm, leading(acts.rstdf, Shape{T}));
-    for (size_t l = weights.layers.size(); l-- > 0;) layer_backward(l, b, dropout, seed);
+    for (size_t l = weights.layers.size(); l-- > 0;) {
+      layer_backward(l, b, dropout, seed);
+      if (layer_backward_hook) layer_backward_hook(l);
+    }
     if (embed_trains())
       backend.embedding_backward(weights.embed_grad, dresid, slice1d(acts.ids, 0, T));
     return result;
@@ -379,6 +383,14 @@ std::vector<TrainableParam> LlamaModel::trainable_params() {
   for (const NamedTensor& t : impl_->weights.named())
     if (t.grad) params.push_back({t.name, *t.value, *t.grad});
   return params;
+}
+
+void LlamaModel::set_layer_backward_hook(std::function<void(size_t layer)> hook) {
+  impl_->layer_backward_hook = std::move(hook);
+}
+
+Tensor LlamaModel::gradient_arena() {
+  return impl_->weights.gradient_arena();
 }
 
 void LlamaModel::zero_grads() {

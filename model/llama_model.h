@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -97,6 +98,12 @@ class LlamaModel {
   // Trainable tensors in a fixed order (layer by layer, q k v o gate up down, A before B).
   std::vector<TrainableParam> trainable_params();
   void zero_grads();
+  // Every gradient as one flat F32 view of the gradient arena (the gaps between tensors stay
+  // zero): what data parallelism all-reduces in one call (docs/design.md §8).
+  Tensor gradient_arena();
+  // Called during a backward right after layer l's parameter gradients are complete (layers run
+  // last to first): data parallelism starts reducing that layer's bucket there. Empty to clear.
+  void set_layer_backward_hook(std::function<void(size_t layer)> hook);
 
   // ---- training ----------------------------------------------------------------------------
   // Forward over the packed rows; if the mode trains, also the backward, accumulating

@@ -56,6 +56,8 @@ class LlamaWeights {
   const std::vector<NamedTensor>& named() const { return named_; }
   const NamedTensor& find(const std::string& name) const;  // throws naming `name`
   void zero_grads(Backend& backend);
+  // The whole gradient arena as one flat F32 tensor (every gradient is F32).
+  Tensor gradient_arena() const { return grads_.whole(DType::F32); }
 
  private:
   std::vector<NamedTensor> named_;

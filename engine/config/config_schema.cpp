@@ -677,6 +677,10 @@ ConfigSection training_section() {
   s.keys.push_back(boolean_key("dataloader_drop_last", false,
                                CONFIG_FIELD(training.dataloader_drop_last),
                                "drop an epoch's last short micro-batch"));
+  s.keys.push_back(number_key("ddp_timeout", 1800, CONFIG_FIELD(training.ddp_timeout),
+                              "seconds a data-parallel collective may wait for the other ranks "
+                              "before the run stops with an error",
+                              positive()));
   s.keys.push_back(
       string_key("output_dir", "", CONFIG_FIELD(training.output_dir), "where runs are written"));
   s.keys.push_back(string_key("run_name", "", CONFIG_FIELD(training.run_name), "the run's name"));

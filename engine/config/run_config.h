@@ -92,6 +92,7 @@ struct TrainingSection {
   uint64_t data_seed = 42;  // unset in the file: = seed
   int64_t pad_to_multiple_of = 8;
   bool dataloader_drop_last = false;
+  double ddp_timeout = 1800;  // seconds (HF TrainingArguments.ddp_timeout)
   std::string output_dir;
   std::string run_name;
   std::vector<std::string> no_decay;

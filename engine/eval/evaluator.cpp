@@ -18,6 +18,19 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// Every rank's predictions, merged in example order (each carries its "index").
+std::vector<nlohmann::json> gather_predictions(Communicator& comm,
+                                               const std::vector<nlohmann::json>& mine) {
+  const std::vector<std::string> all = comm.all_gather_host(nlohmann::json(mine).dump());
+  std::vector<nlohmann::json> merged;
+  for (const std::string& text : all)
+    for (nlohmann::json& p : nlohmann::json::parse(text)) merged.push_back(std::move(p));
+  std::sort(merged.begin(), merged.end(), [](const nlohmann::json& a, const nlohmann::json& b) {
+    return a.at("index").get<size_t>() < b.at("index").get<size_t>();
+  });
+  return merged;
+}
+
 }  // namespace
 
 double EvalResult::value(const std::string& name) const {
@@ -62,11 +75,13 @@ EvalSet prepare_eval_set(const TextPipeline& pipeline, const Dataset& dataset,
 }
 
 EvalResult evaluate(LlamaModel& model, const Tokenizer& tokenizer, const EvalSet& set,
-                    const EvalOptions& options) {
+                    const EvalOptions& options, Communicator* comm) {
   SMOL_CHECK(options.batch_size > 0, "evaluation batch size must be positive");
   SMOL_CHECK(!set.examples.empty(), "the eval split '", set.split, "' gives no example");
   const auto start = std::chrono::steady_clock::now();
   EvalResult result;
+  const size_t world = comm ? static_cast<size_t>(comm->world_size()) : 1;
+  const size_t rank = comm ? static_cast<size_t>(comm->rank()) : 0;
 
   // ---- teacher-forced ----------------------------------------------------------------------
   double weighted_loss = 0;
@@ -74,7 +89,8 @@ EvalResult evaluate(LlamaModel& model, const Tokenizer& tokenizer, const EvalSet
   int64_t tokens_seen = 0;
   std::vector<std::vector<int32_t>> all_labels, all_predictions;
   const size_t n = set.examples.size();
-  for (size_t begin = 0; begin < n; begin += static_cast<size_t>(options.batch_size)) {
+  const size_t batch = static_cast<size_t>(options.batch_size);
+  for (size_t begin = rank * batch; begin < n; begin += world * batch) {
     const size_t end = std::min(n, begin + static_cast<size_t>(options.batch_size));
     std::vector<TokenRow> rows;
     for (size_t i = begin; i < end; ++i)
@@ -107,11 +123,29 @@ EvalResult evaluate(LlamaModel& model, const Tokenizer& tokenizer, const EvalSet
       });
   int64_t answers_correct = 0;
   for (const AnswerRowResult& a : answers) answers_correct += a.correct;
+  TokenAccuracyCounts shifted_all = shifted, legacy_all = legacy;
+  if (world > 1) {
+    double sums[] = {weighted_loss,
+                     static_cast<double>(loss_rows),
+                     static_cast<double>(tokens_seen),
+                     static_cast<double>(shifted.correct),
+                     static_cast<double>(shifted.total),
+                     static_cast<double>(legacy.correct),
+                     static_cast<double>(legacy.total),
+                     static_cast<double>(answers_correct)};
+    comm->all_reduce_host(sums, ReduceOp::Sum);
+    weighted_loss = sums[0];
+    loss_rows = static_cast<int64_t>(sums[1]);
+    tokens_seen = static_cast<int64_t>(sums[2]);
+    shifted_all = {static_cast<int64_t>(sums[3]), static_cast<int64_t>(sums[4])};
+    legacy_all = {static_cast<int64_t>(sums[5]), static_cast<int64_t>(sums[6])};
+    answers_correct = static_cast<int64_t>(sums[7]);
+  }
 
   result.metrics.emplace_back("eval_loss",
                               loss_rows > 0 ? weighted_loss / static_cast<double>(loss_rows) : 0.0);
-  result.metrics.emplace_back("eval_token_accuracy", shifted.accuracy());
-  result.metrics.emplace_back("eval_token_accuracy_legacy", legacy.accuracy());
+  result.metrics.emplace_back("eval_token_accuracy", shifted_all.accuracy());
+  result.metrics.emplace_back("eval_token_accuracy_legacy", legacy_all.accuracy());
   result.metrics.emplace_back("eval_answer_accuracy",
                               static_cast<double>(answers_correct) / static_cast<double>(n));
 
@@ -121,8 +155,10 @@ EvalResult evaluate(LlamaModel& model, const Tokenizer& tokenizer, const EvalSet
     const size_t k = options.generative_samples < 0
                          ? n
                          : std::min(n, static_cast<size_t>(options.generative_samples));
+    std::vector<size_t> mine;  // the examples this rank generates
+    for (size_t i = rank; i < k; i += world) mine.push_back(i);
     std::vector<std::vector<int32_t>> prompts;
-    for (size_t i = 0; i < k; ++i) prompts.push_back(set.examples[i].prompt_ids);
+    for (size_t i : mine) prompts.push_back(set.examples[i].prompt_ids);
     GenerationOptions gen;
     gen.max_new_tokens = options.max_new_tokens;
     gen.stop_tokens = options.stop_tokens;
@@ -130,18 +166,19 @@ EvalResult evaluate(LlamaModel& model, const Tokenizer& tokenizer, const EvalSet
     gen.max_batch = static_cast<int32_t>(options.batch_size);
     const std::vector<GenerationResult> outputs = generate(model, prompts, gen, &tokenizer);
     int64_t correct = 0;
-    for (size_t i = 0; i < k; ++i) {
+    for (size_t j = 0; j < mine.size(); ++j) {
+      const size_t i = mine[j];
       const EvalExample& example = set.examples[i];
-      const std::string& text = outputs[i].text;
-      generated_tokens += static_cast<int64_t>(outputs[i].tokens.size());
+      const std::string& text = outputs[j].text;
+      generated_tokens += static_cast<int64_t>(outputs[j].tokens.size());
       Gsm8kScore score;
       if (example.reference_answer)
         score = score_gsm8k(text, *example.reference_answer);
       else
         score.extracted = extract_generated_answer(text);
       correct += score.correct;
-      if (options.predictions_kept < 0 ||
-          static_cast<int64_t>(result.predictions.size()) < options.predictions_kept) {
+      // Predictions are kept by example index (the first predictions_kept of the whole set).
+      if (options.predictions_kept < 0 || static_cast<int64_t>(i) < options.predictions_kept) {
         nlohmann::json p;
         p["index"] = i;
         p["question"] = example.prompt;
@@ -152,16 +189,24 @@ EvalResult evaluate(LlamaModel& model, const Tokenizer& tokenizer, const EvalSet
         p["extracted"] =
             score.extracted ? nlohmann::json(*score.extracted) : nlohmann::json(nullptr);
         p["correct"] = score.correct;
-        p["stop"] = stop_reason_name(outputs[i].reason);
+        p["stop"] = stop_reason_name(outputs[j].reason);
         result.predictions.push_back(std::move(p));
       }
+    }
+    if (world > 1) {
+      double sums[] = {static_cast<double>(correct), static_cast<double>(generated_tokens)};
+      comm->all_reduce_host(sums, ReduceOp::Sum);
+      correct = static_cast<int64_t>(sums[0]);
+      generated_tokens = static_cast<int64_t>(sums[1]);
+      result.predictions = gather_predictions(*comm, result.predictions);
     }
     result.metrics.emplace_back(
         "eval_gsm8k_accuracy", k > 0 ? static_cast<double>(correct) / static_cast<double>(k) : 0.0);
     result.metrics.emplace_back("eval_generated_samples", static_cast<double>(k));
     result.metrics.emplace_back("eval_generated_tokens", static_cast<double>(generated_tokens));
   }
-  const double runtime = seconds_since(start);
+  double runtime = seconds_since(start);
+  if (world > 1) comm->all_reduce_host(std::span<double>(&runtime, 1), ReduceOp::Max);
   result.metrics.emplace_back("eval_samples", static_cast<double>(n));
   result.metrics.emplace_back("eval_runtime", runtime);
   result.metrics.emplace_back(

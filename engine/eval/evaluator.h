@@ -28,6 +28,7 @@
 #include "data/example_builder.h"
 #include "data/tokenizer.h"
 #include "engine/training_data.h"
+#include "kernels/communicator.h"
 #include "model/llama_model.h"
 
 namespace smol {
@@ -67,7 +68,12 @@ struct EvalResult {
   double value(const std::string& name) const;  // throws naming it when absent
 };
 
+// With a communicator of several ranks (data parallelism) the work is shared: rank r takes the
+// teacher-forced batches j ≡ r (mod world) — the same batches one process forms, so every
+// metric is the one-process number up to summation order — and generates the examples
+// i ≡ r (mod world); sums are all-reduced and every rank returns the same metrics, with the
+// predictions of all ranks in example order.
 EvalResult evaluate(LlamaModel& model, const Tokenizer& tokenizer, const EvalSet& set,
-                    const EvalOptions& options);
+                    const EvalOptions& options, Communicator* comm = nullptr);
 
 }  // namespace smol

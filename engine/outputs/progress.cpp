@@ -121,6 +121,7 @@ void Progress::finish() {
 }
 
 void Progress::write(const std::string& text) {
+  if (out_ == nullptr) return;
   std::fputs(text.c_str(), out_);
   std::fflush(out_);
 }

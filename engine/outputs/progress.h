@@ -33,7 +33,8 @@ class Progress {
   // Seconds from an arbitrary origin; tests pass a fake clock.
   using Clock = std::function<double()>;
 
-  // `out` is not owned. `clock` defaults to std::chrono::steady_clock.
+  // `out` is not owned; nullptr prints nothing (data-parallel ranks other than 0). `clock`
+  // defaults to std::chrono::steady_clock.
   Progress(int64_t total_steps, std::FILE* out, bool interactive, Clock clock = {});
 
   // Starts the clock at `step0` (0, or the checkpoint step on resume).

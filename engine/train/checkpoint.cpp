@@ -13,6 +13,7 @@
 #include "io/hf_export.h"
 #include "io/peft_weight_conversion.h"
 #include "io/safetensors_io.h"
+#include "model/host_transfer.h"
 
 namespace smol {
 
@@ -22,14 +23,6 @@ namespace {
 
 constexpr const char* kStateFile = "training_state.safetensors";
 constexpr const char* kStateFormat = "smolengine.training_state.v1";
-
-HostTensor download(Backend& backend, const Tensor& t) {
-  HostTensor h;
-  h.shape = t.shape;
-  h.data.resize(static_cast<size_t>(t.numel()));
-  backend.download(h.data.data(), t);
-  return h;
-}
 
 std::string json_number_or_null(const std::optional<double>& v) {
   return v ? nlohmann::json(*v).dump() : "null";
@@ -142,7 +135,8 @@ void check_checkpoint_matches(const LoadedCheckpoint& c, const LlamaModel& model
 }
 
 std::string save_checkpoint(const std::string& output_dir, const CheckpointWrite& w) {
-  SMOL_CHECK(w.model && w.optimizer && w.progress && w.plan, "save_checkpoint: incomplete input");
+  SMOL_CHECK(w.model && w.optimizer && w.moments && w.progress && w.plan,
+             "save_checkpoint: incomplete input");
   LlamaModel& model = *w.model;
   Backend& backend = model.backend();
   const TrainState& p = *w.progress;
@@ -156,18 +150,22 @@ std::string save_checkpoint(const std::string& output_dir, const CheckpointWrite
     const bool full = model.mode() == TrainMode::Full;
     std::vector<TrainableParam> params = model.trainable_params();
     HostTensorMap trained;
-    for (const TrainableParam& param : params) trained[param.name] = download(backend, param.value);
+    for (const TrainableParam& param : params)
+      trained[param.name] = download_host_tensor(backend, param.value);
 
     write_trained_model(tmp_dir.string(), model, trained, w.adapter_config, w.initial);
 
     std::vector<SafetensorsWriteEntry> entries;
     const AdamW& optimizer = *w.optimizer;
-    for (size_t i = 0; i < optimizer.params().size(); ++i) {
-      const std::string& name = optimizer.params()[i].name;
-      entries.push_back(SafetensorsWriteEntry::from_host(
-          "optimizer.exp_avg." + name, download(backend, optimizer.first_moment(i))));
-      entries.push_back(SafetensorsWriteEntry::from_host(
-          "optimizer.exp_avg_sq." + name, download(backend, optimizer.second_moment(i))));
+    for (const TrainableParam& param : optimizer.params()) {
+      const auto m = w.moments->exp_avg.find(param.name);
+      const auto v = w.moments->exp_avg_sq.find(param.name);
+      SMOL_CHECK(m != w.moments->exp_avg.end() && v != w.moments->exp_avg_sq.end(),
+                 "save_checkpoint: no AdamW moments for ", param.name);
+      entries.push_back(
+          SafetensorsWriteEntry::from_host("optimizer.exp_avg." + param.name, m->second));
+      entries.push_back(
+          SafetensorsWriteEntry::from_host("optimizer.exp_avg_sq." + param.name, v->second));
     }
     if (!full)
       for (const auto& [name, tensor] : trained)
@@ -279,18 +277,17 @@ void restore_checkpoint(const LoadedCheckpoint& c, LlamaModel& model, AdamW* opt
     model.write_tensor(p.name, it->second);
   }
   if (optimizer == nullptr) return;
-  Backend& backend = model.backend();
   for (size_t i = 0; i < optimizer->params().size(); ++i) {
     const std::string& name = optimizer->params()[i].name;
     const auto m = c.exp_avg.find(name);
     const auto v = c.exp_avg_sq.find(name);
     SMOL_CHECK(m != c.exp_avg.end() && v != c.exp_avg_sq.end(), "checkpoint ", c.dir,
                " has no AdamW moments for ", name);
-    SMOL_CHECK(m->second.shape == optimizer->first_moment(i).shape &&
-                   v->second.shape == optimizer->second_moment(i).shape,
-               "checkpoint ", c.dir, ": AdamW moments of ", name, " have the wrong shape");
-    backend.upload(optimizer->first_moment(i), m->second.data.data());
-    backend.upload(optimizer->second_moment(i), v->second.data.data());
+    const Shape& shape = optimizer->params()[i].value.shape;
+    SMOL_CHECK(m->second.shape == shape && v->second.shape == shape, "checkpoint ", c.dir,
+               ": AdamW moments of ", name, " have the wrong shape");
+    // Under ZeRO-1 each rank keeps its own pieces: a checkpoint of any world size resumes on any.
+    optimizer->load_moments(i, m->second.data.data(), v->second.data.data());
   }
   optimizer->restore_steps_done(c.progress.global_step);
 }

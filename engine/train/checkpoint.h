@@ -60,6 +60,7 @@ struct TrainState {
 struct CheckpointWrite {
   LlamaModel* model = nullptr;
   const AdamW* optimizer = nullptr;
+  const HostMoments* moments = nullptr;  // the optimizer's m and v (gathered under ZeRO-1)
   const TrainState* progress = nullptr;
   const RunPlan* plan = nullptr;
   std::string config_yaml;                 // the resolved config

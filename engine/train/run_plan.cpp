@@ -49,12 +49,15 @@ RunPlan plan_run(const RunConfig& config, int64_t examples, bool has_eval_split,
   const int64_t per_process = examples / processes;
   SMOL_CHECK(per_process > 0, config.path, ": ", examples,
              " training examples cannot be shared by ", processes, " processes");
-  plan.micro_batches_per_epoch =
-      t.dataloader_drop_last ? per_process / plan.micro_batch_size
-                             : (per_process + plan.micro_batch_size - 1) / plan.micro_batch_size;
+  // Micro-batches are global (bs rows on each of the P ranks, engine/dist/data_parallel.h), so
+  // P ranks with bs and one rank with P·bs step through the same plan.
+  const int64_t global_batch = plan.micro_batch_size * processes;
+  plan.micro_batches_per_epoch = t.dataloader_drop_last
+                                     ? examples / global_batch
+                                     : (examples + global_batch - 1) / global_batch;
   SMOL_CHECK(plan.micro_batches_per_epoch > 0, config.path, ": per_device_train_batch_size ",
-             plan.micro_batch_size, " with dataloader_drop_last leaves no batch of the ",
-             per_process, " examples");
+             plan.micro_batch_size, " x ", processes,
+             " processes with dataloader_drop_last leaves no batch of the ", examples, " examples");
   plan.updates_per_epoch =
       (plan.micro_batches_per_epoch + plan.accumulation - 1) / plan.accumulation;
   if (t.max_steps > 0) {

@@ -1,7 +1,9 @@
 // How long a training run is and when it logs, evaluates and saves (docs/seed-behaviour.md §6,
 // HF Trainer semantics), computed once from the config and the number of training examples.
 //
-//   micro-batches per epoch  M = ceil(N / bs)          (floor with dataloader_drop_last)
+//   micro-batches per epoch  M = ceil(N / (bs · P))    (floor with dataloader_drop_last); a
+//                                                      micro-batch is global: bs rows on each
+//                                                      of the P data-parallel ranks
 //   updates per epoch        U = ceil(M / GA)          the last update of an epoch takes the
 //                                                      M mod GA leftover micro-batches (HF ≥ 4.46)
 //   max_steps                training.max_steps when > 0, else the seed's formula

@@ -17,6 +17,7 @@
 #include "common/error.h"
 #include "common/splitmix64.h"
 #include "engine/config/run_config.h"
+#include "engine/dist/data_parallel.h"
 #include "engine/eval/evaluator.h"
 #include "engine/lr_schedule.h"
 #include "engine/model_setup.h"
@@ -37,6 +38,7 @@
 #include "io/peft_adapter.h"
 #include "io/peft_weight_conversion.h"
 #include "kernels/backend.h"
+#include "kernels/communicator.h"
 #include "kernels/linalg_backend.h"
 #include "model/lora_names.h"
 
@@ -72,12 +74,16 @@ struct Session {
   std::string adapter_base;  // what adapter_config.json names as the base model
 };
 
+// `verbose` false: a data-parallel rank other than 0, which says nothing (rank 0 speaks for all).
 Session open_session(const std::string& config_path, const std::vector<std::string>& overrides,
-                     const std::string& device, const std::string& data_dir) {
+                     const std::string& device, const std::string& data_dir, bool verbose = true) {
   Session s;
+  const auto say = [verbose](const std::string& line) {
+    if (verbose) smol::say(line);
+  };
   s.config = load_run_config(config_path, overrides);
   s.config.data_dir = data_dir;
-  if (!s.config.warnings.empty()) {
+  if (!s.config.warnings.empty() && verbose) {
     // One warning naming every key that is accepted but changes nothing here (the reasons:
     // `smolengine config CONFIG` prints one line per key, `config --help-keys` the table).
     std::string keys;
@@ -168,13 +174,14 @@ EvalOptions eval_options_of(const RunConfig& config, const TextPipeline& pipelin
   return o;
 }
 
-EvalSet load_eval_set(const Session& s, const std::string& split) {
+EvalSet load_eval_set(const Session& s, const std::string& split, bool verbose = true) {
   const auto start = Clock::now();
   EvalSet set = prepare_eval_set(s.pipeline, load_dataset_split(s.config, split), split);
   SMOL_CHECK(!set.examples.empty(), s.config.path, ": the eval split '", split,
              "' gives no example");
-  say("eval split " + split + ": " + std::to_string(set.examples.size()) + " examples (" +
-      std::to_string(seconds_between(start, Clock::now())).substr(0, 4) + " s)");
+  if (verbose)
+    say("eval split " + split + ": " + std::to_string(set.examples.size()) + " examples (" +
+        std::to_string(seconds_between(start, Clock::now())).substr(0, 4) + " s)");
   return set;
 }
 
@@ -275,12 +282,61 @@ void save_final_model(const Session& s, const std::string& dir) {
                       s.initial ? &*s.initial : nullptr);
 }
 
+// The device of a data-parallel rank: its own GPU (LOCAL_RANK) unless the device names one.
+std::string device_for_rank(const std::string& device, const LaunchInfo& launch) {
+  if (!launch.distributed() || device.find(':') != std::string::npos) return device;
+  if (device == "cuda" || device == "auto") return device + ":" + std::to_string(launch.local_rank);
+  return device;
+}
+
+// The communicator of this process (docs/design.md §8); one rank without a launcher.
+std::unique_ptr<Communicator> open_communicator(Session& s, const LaunchInfo& launch) {
+  CommunicatorOptions options;
+  options.timeout_seconds = s.config.training.ddp_timeout;
+  std::unique_ptr<Communicator> comm = make_communicator(*s.backend, launch, options);
+  if (comm->world_size() > 1 && comm->rank() == 0)
+    say("data parallel: " + std::to_string(comm->world_size()) + " ranks over " + comm->name() +
+        " (" + launch.source + ")");
+  return comm;
+}
+
+// Runs `body`; on a data-parallel run an error on one rank is printed with the rank and takes the
+// whole job down (the other ranks would otherwise wait in a collective until the timeout).
+template <typename Body>
+void run_ranks(Communicator& comm, Body&& body) {
+  if (comm.world_size() == 1) return body();
+  try {
+    body();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: rank %d of %d: %s\n", comm.rank(), comm.world_size(), e.what());
+    std::fflush(stderr);
+    comm.abort(1);
+  }
+}
+
+void train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
+                 Clock::time_point run_start);
+
 }  // namespace
 
 void run_training(const TrainOptions& options) {
   const auto run_start = Clock::now();
+  const LaunchInfo launch = read_launch_environment();
   Session s =
-      open_session(options.config_path, options.overrides, options.device, options.data_dir);
+      open_session(options.config_path, options.overrides, device_for_rank(options.device, launch),
+                   options.data_dir, launch.rank == 0);
+  const std::unique_ptr<Communicator> comm = open_communicator(s, launch);
+  run_ranks(*comm, [&] { train_ranks(s, options, *comm, run_start); });
+}
+
+namespace {
+
+void train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
+                 Clock::time_point run_start) {
+  const bool main_rank = comm.rank() == 0;  // writes every output; the others compute only
+  const auto say = [main_rank](const std::string& line) {
+    if (main_rank) smol::say(line);
+  };
   const RunConfig& config = s.config;
   const TrainingSection& t = config.training;
   const std::string output_dir = !options.output_dir.empty() ? options.output_dir : t.output_dir;
@@ -295,10 +351,15 @@ void run_training(const TrainOptions& options) {
                " already holds checkpoints: pass --resume latest to continue that run, or choose "
                "another --output-dir");
   const std::string config_yaml = to_yaml(config);
-  write_file_atomically((fs::path(output_dir) / "config.yaml").string(), config_yaml);
+  if (main_rank)
+    write_file_atomically((fs::path(output_dir) / "config.yaml").string(), config_yaml);
   LlamaModel& model = *s.built.model;
   Backend& backend = *s.backend;
-  if (config.model.random_init) s.adapter_base = write_random_base(s, output_dir);
+  // Every rank built the same random model from the seed; rank 0 writes it.
+  if (config.model.random_init)
+    s.adapter_base = main_rank ? write_random_base(s, output_dir)
+                               : (fs::path(output_dir) / "base_model").string();
+  DataParallel data_parallel(comm, model, t.per_device_train_batch_size);
 
   // ---- data ------------------------------------------------------------------------------
   auto data_start = Clock::now();
@@ -315,14 +376,15 @@ void run_training(const TrainOptions& options) {
       std::to_string(seconds_between(data_start, Clock::now())).substr(0, 4) + " s)");
   std::optional<EvalSet> eval_set;
   if (config.dataset.eval_split && t.eval_strategy != "no")
-    eval_set = load_eval_set(s, *config.dataset.eval_split);
+    eval_set = load_eval_set(s, *config.dataset.eval_split, main_rank);
   const EvalOptions eval_options = eval_options_of(config, s.pipeline);
 
-  const RunPlan plan =
-      plan_run(config, static_cast<int64_t>(train_examples.size()), eval_set.has_value());
+  const RunPlan plan = plan_run(config, static_cast<int64_t>(train_examples.size()),
+                                eval_set.has_value(), comm.world_size());
   say("plan: " + describe_plan(plan));
-  TrainBatches batches(train_examples, plan.micro_batch_size, plan.accumulation, t.data_seed,
-                       t.dataloader_drop_last);
+  // Global micro-batches: each rank keeps its share (engine/dist/data_parallel.h).
+  TrainBatches batches(train_examples, plan.micro_batch_size * comm.world_size(), plan.accumulation,
+                       t.data_seed, t.dataloader_drop_last);
 
   AdamWSettings adamw;
   adamw.beta1 = t.adam_beta1;
@@ -331,7 +393,10 @@ void run_training(const TrainOptions& options) {
   adamw.weight_decay = t.weight_decay;
   adamw.max_grad_norm = t.max_grad_norm;
   adamw.no_decay_substrings = t.no_decay;
-  AdamW optimizer(backend, model.trainable_params(), adamw);
+  AdamW optimizer(backend, model.trainable_params(), adamw, data_parallel.zero_layout());
+  if (data_parallel.zero_layout())
+    say("ZeRO-1: each rank keeps AdamW state for 1/" + std::to_string(comm.world_size()) +
+        " of the parameters");
   const LrSchedule schedule(parse_lr_schedule_kind(t.lr_scheduler_type, config.path),
                             t.learning_rate, plan.max_steps, plan.warmup_steps);
 
@@ -375,25 +440,32 @@ void run_training(const TrainOptions& options) {
     say("resumed from " + dir + " at step " + std::to_string(progress.global_step));
   }
 
-  RunOutputs outputs(output_dir, resuming, progress.global_step,
-                     config.training.run_name.empty() ? config.task_name : config.training.run_name,
-                     config_yaml, backend.name());
+  std::optional<RunOutputs> outputs;
+  if (main_rank)
+    outputs.emplace(output_dir, resuming, progress.global_step,
+                    config.training.run_name.empty() ? config.task_name : config.training.run_name,
+                    config_yaml,
+                    comm.world_size() > 1
+                        ? backend.name() + " x " + std::to_string(comm.world_size()) + " ranks"
+                        : backend.name());
   const std::string best_metric = eval_metric_name(t.metric_for_best_model);
   const bool maximize = t.best_metric_greater_is_better();
   std::vector<nlohmann::json> last_predictions;
 
   auto run_eval = [&](int64_t step) {
-    const EvalResult r = evaluate(model, *s.pipeline.tokenizer, *eval_set, eval_options);
+    const EvalResult r = evaluate(model, *s.pipeline.tokenizer, *eval_set, eval_options, &comm);
     const double epoch = plan.epoch_at(step);
-    outputs.event("eval", step, epoch, seconds_between(run_start, Clock::now()), r.metrics);
     progress.log_history.push_back(metrics_json(r, epoch, step));
     last_predictions = r.predictions;
-    write_jsonl((fs::path(output_dir) / "eval_predictions.jsonl").string(), r.predictions);
+    if (main_rank) {
+      outputs->event("eval", step, epoch, seconds_between(run_start, Clock::now()), r.metrics);
+      write_jsonl((fs::path(output_dir) / "eval_predictions.jsonl").string(), r.predictions);
+    }
     return r;
   };
 
   const bool interactive = ::isatty(::fileno(stdout)) != 0;
-  Progress bar(plan.max_steps, stdout, interactive);
+  Progress bar(plan.max_steps, main_rank ? stdout : nullptr, interactive);
   if (t.eval_on_start && eval_set && progress.global_step == 0) {
     const EvalResult r = run_eval(0);
     bar.message("eval @ step 0: " + metrics_line(r));
@@ -411,14 +483,15 @@ void run_training(const TrainOptions& options) {
     double mean_change = 0;
     for (double c : r.relative_change) mean_change += c;
     mean_change /= static_cast<double>(std::max<size_t>(r.relative_change.size(), 1));
-    outputs.event("refactor", log_step, plan.epoch_at(log_step),
-                  seconds_between(run_start, Clock::now()),
-                  {{"refactor_ms", ms}, {"refactor_lambda", settings.lambda}},
-                  {{"completed_steps", completed},
-                   {"layers", r.layers},
-                   {"spectra_before", r.spectra_before},
-                   {"spectra_after", r.spectra_after},
-                   {"relative_change", r.relative_change}});
+    if (main_rank)
+      outputs->event("refactor", log_step, plan.epoch_at(log_step),
+                     seconds_between(run_start, Clock::now()),
+                     {{"refactor_ms", ms}, {"refactor_lambda", settings.lambda}},
+                     {{"completed_steps", completed},
+                      {"layers", r.layers},
+                      {"spectra_before", r.spectra_before},
+                      {"spectra_after", r.spectra_after},
+                      {"relative_change", r.relative_change}});
     bar.message("refactor @ step " + std::to_string(completed) + ": " +
                 std::to_string(r.layers.size()) + " pairs, " + config.trainer.refactor_mode +
                 (settings.balanced ? " λ " + format_metric(settings.lambda) : std::string()) +
@@ -444,8 +517,8 @@ void run_training(const TrainOptions& options) {
     if (refactor && refactor_schedule->legacy_timing() && refactor_schedule->due(k))
       legacy_refactor = [&](size_t) { run_refactor(k, k + 1); };
     try {
-      step = train_step(model, optimizer, schedule, update, splitmix64_at(progress.seed, k),
-                        legacy_refactor);
+      step = data_parallel.train_step(optimizer, schedule, update, splitmix64_at(progress.seed, k),
+                                      legacy_refactor);
     } catch (const Error& e) {
       throw_error("step ", k + 1, " of ", plan.max_steps, ": ", e.what(),
                   "; the run stopped before applying this update (checkpoints written so far are "
@@ -484,11 +557,12 @@ void run_training(const TrainOptions& options) {
       const double tokens_per_second =
           seconds > 0 ? static_cast<double>(tokens_since_log) / seconds : 0.0;
       const double epoch = plan.epoch_at(now_step);
-      outputs.event("train", now_step, epoch, seconds_between(run_start, now),
-                    {{"loss", loss},
-                     {"grad_norm", step.optimizer.grad_norm},
-                     {"learning_rate", next_lr},
-                     {"tokens_per_second", tokens_per_second}});
+      if (main_rank)
+        outputs->event("train", now_step, epoch, seconds_between(run_start, now),
+                       {{"loss", loss},
+                        {"grad_norm", step.optimizer.grad_norm},
+                        {"learning_rate", next_lr},
+                        {"tokens_per_second", tokens_per_second}});
       progress.log_history.push_back({{"loss", loss},
                                       {"grad_norm", step.optimizer.grad_norm},
                                       {"learning_rate", next_lr},
@@ -538,9 +612,12 @@ void run_training(const TrainOptions& options) {
                  "learning rate is too high, or the loss diverged)");
       const std::string name = "checkpoint-" + std::to_string(now_step);
       if (improved) progress.best_checkpoint = name;
+      const HostMoments moments = data_parallel.gather_moments(optimizer);  // every rank
+      if (!main_rank) continue;
       CheckpointWrite w;
       w.model = &model;
       w.optimizer = &optimizer;
+      w.moments = &moments;
       w.progress = &progress;
       w.plan = &plan;
       w.config_yaml = config_yaml;
@@ -554,8 +631,8 @@ void run_training(const TrainOptions& options) {
         bar.message("deleted " + gone + " (save_total_limit " + std::to_string(t.save_total_limit) +
                     ")");
       bar.message("saved " + path);
-      outputs.report("step " + std::to_string(now_step) + " of " + std::to_string(plan.max_steps),
-                     last_predictions);
+      outputs->report("step " + std::to_string(now_step) + " of " + std::to_string(plan.max_steps),
+                      last_predictions);
     }
   }
   bar.finish();
@@ -563,12 +640,14 @@ void run_training(const TrainOptions& options) {
   // ---- the end -----------------------------------------------------------------------------
   std::optional<EvalResult> final_eval;
   if (t.load_best_model_at_end && !progress.best_checkpoint.empty()) {
+    comm.barrier();  // rank 0 has finished writing the checkpoint the others read
     const std::string best_dir = (fs::path(output_dir) / progress.best_checkpoint).string();
     restore_checkpoint(load_checkpoint(best_dir, /*with_optimizer=*/false), model, nullptr);
     say("loaded the best checkpoint " + best_dir + " (" + best_metric + " " +
         format_metric(*progress.best_metric) + ")");
     if (eval_set) final_eval = run_eval(progress.global_step);
   }
+  if (!main_rank) return;
   save_final_model(s, output_dir);
   nlohmann::json results = nlohmann::json::object();
   for (auto it = progress.log_history.rbegin(); it != progress.log_history.rend(); ++it)
@@ -581,7 +660,7 @@ void run_training(const TrainOptions& options) {
   write_file_atomically(
       (fs::path(output_dir) / "trainer_state.json").string(),
       trainer_state_json(progress, plan, output_dir, best_metric, maximize).dump(2) + "\n");
-  outputs.report("finished: " + std::to_string(progress.global_step) + " steps", last_predictions);
+  outputs->report("finished: " + std::to_string(progress.global_step) + " steps", last_predictions);
   std::string written =
       output_dir + "/report.html, metrics.jsonl, " +
       (model.mode() == TrainMode::Full ? "model.safetensors" : "adapter_model.safetensors");
@@ -591,9 +670,11 @@ void run_training(const TrainOptions& options) {
       (final_eval ? "; final eval: " + metrics_line(*final_eval) : std::string()));
 }
 
-void run_evaluation(const EvalCommandOptions& options) {
-  std::vector<std::string> overrides = options.overrides;
-  Session s = open_session(options.config_path, overrides, options.device, options.data_dir);
+}  // namespace
+
+namespace {
+
+void evaluate_ranks(Session& s, const EvalCommandOptions& options, Communicator& comm) {
   RunConfig& config = s.config;
   if (!options.checkpoint.empty()) {
     const LoadedCheckpoint checkpoint = load_checkpoint(options.checkpoint, false);
@@ -610,8 +691,10 @@ void run_evaluation(const EvalCommandOptions& options) {
     eval_options.max_new_tokens = static_cast<int32_t>(options.max_new_tokens);
   if (options.generative_samples >= -1)
     eval_options.generative_samples = options.generative_samples;
-  const EvalSet set = load_eval_set(s, split);
-  const EvalResult result = evaluate(*s.built.model, *s.pipeline.tokenizer, set, eval_options);
+  const EvalSet set = load_eval_set(s, split, comm.rank() == 0);
+  const EvalResult result =
+      evaluate(*s.built.model, *s.pipeline.tokenizer, set, eval_options, &comm);
+  if (comm.rank() != 0) return;
   nlohmann::json out = nlohmann::json::object();
   for (const auto& [k, v] : result.metrics) out[k] = v;
   out["split"] = split;
@@ -632,6 +715,19 @@ void run_evaluation(const EvalCommandOptions& options) {
     out["predictions"] = predictions_path;
   }
   std::printf("%s\n", out.dump(2).c_str());
+}
+
+}  // namespace
+
+void run_evaluation(const EvalCommandOptions& options) {
+  // Under a launcher the examples are shared by the ranks (engine/eval/evaluator.h) and rank 0
+  // prints and writes the result.
+  const LaunchInfo launch = read_launch_environment();
+  Session s =
+      open_session(options.config_path, options.overrides, device_for_rank(options.device, launch),
+                   options.data_dir, launch.rank == 0);
+  const std::unique_ptr<Communicator> comm = open_communicator(s, launch);
+  run_ranks(*comm, [&] { evaluate_ranks(s, options, *comm); });
 }
 
 }  // namespace smol

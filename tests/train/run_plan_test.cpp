@@ -77,6 +77,23 @@ TEST(RunPlan, EpochStrategyAndFractionalEpochs) {
   EXPECT_DOUBLE_EQ(plan.epoch_at(5), 1.3);
 }
 
+TEST(RunPlan, RanksShareGlobalMicroBatches) {
+  // 2 ranks × batch 5 step through the same plan as 1 rank × batch 10 (micro-batches are global).
+  const std::vector<std::string> common = {"training.max_steps=-1", "training.num_train_epochs=2",
+                                           "training.eval_strategy=epoch",
+                                           "training.gradient_accumulation_steps=3"};
+  std::vector<std::string> two = common, one = common;
+  two.push_back("training.per_device_train_batch_size=5");
+  one.push_back("training.per_device_train_batch_size=10");
+  const RunPlan ranks = plan_run(load("configs/tiny_gsm8k.yaml", two), 95, true, 2);
+  const RunPlan single = plan_run(load("configs/tiny_gsm8k.yaml", one), 95, true, 1);
+  EXPECT_EQ(ranks.micro_batches_per_epoch, 10);
+  EXPECT_EQ(ranks.micro_batches_per_epoch, single.micro_batches_per_epoch);
+  EXPECT_EQ(ranks.updates_per_epoch, single.updates_per_epoch);
+  EXPECT_EQ(ranks.max_steps, 6);  // the seed's formula: ⌊2 · ⌊95 / 2⌋ / (5 · 3)⌋
+  EXPECT_EQ(ranks.processes, 2);
+}
+
 TEST(RunPlan, ErrorsNameTheProblem) {
   const RunConfig config = load("configs/tiny_gsm8k.yaml");
   EXPECT_THROW(plan_run(config, 0, true), Error);
