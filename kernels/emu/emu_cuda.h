@@ -103,6 +103,7 @@ cudaError_t cudaEventCreate(cudaEvent_t* event);
 cudaError_t cudaEventDestroy(cudaEvent_t event);
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream);
 cudaError_t cudaEventSynchronize(cudaEvent_t event);
+cudaError_t cudaEventQuery(cudaEvent_t event);  // always complete: streams run at once
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end);
 cudaError_t cudaGetDeviceCount(int* count);
 cudaError_t cudaSetDevice(int device);
@@ -322,6 +323,7 @@ inline void __stcs(T* p, T v) {
 #define cudaEventDestroy ::smol::emu::cudaEventDestroy
 #define cudaEventRecord ::smol::emu::cudaEventRecord
 #define cudaEventSynchronize ::smol::emu::cudaEventSynchronize
+#define cudaEventQuery ::smol::emu::cudaEventQuery
 #define cudaEventElapsedTime ::smol::emu::cudaEventElapsedTime
 #define cudaGetDeviceCount ::smol::emu::cudaGetDeviceCount
 #define cudaSetDevice ::smol::emu::cudaSetDevice
