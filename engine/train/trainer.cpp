@@ -308,7 +308,12 @@ void run_ranks(Communicator& comm, Body&& body) {
   try {
     body();
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: rank %d of %d: %s\n", comm.rank(), comm.world_size(), e.what());
+    // Communicator errors already name the rank ("rank R of N: …"); say it once.
+    const std::string prefix =
+        "rank " + std::to_string(comm.rank()) + " of " + std::to_string(comm.world_size()) + ": ";
+    const std::string message = e.what();
+    std::fprintf(stderr, "error: %s%s\n", message.rfind(prefix, 0) == 0 ? "" : prefix.c_str(),
+                 message.c_str());
     std::fflush(stderr);
     comm.abort(1);
   }
