@@ -8,10 +8,10 @@
 // where one process sums the rows of one packed batch: the same terms in another order, so the
 // step-1 gradients differ by a few fp32 ulps (relative ~1e-7). AdamW's first steps move every
 // parameter by about lr·sign(g), so the parameters differ by ~lr·1e-7 relative per step, and the
-// losses by the same order. Measured on this machine (cpu, 6 steps): losses within 5.3e-8 (LoRA) and 4.9e-8 (full FT, ZeRO-1)
-// relative, parameters within 3.0e-8 and 2.1e-8 absolute. The checks allow 1e-5 (losses, relative) and 1e-5
-// (parameters, absolute): far below the 1e-3 .. 1e-2 a wrong normalisation or a missing rank's
-// rows produces.
+// losses by the same order. Measured on this machine (cpu, 6 steps): losses within 5.3e-8 (LoRA)
+// and 4.9e-8 (full FT, ZeRO-1) relative, parameters within 3.0e-8 and 2.1e-8 absolute. The checks
+// allow 1e-5 (losses, relative) and 1e-5 (parameters, absolute): far below the 1e-3 .. 1e-2 a wrong
+// normalisation or a missing rank's rows produces.
 #include <gtest/gtest.h>
 #include <signal.h>
 
