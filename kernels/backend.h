@@ -14,6 +14,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/splitmix64.h"
@@ -143,6 +144,14 @@ class Backend {
   // ---- memory ----------------------------------------------------------------------------
   Buffer allocate(size_t bytes);  // zero-filled
   void release(void* data);       // called by ~Buffer
+  // Bytes this backend has allocated and not released: now, and the most at any moment since
+  // construction or the last reset_peak_memory() (what `train` and the benchmarks report as
+  // peak device memory; allocator slack and library workspaces are not counted).
+  struct MemoryStats {
+    size_t in_use = 0, peak = 0;
+  };
+  MemoryStats memory_stats() const { return memory_; }
+  void reset_peak_memory() { memory_.peak = memory_.in_use; }
   // Copies dst.bytes() host bytes (of dst.dtype) to the device. The host memory may be reused
   // as soon as upload returns (a backend stages it if its copy is asynchronous).
   void upload(Tensor dst, const void* host);
@@ -204,8 +213,11 @@ class Backend {
   // Cross-entropy over logits [T, V] against targets I32 [T] (−100 = ignored).
   // losses F32 [T] gets −log softmax(logits)[target] (0 where ignored). If dlogits is given
   // (may alias logits), it gets dloss_scale · (softmax − onehot(target)), 0 on ignored rows.
+  // If argmax (I32 [T]) is given, it gets each row's argmax of the logits as they were before
+  // dlogits overwrote them (first maximum wins), ignored rows included: the LM head's token
+  // accuracy, read in the same pass over the logits on cuda.
   void cross_entropy(Tensor losses, Tensor* dlogits, const Tensor& logits, const Tensor& targets,
-                     float dloss_scale);
+                     float dloss_scale, Tensor argmax = {});
   // out I32 [T] = argmax over the last dimension of x [T, V] (first maximum wins).
   void argmax(Tensor out, const Tensor& x);
 
@@ -276,7 +288,7 @@ class Backend {
   virtual void do_swiglu_backward(Tensor dgate, Tensor dup, const Tensor& dout, const Tensor& gate,
                                   const Tensor& up) = 0;
   virtual void do_cross_entropy(Tensor losses, Tensor* dlogits, const Tensor& logits,
-                                const Tensor& targets, float dloss_scale) = 0;
+                                const Tensor& targets, float dloss_scale, Tensor argmax) = 0;
   virtual void do_argmax(Tensor out, const Tensor& x) = 0;
   virtual void do_dropout(Tensor out, const Tensor& in, float p, uint64_t seed) = 0;
   // Default: the chunked loop over matmul, cross_entropy and argmax (backend.cpp).
@@ -293,6 +305,8 @@ class Backend {
   class HookScope;
   OpHook* hook_ = nullptr;
   int depth_ = 0;
+  MemoryStats memory_;
+  std::unordered_map<const void*, size_t> allocation_bytes_;
 };
 
 // Device code (nvcc) calls the same function, so the cuda kernels draw the identical mask.

@@ -2,6 +2,7 @@
 // backend — shapes, dtypes, argument ranges — tells the OpHook, and calls the backend's
 // do_<op>. The checks used to be repeated in kernels/cpu/cpu_checks.h and in each cuda op file;
 // what stays there is only what a backend alone knows (sizes its kernels cannot handle).
+#include <algorithm>
 #include <limits>
 
 #include "kernels/backend.h"
@@ -34,9 +35,19 @@ class Backend::HookScope {
 // ---- memory ------------------------------------------------------------------------------------
 
 Buffer Backend::allocate(size_t bytes) {
-  return do_allocate(bytes);
+  Buffer buffer = do_allocate(bytes);
+  if (buffer.data()) {
+    allocation_bytes_[buffer.data()] = bytes;
+    memory_.in_use += bytes;
+    memory_.peak = std::max(memory_.peak, memory_.in_use);
+  }
+  return buffer;
 }
 void Backend::release(void* data) {
+  if (const auto it = allocation_bytes_.find(data); it != allocation_bytes_.end()) {
+    memory_.in_use -= it->second;
+    allocation_bytes_.erase(it);
+  }
   do_release(data);
 }
 
@@ -322,10 +333,14 @@ void check_cross_entropy(const Backend& be, const char* op, const Tensor& losses
 }  // namespace
 
 void Backend::cross_entropy(Tensor losses, Tensor* dlogits, const Tensor& logits,
-                            const Tensor& targets, float dloss_scale) {
+                            const Tensor& targets, float dloss_scale, Tensor argmax) {
   check_cross_entropy(*this, "cross_entropy", losses, dlogits, logits, targets);
+  if (argmax.data) {
+    check_i32("cross_entropy", "argmax", argmax);
+    check_vector("cross_entropy", "argmax", argmax, logits.shape.rows());
+  }
   HookScope hook(*this, "cross_entropy");
-  do_cross_entropy(losses, dlogits, logits, targets, dloss_scale);
+  do_cross_entropy(losses, dlogits, logits, targets, dloss_scale, argmax);
 }
 
 void Backend::argmax(Tensor out, const Tensor& x) {

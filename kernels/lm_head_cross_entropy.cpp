@@ -6,7 +6,8 @@
 //   losses[R], dlogits = s·(softmax − onehot) in place   (cross_entropy)
 //   dhidden[R, C] = dlogits · W                           (matmul No, No)
 //   dW[V, C] += dlogitsᵀ · hidden                         (matmul Yes, No, beta 1)
-// The argmax is taken before cross_entropy overwrites the logits with their gradient.
+// cross_entropy takes the argmax in its own pass over the logits, before it overwrites them
+// with their gradient (a chunk without a supervised target calls argmax alone).
 #include <algorithm>
 
 #include "kernels/backend.h"
@@ -41,19 +42,20 @@ void Backend::do_lm_head_cross_entropy(const LmHeadOutputs& out, const Tensor& h
     const Tensor logits{logits_scratch.data, logits_scratch.dtype, Shape{rows, V}};
     const Tensor x = hidden2d.rows(t0, rows);
     matmul(logits, x, weight, Transpose::No, Transpose::Yes);
-    if (out.argmax.data) argmax(slice_vector(out.argmax, t0, rows), logits);
+    const Tensor chunk_argmax = out.argmax.data ? slice_vector(out.argmax, t0, rows) : Tensor{};
     if (!supervised) {
+      argmax(chunk_argmax, logits);
       fill_zero(losses);
       if (backward) fill_zero(dhidden2d.rows(t0, rows));
       continue;
     }
     const Tensor chunk_targets = slice_vector(targets, t0, rows);
     if (!backward) {
-      cross_entropy(losses, nullptr, logits, chunk_targets, 1.0f);
+      cross_entropy(losses, nullptr, logits, chunk_targets, 1.0f, chunk_argmax);
       continue;
     }
     Tensor dlogits = logits;
-    cross_entropy(losses, &dlogits, logits, chunk_targets, loss_scale);
+    cross_entropy(losses, &dlogits, logits, chunk_targets, loss_scale, chunk_argmax);
     matmul(dhidden2d.rows(t0, rows), dlogits, weight, Transpose::No, Transpose::No);
     if (out.dweight.data)
       matmul(out.dweight, dlogits, x, Transpose::Yes, Transpose::No, 1.0f, 1.0f);

@@ -40,7 +40,9 @@ pack() {
   mkdir -p "$dir/bin" "$dir/bench" "$dir/lib" "$dir/src/tests" "$dir/src/models" "$dir/shared/data"
   # Test executables (one per tests/<area>) and benchmark executables.
   find "$build/tests" -maxdepth 2 -type f -perm -u+x -name '*_tests' -exec cp {} "$dir/bin/" \;
-  if [ -x "$build/bench/cuda_kernels_bench" ]; then cp "$build/bench/cuda_kernels_bench" "$dir/bench/"; fi
+  for bench in cuda_kernels_bench training_bench model_bench; do
+    if [ -x "$build/bench/$bench" ]; then cp "$build/bench/$bench" "$dir/bench/"; fi
+  done
   # The CLI is written to the build root (build/smolengine).
   if [ -x "$build/smolengine" ]; then cp "$build/smolengine" "$dir/bin/"; fi
   strip --strip-unneeded "$dir"/bin/* "$dir"/bench/* 2>/dev/null || true
@@ -119,6 +121,23 @@ run() {
       >"$bench_csv" 2>"$logs/cuda_kernels_bench.err" || echo "gpu-check: benchmark run failed"
   fi
 
+  # End to end: a whole optimizer step at SmolLM2-135M shape (tokens/s, MFU, peak memory, op
+  # breakdown) at the two packings, and prefill / decode throughput.
+  local step_log="$logs/training_bench.log"
+  : >"$step_log"
+  if [ -x "$dir/bench/training_bench" ]; then
+    for shape in "8 1024" "16 512"; do
+      set -- $shape
+      timeout 300 "$dir/bench/training_bench" --device cuda --rows "$1" --length "$2" --steps 5 \
+        --mode all --breakdown >>"$step_log" 2>&1 || echo "training_bench $shape failed" >>"$step_log"
+    done
+  fi
+  local model_log="$logs/model_bench.log"
+  if [ -x "$dir/bench/model_bench" ]; then
+    timeout 300 "$dir/bench/model_bench" --device cuda >"$model_log" 2>&1 ||
+      echo "model_bench failed" >>"$model_log"
+  fi
+
   echo
   echo "=== test suites (SMOL_TEST_DEVICE=cuda; logs in $logs) ==="
   printf '%s' "$summary"
@@ -146,6 +165,12 @@ run() {
   else
     echo "(no benchmark output; see $logs/cuda_kernels_bench.err)"
   fi
+  echo
+  echo "=== training step, SmolLM2-135M (training_bench --device cuda) ==="
+  grep -E '^(lora|lora-all|full) ' "$step_log" 2>/dev/null || echo "(none; see $step_log)"
+  echo
+  echo "=== prefill / decode (model_bench --device cuda) ==="
+  cat "$model_log" 2>/dev/null || echo "(none)"
   return $((failed > 0))
 }
 

@@ -1,14 +1,32 @@
-// training_bench: tokens/s of one full optimizer step (forward + backward over the rows,
-// global-norm clip, AdamW, schedule) on the cpu backend at SmolLM2-135M shape with random
-// weights, for LoRA r=8 on q,v and for full fine-tuning.
-//   training_bench [--rows N] [--length L] [--steps S] [--device D] [--mode lora|full|both]
-// Default 4 × 512 tokens, 2 timed steps after one warm-up step.
+// training_bench: one full optimizer step (forward + backward over the rows, global-norm clip,
+// AdamW, schedule) at SmolLM2-135M shape with random weights, on any backend:
+//   training_bench [--rows N] [--length L] [--steps S] [--device D] [--mode lora|lora-all|full|all]
+//                  [--peak-tflops P] [--breakdown]
+// Default 4 × 512 tokens, 2 timed steps after one warm-up step; modes: LoRA r 8 on q,v
+// (`lora`), LoRA r 8 on all seven projections (`lora-all`), full fine-tuning (`full`).
+//
+// Each line: tokens/s, the FLOPs a step needs per token, the achieved TFLOP/s and (with a peak)
+// MFU, and the peak memory the backend allocated (Backend::memory_stats). FLOPs per token,
+// matmuls of the projections and the LM head (N_mm weights) plus causal attention:
+//   forward          2·N_mm + 4·Hq·D·k̄·layers         k̄ = (L + 1) / 2 keys seen on average
+//   full fine-tune   3 × forward                       (backward: dX and dW, 2 × forward)
+//   LoRA             2 × forward's matmul part + 3 × attention + LoRA's own 6·N_lora
+//                    (frozen weights need dX only; attention has no weights but its backward
+//                    costs twice its forward)
+// The per-token FLOPs count what the step must compute, not recomputation, so MFU compares
+// across implementations. --peak-tflops: the device's dense peak (H100/H200 SXM bf16: 989;
+// default 989 on cuda, none on cpu, where MFU is not printed unless a peak is given).
+// --breakdown adds one step timed op by op (bench/model/op_timer.h: a synchronize after each op,
+// so the shares are exact but the step is slower than the timed ones).
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "bench/model/op_timer.h"
 #include "common/error.h"
 #include "engine/lr_schedule.h"
 #include "engine/optimizer.h"
@@ -17,66 +35,149 @@
 
 namespace {
 
-void bench(smol::Backend& backend, smol::TrainMode mode, int rows, int length, int steps) {
+struct Options {
+  int rows = 4, length = 512, steps = 2;
+  std::string device = "cpu", mode = "all";
+  double peak_tflops = 0;  // 0: the device's default (cuda 989), none on cpu
+  bool breakdown = false;
+};
+
+struct Mode {
+  const char* name;
+  smol::TrainMode train;
+  bool all_targets;
+};
+
+// The step's FLOPs per token (see the file comment).
+double flops_per_token(const smol::LlamaConfig& c, const Mode& mode, int64_t lora_params,
+                       int length) {
+  const double C = static_cast<double>(c.hidden_size), F = static_cast<double>(c.intermediate_size);
+  const double per_layer = C * c.q_dim() + 2 * C * c.kv_dim() + c.q_dim() * C + 3 * C * F;
+  const double matmul_weights = per_layer * c.num_hidden_layers + C * c.vocab_size;
+  const double mean_keys = (length + 1) / 2.0;
+  const double attention =
+      4.0 * c.num_attention_heads * c.head_dim * mean_keys * c.num_hidden_layers;
+  if (mode.train == smol::TrainMode::Full) return 3 * (2 * matmul_weights + attention);
+  return 2 * 2 * matmul_weights + 3 * attention + 6.0 * static_cast<double>(lora_params);
+}
+
+void bench(smol::Backend& backend, const Mode& mode, const Options& o) {
   const smol::LlamaConfig config = smol::smollm2_135m_config();
   std::optional<smol::LoraSettings> lora;
-  if (mode == smol::TrainMode::Lora) lora = smol::LoraSettings{};  // r 8, α 16, q and v
-  smol::LlamaModel model(backend, config, mode, lora);
+  if (mode.train == smol::TrainMode::Lora) {
+    lora = smol::LoraSettings{};  // r 8, α 16, q and v
+    if (mode.all_targets)
+      lora->targets = {smol::Projection::Q,   smol::Projection::K,    smol::Projection::V,
+                       smol::Projection::O,   smol::Projection::Gate, smol::Projection::Up,
+                       smol::Projection::Down};
+  }
+  backend.reset_peak_memory();
+  const size_t memory_before = backend.memory_stats().in_use;
+  smol::LlamaModel model(backend, config, mode.train, lora);
   model.init_random(42);
   smol::AdamWSettings settings;
   settings.weight_decay = 0.01;
   smol::AdamW optimizer(backend, model.trainable_params(), settings);
-  const smol::LrSchedule schedule(smol::LrScheduleKind::Cosine, 2e-4, steps + 1, 0);
+  const smol::LrSchedule schedule(smol::LrScheduleKind::Cosine, 2e-4, o.steps + 3, 0);
   smol::SeededRng rng(7);
-  std::vector<smol::TokenRow> batch(rows);
+  std::vector<smol::TokenRow> batch(o.rows);
   for (smol::TokenRow& row : batch) {
-    for (int t = 0; t < length; ++t)
+    for (int t = 0; t < o.length; ++t)
       row.input_ids.push_back(static_cast<int32_t>(rng.next_u64() % config.vocab_size));
     row.labels = row.input_ids;
-    for (int t = 0; t < length / 4; ++t) row.labels[t] = -100;  // a masked prompt quarter
+    for (int t = 0; t < o.length / 4; ++t) row.labels[t] = -100;  // a masked prompt quarter
   }
   int64_t trainable = 0;
   for (const auto& p : model.trainable_params()) trainable += p.value.numel();
   smol::train_step(model, optimizer, schedule, {batch}, 0);  // warm-up: buffers, caches
   backend.synchronize();
   const auto start = std::chrono::steady_clock::now();
-  for (int s = 0; s < steps; ++s) smol::train_step(model, optimizer, schedule, {batch}, s + 1);
+  for (int s = 0; s < o.steps; ++s) smol::train_step(model, optimizer, schedule, {batch}, s + 1);
   backend.synchronize();
   const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / steps;
-  std::printf("%-5s %-10s trainable %11lld  batch %d x %d  step %8.3f s  %10.1f tokens/s\n",
-              mode == smol::TrainMode::Lora ? "lora" : "full", backend.name().c_str(),
-              static_cast<long long>(trainable), rows, length, seconds, rows * length / seconds);
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / o.steps;
+  const double tokens = static_cast<double>(o.rows) * o.length;
+  const double flops =
+      flops_per_token(config, mode, mode.train == smol::TrainMode::Lora ? trainable : 0, o.length);
+  const double achieved_tflops = flops * tokens / seconds / 1e12;
+  const double peak_mb = static_cast<double>(backend.memory_stats().peak - memory_before) / 1e6;
+  double peak = o.peak_tflops;
+  if (peak == 0 && backend.name().rfind("cuda", 0) == 0 && backend.name() != "cuda-emu") peak = 989;
+  char mfu[32] = "";
+  if (peak > 0) std::snprintf(mfu, sizeof(mfu), "  MFU %5.1f%%", 100 * achieved_tflops / peak);
+  std::printf(
+      "%-8s %-9s trainable %11lld  batch %d x %d  step %8.3f s  %10.1f tokens/s  %6.2f "
+      "GFLOP/token  %8.3f TFLOP/s%s  peak memory %8.1f MB\n",
+      mode.name, backend.name().c_str(), static_cast<long long>(trainable), o.rows, o.length,
+      seconds, tokens / seconds, flops / 1e9, achieved_tflops, mfu, peak_mb);
+
+  if (!o.breakdown) return;
+  double total = 0;
+  std::vector<std::pair<std::string, double>> shares;
+  {
+    smol::OpTimer timer(backend);
+    smol::train_step(model, optimizer, schedule, {batch}, o.steps + 1);
+    for (const auto& [category, s] : timer.seconds) {
+      shares.emplace_back(category, s);
+      total += s;
+    }
+  }
+  std::sort(shares.begin(), shares.end(),
+            [](const auto& a, const auto& b) { return a.second > b.second; });
+  for (const auto& [category, s] : shares)
+    std::printf("           %-45s %9.2f ms  %5.1f%%\n", category.c_str(), 1e3 * s, 100 * s / total);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  int rows = 4, length = 512, steps = 2;
-  std::string device = "cpu", mode = "both";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string key = argv[i], value = argv[i + 1];
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string key = argv[i];
+    if (key == "--breakdown") {
+      o.breakdown = true;
+      continue;
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "error: %s needs a value\n", key.c_str());
+      return 2;
+    }
+    const std::string value = argv[++i];
     if (key == "--rows")
-      rows = std::atoi(value.c_str());
+      o.rows = std::atoi(value.c_str());
     else if (key == "--length")
-      length = std::atoi(value.c_str());
+      o.length = std::atoi(value.c_str());
     else if (key == "--steps")
-      steps = std::atoi(value.c_str());
+      o.steps = std::atoi(value.c_str());
     else if (key == "--device")
-      device = value;
+      o.device = value;
     else if (key == "--mode")
-      mode = value;
+      o.mode = value;
+    else if (key == "--peak-tflops")
+      o.peak_tflops = std::atof(value.c_str());
     else {
-      std::fprintf(stderr, "unknown option %s\n", key.c_str());
+      std::fprintf(stderr, "error: unknown option %s\n", key.c_str());
       return 2;
     }
   }
+  const std::vector<Mode> modes{{"lora", smol::TrainMode::Lora, false},
+                                {"lora-all", smol::TrainMode::Lora, true},
+                                {"full", smol::TrainMode::Full, false}};
+  if (o.rows < 1 || o.length < 2 || o.steps < 1 || o.peak_tflops < 0) {
+    std::fprintf(stderr, "error: --rows, --steps ≥ 1, --length ≥ 2, --peak-tflops ≥ 0\n");
+    return 2;
+  }
+  bool known = o.mode == "all";
+  for (const Mode& m : modes) known = known || o.mode == m.name;
+  if (!known) {
+    std::fprintf(stderr, "error: --mode must be lora, lora-all, full or all, not %s\n",
+                 o.mode.c_str());
+    return 2;
+  }
   try {
-    auto backend = smol::make_backend(device);
-    if (mode == "lora" || mode == "both")
-      bench(*backend, smol::TrainMode::Lora, rows, length, steps);
-    if (mode == "full" || mode == "both")
-      bench(*backend, smol::TrainMode::Full, rows, length, steps);
+    auto backend = smol::make_backend(o.device);
+    for (const Mode& m : modes)
+      if (o.mode == "all" || o.mode == m.name) bench(*backend, m, o);
   } catch (const smol::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

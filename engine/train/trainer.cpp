@@ -673,6 +673,10 @@ void train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
   say("done in " + std::to_string(static_cast<int>(seconds_between(run_start, Clock::now()))) +
       " s: " + written +
       (final_eval ? "; final eval: " + metrics_line(*final_eval) : std::string()));
+  // Backend::memory_stats: what the model, its activations and the optimizer allocated at most.
+  say("peak " + backend.name() +
+      " memory: " + std::to_string((backend.memory_stats().peak + (1 << 20) - 1) >> 20) + " MiB" +
+      (comm.world_size() > 1 ? " (rank 0)" : ""));
 }
 
 }  // namespace

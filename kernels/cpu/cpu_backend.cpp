@@ -93,7 +93,8 @@ class CpuBackend final : public Backend {
   }
 
   void do_cross_entropy(Tensor losses, Tensor* dlogits, const Tensor& logits, const Tensor& targets,
-                        float dloss_scale) override {
+                        float dloss_scale, Tensor argmax) override {
+    if (argmax.data) cpu::argmax(argmax, logits);  // before dlogits may overwrite the logits
     cpu::cross_entropy(losses, dlogits, logits, targets, dloss_scale);
   }
   void do_argmax(Tensor out, const Tensor& x) override { cpu::argmax(out, x); }

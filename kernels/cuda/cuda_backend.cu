@@ -265,8 +265,8 @@ class CudaBackend final : public Backend {
     SMOL_GPU_NS::swiglu_backward(ctx_, dgate, dup, dout, gate, up);
   }
   void do_cross_entropy(Tensor losses, Tensor* dlogits, const Tensor& logits, const Tensor& targets,
-                        float dloss_scale) override {
-    SMOL_GPU_NS::cross_entropy(ctx_, losses, dlogits, logits, targets, dloss_scale);
+                        float dloss_scale, Tensor argmax) override {
+    SMOL_GPU_NS::cross_entropy(ctx_, losses, dlogits, logits, targets, dloss_scale, argmax);
   }
   void do_argmax(Tensor out, const Tensor& x) override { SMOL_GPU_NS::argmax(ctx_, out, x); }
   void do_dropout(Tensor out, const Tensor& in, float p, uint64_t seed) override {

@@ -42,7 +42,7 @@ double sum_of_squares(GpuContext& ctx, std::span<const Tensor> tensors);  // glo
 void accumulate_sum(GpuContext& ctx, Tensor acc, const Tensor& x);        // accumulate_sum.cu
 void adamw_step(GpuContext& ctx, std::span<AdamWTensor> tensors, const AdamWHyper& hyper);
 void cross_entropy(GpuContext& ctx, Tensor losses, Tensor* dlogits, const Tensor& logits,
-                   const Tensor& targets, float dloss_scale);  // cross_entropy.cu
+                   const Tensor& targets, float dloss_scale, Tensor argmax);  // cross_entropy.cu
 void argmax(GpuContext& ctx, Tensor out, const Tensor& x);     // argmax.cu
 void attention_forward(GpuContext& ctx, Tensor out, Tensor lse, const Tensor& q, const Tensor& k,
                        const Tensor& v, const AttentionLayout& layout, float scale);

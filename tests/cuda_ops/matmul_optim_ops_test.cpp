@@ -167,6 +167,43 @@ TEST_F(CudaOpsTest, CrossEntropyMatchesCpu) {
   EXPECT_THROW(dev_->cross_entropy(ld.tensor, nullptr, xd.tensor, td.tensor, 1.0f), Error);
 }
 
+TEST_F(CudaOpsTest, CrossEntropyTakesTheArgmaxInTheSamePass) {
+  // The LM head's fused path: loss, in-place gradient and argmax in one call; the argmax is the
+  // one of the logits before they became the gradient, on ignored rows too, first maximum wins.
+  const int64_t rows = 5, vocab = 4099;  // not a multiple of the 256-thread block
+  auto x = rounded_bf16(random_vector(rows * vocab, 97, -6.0f, 6.0f));
+  for (int64_t r = 0; r < rows; ++r) {  // a planted tie: the earlier index must win
+    x[r * vocab + 100 + 13 * r] = 9.0f;
+    x[r * vocab + 3000 + r] = 9.0f;
+  }
+  x[2 * vocab + 4098] = 12.0f;  // the last element is the maximum of row 2
+  const std::vector<float> targets{3, -100, 4098, 0, -100};
+  for (bool backward : {false, true}) {
+    Owned xd = make_tensor(*dev_, x, {rows, vocab}, DType::BF16);
+    Owned td = make_tensor(*dev_, targets, {rows}, DType::I32);
+    Owned ld = make_tensor(*dev_, std::vector<float>(rows, 1.0f), {rows}, DType::F32);
+    Owned ad = make_tensor(*dev_, std::vector<float>(rows, -1.0f), {rows}, DType::I32);
+    dev_->cross_entropy(ld.tensor, backward ? &xd.tensor : nullptr, xd.tensor, td.tensor, 0.5f,
+                        ad.tensor);
+    Owned xc = make_tensor(*cpu_, x, {rows, vocab}, DType::F32);
+    Owned tc = make_tensor(*cpu_, targets, {rows}, DType::I32);
+    Owned lc = make_tensor(*cpu_, std::vector<float>(rows, 1.0f), {rows}, DType::F32);
+    Owned ac = make_tensor(*cpu_, std::vector<float>(rows, -1.0f), {rows}, DType::I32);
+    cpu_->argmax(ac.tensor, xc.tensor);
+    cpu_->cross_entropy(lc.tensor, backward ? &xc.tensor : nullptr, xc.tensor, tc.tensor, 0.5f);
+    const std::vector<float> argmax = read(*dev_, ad.tensor);
+    EXPECT_EQ(argmax, read(*cpu_, ac.tensor));
+    EXPECT_EQ(argmax[0], 100.0f);
+    EXPECT_EQ(argmax[2], 4098.0f);
+    // The bounds of CrossEntropyMatchesCpu (online softmax sums the same exps in another order).
+    expect_close(read(*dev_, ld.tensor), read(*cpu_, lc.tensor), 0, 0x1p-14,
+                 "cross_entropy+argmax loss");
+    if (backward)
+      expect_close(read(*dev_, xd.tensor), read(*cpu_, xc.tensor), kBf16Rounding + 0x1p-14, 1e-9,
+                   "cross_entropy+argmax dlogits");
+  }
+}
+
 TEST_F(CudaOpsTest, ArgmaxMatchesCpuAndPicksTheFirstMaximum) {
   for (int64_t rows : {1, 5}) {
     const int64_t vocab = 49157;  // not a multiple of the 256-thread block

@@ -103,7 +103,16 @@ TEST(Progress, InteractiveRewritesOneLineAndMessagesDoNotBreakIt) {
 
 TEST(Progress, RejectsAnEmptyRun) {
   EXPECT_THROW(Progress(0, stdout, false), Error);
-  EXPECT_THROW(Progress(10, nullptr, false), Error);
+}
+
+TEST(Progress, ANullStreamIsSilent) {
+  // Data-parallel ranks other than 0 keep a Progress without a stream: it must say nothing and
+  // still count (docs/design.md §8).
+  Progress progress(10, nullptr, false);
+  progress.start(0);
+  progress.update(1, 2.5, 1e-3, 100.0);
+  progress.message("not shown");
+  progress.finish();
 }
 
 }  // namespace
