@@ -28,6 +28,7 @@ namespace {
 constexpr size_t kStackBytes = 64 * 1024;
 constexpr int kWarpSize = 32;
 constexpr size_t kMaxSharedBytes = 227 * 1024;  // sm_90 opt-in maximum per block
+constexpr size_t kGatherBytes = kWarpAllGatherMaxBytes;
 
 struct BarrierSite {
   const char* file = nullptr;
@@ -55,6 +56,8 @@ struct WarpState {
   // Double-buffered by generation parity: a lane can be at most one exchange ahead of the
   // slowest reader, so the slot it writes is never the one still being read.
   uint64_t slots[2][kWarpSize] = {};
+  // warp_all_gather's deposits, double-buffered the same way.
+  unsigned char gathered[2][kWarpSize][kGatherBytes] = {};
 };
 
 struct BlockRun {
@@ -239,7 +242,13 @@ unsigned warp_live_mask() {
   return lanes == kWarpSize ? 0xffffffffu : ((1u << lanes) - 1u);
 }
 
-uint64_t warp_exchange(unsigned mask, uint64_t value, int src_lane, const char* file, int line) {
+namespace {
+// The arrival of the calling lane at a warp-synchronous op: checks the mask and the site,
+// lets `deposit(parity, lane)` write this lane's contribution into the buffer of the current
+// generation, then waits until every live lane has arrived. Returns the parity whose buffers
+// now hold every lane's deposit.
+template <typename Deposit>
+int arrive_at_warp_op(unsigned mask, const char* file, int line, Deposit&& deposit) {
   BlockRun& run = block();
   const int linear = static_cast<int>(tls_fiber - run.fibers.data());
   WarpState& warp = run.warps[linear / kWarpSize];
@@ -256,7 +265,7 @@ uint64_t warp_exchange(unsigned mask, uint64_t value, int src_lane, const char* 
                 warp.site.str(), " and at ", file, ":", line);
   }
   const int parity = static_cast<int>(warp.generation & 1);
-  warp.slots[parity][lane] = value;
+  deposit(warp, parity, lane);
   ++warp.arrived;
   ++run.events;
   if (warp.arrived == warp.lanes) {
@@ -265,8 +274,40 @@ uint64_t warp_exchange(unsigned mask, uint64_t value, int src_lane, const char* 
   } else {
     wait_for(&warp.generation);
   }
+  return parity;
+}
+
+WarpState& calling_warp() {
+  BlockRun& run = block();
+  return run.warps[static_cast<int>(tls_fiber - run.fibers.data()) / kWarpSize];
+}
+}  // namespace
+
+uint64_t warp_exchange(unsigned mask, uint64_t value, int src_lane, const char* file, int line) {
+  const int lane = lane_id();
+  const int parity = arrive_at_warp_op(
+      mask, file, line, [&](WarpState& w, int p, int l) { w.slots[p][l] = value; });
+  const WarpState& warp = calling_warp();
   const bool valid = src_lane >= 0 && src_lane < warp.lanes;
   return warp.slots[parity][valid ? src_lane : lane];
+}
+
+void warp_all_gather(unsigned mask, const void* mine, size_t bytes, void* all, const char* file,
+                     int line) {
+  SMOL_CHECK(bytes <= kGatherBytes, "cuda-emu: warp_all_gather of ", bytes, " bytes at ", file,
+             ":", line, " exceeds ", kGatherBytes);
+  const int parity = arrive_at_warp_op(mask, file, line, [&](WarpState& w, int p, int l) {
+    std::memcpy(w.gathered[p][l], mine, bytes);
+  });
+  const WarpState& warp = calling_warp();
+  for (int l = 0; l < kWarpSize; ++l) {
+    // Lanes beyond a partial warp read as zero bytes.
+    unsigned char* dst = static_cast<unsigned char*>(all) + l * bytes;
+    if (l < warp.lanes)
+      std::memcpy(dst, warp.gathered[parity][l], bytes);
+    else
+      std::memset(dst, 0, bytes);
+  }
 }
 
 unsigned warp_ballot(unsigned mask, bool predicate, const char* file, int line) {
