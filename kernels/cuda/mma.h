@@ -84,9 +84,12 @@ inline void check_row_address(const void* p) {
 }
 template <int kMatrices, bool kTrans>
 inline void ldmatrix(uint32_t* out, const bf16* row, const char* file, int line) {
-  check_row_address(row);
   uintptr_t mine = reinterpret_cast<uintptr_t>(row), rows[32];
   ::smol::emu::warp_all_gather(0xffffffffu, &mine, sizeof(mine), rows, file, line);
+  // Only the addresses of lanes 0 .. 8·kMatrices − 1 are read (as on the GPU); those must be
+  // 16-byte aligned.
+  for (int src = 0; src < 8 * kMatrices; ++src)
+    check_row_address(reinterpret_cast<const void*>(rows[src]));
   const int lane = ::smol::emu::lane_id(), g = lane / 4, t = lane % 4;
   for (int i = 0; i < kMatrices; ++i) {
     uint16_t lo, hi;
