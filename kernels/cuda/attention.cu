@@ -6,7 +6,7 @@
 // sequence. Softmax in fp32.
 //
 // bf16 inputs with a head dim that is a multiple of 16 and at most 128 (SmolLM2: 64) go to the
-// tensor-core flash kernels (flash_attention.cu, docs/design.md §2.6). The simple kernels below
+// tensor-core flash kernels (flash_attention.cu, docs/design.md §2.5). The simple kernels below
 // serve everything else (F32 activations, odd head dims, unaligned views) and are the
 // readable statement of the math:
 //
@@ -247,10 +247,10 @@ DeviceAttentionLayout upload_layout(GpuContext& ctx, const char* op, const Atten
       const AttentionSpan& sp = spans[t.seq];
       return sp.k_len - sp.q_len + std::min(t.start + kFlashTileRows, sp.q_len);
     };
-    std::stable_sort(query_tiles, query_tiles + nq, [&](const AttentionTile& a,
-                                                        const AttentionTile& b) {
-      return keys_seen(a) > keys_seen(b);
-    });
+    std::stable_sort(query_tiles, query_tiles + nq,
+                     [&](const AttentionTile& a, const AttentionTile& b) {
+                       return keys_seen(a) > keys_seen(b);
+                     });
     device = ctx.store_attention_layout(std::move(key), host.data(), off.total);
   }
   const char* base = static_cast<const char*>(device);

@@ -1,6 +1,6 @@
 // The device copy of an AttentionLayout (kernels/backend.h) that the attention kernels read:
 // the per-sequence spans, row → sequence maps (simple kernels), and the work lists of the flash
-// kernels (docs/design.md §2.6): query tiles and key tiles of kFlashTileRows rows, and the
+// kernels (docs/design.md §2.5): query tiles and key tiles of kFlashTileRows rows, and the
 // split-K pieces of the decode kernel. Built and uploaded once per layout by attention.cu
 // (cached in GpuContext, so every layer of a step reuses it); flash_attention.cu launches over it.
 #pragma once
@@ -34,8 +34,8 @@ struct SplitRange {
 };
 
 struct DeviceAttentionLayout {
-  const int* query_seq = nullptr;  // [Tq] sequence of each query row, −1 outside the layout
-  const int* key_seq = nullptr;    // [Tk]
+  const int* query_seq = nullptr;        // [Tq] sequence of each query row, −1 outside the layout
+  const int* key_seq = nullptr;          // [Tk]
   const AttentionSpan* spans = nullptr;  // [S]
   const AttentionTile* query_tiles = nullptr;  // heaviest (most keys) first
   const AttentionTile* key_tiles = nullptr;

@@ -2,7 +2,7 @@
 // GQA over packed variable-length sequences with bottom-right causal alignment
 // (kernels/backend.h AttentionLayout), head dim D ≤ 128 and a multiple of 16, fp32 softmax and
 // accumulation, no T×T matrix in memory. The design, its tile sizes and its roofline are in
-// docs/design.md §2.6. Notation: sequence s has q_len queries and k_len keys, offset =
+// docs/design.md §2.5. Notation: sequence s has q_len queries and k_len keys, offset =
 // k_len − q_len; its query i sits at position offset + i and sees keys 0..offset + i. Query head
 // h reads kv head h / group, group = Hq / Hkv. Scores live in log2 units: x = s·scale·log2(e), so
 // exp(s·scale − m) = exp2(x − m₂) and lse = (m₂ + log2 ℓ)·ln 2.
@@ -47,7 +47,7 @@ using mma::FragB;
 using mma::FragC;
 
 constexpr int kRows = kFlashTileRows;  // 64 queries or keys per tile
-constexpr int kWarps = kRows / 16;      // 4 warps, 16 rows each
+constexpr int kWarps = kRows / 16;     // 4 warps, 16 rows each
 constexpr int kThreads = 32 * kWarps;
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
@@ -106,6 +106,21 @@ __device__ __forceinline__ void scores_16x64(FragC (&s)[8], const bf16* a_tile, 
       mma::mma_bf16_16816(s[n + 1], a, b[1], s[n + 1]);
     }
   }
+}
+
+// The same with the A operand (16 rows × D) already in registers (the forward's Q).
+template <int D>
+__device__ __forceinline__ void scores_16x64_resident(FragC (&s)[8], const FragA (&a)[D / 16],
+                                                      const bf16* b_tile, int lane) {
+  constexpr int S = smem_stride<D>();
+  for (int n = 0; n < 8; ++n) zero(s[n]);
+  for (int kk = 0; kk < D / 16; ++kk)
+    for (int n = 0; n < 8; n += 2) {
+      FragB b[2];
+      mma::load_b_transposed_x2n(b, b_tile, S, n * 8, kk * 16, lane);
+      mma::mma_bf16_16816(s[n], a[kk], b[0], s[n]);
+      mma::mma_bf16_16816(s[n + 1], a[kk], b[1], s[n + 1]);
+    }
 }
 
 // acc (16 × D) += P (16 × 64, fp32 accumulators rounded to bf16) × tile (64 × D in shared).
@@ -224,19 +239,7 @@ __global__ void __launch_bounds__(kThreads)
                                   valid);
     __syncthreads();
     FragC s[8];
-    const int wq = warp * 16;
-    {
-      // Q is already in registers: S = Q·Kᵀ with the resident A fragments.
-      for (int n = 0; n < 8; ++n) zero(s[n]);
-      for (int kk = 0; kk < D / 16; ++kk)
-        for (int n = 0; n < 8; n += 2) {
-          FragB b[2];
-          mma::load_b_transposed_x2n(b, k_s, S, n * 8, kk * 16, lane);
-          mma::mma_bf16_16816(s[n], qa[kk], b[0], s[n]);
-          mma::mma_bf16_16816(s[n + 1], qa[kk], b[1], s[n + 1]);
-        }
-    }
-    (void)wq;
+    scores_16x64_resident<D>(s, qa, k_s, lane);
     const bool needs_mask = key0 + kRows - 1 > block_first_pos || key0 + kRows > span.k_len;
     scale_and_mask(s, scale_log2, key0, pos, span.k_len, needs_mask, lane);
     online_softmax(s, m, l, o);
@@ -293,7 +296,8 @@ __global__ void __launch_bounds__(32)
   for (int kk = 0; kk < D / 16; ++kk) qa[kk] = mma::load_a(q_s, S, 0, kk * 16, lane);
   const int offset = span.k_len - span.q_len;
   // Padding rows (r ≥ rows) take the last query's position: finite, never stored.
-  const int pos[2] = {offset + min_int(g, rows - 1) / group, offset + min_int(g + 8, rows - 1) / group};
+  const int pos[2] = {offset + min_int(g, rows - 1) / group,
+                      offset + min_int(g + 8, rows - 1) / group};
   const int64_t k_ld = int64_t{hkv} * D;
   const int key_end = min_int(span.k_len, split.start + kDecodeSplitKeys);
   FragC o[D / 8];
@@ -306,14 +310,7 @@ __global__ void __launch_bounds__(32)
     load_tile<D, kRows, 32>(v_s, v + (int64_t{span.k_begin + key0} * hkv + kv) * D, k_ld, valid);
     __syncwarp();
     FragC s[8];
-    for (int n = 0; n < 8; ++n) zero(s[n]);
-    for (int kk = 0; kk < D / 16; ++kk)
-      for (int n = 0; n < 8; n += 2) {
-        FragB b[2];
-        mma::load_b_transposed_x2n(b, k_s, S, n * 8, kk * 16, lane);
-        mma::mma_bf16_16816(s[n], qa[kk], b[0], s[n]);
-        mma::mma_bf16_16816(s[n + 1], qa[kk], b[1], s[n + 1]);
-      }
+    scores_16x64_resident<D>(s, qa, k_s, lane);
     scale_and_mask(s, scale_log2, key0, pos, key_end, true, lane);
     online_softmax(s, m, l, o);
     accumulate_pv<D>(o, s, v_s, lane);
@@ -385,12 +382,12 @@ __global__ void __launch_bounds__(kThreads)
                       const float* delta, const AttentionSpan* spans, const AttentionTile* tiles,
                       int hq, int hkv, float scale, float scale_log2) {
   constexpr int S = smem_stride<D>();
-  bf16* k_s = dynamic_shared<bf16>();  // [64][S] this block's keys
-  bf16* v_s = k_s + kRows * S;         // [64][S]
-  bf16* q_s = v_s + kRows * S;         // [64][S] the current query tile
-  bf16* do_s = q_s + kRows * S;        // [64][S]
+  bf16* k_s = dynamic_shared<bf16>();                         // [64][S] this block's keys
+  bf16* v_s = k_s + kRows * S;                                // [64][S]
+  bf16* q_s = v_s + kRows * S;                                // [64][S] the current query tile
+  bf16* do_s = q_s + kRows * S;                               // [64][S]
   float* lse_s = reinterpret_cast<float*>(do_s + kRows * S);  // [64] log2 units, +∞ = no row
-  float* delta_s = lse_s + kRows;                              // [64]
+  float* delta_s = lse_s + kRows;                             // [64]
   const AttentionTile tile = tiles[blockIdx.x];
   const AttentionSpan span = spans[tile.seq];
   const int kv = blockIdx.y, group = hq / hkv;
@@ -398,10 +395,8 @@ __global__ void __launch_bounds__(kThreads)
   const int key0 = tile.start, keys = min_int(kRows, span.k_len - key0);
   const int offset = span.k_len - span.q_len;
   const int64_t q_ld = int64_t{hq} * D, k_ld = int64_t{hkv} * D;
-  load_tile<D, kRows, kThreads>(k_s, k + (int64_t{span.k_begin + key0} * hkv + kv) * D, k_ld,
-                                keys);
-  load_tile<D, kRows, kThreads>(v_s, v + (int64_t{span.k_begin + key0} * hkv + kv) * D, k_ld,
-                                keys);
+  load_tile<D, kRows, kThreads>(k_s, k + (int64_t{span.k_begin + key0} * hkv + kv) * D, k_ld, keys);
+  load_tile<D, kRows, kThreads>(v_s, v + (int64_t{span.k_begin + key0} * hkv + kv) * D, k_ld, keys);
   const int key_row[2] = {key0 + warp * 16 + g, key0 + warp * 16 + g + 8};
   FragC dk_acc[D / 8], dv_acc[D / 8];
   for (FragC& c : dk_acc) zero(c);
@@ -413,8 +408,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int i0 = first_query; i0 < span.q_len; i0 += kRows) {
       const int rows = min_int(kRows, span.q_len - i0);
       __syncthreads();  // the previous query tile is consumed
-      load_tile<D, kRows, kThreads>(q_s, q + (int64_t{span.q_begin + i0} * hq + h) * D, q_ld,
-                                    rows);
+      load_tile<D, kRows, kThreads>(q_s, q + (int64_t{span.q_begin + i0} * hq + h) * D, q_ld, rows);
       load_tile<D, kRows, kThreads>(do_s, dout + (int64_t{span.q_begin + i0} * hq + h) * D, q_ld,
                                     rows);
       for (int r = threadIdx.x; r < kRows; r += kThreads) {
@@ -433,7 +427,7 @@ __global__ void __launch_bounds__(kThreads)
           const bool hidden = needs_mask && key_row[e / 2] > offset + i0 + col;
           p[n].x[e] = hidden ? 0.0f : exp2f(p[n].x[e] * scale_log2 - lse_s[col]);
         }
-      accumulate_pv<D>(dv_acc, p, do_s, lane);  // dV += Pᵀ·dO
+      accumulate_pv<D>(dv_acc, p, do_s, lane);          // dV += Pᵀ·dO
       scores_16x64<D>(dp, v_s, warp * 16, do_s, lane);  // dPᵀ = V·dOᵀ
       for (int n = 0; n < 8; ++n)
         for (int e = 0; e < 4; ++e) {
@@ -459,9 +453,8 @@ __global__ void __launch_bounds__(kThreads)
 template <int D>
 __global__ void __launch_bounds__(kThreads)
     flash_dq_kernel(bf16* dq /* [Tq, Hq, D] */, const bf16* dout, const bf16* q, const bf16* k,
-                    const bf16* v, const float* lse, const float* delta,
-                    const AttentionSpan* spans, const AttentionTile* tiles, int hq, int hkv,
-                    float scale, float scale_log2) {
+                    const bf16* v, const float* lse, const float* delta, const AttentionSpan* spans,
+                    const AttentionTile* tiles, int hq, int hkv, float scale, float scale_log2) {
   constexpr int S = smem_stride<D>();
   bf16* q_s = dynamic_shared<bf16>();  // [64][S]
   bf16* do_s = q_s + kRows * S;        // [64][S]
@@ -475,8 +468,7 @@ __global__ void __launch_bounds__(kThreads)
   const int offset = span.k_len - span.q_len;
   const int64_t q_ld = int64_t{hq} * D, k_ld = int64_t{hkv} * D;
   load_tile<D, kRows, kThreads>(q_s, q + (int64_t{span.q_begin + q0} * hq + h) * D, q_ld, rows);
-  load_tile<D, kRows, kThreads>(do_s, dout + (int64_t{span.q_begin + q0} * hq + h) * D, q_ld,
-                                rows);
+  load_tile<D, kRows, kThreads>(do_s, dout + (int64_t{span.q_begin + q0} * hq + h) * D, q_ld, rows);
   const int pos[2] = {offset + q0 + warp * 16 + g, offset + q0 + warp * 16 + g + 8};
   float row_lse[2], row_delta[2];
   for (int r = 0; r < 2; ++r) {
@@ -530,15 +522,24 @@ void allow_shared(Kernel* kernel, size_t bytes) {
 template <typename F>
 void dispatch_head_dim(int64_t dim, F&& f) {
   switch (dim) {
-    case 16: return f(std::integral_constant<int, 16>{});
-    case 32: return f(std::integral_constant<int, 32>{});
-    case 48: return f(std::integral_constant<int, 48>{});
-    case 64: return f(std::integral_constant<int, 64>{});
-    case 80: return f(std::integral_constant<int, 80>{});
-    case 96: return f(std::integral_constant<int, 96>{});
-    case 112: return f(std::integral_constant<int, 112>{});
-    case 128: return f(std::integral_constant<int, 128>{});
-    default: throw_error("flash attention: unsupported head dim ", dim);
+    case 16:
+      return f(std::integral_constant<int, 16>{});
+    case 32:
+      return f(std::integral_constant<int, 32>{});
+    case 48:
+      return f(std::integral_constant<int, 48>{});
+    case 64:
+      return f(std::integral_constant<int, 64>{});
+    case 80:
+      return f(std::integral_constant<int, 80>{});
+    case 96:
+      return f(std::integral_constant<int, 96>{});
+    case 112:
+      return f(std::integral_constant<int, 112>{});
+    case 128:
+      return f(std::integral_constant<int, 128>{});
+    default:
+      throw_error("flash attention: unsupported head dim ", dim);
   }
 }
 

@@ -1,4 +1,4 @@
-// Flash attention (flash_attention.cu, docs/design.md §2.6): what attention.cu dispatches to for
+// Flash attention (flash_attention.cu, docs/design.md §2.5): what attention.cu dispatches to for
 // bf16 inputs whose head dim is a multiple of 16 and at most 128. Contracts as in
 // kernels/backend.h (attention_forward / attention_backward) over an uploaded layout.
 #pragma once

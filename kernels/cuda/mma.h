@@ -1,5 +1,5 @@
 // Warp-level tensor-core primitives for the hand-written kernels (flash attention, docs/design.md
-// §2.6): the bf16 m16n8k16 matrix multiply-accumulate and the ldmatrix shared-memory loads that
+// §2.5): the bf16 m16n8k16 matrix multiply-accumulate and the ldmatrix shared-memory loads that
 // feed it. Under nvcc they are one inline-PTX instruction each (mma.sync.aligned.m16n8k16
 // .row.col.f32.bf16.bf16.f32, ldmatrix.sync.aligned.m8n8.{x2,x4}[.trans].shared.b16); under
 // cuda-emu (SMOL_CUDA_EMU) the same functions are built lane by lane from the PTX ISA's fragment
@@ -143,8 +143,8 @@ __device__ __forceinline__ void mma_bf16_16816(FragC& d, const FragA& a, const F
       "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
       "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%10, %11, %12, %13};\n"
       : "=f"(d.x[0]), "=f"(d.x[1]), "=f"(d.x[2]), "=f"(d.x[3])
-      : "r"(a.x[0]), "r"(a.x[1]), "r"(a.x[2]), "r"(a.x[3]), "r"(b.x[0]), "r"(b.x[1]),
-        "f"(c.x[0]), "f"(c.x[1]), "f"(c.x[2]), "f"(c.x[3]));
+      : "r"(a.x[0]), "r"(a.x[1]), "r"(a.x[2]), "r"(a.x[3]), "r"(b.x[0]), "r"(b.x[1]), "f"(c.x[0]),
+        "f"(c.x[1]), "f"(c.x[2]), "f"(c.x[3]));
 }
 __device__ __forceinline__ uint32_t shared_address(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
@@ -178,7 +178,8 @@ __device__ __forceinline__ void ldmatrix_x2_trans(uint32_t (&r)[2], const bf16* 
 
 // A fragment of the 16×16 block at (row0, col0): matrices 0..3 = (rows +0, cols +0),
 // (rows +8, cols +0), (rows +0, cols +8), (rows +8, cols +8) — a0..a3 in order.
-__device__ __forceinline__ FragA load_a(const bf16* tile, int stride, int row0, int col0, int lane) {
+__device__ __forceinline__ FragA load_a(const bf16* tile, int stride, int row0, int col0,
+                                        int lane) {
   const int m = lane / 8, r = lane % 8;
   FragA a;
   ldmatrix_x4(a.x, tile + (row0 + r + 8 * (m % 2)) * stride + col0 + 8 * (m / 2));

@@ -285,8 +285,8 @@ WarpState& calling_warp() {
 
 uint64_t warp_exchange(unsigned mask, uint64_t value, int src_lane, const char* file, int line) {
   const int lane = lane_id();
-  const int parity = arrive_at_warp_op(
-      mask, file, line, [&](WarpState& w, int p, int l) { w.slots[p][l] = value; });
+  const int parity = arrive_at_warp_op(mask, file, line,
+                                       [&](WarpState& w, int p, int l) { w.slots[p][l] = value; });
   const WarpState& warp = calling_warp();
   const bool valid = src_lane >= 0 && src_lane < warp.lanes;
   return warp.slots[parity][valid ? src_lane : lane];
@@ -294,8 +294,8 @@ uint64_t warp_exchange(unsigned mask, uint64_t value, int src_lane, const char* 
 
 void warp_all_gather(unsigned mask, const void* mine, size_t bytes, void* all, const char* file,
                      int line) {
-  SMOL_CHECK(bytes <= kGatherBytes, "cuda-emu: warp_all_gather of ", bytes, " bytes at ", file,
-             ":", line, " exceeds ", kGatherBytes);
+  SMOL_CHECK(bytes <= kGatherBytes, "cuda-emu: warp_all_gather of ", bytes, " bytes at ", file, ":",
+             line, " exceeds ", kGatherBytes);
   const int parity = arrive_at_warp_op(mask, file, line, [&](WarpState& w, int p, int l) {
     std::memcpy(w.gathered[p][l], mine, bytes);
   });

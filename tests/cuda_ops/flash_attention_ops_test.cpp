@@ -160,8 +160,8 @@ void expect_within(const std::vector<float>& got, const std::vector<float>& want
     max_ratio = std::max(max_ratio, err / allowed);
     if (excess > worst_excess) worst_excess = excess, worst = i;
   }
-  EXPECT_LE(worst_excess, 0.0) << what << ": element " << worst << " got " << got[worst]
-                               << " want " << want[worst] << " magnitude " << mag[worst];
+  EXPECT_LE(worst_excess, 0.0) << what << ": element " << worst << " got " << got[worst] << " want "
+                               << want[worst] << " magnitude " << mag[worst];
   std::printf("[ max-err  ] %-52s %.3e (%.2f of the allowance)\n", what.c_str(), max_err,
               max_ratio);
 }
@@ -218,8 +218,8 @@ void run_case(Backend& dev, Backend& cpu, const Case& c) {
 }
 
 // A training pack: sequences of the given lengths back to back, then `spare` rows outside.
-Case training_pack(std::string name, int64_t hq, int64_t hkv, int64_t dim,
-                   std::vector<int> lengths, int spare) {
+Case training_pack(std::string name, int64_t hq, int64_t hkv, int64_t dim, std::vector<int> lengths,
+                   int spare) {
   Case c{std::move(name), hq, hkv, dim, 0, 0, {}};
   int begin = 0;
   for (int len : lengths) {
@@ -274,8 +274,8 @@ TEST_F(CudaOpsTest, FlashAttentionDecodeMatchesCpu) {
   // One new token per sequence over 1, 64, 129 and 300 cached keys (1 to 3 splits of 128 keys);
   // the cache slots are 320 rows, the unused ones NaN.
   run_case(*dev_, *cpu_,
-           decode_batch("decode 1 token, k 1/64/129/300", 9, 3, 64, {1, 1, 1, 1},
-                        {1, 64, 129, 300}, 320));
+           decode_batch("decode 1 token, k 1/64/129/300", 9, 3, 64, {1, 1, 1, 1}, {1, 64, 129, 300},
+                        320));
   // Several new tokens per sequence (3 and 5 tokens × 3 heads ≤ 16 rows): causal inside a split.
   run_case(*dev_, *cpu_,
            decode_batch("decode 3+5 tokens, k 200/140", 9, 3, 64, {3, 5}, {200, 140}, 256));

@@ -98,12 +98,10 @@ TEST(EmuMma, FragmentsAndProductFollowThePtxLayouts) {
   ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&c), 128 * sizeof(float)), cudaSuccess);
   std::vector<float> c_host(128);
   for (int i = 0; i < 128; ++i) c_host[i] = 0.25f * static_cast<float>(i % 13) - 1.0f;
-  ASSERT_EQ(cudaMemcpy(c, c_host.data(), 128 * sizeof(float), cudaMemcpyHostToDevice),
-            cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(c, c_host.data(), 128 * sizeof(float), cudaMemcpyHostToDevice), cudaSuccess);
   launch(fragment_kernel, 1, 32, 0, nullptr, out, static_cast<const float*>(c));
   std::vector<LaneOut> got(32);
-  ASSERT_EQ(cudaMemcpy(got.data(), out, 32 * sizeof(LaneOut), cudaMemcpyDeviceToHost),
-            cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(got.data(), out, 32 * sizeof(LaneOut), cudaMemcpyDeviceToHost), cudaSuccess);
   for (int lane = 0; lane < 32; ++lane) {
     const int g = lane / 4, t = lane % 4;
     const LaneOut& o = got[lane];
