@@ -28,12 +28,17 @@
 //     S = Q·Kᵀ, P, dP = dO·Vᵀ, dS, dQ += dS·K; dQ ·= scale.
 // The dq pass recomputes S and dP (7 tile products per (query, key) tile pair instead of FA2's
 // 5), the price of a dq with no float atomics and a fixed summation order.
+//
+// Every kernel streams its tiles through shared memory with cp.async (async_copy.h), double-
+// buffered: the loads of the next tile are in flight while the tensor cores work on the current
+// one; two barriers per tile (data landed / buffer released) order the block.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <initializer_list>
 #include <type_traits>
 
+#include "kernels/cuda/async_copy.h"
 #include "kernels/cuda/attention_layout.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/flash_attention.h"
@@ -68,22 +73,19 @@ constexpr int smem_stride() {
   return D + 8;
 }
 
-// Copies rows [0, rows) of a [*, ld] bf16 matrix (row 0 at src) into a [kTileRows][D] shared
-// tile, 16 bytes at a time; rows ≥ valid are zero-filled (cache rows past k_len may hold
-// anything, and 0·NaN would poison P·V). Every thread of the block takes part.
-template <int D, int kTileRows, int kBlockThreads>
-__device__ __forceinline__ void load_tile(bf16* tile, const bf16* src, int64_t ld, int valid) {
+// Copies rows [0, kRows) of a [*, ld] bf16 matrix (row 0 at src) into a [kRows][D] shared tile,
+// 16 bytes per cp.async (async_copy.h), every thread of the block taking part; rows ≥ valid are
+// zero-filled (cache rows past k_len may hold anything, and 0·NaN would poison P·V). The data
+// lands at the thread's wait that completes the group and is visible to the block after the
+// barrier that follows. Row 0 must exist (it stands in as the source of the zero-filled rows).
+template <int D, int kBlockThreads = kThreads>
+__device__ __forceinline__ void load_tile_async(AsyncCopies& copies, bf16* tile, const bf16* src,
+                                                int64_t ld, int valid) {
   constexpr int kChunks = D / 8;
-  for (int c = threadIdx.x; c < kTileRows * kChunks; c += kBlockThreads) {
+  for (int c = threadIdx.x; c < kRows * kChunks; c += kBlockThreads) {
     const int r = c / kChunks, col = (c % kChunks) * 8;
-    Packed128<bf16> v;
-    if (r < valid) {
-      check_aligned16(src + r * ld + col);
-      v = *reinterpret_cast<const Packed128<bf16>*>(src + r * ld + col);
-    } else {
-      for (int e = 0; e < 8; ++e) v.e[e] = __float2bfloat16(0.0f);
-    }
-    *reinterpret_cast<Packed128<bf16>*>(tile + r * smem_stride<D>() + col) = v;
+    const bool exists = r < valid;
+    copies.copy16(tile + r * smem_stride<D>() + col, src + (exists ? r * ld : 0) + col, exists);
   }
 }
 
@@ -203,6 +205,7 @@ __device__ __forceinline__ void store_rows(bf16* const (&dst_row)[2], const Frag
 }
 
 // ---- forward ---------------------------------------------------------------------------------
+// Shared: Q, then two K and two V tiles (double-buffered: tile j + 1 loads while j is used).
 template <int D>
 __global__ void __launch_bounds__(kThreads)
     flash_forward_kernel(bf16* out /* [Tq, Hq, D] */, float* lse /* [Tq, Hq] */,
@@ -211,8 +214,9 @@ __global__ void __launch_bounds__(kThreads)
                          const AttentionTile* tiles, int hq, int hkv, float scale_log2) {
   constexpr int S = smem_stride<D>();
   bf16* q_s = dynamic_shared<bf16>();  // [64][S]
-  bf16* k_s = q_s + kRows * S;         // [64][S]
-  bf16* v_s = k_s + kRows * S;         // [64][S]
+  // Buffer b of K and of V (pointer arithmetic, not a pointer array: no local memory).
+  auto k_s = [&](int b) { return q_s + (1 + b) * kRows * S; };
+  auto v_s = [&](int b) { return q_s + (3 + b) * kRows * S; };
   const AttentionTile tile = tiles[blockIdx.x];
   const AttentionSpan span = spans[tile.seq];
   const int h = blockIdx.y, kv = h / (hq / hkv);
@@ -220,30 +224,44 @@ __global__ void __launch_bounds__(kThreads)
   const int q0 = tile.start, rows = min_int(kRows, span.q_len - q0);
   const int offset = span.k_len - span.q_len;
   const int64_t q_ld = int64_t{hq} * D, k_ld = int64_t{hkv} * D;
-  load_tile<D, kRows, kThreads>(q_s, q + (int64_t{span.q_begin + q0} * hq + h) * D, q_ld, rows);
-  __syncthreads();
-  FragA qa[D / 16];
-  for (int kk = 0; kk < D / 16; ++kk) qa[kk] = mma::load_a(q_s, S, warp * 16, kk * 16, lane);
+  const bf16* k_base = k + (int64_t{span.k_begin} * hkv + kv) * D;
+  const bf16* v_base = v + (int64_t{span.k_begin} * hkv + kv) * D;
+  // Keys 0 .. key_end − 1 are seen by some row of the block, in key_tiles tiles.
+  const int block_first_pos = offset + q0, key_end = offset + q0 + rows;
+  const int key_tiles = (key_end + kRows - 1) / kRows;
+  AsyncCopies copies;
+  load_tile_async<D>(copies, q_s, q + (int64_t{span.q_begin + q0} * hq + h) * D, q_ld, rows);
+  load_tile_async<D>(copies, k_s(0), k_base, k_ld, min_int(kRows, span.k_len));
+  load_tile_async<D>(copies, v_s(0), v_base, k_ld, min_int(kRows, span.k_len));
+  copies.commit();
 
   const int pos[2] = {offset + q0 + warp * 16 + g, offset + q0 + warp * 16 + g + 8};
-  const int block_first_pos = offset + q0, key_end = offset + q0 + rows;  // keys < key_end
+  FragA qa[D / 16];
   FragC o[D / 8];
   for (FragC& c : o) zero(c);
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-  for (int key0 = 0; key0 < key_end; key0 += kRows) {
-    __syncthreads();  // every warp is done with the previous K/V tile
-    const int valid = min_int(kRows, span.k_len - key0);
-    load_tile<D, kRows, kThreads>(k_s, k + (int64_t{span.k_begin + key0} * hkv + kv) * D, k_ld,
-                                  valid);
-    load_tile<D, kRows, kThreads>(v_s, v + (int64_t{span.k_begin + key0} * hkv + kv) * D, k_ld,
-                                  valid);
-    __syncthreads();
+  for (int j = 0; j < key_tiles; ++j) {
+    const int key0 = j * kRows, buf = j % 2;
+    if (j + 1 < key_tiles) {
+      // Refills the buffer tile j − 1 used: every warp left it at the last loop barrier.
+      const int next = key0 + kRows, valid = min_int(kRows, span.k_len - next);
+      load_tile_async<D>(copies, k_s(1 - buf), k_base + next * k_ld, k_ld, valid);
+      load_tile_async<D>(copies, v_s(1 - buf), v_base + next * k_ld, k_ld, valid);
+      copies.commit();
+      copies.wait<1>();  // everything but tile j + 1 has landed
+    } else {
+      copies.wait<0>();
+    }
+    __syncthreads();  // every thread's part of tile j (and of Q) is in shared memory
+    if (j == 0)
+      for (int kk = 0; kk < D / 16; ++kk) qa[kk] = mma::load_a(q_s, S, warp * 16, kk * 16, lane);
     FragC s[8];
-    scores_16x64_resident<D>(s, qa, k_s, lane);
+    scores_16x64_resident<D>(s, qa, k_s(buf), lane);
     const bool needs_mask = key0 + kRows - 1 > block_first_pos || key0 + kRows > span.k_len;
     scale_and_mask(s, scale_log2, key0, pos, span.k_len, needs_mask, lane);
     online_softmax(s, m, l, o);
-    accumulate_pv<D>(o, s, v_s, lane);
+    accumulate_pv<D>(o, s, v_s(buf), lane);
+    __syncthreads();  // every warp is done with tile j's buffers before they are refilled
   }
   float factor[2];
   bf16* dst[2];
@@ -270,8 +288,9 @@ __global__ void __launch_bounds__(32)
                         int hq, int hkv, float scale_log2) {
   constexpr int S = smem_stride<D>();
   bf16* q_s = dynamic_shared<bf16>();  // [16][S]
-  bf16* k_s = q_s + 16 * S;            // [64][S]
-  bf16* v_s = k_s + kRows * S;         // [64][S]
+  // Buffer b of K and of V, [64][S] each, double-buffered over the split's key tiles.
+  auto k_s = [&](int b) { return q_s + 16 * S + b * kRows * S; };
+  auto v_s = [&](int b) { return q_s + 16 * S + (2 + b) * kRows * S; };
   const AttentionTile split = splits[blockIdx.x];
   const AttentionSpan span = spans[split.seq];
   const int kv = blockIdx.y, group = hq / hkv;
@@ -303,17 +322,32 @@ __global__ void __launch_bounds__(32)
   FragC o[D / 8];
   for (FragC& c : o) zero(c);
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-  for (int key0 = split.start; key0 < key_end; key0 += kRows) {
-    __syncwarp();
-    const int valid = min_int(kRows, key_end - key0);
-    load_tile<D, kRows, 32>(k_s, k + (int64_t{span.k_begin + key0} * hkv + kv) * D, k_ld, valid);
-    load_tile<D, kRows, 32>(v_s, v + (int64_t{span.k_begin + key0} * hkv + kv) * D, k_ld, valid);
+  const bf16* k_base = k + (int64_t{span.k_begin} * hkv + kv) * D;
+  const bf16* v_base = v + (int64_t{span.k_begin} * hkv + kv) * D;
+  const int key_tiles = (key_end - split.start + kRows - 1) / kRows;
+  AsyncCopies copies;
+  auto issue = [&](int j) {
+    const int key0 = split.start + j * kRows, valid = min_int(kRows, key_end - key0);
+    load_tile_async<D, 32>(copies, k_s(j % 2), k_base + key0 * k_ld, k_ld, valid);
+    load_tile_async<D, 32>(copies, v_s(j % 2), v_base + key0 * k_ld, k_ld, valid);
+    copies.commit();
+  };
+  issue(0);
+  for (int j = 0; j < key_tiles; ++j) {
+    const int key0 = split.start + j * kRows;
+    if (j + 1 < key_tiles) {
+      issue(j + 1);  // into the buffer tile j − 1 used (released by the last __syncwarp)
+      copies.wait<1>();
+    } else {
+      copies.wait<0>();
+    }
     __syncwarp();
     FragC s[8];
-    scores_16x64_resident<D>(s, qa, k_s, lane);
+    scores_16x64_resident<D>(s, qa, k_s(j % 2), lane);
     scale_and_mask(s, scale_log2, key0, pos, key_end, true, lane);
     online_softmax(s, m, l, o);
-    accumulate_pv<D>(o, s, v_s, lane);
+    accumulate_pv<D>(o, s, v_s(j % 2), lane);
+    __syncwarp();
   }
   const int64_t base = int64_t{blockIdx.x} * hkv + kv;
   for (int r = 0; r < 2; ++r) {
@@ -375,6 +409,8 @@ __global__ void flash_delta_kernel(float* delta /* [Tq, Hq] */, const bf16* dout
   delta[r] = acc;
 }
 
+// Shared: this block's K and V tiles, then two Q, two dO tiles and two (lse, Δ) rows
+// (double-buffered over the (query head, query tile) iterations).
 template <int D>
 __global__ void __launch_bounds__(kThreads)
     flash_dkdv_kernel(bf16* dk /* [Tk, Hkv, D] */, bf16* dv /* [Tk, Hkv, D] */, const bf16* dout,
@@ -382,12 +418,13 @@ __global__ void __launch_bounds__(kThreads)
                       const float* delta, const AttentionSpan* spans, const AttentionTile* tiles,
                       int hq, int hkv, float scale, float scale_log2) {
   constexpr int S = smem_stride<D>();
-  bf16* k_s = dynamic_shared<bf16>();                         // [64][S] this block's keys
-  bf16* v_s = k_s + kRows * S;                                // [64][S]
-  bf16* q_s = v_s + kRows * S;                                // [64][S] the current query tile
-  bf16* do_s = q_s + kRows * S;                               // [64][S]
-  float* lse_s = reinterpret_cast<float*>(do_s + kRows * S);  // [64] log2 units, +∞ = no row
-  float* delta_s = lse_s + kRows;                             // [64]
+  bf16* k_s = dynamic_shared<bf16>();  // [64][S] this block's keys
+  bf16* v_s = k_s + kRows * S;         // [64][S]
+  // Buffer b of Q, dO, lse (log2 units; +∞ for rows past q_len: P = 0) and Δ.
+  auto q_s = [&](int b) { return k_s + (2 + b) * kRows * S; };
+  auto do_s = [&](int b) { return k_s + (4 + b) * kRows * S; };
+  auto lse_s = [&](int b) { return reinterpret_cast<float*>(k_s + 6 * kRows * S) + b * kRows; };
+  auto delta_s = [&](int b) { return lse_s(2) + b * kRows; };
   const AttentionTile tile = tiles[blockIdx.x];
   const AttentionSpan span = spans[tile.seq];
   const int kv = blockIdx.y, group = hq / hkv;
@@ -395,48 +432,70 @@ __global__ void __launch_bounds__(kThreads)
   const int key0 = tile.start, keys = min_int(kRows, span.k_len - key0);
   const int offset = span.k_len - span.q_len;
   const int64_t q_ld = int64_t{hq} * D, k_ld = int64_t{hkv} * D;
-  load_tile<D, kRows, kThreads>(k_s, k + (int64_t{span.k_begin + key0} * hkv + kv) * D, k_ld, keys);
-  load_tile<D, kRows, kThreads>(v_s, v + (int64_t{span.k_begin + key0} * hkv + kv) * D, k_ld, keys);
+  // The first query that sees key0 sits at position key0: i = key0 − offset. Iteration `it`
+  // covers query head kv·group + it / q_tiles, queries first_query + (it % q_tiles)·64 ...
+  const int first_query = max_int(0, key0 - offset);
+  const int q_tiles = span.q_len > first_query ? (span.q_len - first_query + kRows - 1) / kRows : 0;
+  const int iterations = group * q_tiles;
+  // Issues the loads of iteration `it` into buffer `buf` (Q, dO by cp.async; lse, Δ by plain
+  // stores, published by the same barrier).
+  auto load_iteration = [&](AsyncCopies& copies, int it, int buf) {
+    const int h = kv * group + it / q_tiles, i0 = first_query + (it % q_tiles) * kRows;
+    const int rows = min_int(kRows, span.q_len - i0);
+    const int64_t first_row = int64_t{span.q_begin + i0} * hq + h;
+    load_tile_async<D>(copies, q_s(buf), q + first_row * D, q_ld, rows);
+    load_tile_async<D>(copies, do_s(buf), dout + first_row * D, q_ld, rows);
+    for (int r = threadIdx.x; r < kRows; r += kThreads) {
+      lse_s(buf)[r] = r < rows ? lse[first_row + int64_t{r} * hq] * kLog2e : INFINITY;
+      delta_s(buf)[r] = r < rows ? delta[first_row + int64_t{r} * hq] : 0.0f;
+    }
+  };
+  AsyncCopies copies;
+  const bf16* k_tile = k + (int64_t{span.k_begin + key0} * hkv + kv) * D;
+  const bf16* v_tile = v + (int64_t{span.k_begin + key0} * hkv + kv) * D;
+  load_tile_async<D>(copies, k_s, k_tile, k_ld, keys);
+  load_tile_async<D>(copies, v_s, v_tile, k_ld, keys);
+  if (iterations > 0) load_iteration(copies, 0, 0);
+  copies.commit();
+
   const int key_row[2] = {key0 + warp * 16 + g, key0 + warp * 16 + g + 8};
   FragC dk_acc[D / 8], dv_acc[D / 8];
   for (FragC& c : dk_acc) zero(c);
   for (FragC& c : dv_acc) zero(c);
-  // The first query that sees key0 sits at position key0: i = key0 − offset.
-  const int first_query = max_int(0, key0 - offset);
-  for (int hh = 0; hh < group; ++hh) {
-    const int h = kv * group + hh;
-    for (int i0 = first_query; i0 < span.q_len; i0 += kRows) {
-      const int rows = min_int(kRows, span.q_len - i0);
-      __syncthreads();  // the previous query tile is consumed
-      load_tile<D, kRows, kThreads>(q_s, q + (int64_t{span.q_begin + i0} * hq + h) * D, q_ld, rows);
-      load_tile<D, kRows, kThreads>(do_s, dout + (int64_t{span.q_begin + i0} * hq + h) * D, q_ld,
-                                    rows);
-      for (int r = threadIdx.x; r < kRows; r += kThreads) {
-        const int64_t row = int64_t{span.q_begin + i0 + r} * hq + h;
-        lse_s[r] = r < rows ? lse[row] * kLog2e : INFINITY;  // +∞: P = 0 for padding rows
-        delta_s[r] = r < rows ? delta[row] : 0.0f;
-      }
-      __syncthreads();
-      // Sᵀ: rows = the warp's 16 keys, columns = the tile's 64 queries.
-      FragC p[8], dp[8];
-      scores_16x64<D>(p, k_s, warp * 16, q_s, lane);
-      const bool needs_mask = key0 + kRows - 1 > offset + i0;
-      for (int n = 0; n < 8; ++n)
-        for (int e = 0; e < 4; ++e) {
-          const int col = n * 8 + 2 * t + (e % 2);  // query i0 + col
-          const bool hidden = needs_mask && key_row[e / 2] > offset + i0 + col;
-          p[n].x[e] = hidden ? 0.0f : exp2f(p[n].x[e] * scale_log2 - lse_s[col]);
-        }
-      accumulate_pv<D>(dv_acc, p, do_s, lane);          // dV += Pᵀ·dO
-      scores_16x64<D>(dp, v_s, warp * 16, do_s, lane);  // dPᵀ = V·dOᵀ
-      for (int n = 0; n < 8; ++n)
-        for (int e = 0; e < 4; ++e) {
-          const int col = n * 8 + 2 * t + (e % 2);
-          dp[n].x[e] = p[n].x[e] * (dp[n].x[e] - delta_s[col]);  // dSᵀ
-        }
-      accumulate_pv<D>(dk_acc, dp, q_s, lane);  // dK += dSᵀ·Q
+  for (int it = 0; it < iterations; ++it) {
+    const int buf = it % 2;
+    if (it + 1 < iterations) {
+      load_iteration(copies, it + 1, 1 - buf);  // the buffer iteration it − 1 used
+      copies.commit();
+      copies.wait<1>();
+    } else {
+      copies.wait<0>();
     }
+    __syncthreads();  // iteration it's tiles (and K, V) are in shared memory
+    const int i0 = first_query + (it % q_tiles) * kRows;
+    const float* lse_row = lse_s(buf);
+    const float* delta_row = delta_s(buf);
+    // Sᵀ: rows = the warp's 16 keys, columns = the tile's 64 queries.
+    FragC p[8], dp[8];
+    scores_16x64<D>(p, k_s, warp * 16, q_s(buf), lane);
+    const bool needs_mask = key0 + kRows - 1 > offset + i0;
+    for (int n = 0; n < 8; ++n)
+      for (int e = 0; e < 4; ++e) {
+        const int col = n * 8 + 2 * t + (e % 2);  // query i0 + col
+        const bool hidden = needs_mask && key_row[e / 2] > offset + i0 + col;
+        p[n].x[e] = hidden ? 0.0f : exp2f(p[n].x[e] * scale_log2 - lse_row[col]);
+      }
+    accumulate_pv<D>(dv_acc, p, do_s(buf), lane);          // dV += Pᵀ·dO
+    scores_16x64<D>(dp, v_s, warp * 16, do_s(buf), lane);  // dPᵀ = V·dOᵀ
+    for (int n = 0; n < 8; ++n)
+      for (int e = 0; e < 4; ++e) {
+        const int col = n * 8 + 2 * t + (e % 2);
+        dp[n].x[e] = p[n].x[e] * (dp[n].x[e] - delta_row[col]);  // dSᵀ
+      }
+    accumulate_pv<D>(dk_acc, dp, q_s(buf), lane);  // dK += dSᵀ·Q
+    __syncthreads();  // every warp is done with buffer `buf` before it is refilled
   }
+  copies.wait<0>();  // no iteration: K and V were loaded but never read
   bf16* dk_dst[2];
   bf16* dv_dst[2];
   for (int r = 0; r < 2; ++r) {
@@ -450,16 +509,17 @@ __global__ void __launch_bounds__(kThreads)
   store_rows<D>(dv_dst, dv_acc, ones, lane);
 }
 
+// Shared: Q and dO tiles, then two K and two V tiles (double-buffered over the key tiles).
 template <int D>
 __global__ void __launch_bounds__(kThreads)
     flash_dq_kernel(bf16* dq /* [Tq, Hq, D] */, const bf16* dout, const bf16* q, const bf16* k,
                     const bf16* v, const float* lse, const float* delta, const AttentionSpan* spans,
                     const AttentionTile* tiles, int hq, int hkv, float scale, float scale_log2) {
   constexpr int S = smem_stride<D>();
-  bf16* q_s = dynamic_shared<bf16>();  // [64][S]
-  bf16* do_s = q_s + kRows * S;        // [64][S]
-  bf16* k_s = do_s + kRows * S;        // [64][S]
-  bf16* v_s = k_s + kRows * S;         // [64][S]
+  bf16* q_s = dynamic_shared<bf16>();                           // [64][S]
+  bf16* do_s = q_s + kRows * S;                                 // [64][S]
+  auto k_s = [&](int b) { return q_s + (2 + b) * kRows * S; };  // buffer b of K
+  auto v_s = [&](int b) { return q_s + (4 + b) * kRows * S; };  // buffer b of V
   const AttentionTile tile = tiles[blockIdx.x];
   const AttentionSpan span = spans[tile.seq];
   const int h = blockIdx.y, kv = h / (hq / hkv);
@@ -467,8 +527,16 @@ __global__ void __launch_bounds__(kThreads)
   const int q0 = tile.start, rows = min_int(kRows, span.q_len - q0);
   const int offset = span.k_len - span.q_len;
   const int64_t q_ld = int64_t{hq} * D, k_ld = int64_t{hkv} * D;
-  load_tile<D, kRows, kThreads>(q_s, q + (int64_t{span.q_begin + q0} * hq + h) * D, q_ld, rows);
-  load_tile<D, kRows, kThreads>(do_s, dout + (int64_t{span.q_begin + q0} * hq + h) * D, q_ld, rows);
+  const bf16* k_base = k + (int64_t{span.k_begin} * hkv + kv) * D;
+  const bf16* v_base = v + (int64_t{span.k_begin} * hkv + kv) * D;
+  const int block_first_pos = offset + q0, key_end = offset + q0 + rows;
+  const int key_tiles = (key_end + kRows - 1) / kRows;
+  AsyncCopies copies;
+  load_tile_async<D>(copies, q_s, q + (int64_t{span.q_begin + q0} * hq + h) * D, q_ld, rows);
+  load_tile_async<D>(copies, do_s, dout + (int64_t{span.q_begin + q0} * hq + h) * D, q_ld, rows);
+  load_tile_async<D>(copies, k_s(0), k_base, k_ld, min_int(kRows, span.k_len));
+  load_tile_async<D>(copies, v_s(0), v_base, k_ld, min_int(kRows, span.k_len));
+  copies.commit();
   const int pos[2] = {offset + q0 + warp * 16 + g, offset + q0 + warp * 16 + g + 8};
   float row_lse[2], row_delta[2];
   for (int r = 0; r < 2; ++r) {
@@ -477,27 +545,31 @@ __global__ void __launch_bounds__(kThreads)
     row_lse[r] = i < span.q_len ? lse[row] * kLog2e : INFINITY;
     row_delta[r] = i < span.q_len ? delta[row] : 0.0f;
   }
-  const int block_first_pos = offset + q0, key_end = offset + q0 + rows;
   FragC dq_acc[D / 8];
   for (FragC& c : dq_acc) zero(c);
-  for (int key0 = 0; key0 < key_end; key0 += kRows) {
-    __syncthreads();
-    const int valid = min_int(kRows, span.k_len - key0);
-    load_tile<D, kRows, kThreads>(k_s, k + (int64_t{span.k_begin + key0} * hkv + kv) * D, k_ld,
-                                  valid);
-    load_tile<D, kRows, kThreads>(v_s, v + (int64_t{span.k_begin + key0} * hkv + kv) * D, k_ld,
-                                  valid);
+  for (int j = 0; j < key_tiles; ++j) {
+    const int key0 = j * kRows, buf = j % 2;
+    if (j + 1 < key_tiles) {
+      const int next = key0 + kRows, valid = min_int(kRows, span.k_len - next);
+      load_tile_async<D>(copies, k_s(1 - buf), k_base + next * k_ld, k_ld, valid);
+      load_tile_async<D>(copies, v_s(1 - buf), v_base + next * k_ld, k_ld, valid);
+      copies.commit();
+      copies.wait<1>();
+    } else {
+      copies.wait<0>();
+    }
     __syncthreads();
     FragC p[8], ds[8];
-    scores_16x64<D>(p, q_s, warp * 16, k_s, lane);
+    scores_16x64<D>(p, q_s, warp * 16, k_s(buf), lane);
     const bool needs_mask = key0 + kRows - 1 > block_first_pos || key0 + kRows > span.k_len;
     scale_and_mask(p, scale_log2, key0, pos, span.k_len, needs_mask, lane);
     for (int n = 0; n < 8; ++n)
       for (int e = 0; e < 4; ++e) p[n].x[e] = exp2f(p[n].x[e] - row_lse[e / 2]);
-    scores_16x64<D>(ds, do_s, warp * 16, v_s, lane);  // dP = dO·Vᵀ
+    scores_16x64<D>(ds, do_s, warp * 16, v_s(buf), lane);  // dP = dO·Vᵀ
     for (int n = 0; n < 8; ++n)
       for (int e = 0; e < 4; ++e) ds[n].x[e] = p[n].x[e] * (ds[n].x[e] - row_delta[e / 2]);
-    accumulate_pv<D>(dq_acc, ds, k_s, lane);  // dQ += dS·K
+    accumulate_pv<D>(dq_acc, ds, k_s(buf), lane);  // dQ += dS·K
+    __syncthreads();
   }
   bf16* dst[2];
   for (int r = 0; r < 2; ++r) {
@@ -581,7 +653,7 @@ void flash_attention_forward(GpuContext& ctx, Tensor out, Tensor lse, const Tens
       const size_t partial_ml = sizeof(float) * size_t(dl.decode_split_count) * hkv * 16 * 2;
       float* scratch = static_cast<float*>(ctx.scratch(partial_o + partial_ml));
       float* ml = scratch + partial_o / sizeof(float);
-      const size_t shared = sizeof(bf16) * size_t(16 + 2 * kRows) * smem_stride<D>();
+      const size_t shared = sizeof(bf16) * size_t(16 + 4 * kRows) * smem_stride<D>();
       allow_shared(flash_decode_kernel<D>, shared);
       launch(flash_decode_kernel<D>,
              dim3(static_cast<unsigned>(dl.decode_split_count), static_cast<unsigned>(hkv)), 32,
@@ -594,7 +666,7 @@ void flash_attention_forward(GpuContext& ctx, Tensor out, Tensor lse, const Tens
              static_cast<const float*>(ml), dl.query_seq, dl.spans, dl.split_ranges, hq, hkv, D);
       return;
     }
-    const size_t shared = tile_bytes<D>(3);
+    const size_t shared = tile_bytes<D>(5);
     allow_shared(flash_forward_kernel<D>, shared);
     launch(flash_forward_kernel<D>,
            dim3(static_cast<unsigned>(dl.query_tile_count), static_cast<unsigned>(hq)), kThreads,
@@ -629,14 +701,14 @@ void flash_attention_backward(GpuContext& ctx, Tensor dq, Tensor dk, Tensor dv, 
     const bf16* q_p = q.as<bf16>();
     const bf16* k_p = k.as<bf16>();
     const bf16* v_p = v.as<bf16>();
-    const size_t dkdv_shared = tile_bytes<D>(4) + sizeof(float) * 2 * kRows;
+    const size_t dkdv_shared = tile_bytes<D>(6) + sizeof(float) * 4 * kRows;
     allow_shared(flash_dkdv_kernel<D>, dkdv_shared);
     launch(flash_dkdv_kernel<D>,
            dim3(static_cast<unsigned>(dl.key_tile_count), static_cast<unsigned>(hkv)), kThreads,
            dkdv_shared, ctx.stream(), dk.as<bf16>(), dv.as<bf16>(), dout_p, q_p, k_p, v_p,
            static_cast<const float*>(lse.as<float>()), static_cast<const float*>(delta), dl.spans,
            dl.key_tiles, hq, hkv, scale, scale_log2);
-    const size_t dq_shared = tile_bytes<D>(4);
+    const size_t dq_shared = tile_bytes<D>(6);
     allow_shared(flash_dq_kernel<D>, dq_shared);
     launch(flash_dq_kernel<D>,
            dim3(static_cast<unsigned>(dl.query_tile_count), static_cast<unsigned>(hq)), kThreads,

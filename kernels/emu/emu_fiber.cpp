@@ -2,17 +2,19 @@
 // as fibers (ucontext) on the calling OS thread (docs/design.md §2).
 //
 // A fiber runs until it finishes or reaches a barrier (__syncthreads, __syncwarp, a shuffle or
-// a vote). The scheduler resumes fibers in thread order, pass after pass; a waiting fiber is
-// only resumed once its barrier's generation has advanced. A pass in which nothing arrives,
-// releases or finishes is a deadlock, reported as smol::Error naming the barrier's file:line:
-// that is how a __syncthreads that some threads skip (or a shuffle some lanes skip) is caught.
-// A barrier reached at two different source lines by threads of one block is also an error.
+// a vote). The scheduler runs one warp at a time as far as it gets (its lanes in thread order,
+// pass after pass, until they all wait at a block barrier or finish), then the next warp; a
+// waiting fiber is only resumed once its barrier's generation has advanced. A pass in which nothing
+// arrives, releases or finishes is a deadlock, reported as smol::Error naming the barrier's
+// file:line: that is how a __syncthreads that some threads skip (or a shuffle some lanes skip) is
+// caught. A barrier reached at two different source lines by threads of one block is also an error.
 //
 // Fiber stacks are 64 KiB, pooled per OS thread, with a PROT_NONE guard page below each.
 #include <sys/mman.h>
 #include <ucontext.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <exception>
 #include <string>
@@ -183,16 +185,30 @@ void run_block(BlockRun& run, dim3 grid, dim3 block_dim, uint3 block_idx) {
   for (;;) {
     const uint64_t events_before = run.events;
     bool any_live = false;
-    for (Fiber& f : run.fibers) {
-      if (f.done) continue;
-      any_live = true;
-      if (f.waiting_on != nullptr && *f.waiting_on == f.waiting_generation) continue;
-      tls_fiber = &f;
-      swapcontext(&run.scheduler, &f.context);
-      tls_fiber = nullptr;
-      if (f.error) {
-        failure = f.error;
-        break;
+    // Each warp runs as far as it can — until its lanes wait at a __syncthreads or finish —
+    // before the next warp starts. CUDA promises nothing about the progress of one warp
+    // relative to another between block barriers, and this order is the most adversarial one
+    // for block-shared data: a warp that refills a shared tile others still read, or reads one
+    // before the barrier that publishes it, sees the other warps' data missing or overwritten.
+    for (size_t w = 0; w < run.warps.size() && !failure; ++w) {
+      const int first = static_cast<int>(w) * kWarpSize;
+      const int last = std::min(threads, first + kWarpSize);
+      for (bool resumed = true; resumed && !failure;) {
+        resumed = false;
+        for (int t = first; t < last; ++t) {
+          Fiber& f = run.fibers[t];
+          if (f.done) continue;
+          any_live = true;
+          if (f.waiting_on != nullptr && *f.waiting_on == f.waiting_generation) continue;
+          tls_fiber = &f;
+          swapcontext(&run.scheduler, &f.context);
+          tls_fiber = nullptr;
+          resumed = true;
+          if (f.error) {
+            failure = f.error;
+            break;
+          }
+        }
       }
     }
     if (failure || !any_live) break;
