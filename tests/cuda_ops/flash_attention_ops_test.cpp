@@ -271,11 +271,12 @@ TEST_F(CudaOpsTest, FlashAttentionLongSequenceMatchesCpu) {
 }
 
 TEST_F(CudaOpsTest, FlashAttentionDecodeMatchesCpu) {
-  // One new token per sequence over 1, 64, 129 and 300 cached keys (1 to 3 splits of 128 keys);
-  // the cache slots are 320 rows, the unused ones NaN.
+  // One new token per sequence over 1, 64, 129 and 300 cached keys (1 to 3 splits of 128 keys),
+  // and a sequence with no new token (its 50 keys are seen by nobody: dk = dv = 0); the cache
+  // slots are 320 rows, the unused ones NaN.
   run_case(*dev_, *cpu_,
-           decode_batch("decode 1 token, k 1/64/129/300", 9, 3, 64, {1, 1, 1, 1}, {1, 64, 129, 300},
-                        320));
+           decode_batch("decode 1 token, k 1/64/129/300 (+0 of 50)", 9, 3, 64, {1, 1, 0, 1, 1},
+                        {1, 64, 50, 129, 300}, 320));
   // Several new tokens per sequence (3 and 5 tokens × 3 heads ≤ 16 rows): causal inside a split.
   run_case(*dev_, *cpu_,
            decode_batch("decode 3+5 tokens, k 200/140", 9, 3, 64, {3, 5}, {200, 140}, 256));
