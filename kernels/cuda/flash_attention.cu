@@ -93,7 +93,8 @@ __device__ __forceinline__ void zero(FragC& c) {
   c.x[0] = c.x[1] = c.x[2] = c.x[3] = 0.0f;
 }
 
-// S (16 rows × 64 keys) += A-tile rows [row0, row0+16) × B-tile rowsᵀ, both [*, D] in shared.
+// S (16 rows × 64 columns) = A-tile rows [row0, row0+16) · (B-tile rows 0..63)ᵀ, both [*, D]
+// bf16 tiles in shared memory (QKᵀ, dO·Vᵀ, K·Qᵀ, V·dOᵀ).
 template <int D>
 __device__ __forceinline__ void scores_16x64(FragC (&s)[8], const bf16* a_tile, int row0,
                                              const bf16* b_tile, int lane) {
@@ -188,8 +189,8 @@ __device__ __forceinline__ void scale_and_mask(FragC (&s)[8], float scale_log2, 
     }
 }
 
-// Stores the lane's part of a 16 × D fp32 accumulator (times `factor[r]` per row) as bf16 rows
-// of a [*, ld] matrix; row r of the lane goes to dst_row[r] (nullptr: not stored).
+// Stores the lane's part of a 16 × D fp32 accumulator (times `factor[r]` per row) as bf16;
+// the lane's row r goes to the D-element row dst_row[r] (nullptr: not stored).
 template <int D>
 __device__ __forceinline__ void store_rows(bf16* const (&dst_row)[2], const FragC (&acc)[D / 8],
                                            const float (&factor)[2], int lane) {
