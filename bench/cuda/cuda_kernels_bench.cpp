@@ -1,5 +1,6 @@
 // Microbenchmarks of the cuda backend's kernels at SmolLM2-135M shapes (C = 576, F = 1536,
-// 9 query / 3 kv heads of 64, V = 49152) over T = 4096 tokens (8 rows of 512), random data.
+// 9 query / 3 kv heads of 64, V = 49152) over T = 4096 tokens (8 rows of 512; attention also
+// at 8 × 1024 and 16 × 512, and decode), random data.
 // Each reports bytes/s (memory-bound ops: bytes read + written) or FLOP/s (matmuls). Timing is
 // wall clock around the op plus a synchronize, averaged by Google Benchmark's iterations.
 // Device: SMOL_BENCH_DEVICE (default "cuda"; "cuda-emu" works but is not a product path).
@@ -259,30 +260,74 @@ void BM_cuda_cross_entropy(benchmark::State& state) {
 }
 BENCHMARK(BM_cuda_cross_entropy)->UseRealTime();
 
-// Attention forward over 8 packed sequences of 512 (the simple exact kernel of part 1);
-// FLOP/s counts the causal half of QKᵀ and PV.
-void BM_cuda_attention_forward(benchmark::State& state) {
-  const int64_t seq = 512, seqs = 8, tokens = seq * seqs;
-  Backend* b = device();
-  Arena a;
-  Tensor q, k, v, out, lse;
+// Attention at SmolLM2 shapes (9 query / 3 kv heads of 64, bf16: the flash kernels of
+// kernels/cuda/flash_attention.cu). Training packs: state.range(0) sequences of state.range(1)
+// tokens (8 × 1024 and 16 × 512). FLOP/s counts the causal work as docs/design.md §2.5 does:
+// forward 4·Σ(L²/2)·H·D (QKᵀ and PV over the visible half), backward 2.5× that (FA2's five
+// products against the forward's two). Bytes: q, k, v, out read or written once (forward);
+// q, k, v, out, dout read and dq, dk, dv written (backward).
+struct AttentionBench {
+  Arena arena;
   AttentionLayout layout;
-  for (int64_t s = 0; s < seqs; ++s)
-    layout.seqs.push_back({static_cast<int32_t>(s * seq), static_cast<int32_t>(seq),
-                           static_cast<int32_t>(s * seq), static_cast<int32_t>(seq)});
-  layout.max_q_len = layout.max_k_len = static_cast<int32_t>(seq);
-  if (b) {
-    q = a.make(*b, {tokens, kHeads, kHeadDim}, DType::BF16);
-    k = a.make(*b, {tokens, kKvHeads, kHeadDim}, DType::BF16);
-    v = a.make(*b, {tokens, kKvHeads, kHeadDim}, DType::BF16);
-    out = a.make(*b, {tokens, kHeads, kHeadDim}, DType::BF16);
-    lse = a.make(*b, {tokens, kHeads}, DType::F32);
+  Tensor q, k, v, out, lse, dout, dq, dk, dv;
+  int64_t tokens = 0, cached = 0;
+  double causal_flops = 0;
+
+  // `seqs` sequences of `q_len` new tokens over `k_len` keys each (k_len == q_len: training).
+  AttentionBench(Backend* b, int64_t seqs, int64_t q_len, int64_t k_len) {
+    tokens = seqs * q_len;
+    cached = seqs * k_len;
+    for (int64_t s = 0; s < seqs; ++s)
+      layout.seqs.push_back({static_cast<int32_t>(s * q_len), static_cast<int32_t>(q_len),
+                             static_cast<int32_t>(s * k_len), static_cast<int32_t>(k_len)});
+    layout.max_q_len = static_cast<int32_t>(q_len);
+    layout.max_k_len = static_cast<int32_t>(k_len);
+    // Query i of a sequence sees k_len − q_len + i + 1 keys.
+    double visible = 0;
+    for (int64_t i = 0; i < q_len; ++i) visible += static_cast<double>(k_len - q_len + i + 1);
+    causal_flops = 4.0 * seqs * visible * kHeads * kHeadDim;
+    if (!b) return;
+    q = arena.make(*b, {tokens, kHeads, kHeadDim}, DType::BF16);
+    k = arena.make(*b, {cached, kKvHeads, kHeadDim}, DType::BF16);
+    v = arena.make(*b, {cached, kKvHeads, kHeadDim}, DType::BF16);
+    out = arena.make(*b, {tokens, kHeads, kHeadDim}, DType::BF16);
+    lse = arena.make(*b, {tokens, kHeads}, DType::F32);
+    dout = arena.make(*b, {tokens, kHeads, kHeadDim}, DType::BF16);
+    dq = arena.make(*b, {tokens, kHeads, kHeadDim}, DType::BF16);
+    dk = arena.make(*b, {cached, kKvHeads, kHeadDim}, DType::BF16);
+    dv = arena.make(*b, {cached, kKvHeads, kHeadDim}, DType::BF16);
+    b->attention_forward(out, lse, q, k, v, layout, 0.125f);  // a real out/lse for the backward
   }
-  const double flops = 4.0 * seqs * kHeads * kHeadDim * (seq * (seq + 1) / 2.0);
-  run(state, 2.0 * (2 * tokens * kHeads + 2 * tokens * kKvHeads) * kHeadDim, flops,
-      [&] { b->attention_forward(out, lse, q, k, v, layout, 0.125f); });
+  double q_bytes() const { return 2.0 * tokens * kHeads * kHeadDim; }
+  double kv_bytes() const { return 2.0 * cached * kKvHeads * kHeadDim; }
+};
+
+void BM_cuda_attention_forward(benchmark::State& state) {
+  Backend* b = device();
+  AttentionBench x(b, state.range(0), state.range(1), state.range(1));
+  run(state, 2 * x.q_bytes() + 2 * x.kv_bytes(), x.causal_flops,
+      [&] { b->attention_forward(x.out, x.lse, x.q, x.k, x.v, x.layout, 0.125f); });
 }
-BENCHMARK(BM_cuda_attention_forward)->UseRealTime();
+BENCHMARK(BM_cuda_attention_forward)->Args({8, 1024})->Args({16, 512})->UseRealTime();
+
+void BM_cuda_attention_backward(benchmark::State& state) {
+  Backend* b = device();
+  AttentionBench x(b, state.range(0), state.range(1), state.range(1));
+  run(state, 5 * x.q_bytes() + 4 * x.kv_bytes(), 2.5 * x.causal_flops, [&] {
+    b->attention_backward(x.dq, x.dk, x.dv, x.dout, x.q, x.k, x.v, x.out, x.lse, x.layout, 0.125f);
+  });
+}
+BENCHMARK(BM_cuda_attention_backward)->Args({8, 1024})->Args({16, 512})->UseRealTime();
+
+// Decode: state.range(0) sequences, one new token each over state.range(1) cached keys (the
+// split-K kernel). Memory-bound: the whole K/V cache is read once.
+void BM_cuda_attention_decode(benchmark::State& state) {
+  Backend* b = device();
+  AttentionBench x(b, state.range(0), 1, state.range(1));
+  run(state, 2 * x.q_bytes() + x.kv_bytes(), x.causal_flops,
+      [&] { b->attention_forward(x.out, x.lse, x.q, x.k, x.v, x.layout, 0.125f); });
+}
+BENCHMARK(BM_cuda_attention_decode)->Args({16, 1024})->Args({64, 2048})->UseRealTime();
 
 }  // namespace
 }  // namespace smol

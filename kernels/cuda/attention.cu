@@ -1,8 +1,14 @@
 // Causal GQA attention over a packed batch (backend.h AttentionLayout, varlen with
-// bottom-right aligned causal masking): simple, exact kernels — a later issue makes this a
-// flash-attention kernel. q [Tq, Hq, D], k/v [Tk, Hkv, D], out [Tq, Hq, D], lse F32 [Tq, Hq];
-// query head h reads kv head h / (Hq/Hkv). Query i of sequence s sits at position
-// p = k_len − q_len + (i − q_begin) and sees keys 0..p of its sequence. Softmax in fp32.
+// bottom-right aligned causal masking): the entry points attention_forward / attention_backward,
+// the layout's device copy, and the simple exact kernels. q [Tq, Hq, D], k/v [Tk, Hkv, D],
+// out [Tq, Hq, D], lse F32 [Tq, Hq]; query head h reads kv head h / (Hq/Hkv). Query i of
+// sequence s sits at position p = k_len − q_len + (i − q_begin) and sees keys 0..p of its
+// sequence. Softmax in fp32.
+//
+// bf16 inputs with a head dim that is a multiple of 16 and at most 128 (SmolLM2: 64) go to the
+// tensor-core flash kernels (flash_attention.cu, docs/design.md §2.5). The simple kernels below
+// serve everything else (F32 activations, odd head dims, unaligned views) and are the
+// readable statement of the math:
 //
 // Forward: one block per (query row, head). Scores scale·q·k_j for the p+1 visible keys go to
 // dynamic shared memory; the block max and Σ exp (fixed-order trees) give lse = m + log Σ;
@@ -19,16 +25,16 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cuda/attention_layout.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/flash_attention.h"
 
 namespace smol::SMOL_GPU_NS {
 namespace {
 
 constexpr int kThreads = 128;
 
-struct Span {
-  int q_begin, q_len, k_begin, k_len;
-};
+using Span = AttentionSpan;
 
 template <typename T>
 __device__ __forceinline__ float dot(const T* a, const T* b, int n) {
@@ -151,29 +157,73 @@ __global__ void attention_dkdv_kernel(T* dk /* [Tk, Hkv, D] */, T* dv /* [Tk, Hk
   }
 }
 
-struct DeviceLayout {
-  const int* query_seq;
-  const int* key_seq;
-  const Span* spans;
+// The work lists of the flash kernels (attention_layout.h), in the order they are laid out in
+// the device blob after the row maps and spans.
+struct LayoutCounts {
+  int query_tiles = 0, key_tiles = 0, decode_splits = 0;
+  int64_t covered_queries = 0, covered_keys = 0;
+  int max_q_len = 0, max_k_len = 0;
 };
+LayoutCounts count_layout(const AttentionLayout& layout) {
+  LayoutCounts c;
+  for (const SeqSpan& sp : layout.seqs) {
+    c.query_tiles += (sp.q_len + kFlashTileRows - 1) / kFlashTileRows;
+    c.key_tiles += (sp.k_len + kFlashTileRows - 1) / kFlashTileRows;
+    c.decode_splits += (sp.k_len + kDecodeSplitKeys - 1) / kDecodeSplitKeys;
+    c.covered_queries += sp.q_len;
+    c.covered_keys += sp.k_len;
+    c.max_q_len = std::max(c.max_q_len, sp.q_len);
+    c.max_k_len = std::max(c.max_k_len, sp.k_len);
+  }
+  return c;
+}
 
-// The layout's device copy [query_seq | key_seq | spans], uploaded once per batch: every layer
-// forward and backward passes the same layout, so later calls find it cached in the context
-// (no host work beyond comparing the key, no copy, no host wait). A new layout is staged and
-// copied asynchronously. Bounds were checked by Backend; rows shared by two sequences are
-// refused here (the row maps need each row to belong to at most one sequence).
-DeviceLayout upload_layout(GpuContext& ctx, const char* op, const AttentionLayout& layout,
-                           int64_t tq, int64_t tk) {
+// Byte offsets of the blob's parts: [query_seq | key_seq | spans | query tiles | key tiles |
+// decode splits | split ranges], each 16-byte aligned.
+struct BlobOffsets {
+  size_t key_seq, spans, query_tiles, key_tiles, decode_splits, split_ranges, total;
+};
+BlobOffsets blob_offsets(int64_t tq, int64_t tk, size_t seqs, const LayoutCounts& c) {
+  auto up = [](size_t x) { return (x + 15) / 16 * 16; };
+  BlobOffsets o{};
+  o.key_seq = up(tq * sizeof(int));
+  o.spans = o.key_seq + up(tk * sizeof(int));
+  o.query_tiles = o.spans + up(seqs * sizeof(AttentionSpan));
+  o.key_tiles = o.query_tiles + up(c.query_tiles * sizeof(AttentionTile));
+  o.decode_splits = o.key_tiles + up(c.key_tiles * sizeof(AttentionTile));
+  o.split_ranges = o.decode_splits + up(c.decode_splits * sizeof(AttentionTile));
+  o.total = o.split_ranges + up(seqs * sizeof(SplitRange)) + 16;
+  return o;
+}
+
+// The layout's device copy, uploaded once per batch: every layer forward and backward passes
+// the same layout, so later calls find it cached in the context (no host work beyond comparing
+// the key and counting tiles, no copy, no host wait). A new layout is staged and copied
+// asynchronously. Bounds were checked by Backend; rows shared by two sequences are refused here
+// (the row maps need each row to belong to at most one sequence).
+DeviceAttentionLayout upload_layout(GpuContext& ctx, const char* op, const AttentionLayout& layout,
+                                    int64_t tq, int64_t tk) {
   std::vector<int32_t> key;
   key.reserve(2 + 4 * layout.seqs.size());
   key.push_back(static_cast<int32_t>(tq));
   key.push_back(static_cast<int32_t>(tk));
   for (const SeqSpan& sp : layout.seqs)
     key.insert(key.end(), {sp.q_begin, sp.q_len, sp.k_begin, sp.k_len});
+  const LayoutCounts counts = count_layout(layout);
+  const BlobOffsets off = blob_offsets(tq, tk, layout.seqs.size(), counts);
   const void* device = ctx.cached_attention_layout(key);
   if (!device) {
-    std::vector<int> query_seq(tq, -1), key_seq(tk, -1);
-    std::vector<Span> spans;
+    std::vector<char> host(off.total, 0);
+    int* query_seq = reinterpret_cast<int*>(host.data());
+    int* key_seq = reinterpret_cast<int*>(host.data() + off.key_seq);
+    auto* spans = reinterpret_cast<AttentionSpan*>(host.data() + off.spans);
+    auto* query_tiles = reinterpret_cast<AttentionTile*>(host.data() + off.query_tiles);
+    auto* key_tiles = reinterpret_cast<AttentionTile*>(host.data() + off.key_tiles);
+    auto* splits = reinterpret_cast<AttentionTile*>(host.data() + off.decode_splits);
+    auto* ranges = reinterpret_cast<SplitRange*>(host.data() + off.split_ranges);
+    std::fill(query_seq, query_seq + tq, -1);
+    std::fill(key_seq, key_seq + tk, -1);
+    int nq = 0, nk = 0, ns = 0;
     for (size_t s = 0; s < layout.seqs.size(); ++s) {
       const SeqSpan& sp = layout.seqs[s];
       for (int i = sp.q_begin; i < sp.q_begin + sp.q_len; ++i) {
@@ -184,19 +234,44 @@ DeviceLayout upload_layout(GpuContext& ctx, const char* op, const AttentionLayou
         SMOL_CHECK(key_seq[j] < 0, op, ": key row ", j, " belongs to two sequences");
         key_seq[j] = static_cast<int>(s);
       }
-      spans.push_back({sp.q_begin, sp.q_len, sp.k_begin, sp.k_len});
+      spans[s] = {sp.q_begin, sp.q_len, sp.k_begin, sp.k_len};
+      for (int i0 = 0; i0 < sp.q_len; i0 += kFlashTileRows) query_tiles[nq++] = {int(s), i0};
+      for (int j0 = 0; j0 < sp.k_len; j0 += kFlashTileRows) key_tiles[nk++] = {int(s), j0};
+      ranges[s] = {ns, 0};
+      for (int j0 = 0; j0 < sp.k_len; j0 += kDecodeSplitKeys) splits[ns++] = {int(s), j0};
+      ranges[s].count = ns - ranges[s].first;
     }
-    const size_t bytes = (tq + tk) * sizeof(int) + spans.size() * sizeof(Span) + 16;
-    std::vector<char> host(bytes, 0);
-    std::memcpy(host.data(), query_seq.data(), tq * sizeof(int));
-    std::memcpy(host.data() + tq * sizeof(int), key_seq.data(), tk * sizeof(int));
-    if (!spans.empty())
-      std::memcpy(host.data() + (tq + tk) * sizeof(int), spans.data(), spans.size() * sizeof(Span));
-    device = ctx.store_attention_layout(std::move(key), host.data(), bytes);
+    // Heaviest query tiles first (the last tile of a long sequence sees the most keys), so the
+    // GPU's last wave is made of short blocks; the order does not change any result.
+    auto keys_seen = [&](const AttentionTile& t) {
+      const AttentionSpan& sp = spans[t.seq];
+      return sp.k_len - sp.q_len + std::min(t.start + kFlashTileRows, sp.q_len);
+    };
+    std::stable_sort(query_tiles, query_tiles + nq,
+                     [&](const AttentionTile& a, const AttentionTile& b) {
+                       return keys_seen(a) > keys_seen(b);
+                     });
+    device = ctx.store_attention_layout(std::move(key), host.data(), off.total);
   }
   const char* base = static_cast<const char*>(device);
-  return {reinterpret_cast<const int*>(base), reinterpret_cast<const int*>(base) + tq,
-          reinterpret_cast<const Span*>(base + (tq + tk) * sizeof(int))};
+  DeviceAttentionLayout dl;
+  dl.query_seq = reinterpret_cast<const int*>(base);
+  dl.key_seq = reinterpret_cast<const int*>(base + off.key_seq);
+  dl.spans = reinterpret_cast<const AttentionSpan*>(base + off.spans);
+  dl.query_tiles = reinterpret_cast<const AttentionTile*>(base + off.query_tiles);
+  dl.key_tiles = reinterpret_cast<const AttentionTile*>(base + off.key_tiles);
+  dl.decode_splits = reinterpret_cast<const AttentionTile*>(base + off.decode_splits);
+  dl.split_ranges = reinterpret_cast<const SplitRange*>(base + off.split_ranges);
+  dl.sequences = static_cast<int>(layout.seqs.size());
+  dl.query_tile_count = counts.query_tiles;
+  dl.key_tile_count = counts.key_tiles;
+  dl.decode_split_count = counts.decode_splits;
+  dl.max_q_len = counts.max_q_len;
+  dl.max_k_len = counts.max_k_len;
+  // Rows are never shared (checked above when uploading), so the counts decide coverage.
+  dl.covers_all_queries = counts.covered_queries == tq;
+  dl.covers_all_keys = counts.covered_keys == tk;
+  return dl;
 }
 
 size_t score_bytes(const char* op, const AttentionLayout& layout) {
@@ -225,7 +300,11 @@ void attention_forward(GpuContext& ctx, Tensor out, Tensor lse, const Tensor& q,
   const int64_t tq = q.shape[0], hq = q.shape[1], tk = k.shape[0], hkv = k.shape[1],
                 dim = q.shape[2];
   if (tq == 0 || layout.seqs.empty()) return;
-  const DeviceLayout dl = upload_layout(ctx, op, layout, tq, tk);
+  const DeviceAttentionLayout dl = upload_layout(ctx, op, layout, tq, tk);
+  if (flash_attention_supported(q, k, v, {&out})) {
+    flash_attention_forward(ctx, out, lse, q, k, v, dl, scale);
+    return;
+  }
   const size_t shared = score_bytes(op, layout);
   dispatch_float(q.dtype, op, [&](auto tag) {
     using T = decltype(tag);
@@ -246,7 +325,11 @@ void attention_backward(GpuContext& ctx, Tensor dq, Tensor dk, Tensor dv, const 
                 dim = q.shape[2];
   SMOL_CHECK(dim <= 1024, op, ": head dim ", dim, " exceeds 1024");
   if (tq == 0 && tk == 0) return;
-  const DeviceLayout dl = upload_layout(ctx, op, layout, tq, tk);
+  const DeviceAttentionLayout dl = upload_layout(ctx, op, layout, tq, tk);
+  if (flash_attention_supported(q, k, v, {&dq, &dk, &dv, &dout, &out})) {
+    flash_attention_backward(ctx, dq, dk, dv, dout, q, k, v, out, lse, dl, scale);
+    return;
+  }
   const size_t shared = score_bytes(op, layout);
   float* delta = static_cast<float*>(ctx.scratch(sizeof(float) * std::max<int64_t>(1, tq * hq)));
   const unsigned dkdv_threads = static_cast<unsigned>((dim + 31) / 32 * 32);

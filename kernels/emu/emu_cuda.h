@@ -48,6 +48,12 @@ void syncwarp(unsigned mask, const char* file, int line);
 // All lanes of the calling warp deposit `value`; returns lane `src_lane`'s value (own value when
 // src_lane is outside the warp). Every lane named in `mask` must arrive.
 uint64_t warp_exchange(unsigned mask, uint64_t value, int src_lane, const char* file, int line);
+// Every lane of the calling warp deposits `bytes` (≤ kWarpAllGatherMaxBytes) from `mine`;
+// each lane receives every lane's deposit, lane after lane, in `all` [32 · bytes]. One barrier:
+// the tensor-core emulation (kernels/cuda/mma.h) builds each lane's exact fragment from it.
+inline constexpr size_t kWarpAllGatherMaxBytes = 32;
+void warp_all_gather(unsigned mask, const void* mine, size_t bytes, void* all, const char* file,
+                     int line);
 // Returns the ballot (bit per lane) of `predicate` over the lanes in `mask`.
 unsigned warp_ballot(unsigned mask, bool predicate, const char* file, int line);
 unsigned warp_live_mask();  // lanes that exist in the calling warp

@@ -2,17 +2,19 @@
 // as fibers (ucontext) on the calling OS thread (docs/design.md §2).
 //
 // A fiber runs until it finishes or reaches a barrier (__syncthreads, __syncwarp, a shuffle or
-// a vote). The scheduler resumes fibers in thread order, pass after pass; a waiting fiber is
-// only resumed once its barrier's generation has advanced. A pass in which nothing arrives,
-// releases or finishes is a deadlock, reported as smol::Error naming the barrier's file:line:
-// that is how a __syncthreads that some threads skip (or a shuffle some lanes skip) is caught.
-// A barrier reached at two different source lines by threads of one block is also an error.
+// a vote). The scheduler runs one warp at a time as far as it gets (its lanes in thread order,
+// pass after pass, until they all wait at a block barrier or finish), then the next warp; a
+// waiting fiber is only resumed once its barrier's generation has advanced. A pass in which nothing
+// arrives, releases or finishes is a deadlock, reported as smol::Error naming the barrier's
+// file:line: that is how a __syncthreads that some threads skip (or a shuffle some lanes skip) is
+// caught. A barrier reached at two different source lines by threads of one block is also an error.
 //
 // Fiber stacks are 64 KiB, pooled per OS thread, with a PROT_NONE guard page below each.
 #include <sys/mman.h>
 #include <ucontext.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <exception>
 #include <string>
@@ -28,6 +30,7 @@ namespace {
 constexpr size_t kStackBytes = 64 * 1024;
 constexpr int kWarpSize = 32;
 constexpr size_t kMaxSharedBytes = 227 * 1024;  // sm_90 opt-in maximum per block
+constexpr size_t kGatherBytes = kWarpAllGatherMaxBytes;
 
 struct BarrierSite {
   const char* file = nullptr;
@@ -55,6 +58,8 @@ struct WarpState {
   // Double-buffered by generation parity: a lane can be at most one exchange ahead of the
   // slowest reader, so the slot it writes is never the one still being read.
   uint64_t slots[2][kWarpSize] = {};
+  // warp_all_gather's deposits, double-buffered the same way.
+  unsigned char gathered[2][kWarpSize][kGatherBytes] = {};
 };
 
 struct BlockRun {
@@ -180,16 +185,30 @@ void run_block(BlockRun& run, dim3 grid, dim3 block_dim, uint3 block_idx) {
   for (;;) {
     const uint64_t events_before = run.events;
     bool any_live = false;
-    for (Fiber& f : run.fibers) {
-      if (f.done) continue;
-      any_live = true;
-      if (f.waiting_on != nullptr && *f.waiting_on == f.waiting_generation) continue;
-      tls_fiber = &f;
-      swapcontext(&run.scheduler, &f.context);
-      tls_fiber = nullptr;
-      if (f.error) {
-        failure = f.error;
-        break;
+    // Each warp runs as far as it can — until its lanes wait at a __syncthreads or finish —
+    // before the next warp starts. CUDA promises nothing about the progress of one warp
+    // relative to another between block barriers, and this order is the most adversarial one
+    // for block-shared data: a warp that refills a shared tile others still read, or reads one
+    // before the barrier that publishes it, sees the other warps' data missing or overwritten.
+    for (size_t w = 0; w < run.warps.size() && !failure; ++w) {
+      const int first = static_cast<int>(w) * kWarpSize;
+      const int last = std::min(threads, first + kWarpSize);
+      for (bool resumed = true; resumed && !failure;) {
+        resumed = false;
+        for (int t = first; t < last; ++t) {
+          Fiber& f = run.fibers[t];
+          if (f.done) continue;
+          any_live = true;
+          if (f.waiting_on != nullptr && *f.waiting_on == f.waiting_generation) continue;
+          tls_fiber = &f;
+          swapcontext(&run.scheduler, &f.context);
+          tls_fiber = nullptr;
+          resumed = true;
+          if (f.error) {
+            failure = f.error;
+            break;
+          }
+        }
       }
     }
     if (failure || !any_live) break;
@@ -239,7 +258,13 @@ unsigned warp_live_mask() {
   return lanes == kWarpSize ? 0xffffffffu : ((1u << lanes) - 1u);
 }
 
-uint64_t warp_exchange(unsigned mask, uint64_t value, int src_lane, const char* file, int line) {
+namespace {
+// The arrival of the calling lane at a warp-synchronous op: checks the mask and the site,
+// lets `deposit(parity, lane)` write this lane's contribution into the buffer of the current
+// generation, then waits until every live lane has arrived. Returns the parity whose buffers
+// now hold every lane's deposit.
+template <typename Deposit>
+int arrive_at_warp_op(unsigned mask, const char* file, int line, Deposit&& deposit) {
   BlockRun& run = block();
   const int linear = static_cast<int>(tls_fiber - run.fibers.data());
   WarpState& warp = run.warps[linear / kWarpSize];
@@ -256,7 +281,7 @@ uint64_t warp_exchange(unsigned mask, uint64_t value, int src_lane, const char* 
                 warp.site.str(), " and at ", file, ":", line);
   }
   const int parity = static_cast<int>(warp.generation & 1);
-  warp.slots[parity][lane] = value;
+  deposit(warp, parity, lane);
   ++warp.arrived;
   ++run.events;
   if (warp.arrived == warp.lanes) {
@@ -265,8 +290,40 @@ uint64_t warp_exchange(unsigned mask, uint64_t value, int src_lane, const char* 
   } else {
     wait_for(&warp.generation);
   }
+  return parity;
+}
+
+WarpState& calling_warp() {
+  BlockRun& run = block();
+  return run.warps[static_cast<int>(tls_fiber - run.fibers.data()) / kWarpSize];
+}
+}  // namespace
+
+uint64_t warp_exchange(unsigned mask, uint64_t value, int src_lane, const char* file, int line) {
+  const int lane = lane_id();
+  const int parity = arrive_at_warp_op(mask, file, line,
+                                       [&](WarpState& w, int p, int l) { w.slots[p][l] = value; });
+  const WarpState& warp = calling_warp();
   const bool valid = src_lane >= 0 && src_lane < warp.lanes;
   return warp.slots[parity][valid ? src_lane : lane];
+}
+
+void warp_all_gather(unsigned mask, const void* mine, size_t bytes, void* all, const char* file,
+                     int line) {
+  SMOL_CHECK(bytes <= kGatherBytes, "cuda-emu: warp_all_gather of ", bytes, " bytes at ", file, ":",
+             line, " exceeds ", kGatherBytes);
+  const int parity = arrive_at_warp_op(mask, file, line, [&](WarpState& w, int p, int l) {
+    std::memcpy(w.gathered[p][l], mine, bytes);
+  });
+  const WarpState& warp = calling_warp();
+  for (int l = 0; l < kWarpSize; ++l) {
+    // Lanes beyond a partial warp read as zero bytes.
+    unsigned char* dst = static_cast<unsigned char*>(all) + l * bytes;
+    if (l < warp.lanes)
+      std::memcpy(dst, warp.gathered[parity][l], bytes);
+    else
+      std::memset(dst, 0, bytes);
+  }
 }
 
 unsigned warp_ballot(unsigned mask, bool predicate, const char* file, int line) {
