@@ -47,6 +47,10 @@ struct LlamaModel::Impl {
   KvCache cache;
   // Σ token CE of micro-batches run with deferred loss, F32 [1] on the device (read_loss()).
   Buffer loss_acc_buffer;
+  // decode's logits in F32 whatever the activation dtype: greedy decoding compares logits a
+  // bf16 rounding apart (0.125 at 25), and on cuda cuBLASLt writes fp32 from bf16 inputs at no
+  // cost. Grown on demand, [rows ≤ lm_chunk, V].
+  Buffer decode_logits_buffer;
   Tensor loss_acc;
   std::function<void(size_t)> layer_backward_hook;  // data parallelism's bucket trigger
 
@@ -503,7 +507,12 @@ std::vector<float> LlamaModel::decode(const std::vector<int32_t>& slots,
       const SeqSpan& s = b.layout.seqs[static_cast<size_t>(s0 + i)];
       m.backend.copy(gathered.rows(i, 1), lnf.rows(s.q_begin + s.q_len - 1, 1));
     }
-    const Tensor out = leading(m.acts.logits, Shape{rows, V});
+    const size_t bytes = static_cast<size_t>(rows * V) * sizeof(float);
+    if (m.decode_logits_buffer.bytes() < bytes) {
+      m.decode_logits_buffer = Buffer();
+      m.decode_logits_buffer = m.backend.allocate(bytes);
+    }
+    const Tensor out = m.decode_logits_buffer.view(DType::F32, Shape{rows, V});
     m.backend.matmul(out, gathered, m.weights.output_weight(), Transpose::No, Transpose::Yes);
     const std::vector<float> host = download_f32(m.backend, out);
     std::copy(host.begin(), host.end(), logits.begin() + s0 * V);
