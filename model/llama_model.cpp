@@ -475,9 +475,11 @@ void LlamaModel::truncate_cache(int32_t slot, int32_t length) {
   impl_->cache.set_length(slot, length);
 }
 
-std::vector<float> LlamaModel::decode(const std::vector<int32_t>& slots,
-                                      const std::vector<std::vector<int32_t>>& new_tokens) {
-  Impl& m = *impl_;
+// decode and decode_greedy share this: runs the new tokens through the layers (appending to the
+// cache) and hands each chunk of last-token logits, F32 [rows, V] on the device, to `use`.
+template <typename Impl, typename UseLogits>
+void decode_last_logits(Impl& m, const std::vector<int32_t>& slots,
+                        const std::vector<std::vector<int32_t>>& new_tokens, UseLogits&& use) {
   SMOL_CHECK(!m.cache.empty(), "decode: call reset_cache(slots, max_len) first");
   std::vector<int32_t> cached;
   for (size_t i = 0; i < slots.size(); ++i) {
@@ -492,8 +494,7 @@ std::vector<float> LlamaModel::decode(const std::vector<int32_t>& slots,
       pack_decode(slots, new_tokens, cached, m.cache.max_len(), m.config.vocab_size);
   const int64_t T = b.tokens(), C = m.C(), V = m.config.vocab_size;
   const int64_t n = static_cast<int64_t>(slots.size());
-  std::vector<float> logits(static_cast<size_t>(n * V));
-  if (n == 0) return logits;
+  if (n == 0) return;
   m.acts.ensure(m.backend, m.config, lora_rank_of(m.lora), T, false);
   m.upload_batch(b);
   m.forward_layers(b, false, 0, true);
@@ -514,10 +515,31 @@ std::vector<float> LlamaModel::decode(const std::vector<int32_t>& slots,
     }
     const Tensor out = m.decode_logits_buffer.view(DType::F32, Shape{rows, V});
     m.backend.matmul(out, gathered, m.weights.output_weight(), Transpose::No, Transpose::Yes);
-    const std::vector<float> host = download_f32(m.backend, out);
-    std::copy(host.begin(), host.end(), logits.begin() + s0 * V);
+    use(s0, out);
   }
+}
+
+std::vector<float> LlamaModel::decode(const std::vector<int32_t>& slots,
+                                      const std::vector<std::vector<int32_t>>& new_tokens) {
+  const int64_t V = impl_->config.vocab_size;
+  std::vector<float> logits(slots.size() * static_cast<size_t>(V));
+  decode_last_logits(*impl_, slots, new_tokens, [&](int64_t s0, const Tensor& out) {
+    const std::vector<float> host = download_f32(impl_->backend, out);
+    std::copy(host.begin(), host.end(), logits.begin() + s0 * V);
+  });
   return logits;
+}
+
+std::vector<int32_t> LlamaModel::decode_greedy(const std::vector<int32_t>& slots,
+                                               const std::vector<std::vector<int32_t>>& new_tokens) {
+  Impl& m = *impl_;
+  std::vector<int32_t> tokens(slots.size());
+  decode_last_logits(m, slots, new_tokens, [&](int64_t s0, const Tensor& out) {
+    const Tensor ids = slice1d(m.acts.argmax, 0, out.shape.rows());
+    m.backend.argmax(ids, out);  // on the device: 4 bytes per sequence come back, not 4·V
+    m.backend.download(tokens.data() + s0, ids);
+  });
+  return tokens;
 }
 
 }  // namespace smol

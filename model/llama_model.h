@@ -133,6 +133,10 @@ class LlamaModel {
   // logits of each slot's last new token, [slots.size(), vocab] on the host.
   std::vector<float> decode(const std::vector<int32_t>& slots,
                             const std::vector<std::vector<int32_t>>& new_tokens);
+  // decode followed by a greedy pick on the device (argmax, first maximum wins, as
+  // sample_token at temperature 0): only the chosen ids come back to the host.
+  std::vector<int32_t> decode_greedy(const std::vector<int32_t>& slots,
+                                     const std::vector<std::vector<int32_t>>& new_tokens);
   int32_t cache_length(int32_t slot) const;
   // Forgets a slot's tokens past `length` (0 = empty slot, reusable for a new sequence).
   void truncate_cache(int32_t slot, int32_t length);

@@ -77,6 +77,11 @@ TEST(GreedyDecodeVsCpu, RealModelTokensAgreeWhereTheMarginsAllow) {
     worst = std::max(worst, difference);
     EXPECT_LE(difference, kLogitBound) << "step " << step;
     const Top2 c = top2(want.data(), V), d = top2(got.data(), V);
+    // decode_greedy (the argmax on the device, what `generate` uses at temperature 0) picks
+    // the device logits' first maximum: rewind the cache and feed the same tokens again.
+    on_device.truncate_cache(0, on_device.cache_length(0) - static_cast<int32_t>(feed.size()));
+    EXPECT_EQ(on_device.decode_greedy({0}, {feed}), std::vector<int32_t>{d.token})
+        << "step " << step;
     if (c.margin > 2 * kLogitBound) {
       ++checked;
       EXPECT_EQ(d.token, c.token) << "step " << step << ": cpu's margin " << c.margin;
