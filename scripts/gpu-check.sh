@@ -7,17 +7,22 @@
 #                                                 and bundle binaries + their non-CUDA shared
 #                                                 libraries + small test data into DIR
 #   scripts/gpu-check.sh --run DIR                run every test binary with
-#                                                 SMOL_TEST_DEVICE=cuda, then the cuda kernel
-#                                                 benchmarks; prints a short table last
+#                                                 SMOL_TEST_DEVICE=cuda, then the benchmarks
+#                                                 (kernels, training step with MFU, generative
+#                                                 eval, prefill/decode); a short table last
+#
+# The bundle (~50 MB: binaries and libraries xz-compressed) fits the device machine's 64 MiB
+# carry; the host's CUDA toolkit and NCCL wheel provide cuBLAS, cuSOLVER and libnccl.
 #
 # Environment: SMOL_BUILD_DIR (default build-gpu-pack), SMOL_GPU_CHECK_NO_BUILD=1 (pack what
 # SMOL_BUILD_DIR already holds, without configuring or building: the ctest of --pack uses it),
 # SMOL_GPU_CHECK_TIMEOUT (seconds per test binary, default 240), SMOL_GPU_CHECK_TESTS (test
-# binaries to run, default all), and SMOL_BENCH_DEVICE (default cuda).
+# binaries to run, default all), SMOL_BENCH_DEVICE (default cuda) and
+# SMOL_GPU_CHECK_COMPRESS=none (leave the bundle uncompressed).
 set -euo pipefail
 
 usage() {
-  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -49,7 +54,9 @@ pack() {
 
   # Shared libraries the binaries need, except the GPU host's own (driver, CUDA runtime and
   # cuBLAS come with the host) and glibc itself (it must match the host's kernel interface).
-  local skip='^(libcuda|libcudart|libcublas|libcublasLt|libnvidia|libc\.so|libm\.so|libdl\.so|libpthread\.so|librt\.so|ld-linux|linux-vdso)'
+  # The GPU host's CUDA 13 image has the toolkit's libraries (cuSOLVER, cuSPARSE, nvJitLink) and
+  # NCCL (its Python wheel): shipping them would take the bundle from ~40 MB to over 600 MB.
+  local skip='^(libcuda|libcudart|libcublas|libcublasLt|libcusolver|libcusparse|libnvJitLink|libnccl|libnvidia|libc\.so|libm\.so|libdl\.so|libpthread\.so|librt\.so|ld-linux|linux-vdso)'
   for bin in "$dir"/bin/* "$dir"/bench/*; do
     [ -f "$bin" ] || continue
     ldd "$bin" | awk '/=>/ && $3 ~ /^\// {print $1, $3}' | while read -r name path; do
@@ -57,9 +64,36 @@ pack() {
     done
   done
 
-  # OpenBLAS alone is 36 MB: ship the libraries gzip-compressed (gzip exists everywhere).
-  tar -C "$dir" -czf "$dir/lib.tar.gz" lib
-  rm -rf "$dir/lib"
+  # Every binary links the whole engine statically (~10 MB each, 160 MB in all with the
+  # libraries); the device machine takes 64 MiB. xz with an 8 MB dictionary finds the binaries'
+  # shared code: ~40 MB. SMOL_GPU_CHECK_COMPRESS=none leaves the folders as they are (the ctest
+  # of --pack, which only checks what is there).
+  if [ "${SMOL_GPU_CHECK_COMPRESS:-xz}" != none ]; then
+    echo "gpu-check: compressing binaries and libraries (xz, a few minutes on 2 cores)"
+    tar -C "$dir" -cf - bin bench lib | xz -6 -T0 >"$dir/payload.tar.xz"
+    rm -rf "$dir/bin" "$dir/bench" "$dir/lib"
+  fi
+
+  # The generative-eval benchmark needs the SmolLM2 tokenizer, and the GGUF that carries it is too
+  # large to travel: export it (tokenizer.json) from a one-step tiny run, dropping the weights.
+  if [ -x "$build/smolengine" ] && [ -f "$repo/models/SmolLM2-135M-Instruct.Q4_1.gguf" ] &&
+    [ -d "$repo/../shared/data/gsm8k" ]; then
+    local tok_run
+    tok_run=$(mktemp -d)
+    if "$build/smolengine" train "$repo/configs/tiny_gsm8k.yaml" --device cpu \
+      --data-dir "$repo/../shared/data" --output-dir "$tok_run/run" \
+      --set tokenizer.name_or_path="$repo/models/SmolLM2-135M-Instruct.Q4_1.gguf" \
+      --set training.max_steps=1 --set training.eval_strategy=no --set training.save_steps=1 \
+      >"$tok_run/log" 2>&1 &&
+      "$build/smolengine" export "$tok_run/run/checkpoint-1" --out "$dir/tokenizer" >>"$tok_run/log" 2>&1; then
+      rm -f "$dir/tokenizer/model.safetensors"
+    else
+      echo "gpu-check: WARNING: no tokenizer for the eval benchmark:"; cat "$tok_run/log"
+    fi
+    rm -rf "$tok_run"
+  fi
+  mkdir -p "$dir/src/configs/bench"
+  cp "$repo/configs/bench/gsm8k_eval_speed.yaml" "$dir/src/configs/bench/"
 
   # Small test data at the paths the tests expect relative to SMOL_SOURCE_DIR.
   cp -r "$repo/tests/golden" "$dir/src/tests/"
@@ -67,14 +101,25 @@ pack() {
   echo "$repo" >"$dir/source_dir.txt"  # the SMOL_SOURCE_DIR compiled into the tests
   cp "$0" "$dir/gpu-check.sh"
   echo "gpu-check: packed $(du -sh "$dir" | cut -f1) into $dir (binaries: $(ls "$dir/bin" | wc -l)," \
-    "benchmarks: $(ls "$dir/bench" | wc -l), libraries: $(tar -tzf "$dir/lib.tar.gz" | grep -c '\.so'))"
+    "$(if [ -d "$dir/bin" ]; then echo "benchmarks: $(ls "$dir/bench" | wc -l), libraries: $(ls "$dir/lib" | wc -l)"; else echo "compressed into payload.tar.xz"; fi))"
 }
 
 run() {
   local dir
   dir=$(cd "$1" && pwd)
-  if [ ! -d "$dir/lib" ]; then tar -C "$dir" -xzf "$dir/lib.tar.gz"; fi
-  export LD_LIBRARY_PATH="$dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  if [ ! -d "$dir/bin" ]; then xz -dc "$dir/payload.tar.xz" | tar -C "$dir" -xf -; fi
+  # The host's own CUDA libraries: the toolkit's lib64 and the NCCL wheel's lib directory.
+  local host_libs=""
+  for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+    [ -d "$d" ] && host_libs+=":$d"
+  done
+  local nccl_dir
+  nccl_dir=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "lib"))' 2>/dev/null || true)
+  [ -n "$nccl_dir" ] && [ -d "$nccl_dir" ] && host_libs+=":$nccl_dir"
+  export LD_LIBRARY_PATH="$dir/lib$host_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  local missing
+  missing=$(ldd "$dir"/bin/* 2>/dev/null | grep 'not found' | sort -u || true)
+  [ -n "$missing" ] && echo "gpu-check: WARNING: libraries not found on this host:" && echo "$missing"
   export SMOL_TEST_DEVICE=cuda
   local timeout_s=${SMOL_GPU_CHECK_TIMEOUT:-240}
   # Tests find their data under the source dir compiled into them; point it at the pack.
@@ -138,6 +183,16 @@ run() {
       echo "model_bench failed" >>"$model_log"
   fi
 
+  # Generative GSM8K evaluation: 1,319 questions × 256 greedy tokens (random weights: an upper
+  # bound, configs/bench/gsm8k_eval_speed.yaml).
+  local eval_log="$logs/eval_speed.log"
+  : >"$eval_log"
+  if [ -x "$dir/bin/smolengine" ] && [ -f "$dir/tokenizer/tokenizer.json" ]; then
+    timeout 300 "$dir/bin/smolengine" eval "$dir/src/configs/bench/gsm8k_eval_speed.yaml" \
+      --device cuda --data-dir "$dir/shared/data" --set tokenizer.name_or_path="$dir/tokenizer" \
+      --set training.output_dir="$logs/eval_speed" >"$eval_log" 2>&1 || echo "eval failed" >>"$eval_log"
+  fi
+
   echo
   echo "=== test suites (SMOL_TEST_DEVICE=cuda; logs in $logs) ==="
   printf '%s' "$summary"
@@ -168,6 +223,10 @@ run() {
   echo
   echo "=== training step, SmolLM2-135M (training_bench --device cuda) ==="
   grep -E '^(lora|lora-all|full) ' "$step_log" 2>/dev/null || echo "(none; see $step_log)"
+  echo
+  echo "=== generative GSM8K eval, 1,319 questions (smolengine eval --device cuda) ==="
+  grep -E '"eval_(runtime|generated_tokens|generated_samples)"|error|failed' "$eval_log" 2>/dev/null ||
+    echo "(none; see $eval_log)"
   echo
   echo "=== prefill / decode (model_bench --device cuda) ==="
   cat "$model_log" 2>/dev/null || echo "(none)"

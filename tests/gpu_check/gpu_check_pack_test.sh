@@ -7,7 +7,7 @@ script=$1
 build=$2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-SMOL_BUILD_DIR=$build SMOL_GPU_CHECK_NO_BUILD=1 bash "$script" --pack "$tmp/pack" >"$tmp/log" 2>&1 || {
+SMOL_BUILD_DIR=$build SMOL_GPU_CHECK_NO_BUILD=1 SMOL_GPU_CHECK_COMPRESS=none bash "$script" --pack "$tmp/pack" >"$tmp/log" 2>&1 || {
   cat "$tmp/log"
   echo "FAIL: gpu-check.sh --pack exited non-zero"
   exit 1
@@ -31,7 +31,8 @@ if [ -x "$build/smolengine" ] && [ ! -x "$tmp/pack/bin/smolengine" ]; then
   echo "FAIL: smolengine is missing from the bundle"
   fail=1
 fi
-[ -s "$tmp/pack/lib.tar.gz" ] || { echo "FAIL: no lib.tar.gz"; fail=1; }
+ls "$tmp/pack/lib/"libopenblas* >/dev/null 2>&1 || { echo "FAIL: no OpenBLAS in lib/"; fail=1; }
+[ -f "$tmp/pack/src/configs/bench/gsm8k_eval_speed.yaml" ] || { echo "FAIL: no eval-speed config"; fail=1; }
 [ -d "$tmp/pack/src/tests/golden" ] || { echo "FAIL: no golden test data"; fail=1; }
 [ $fail -eq 0 ] && echo "gpu_check_pack: $found test binaries and the CLI bundled"
 exit $fail
