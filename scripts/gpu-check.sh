@@ -68,6 +68,8 @@ pack() {
   # libraries); the device machine takes 64 MiB. xz with an 8 MB dictionary finds the binaries'
   # shared code: ~40 MB. SMOL_GPU_CHECK_COMPRESS=none leaves the folders as they are (the ctest
   # of --pack, which only checks what is there).
+  local contents
+  contents="binaries: $(ls "$dir/bin" | wc -l), benchmarks: $(ls "$dir/bench" | wc -l), libraries: $(ls "$dir/lib" | wc -l)"
   if [ "${SMOL_GPU_CHECK_COMPRESS:-xz}" != none ]; then
     echo "gpu-check: compressing binaries and libraries (xz, a few minutes on 2 cores)"
     tar -C "$dir" -cf - bin bench lib | xz -6 -T0 >"$dir/payload.tar.xz"
@@ -92,16 +94,16 @@ pack() {
     fi
     rm -rf "$tok_run"
   fi
-  mkdir -p "$dir/src/configs/bench"
+  mkdir -p "$dir/src/configs/bench" "$dir/compare"
   cp "$repo/configs/bench/gsm8k_eval_speed.yaml" "$dir/src/configs/bench/"
+  cp "$repo/bench/compare/torch_peft_step.py" "$dir/compare/"
 
   # Small test data at the paths the tests expect relative to SMOL_SOURCE_DIR.
   cp -r "$repo/tests/golden" "$dir/src/tests/"
   if [ -d "$repo/../shared/data/gsm8k" ]; then cp -r "$repo/../shared/data/gsm8k" "$dir/shared/data/"; fi
   echo "$repo" >"$dir/source_dir.txt"  # the SMOL_SOURCE_DIR compiled into the tests
   cp "$0" "$dir/gpu-check.sh"
-  echo "gpu-check: packed $(du -sh "$dir" | cut -f1) into $dir (binaries: $(ls "$dir/bin" | wc -l)," \
-    "$(if [ -d "$dir/bin" ]; then echo "benchmarks: $(ls "$dir/bench" | wc -l), libraries: $(ls "$dir/lib" | wc -l)"; else echo "compressed into payload.tar.xz"; fi))"
+  echo "gpu-check: packed $(du -sh "$dir" | cut -f1) into $dir ($contents)"
 }
 
 run() {
@@ -177,6 +179,19 @@ run() {
         --mode all --breakdown >>"$step_log" 2>&1 || echo "training_bench $shape failed" >>"$step_log"
     done
   fi
+  # The reference stack on the same shapes, when the host has torch + transformers + peft.
+  local torch_log="$logs/torch_peft_step.log"
+  : >"$torch_log"
+  if python3 -c 'import torch, transformers, peft' 2>/dev/null; then
+    for shape in "8 1024" "16 512"; do
+      set -- $shape
+      timeout 300 python3 "$dir/compare/torch_peft_step.py" --device cuda --rows "$1" \
+        --length "$2" --steps 5 --mode all >>"$torch_log" 2>&1 ||
+        echo "torch_peft_step $shape failed" >>"$torch_log"
+    done
+  else
+    echo "(torch, transformers or peft not importable here)" >>"$torch_log"
+  fi
   local model_log="$logs/model_bench.log"
   if [ -x "$dir/bench/model_bench" ]; then
     timeout 300 "$dir/bench/model_bench" --device cuda >"$model_log" 2>&1 ||
@@ -223,6 +238,18 @@ run() {
   echo
   echo "=== training step, SmolLM2-135M (training_bench --device cuda) ==="
   grep -E '^(lora|lora-all|full) ' "$step_log" 2>/dev/null || echo "(none; see $step_log)"
+  echo
+  echo "=== the same step in PyTorch + PEFT (bf16 autocast, fused AdamW) and the ratio ==="
+  grep -E '^torch-' "$torch_log" 2>/dev/null || tail -3 "$torch_log"
+  # Ratio per (mode, batch): ours / torch's tokens/s, lines matched by mode and "batch R x L".
+  awk '/^(lora|lora-all|full) / || /^torch-/ {
+         mode = $1; sub(/^torch-/, "", mode)
+         match($0, /batch [0-9]+ x [0-9]+/); key = mode " " substr($0, RSTART, RLENGTH)
+         match($0, /[0-9.]+ tokens\/s/); tps = substr($0, RSTART, RLENGTH) + 0
+         if ($1 ~ /^torch-/) theirs[key] = tps; else ours[key] = tps }
+       END { for (k in ours) if (k in theirs && theirs[k] > 0)
+               printf "ratio %-28s smolengine / torch+peft = %.2f\n", k, ours[k] / theirs[k] }' \
+    "$step_log" "$torch_log" 2>/dev/null | sort
   echo
   echo "=== generative GSM8K eval, 1,319 questions (smolengine eval --device cuda) ==="
   grep -E '"eval_(runtime|generated_tokens|generated_samples)"|error|failed' "$eval_log" 2>/dev/null ||
