@@ -119,6 +119,19 @@ std::vector<OpCase> matmul_cases() {
                            return Outputs{e.get(c)};
                          }});
       }
+  // Operands that are row slices of a larger tensor, starting off the 256-byte alignment every
+  // allocation has (a LoRA group member's rows of the stacked uᵀ, docs/design.md §2.6): the
+  // cuda matmul must choose its plan for the actual alignment (2 bytes here with bf16: rows of
+  // 33 elements). Same bound as above.
+  cases.push_back({"matmul_unaligned_row_slices", {{kBf16Rounding, 0x1p-12}}, [](Env& e) {
+                     const int64_t m = 5, n = 7, k = 33;
+                     Tensor a = e.act(values((m + 1) * k, 13), {m + 1, k});
+                     Tensor b = e.act(values((n + 1) * k, 14), {n + 1, k});
+                     Tensor c = e.act(values((m + 1) * n, 15), {m + 1, n});
+                     e.b().matmul(c.rows(1, m), a.rows(1, m), b.rows(1, n), Transpose::No,
+                                  Transpose::Yes, 0.5f, 1.0f);
+                     return Outputs{e.get(c)};
+                   }});
   return cases;
 }
 
