@@ -227,6 +227,13 @@ class Backend {
   void dropout(Tensor out, const Tensor& in, float p, uint64_t seed);
 
   // ---- composite ops -----------------------------------------------------------------------
+  // RoPE on one attention layer's queries q [T, Hq, D] and keys k [T, Hkv, D] (same T, D and
+  // positions): exactly rope_forward(q) then rope_forward(k), and rope_backward of both for the
+  // backward. Default: the two primitives (kernels/rope_qk.cpp); the cuda backend rotates both
+  // tensors in one launch (docs/design.md §2.7). q and k must not overlap.
+  void rope_qk_forward(Tensor q, Tensor k, const Tensor& positions, float theta);
+  void rope_qk_backward(Tensor dq, Tensor dk, const Tensor& positions, float theta);
+
   // The LM head and its cross-entropy without ever holding the [T, V] logits (docs/design.md
   // §2): over chunks of kLmHeadChunkRows rows, logits = hidden·weightᵀ (hidden [T, C], weight
   // [V, C], tied or untied), then cross_entropy against targets I32 [T] into out.losses, the
@@ -291,6 +298,8 @@ class Backend {
                                 const Tensor& targets, float dloss_scale, Tensor argmax) = 0;
   virtual void do_argmax(Tensor out, const Tensor& x) = 0;
   virtual void do_dropout(Tensor out, const Tensor& in, float p, uint64_t seed) = 0;
+  // Default: rope_forward / rope_backward on q, then on k (rope_qk.cpp).
+  virtual void do_rope_qk(Tensor q, Tensor k, const Tensor& positions, float theta, bool backward);
   // Default: the chunked loop over matmul, cross_entropy and argmax (backend.cpp).
   virtual void do_lm_head_cross_entropy(const LmHeadOutputs& out, const Tensor& hidden,
                                         const Tensor& weight, const Tensor& targets,

@@ -221,6 +221,30 @@ void Backend::rope_backward(Tensor dx, const Tensor& positions, float theta) {
 }
 
 namespace {
+void check_rope_qk(const Backend& be, const char* op, const Tensor& q, const Tensor& k,
+                   const Tensor& positions, float theta) {
+  check_rope(be, op, q, positions, theta);
+  check_rope(be, op, k, positions, theta);
+  SMOL_CHECK(q.shape[0] == k.shape[0] && q.shape[2] == k.shape[2], op, ": q ", q.shape.str(),
+             " and k ", k.shape.str(), " must have the same tokens and head dim");
+  const char *q0 = static_cast<const char*>(q.data), *k0 = static_cast<const char*>(k.data);
+  SMOL_CHECK(q0 + q.bytes() <= k0 || k0 + k.bytes() <= q0, op, ": q and k overlap");
+}
+}  // namespace
+
+void Backend::rope_qk_forward(Tensor q, Tensor k, const Tensor& positions, float theta) {
+  check_rope_qk(*this, "rope_qk_forward", q, k, positions, theta);
+  HookScope scope(*this, "rope_qk_forward");
+  do_rope_qk(q, k, positions, theta, /*backward=*/false);
+}
+
+void Backend::rope_qk_backward(Tensor dq, Tensor dk, const Tensor& positions, float theta) {
+  check_rope_qk(*this, "rope_qk_backward", dq, dk, positions, theta);
+  HookScope scope(*this, "rope_qk_backward");
+  do_rope_qk(dq, dk, positions, theta, /*backward=*/true);
+}
+
+namespace {
 void check_attention(const Backend& be, const char* op, const Tensor& out, const Tensor& lse,
                      const Tensor& q, const Tensor& k, const Tensor& v,
                      const AttentionLayout& layout) {

@@ -21,6 +21,13 @@ class DeviceArena {
     slots_.push_back({slot, dtype, shape, offset});
     bytes_ = offset + static_cast<size_t>(shape.numel()) * dtype_size(dtype);
   }
+  // Like plan(), but directly after the previously planned tensor, with no alignment gap: tensors
+  // planned this way in a row form one dense block an op can see as a single matrix (the LoRA A
+  // factors of projections sharing an input, stacked [ΣR, in]: docs/design.md §2.7).
+  void plan_packed(Tensor* slot, DType dtype, Shape shape) {
+    slots_.push_back({slot, dtype, shape, bytes_});
+    bytes_ += static_cast<size_t>(shape.numel()) * dtype_size(dtype);
+  }
   // One allocation for everything planned; releases the previous one (its views die with it).
   void allocate(Backend& backend) {
     buffer_ = Buffer();

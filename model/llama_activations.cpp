@@ -49,8 +49,13 @@ void LlamaActivations::ensure(Backend& backend, const LlamaConfig& config, int64
     arena_.plan(&a.gate, act, Shape{cap, F});
     arena_.plan(&a.up, act, Shape{cap, F});
     arena_.plan(&a.act, act, Shape{cap, F});
-    if (lora_rank > 0)
-      for (Tensor& u : a.lora_low) arena_.plan(&u, act, Shape{cap, lora_rank});
+    // Back to back: a LoRA group's stacked uᵀ [ΣR, T] spans the buffers of its projections
+    // (model/llama_model.cpp, group_low).
+    if (lora_rank > 0) {
+      arena_.plan(&a.lora_low[0], act, Shape{cap, lora_rank});
+      for (size_t p = 1; p < a.lora_low.size(); ++p)
+        arena_.plan_packed(&a.lora_low[p], act, Shape{cap, lora_rank});
+    }
   }
   arena_.plan(&ids, DType::I32, Shape{cap});
   arena_.plan(&positions, DType::I32, Shape{cap});
@@ -65,7 +70,8 @@ void LlamaActivations::ensure(Backend& backend, const LlamaConfig& config, int64
   arena_.plan(&last_rows, act, Shape{lm_chunk, C});
   if (lora_rank > 0) {
     arena_.plan(&lora.dropped, act, Shape{cap, std::max(C, F)});
-    arena_.plan(&lora.low, act, Shape{cap, lora_rank});
+    // A group's stacked gᵀ [ΣR, T] in the grouped backward: at most 3 members (q, k, v).
+    arena_.plan(&lora.low, act, Shape{cap, 3 * lora_rank});
   }
   if (training) {
     arena_.plan(&grad.dresid, act, Shape{cap, C});

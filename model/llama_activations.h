@@ -25,7 +25,9 @@ struct LayerActivations {
   Tensor resid_mid;      // residual after attention [T, C] (post_attention_layernorm input)
   Tensor ln2, rstd2;     // post_attention_layernorm output [T, C], rstd F32 [T]
   Tensor gate, up, act;  // [T, F]; act = silu(gate) ⊙ up (down_proj input)
-  std::array<Tensor, 7> lora_low;  // u [T, r] per projection with an adapter
+  // u [T, r] per projection with an adapter, or (grouped LoRA, docs/design.md §2.7) the stacked
+  // uᵀ [ΣR, T] of a group spread over its projections' buffers, which are planned back to back.
+  std::array<Tensor, 7> lora_low;
 };
 
 // Gradients flowing backwards through one layer at a time (training only).

@@ -11,7 +11,9 @@
 // dh = dlogits·E, dE += dlogitsᵀ·h).
 #include "model/llama_model.h"
 
+#include <array>
 #include <cmath>
+#include <span>
 
 #include "common/splitmix64.h"
 #include "model/host_transfer.h"
@@ -53,6 +55,7 @@ struct LlamaModel::Impl {
   Buffer decode_logits_buffer;
   Tensor loss_acc;
   std::function<void(size_t)> layer_backward_hook;  // data parallelism's bucket trigger
+  bool lora_grouping = true;                        // set_lora_grouping
 
   Impl(Backend& b, const LlamaConfig& c, TrainMode m, std::optional<LoraSettings> l)
       : backend(b), config(c), mode(m), lora(std::move(l)), weights(b, c, m, lora) {
@@ -86,6 +89,94 @@ struct LlamaModel::Impl {
     lora_linear_forward(backend, linear, y, x, u, acts.lora, dropout, dropout_seed(seed, l, p));
   }
 
+  // ---- grouped LoRA (docs/design.md §2.7) ----------------------------------------------------
+  // Whether group g of layer l runs grouped: at least two adapted members (one gains nothing),
+  // packed A factors (llama_weights.cpp), and no dropout drawn (each projection draws its own mask
+  // over x, so their LoRA inputs differ).
+  bool grouped(size_t l, LoraGroupId g, bool dropout) const {
+    const LoraGroup& group = weights.layers[l].group(g);
+    if (!lora_grouping || group.members.size() < 2 || !group.A.data) return false;
+    return !(dropout && weights.layers[l][group.members.front()].dropout > 0.0f);
+  }
+
+  // A group's stacked uᵀ = A·xᵀ [ΣR, T], kept for the backward. It lies over the lora_low
+  // buffers of [cap, r] planned back to back (llama_activations.cpp): from the first member on, the
+  // group has at least as many projections (buffers) as members, so it never reaches into another
+  // group's or o/down's.
+  Tensor group_low(size_t l, const LoraGroup& group, int64_t T) {
+    const Tensor& base = acts.layer(l).lora_low[static_cast<int>(group.members.front())];
+    return Tensor{base.data, base.dtype, Shape{group.A.shape[0], T}};
+  }
+
+  // ys[i] = x·Wᵢᵀ + s·(x·Aᵢᵀ)·Bᵢᵀ for the projections of group g (lora_group_projections order)
+  // from their shared input x. Grouped: the down-projections of all members are one matmul,
+  // uᵀ = A_stacked·xᵀ; member i's u is then rows of uᵀ, read transposed by its B matmul.
+  void project_group(size_t l, LoraGroupId g, std::span<const Tensor> ys, const Tensor& x,
+                     bool dropout, uint64_t seed) {
+    const std::vector<Projection> projections = lora_group_projections(g);
+    if (!grouped(l, g, dropout)) {
+      for (size_t i = 0; i < projections.size(); ++i)
+        project(l, projections[i], ys[i], x, dropout, seed);
+      return;
+    }
+    const LlamaLayerWeights& w = weights.layers[l];
+    const LoraGroup& group = w.group(g);
+    for (size_t i = 0; i < projections.size(); ++i)
+      backend.matmul(ys[i], x, w[projections[i]].weight, Transpose::No, Transpose::Yes);
+    const Tensor ut = group_low(l, group, x.shape[0]);
+    backend.matmul(ut, group.A, x, Transpose::No, Transpose::Yes);
+    int64_t row = 0;
+    for (size_t i = 0; i < projections.size(); ++i) {
+      const LoraLinear& linear = w[projections[i]];
+      if (!linear.has_lora()) continue;
+      backend.matmul(ys[i], ut.rows(row, linear.rank()), linear.lora_B, Transpose::Yes,
+                     Transpose::Yes, linear.scaling, 1.0f);  // y += s·u·Bᵀ
+      row += linear.rank();
+    }
+  }
+
+  // The backward of project_group: dys[i] = ∂L/∂ys[i]; dx (= or, with accumulate, +=) gets
+  // Σᵢ ∂L/∂x through every member; dx may be empty. Grouped: gᵢᵀ = Bᵢᵀ·dyᵢᵀ stacked [ΣR, T]
+  // gives dA_stacked += s·gᵀ·x and dx += s·gᵀᵀ·A_stacked in one matmul each (one LoraSettings:
+  // every adapter has the same s).
+  void project_group_backward(size_t l, LoraGroupId g, std::span<const Tensor> dys, Tensor dx,
+                              bool accumulate, const Tensor& x, bool dropout, uint64_t seed) {
+    const std::vector<Projection> projections = lora_group_projections(g);
+    if (!grouped(l, g, dropout)) {
+      for (size_t i = 0; i < projections.size(); ++i)
+        project_backward(l, projections[i], dx, accumulate || i > 0, dys[i], x, dropout, seed);
+      return;
+    }
+    const LlamaLayerWeights& w = weights.layers[l];
+    const LoraGroup& group = w.group(g);
+    const int64_t T = x.shape[0];
+    for (size_t i = 0; i < projections.size(); ++i) {
+      const LoraLinear& linear = w[projections[i]];
+      if (linear.weight_grad.data)
+        backend.matmul(linear.weight_grad, dys[i], x, Transpose::Yes, Transpose::No, 1.0f, 1.0f);
+      if (dx.data)
+        backend.matmul(dx, dys[i], linear.weight, Transpose::No, Transpose::No, 1.0f,
+                       accumulate || i > 0 ? 1.0f : 0.0f);
+    }
+    const Tensor ut = group_low(l, group, T);
+    const Tensor gt{acts.lora.low.data, acts.lora.low.dtype, Shape{group.A.shape[0], T}};
+    int64_t row = 0;
+    for (size_t i = 0; i < projections.size(); ++i) {
+      const LoraLinear& linear = w[projections[i]];
+      if (!linear.has_lora()) continue;
+      const int64_t r = linear.rank();
+      // dB += s·dyᵀ·u
+      backend.matmul(linear.lora_B_grad, dys[i], ut.rows(row, r), Transpose::Yes, Transpose::Yes,
+                     linear.scaling, 1.0f);
+      // gᵀ = Bᵀ·dyᵀ [r, T]
+      backend.matmul(gt.rows(row, r), linear.lora_B, dys[i], Transpose::Yes, Transpose::Yes);
+      row += r;
+    }
+    const float s = w[group.members.front()].scaling;
+    backend.matmul(group.A_grad, gt, x, Transpose::No, Transpose::No, s, 1.0f);  // dA += s·gᵀ·x
+    if (dx.data) backend.matmul(dx, gt, group.A, Transpose::Yes, Transpose::No, s, 1.0f);
+  }
+
   // Runs every layer and the final norm: acts.lnf holds rmsnorm(h_final) for the T tokens.
   // With use_cache, new keys/values are appended to the batch's cache slots and attention
   // reads the cache.
@@ -106,11 +197,9 @@ struct LlamaModel::Impl {
         backend.rmsnorm_forward(ln1, leading(a.rstd1, Shape{T}), h_in, w.input_norm, eps());
       const Tensor q = leading(a.q, Shape{T, Q}), k = leading(a.k, Shape{T, KV}),
                    v = leading(a.v, Shape{T, KV});
-      project(l, Projection::Q, q, ln1, dropout, seed);
-      project(l, Projection::K, k, ln1, dropout, seed);
-      project(l, Projection::V, v, ln1, dropout, seed);
-      backend.rope_forward(q.reshaped(Shape{T, Hq, D}), positions, theta());
-      backend.rope_forward(k.reshaped(Shape{T, Hkv, D}), positions, theta());
+      project_group(l, LoraGroupId::Qkv, std::array{q, k, v}, ln1, dropout, seed);
+      backend.rope_qk_forward(q.reshaped(Shape{T, Hq, D}), k.reshaped(Shape{T, Hkv, D}), positions,
+                              theta());
       Tensor keys = k.reshaped(Shape{T, Hkv, D}), values = v.reshaped(Shape{T, Hkv, D});
       if (use_cache) {
         const int64_t rows = static_cast<int64_t>(cache.slots()) * cache.max_len();
@@ -137,8 +226,7 @@ struct LlamaModel::Impl {
       const int64_t F = config.intermediate_size;
       const Tensor gate = leading(a.gate, Shape{T, F}), up = leading(a.up, Shape{T, F}),
                    act = leading(a.act, Shape{T, F});
-      project(l, Projection::Gate, gate, ln2, dropout, seed);
-      project(l, Projection::Up, up, ln2, dropout, seed);
+      project_group(l, LoraGroupId::GateUp, std::array{gate, up}, ln2, dropout, seed);
       backend.swiglu_forward(act, gate, up);
       const Tensor mlp_out = leading(acts.mlp_out, Shape{T, C});
       project(l, Projection::Down, mlp_out, act, dropout, seed);
@@ -239,8 +327,8 @@ struct LlamaModel::Impl {
     project_backward(l, Projection::Down, dact, false, dresid, leading(a.act, Shape{T, F}), dropout,
                      seed);
     backend.swiglu_backward(dgate, dup, dact, gate, up);
-    project_backward(l, Projection::Gate, dln, false, dgate, ln2, dropout, seed);
-    project_backward(l, Projection::Up, dln, true, dup, ln2, dropout, seed);
+    project_group_backward(l, LoraGroupId::GateUp, std::array{dgate, dup}, dln, false, ln2, dropout,
+                           seed);
     backend.rmsnorm_backward(dresid, norm_grad_or_sink(w.post_norm_grad), dln,
                              leading(a.resid_mid, Shape{T, C}), w.post_norm,
                              leading(a.rstd2, Shape{T}));
@@ -256,14 +344,13 @@ struct LlamaModel::Impl {
                                leading(a.v, Shape{T, Hkv, D}), att.reshaped(Shape{T, Hq, D}),
                                leading(a.lse, Shape{T, Hq}), b.layout, attention_scale());
     const Tensor positions = slice1d(acts.positions, 0, T);
-    backend.rope_backward(dq.reshaped(Shape{T, Hq, D}), positions, theta());
-    backend.rope_backward(dk.reshaped(Shape{T, Hkv, D}), positions, theta());
+    backend.rope_qk_backward(dq.reshaped(Shape{T, Hq, D}), dk.reshaped(Shape{T, Hkv, D}), positions,
+                             theta());
     // Below layer 0 the input gradient only matters when the embedding trains.
     const bool need_dx = l > 0 || embed_trains();
     const Tensor dx = need_dx ? dln : Tensor{};
-    project_backward(l, Projection::Q, dx, false, dq, ln1, dropout, seed);
-    project_backward(l, Projection::K, dx, true, dk, ln1, dropout, seed);
-    project_backward(l, Projection::V, dx, true, dv, ln1, dropout, seed);
+    project_group_backward(l, LoraGroupId::Qkv, std::array{dq, dk, dv}, dx, false, ln1, dropout,
+                           seed);
     if (need_dx)
       backend.rmsnorm_backward(dresid, norm_grad_or_sink(w.input_norm_grad), dln,
                                leading(acts.resid_at(l), Shape{T, C}), w.input_norm,
@@ -387,6 +474,14 @@ std::vector<TrainableParam> LlamaModel::trainable_params() {
   for (const NamedTensor& t : impl_->weights.named())
     if (t.grad) params.push_back({t.name, *t.value, *t.grad});
   return params;
+}
+
+void LlamaModel::set_lora_grouping(bool on) {
+  impl_->lora_grouping = on;
+}
+
+bool LlamaModel::lora_grouping() const {
+  return impl_->lora_grouping;
 }
 
 void LlamaModel::set_layer_backward_hook(std::function<void(size_t layer)> hook) {

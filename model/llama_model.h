@@ -105,6 +105,15 @@ class LlamaModel {
   // last to first): data parallelism starts reducing that layer's bucket there. Empty to clear.
   void set_layer_backward_hook(std::function<void(size_t layer)> hook);
 
+  // Grouped LoRA (docs/design.md §2.7, default on): projections that share an input and all
+  // have adapters (q, k, v; gate, up) run one stacked down-projection matmul in the forward and
+  // one matmul each for the stacked A gradient and the input gradient in the backward, instead
+  // of one per projection. Equal to the per-projection path up to fp32 summation order. Training
+  // with LoRA dropout > 0 always runs per projection (each draws its own mask, seed-behaviour.md
+  // §4). Off: one adapter at a time, the reference the tests compare the grouped path with.
+  void set_lora_grouping(bool on);
+  bool lora_grouping() const;
+
   // ---- training ----------------------------------------------------------------------------
   // Forward over the packed rows; if the mode trains, also the backward, accumulating
   // grads += loss_scale · ∂(Σ token CE)/∂θ (the caller passes 1/supervised tokens of the

@@ -2,6 +2,7 @@
 #include "model/llama_weights.h"
 
 #include <algorithm>
+#include <optional>
 
 namespace smol {
 
@@ -17,7 +18,19 @@ std::string projection_module(Projection p) {
   return std::string(attention ? "self_attn." : "mlp.") + projection_name(p);
 }
 
+// The group a projection belongs to, if any (o_proj and down_proj have their own inputs).
+std::optional<LoraGroupId> group_of(Projection p) {
+  if (p == Projection::Q || p == Projection::K || p == Projection::V) return LoraGroupId::Qkv;
+  if (p == Projection::Gate || p == Projection::Up) return LoraGroupId::GateUp;
+  return std::nullopt;
+}
+
 }  // namespace
+
+std::vector<Projection> lora_group_projections(LoraGroupId group) {
+  if (group == LoraGroupId::Qkv) return {Projection::Q, Projection::K, Projection::V};
+  return {Projection::Gate, Projection::Up};
+}
 
 LlamaWeights::LlamaWeights(Backend& backend, const LlamaConfig& config, TrainMode mode,
                            const std::optional<LoraSettings>& lora) {
@@ -57,19 +70,44 @@ LlamaWeights::LlamaWeights(Backend& backend, const LlamaConfig& config, TrainMod
     SMOL_CHECK(lora->r > 0 && lora->r <= 4096, "LoRA rank r = ", lora->r, " is not in [1, 4096]");
     SMOL_CHECK(lora->dropout >= 0.0 && lora->dropout < 1.0, "LoRA dropout ", lora->dropout,
                " is not in [0, 1)");
+    auto targeted = [&](Projection p) {
+      return std::find(lora->targets.begin(), lora->targets.end(), p) != lora->targets.end();
+    };
     for (size_t l = 0; l < layers.size(); ++l) {
+      // A factors first: an adapted projection whose predecessor in the same group is adapted too
+      // is packed right after it, so the group's A factors form one dense [ΣR, in] block (the
+      // groups are runs of consecutive projections, so an adapter between them cannot intervene).
+      // Only when the predecessor's bytes keep the next factor on the arena's alignment (r·in·4
+      // a multiple of 256: every in that is a multiple of 64, SmolLM2's included); otherwise the
+      // group stays unpacked and runs per projection.
+      std::optional<LoraGroupId> previous_group;
+      size_t previous_bytes = 0;
       for (int p = 0; p < kNumProjections; ++p) {
         const Projection proj = static_cast<Projection>(p);
-        if (std::find(lora->targets.begin(), lora->targets.end(), proj) == lora->targets.end())
-          continue;
+        if (!targeted(proj)) continue;
+        LoraLinear& linear = layers[l].proj[p];
+        const Shape a_shape{lora->r, shapes[p][1]};
+        const std::optional<LoraGroupId> group = group_of(proj);
+        if (group && group == previous_group && previous_bytes % DeviceArena::kAlignment == 0) {
+          values_.plan_packed(&linear.lora_A, DType::F32, a_shape);
+          grads_.plan_packed(&linear.lora_A_grad, DType::F32, a_shape);
+        } else {
+          values_.plan(&linear.lora_A, DType::F32, a_shape);
+          grads_.plan(&linear.lora_A_grad, DType::F32, a_shape);
+        }
+        previous_group = group;
+        previous_bytes = static_cast<size_t>(a_shape.numel()) * sizeof(float);
+        if (group) layers[l].lora_groups[static_cast<int>(*group)].members.push_back(proj);
+      }
+      for (int p = 0; p < kNumProjections; ++p) {
+        const Projection proj = static_cast<Projection>(p);
+        if (!targeted(proj)) continue;
         LoraLinear& linear = layers[l].proj[p];
         linear.scaling = static_cast<float>(lora->scaling());
         linear.dropout = static_cast<float>(lora->dropout);
         const std::string stem = layer_prefix(l) + projection_module(proj);
-        const Shape a_shape{lora->r, shapes[p][1]}, b_shape{shapes[p][0], lora->r};
-        values_.plan(&linear.lora_A, DType::F32, a_shape);
+        const Shape b_shape{shapes[p][0], lora->r};
         values_.plan(&linear.lora_B, DType::F32, b_shape);
-        grads_.plan(&linear.lora_A_grad, DType::F32, a_shape);
         grads_.plan(&linear.lora_B_grad, DType::F32, b_shape);
         named_.push_back({stem + ".lora_A.weight", &linear.lora_A,
                           lora_trains ? &linear.lora_A_grad : nullptr, true});
@@ -80,6 +118,24 @@ LlamaWeights::LlamaWeights(Backend& backend, const LlamaConfig& config, TrainMod
   }
   values_.allocate(backend);
   grads_.allocate(backend);
+  // The stacked A of each group: views over its members' packed lora_A (lora_A_grad).
+  for (LlamaLayerWeights& layer : layers) {
+    for (LoraGroup& group : layer.lora_groups) {
+      if (group.members.empty()) continue;
+      const LoraLinear& first = layer[group.members.front()];
+      const int64_t in = first.in_features();
+      int64_t rows = 0;
+      bool packed = true;
+      for (Projection p : group.members) {
+        packed = packed && layer[p].lora_A.data == first.lora_A.as<float>() + rows * in &&
+                 layer[p].lora_A_grad.data == first.lora_A_grad.as<float>() + rows * in;
+        rows += layer[p].rank();
+      }
+      if (!packed) continue;  // unaligned sizes: the group runs per projection (A stays empty)
+      group.A = Tensor{first.lora_A.data, DType::F32, Shape{rows, in}};
+      group.A_grad = Tensor{first.lora_A_grad.data, DType::F32, Shape{rows, in}};
+    }
+  }
   // A frozen W must not receive a gradient even if a grad view was planned (it was not).
   if (!full)
     for (LlamaLayerWeights& layer : layers)

@@ -20,10 +20,29 @@ namespace smol {
 
 constexpr int kNumProjections = 7;  // q k v o gate up down, in Projection order
 
+// Projections that read the same input: q, k, v read input_layernorm's output, gate and up read
+// post_attention_layernorm's. The LoRA A factors of a group's adapted projections are planned back
+// to back in both arenas, so the stacked A [ΣR, in] (and its gradient) is one dense view and the
+// model runs one down-projection matmul for the whole group (docs/design.md §2.7). Each member's
+// lora_A stays its own [r, in] view with its own PEFT name.
+enum class LoraGroupId : uint8_t { Qkv, GateUp };
+constexpr int kNumLoraGroups = 2;
+struct LoraGroup {
+  std::vector<Projection> members;  // the group's projections that have an adapter, in order
+  // F32 [ΣR, in]: the members' lora_A (lora_A_grad) stacked; empty when the members' factors
+  // could not be packed without breaking the arena's alignment (then the group runs per
+  // projection).
+  Tensor A, A_grad;
+};
+// The projections of a group, adapted or not, in Projection order.
+std::vector<Projection> lora_group_projections(LoraGroupId group);
+
 struct LlamaLayerWeights {
   Tensor input_norm, input_norm_grad;  // [C]
   Tensor post_norm, post_norm_grad;    // [C]
   std::array<LoraLinear, kNumProjections> proj;
+  std::array<LoraGroup, kNumLoraGroups> lora_groups;
+  const LoraGroup& group(LoraGroupId g) const { return lora_groups[static_cast<int>(g)]; }
   LoraLinear& operator[](Projection p) { return proj[static_cast<int>(p)]; }
   const LoraLinear& operator[](Projection p) const { return proj[static_cast<int>(p)]; }
 };

@@ -30,7 +30,7 @@ struct LoraLinear {
 // Scratch a LoraLinear needs; sized by the caller for the largest T and in/out it will see.
 struct LoraScratch {
   Tensor dropped;  // drop(x) [T, in_max]: the dropout output (forward) / dx_lora (backward)
-  Tensor low;      // dy·B [T, r] in the backward
+  Tensor low;      // dy·B [T, r] in the backward; a group's stacked (dy·B)ᵀ [ΣR ≤ 3r, T]
 };
 
 // y [T, out] = x [T, in]·Wᵀ + s·(drop(x)·Aᵀ)·Bᵀ. `lora_low` [T, r] receives u = drop(x)·Aᵀ

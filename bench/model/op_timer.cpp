@@ -23,6 +23,8 @@ const char* category(const char* op) {
       {"rmsnorm_backward", "rmsnorm"},
       {"rope_forward", "rope"},
       {"rope_backward", "rope"},
+      {"rope_qk_forward", "rope"},
+      {"rope_qk_backward", "rope"},
       {"attention_forward", "attention"},
       {"attention_backward", "attention"},
       {"swiglu_forward", "swiglu"},

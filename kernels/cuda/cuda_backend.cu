@@ -248,6 +248,10 @@ class CudaBackend final : public Backend {
   void do_rope_backward(Tensor dx, const Tensor& positions, float theta) override {
     SMOL_GPU_NS::rope(ctx_, dx, positions, theta, /*inverse=*/true);
   }
+  void do_rope_qk(Tensor q, Tensor k, const Tensor& positions, float theta,
+                  bool backward) override {
+    SMOL_GPU_NS::rope_qk(ctx_, q, k, positions, theta, /*inverse=*/backward);
+  }
   void do_attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k,
                             const Tensor& v, const AttentionLayout& layout, float scale) override {
     SMOL_GPU_NS::attention_forward(ctx_, out, lse, q, k, v, layout, scale);

@@ -18,7 +18,8 @@ struct MatmulPlan {
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   cublasLtMatmulAlgo_t algo{};
 };
-using MatmulKey = std::tuple<int64_t, int64_t, int64_t, int, int, int, int>;  // M,N,K,ta,tb,in,out
+// M, N, K, ta, tb, in dtype, out dtype, operand alignment in bytes (matmul.cu)
+using MatmulKey = std::tuple<int64_t, int64_t, int64_t, int, int, int, int, int>;
 
 class GpuContext {
  public:

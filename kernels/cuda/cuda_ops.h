@@ -35,6 +35,8 @@ void add_rmsnorm_forward(GpuContext& ctx, Tensor sum, Tensor out, Tensor rstd, c
 void rmsnorm_backward(GpuContext& ctx, Tensor dx, Tensor dweight, const Tensor& dout,
                       const Tensor& x, const Tensor& weight, const Tensor& rstd);
 void rope(GpuContext& ctx, Tensor x, const Tensor& positions, float theta, bool inverse);
+void rope_qk(GpuContext& ctx, Tensor q, Tensor k, const Tensor& positions, float theta,
+             bool inverse);  // rope.cu: both tensors in one launch
 void swiglu_forward(GpuContext& ctx, Tensor out, const Tensor& gate, const Tensor& up);
 void swiglu_backward(GpuContext& ctx, Tensor dgate, Tensor dup, const Tensor& dout,
                      const Tensor& gate, const Tensor& up);
@@ -43,7 +45,7 @@ void accumulate_sum(GpuContext& ctx, Tensor acc, const Tensor& x);        // acc
 void adamw_step(GpuContext& ctx, std::span<AdamWTensor> tensors, const AdamWHyper& hyper);
 void cross_entropy(GpuContext& ctx, Tensor losses, Tensor* dlogits, const Tensor& logits,
                    const Tensor& targets, float dloss_scale, Tensor argmax);  // cross_entropy.cu
-void argmax(GpuContext& ctx, Tensor out, const Tensor& x);     // argmax.cu
+void argmax(GpuContext& ctx, Tensor out, const Tensor& x);                    // argmax.cu
 void attention_forward(GpuContext& ctx, Tensor out, Tensor lse, const Tensor& q, const Tensor& k,
                        const Tensor& v, const AttentionLayout& layout, float scale);
 void attention_backward(GpuContext& ctx, Tensor dq, Tensor dk, Tensor dv, const Tensor& dout,

@@ -9,10 +9,18 @@
 //                 op = (tb == No ? N : T) gives op(b)ᵀ (N×K);
 //   cuBLAS B = a: stored column-major as (ta == No ? K×M : M×K), ld = its rows, and
 //                 op = (ta == No ? N : T) gives op(a)ᵀ (K×M).
-// Plans (descriptor, layouts, heuristic algorithm) are cached per (M, N, K, transposes, dtypes)
-// in the GpuContext and never rebuilt (llm.c rebuilt them on every call). Mixed input dtypes
-// (a LoRA factor in F32 against bf16 activations) are resolved by casting the F32 operand to
-// bf16 in scratch, so cuBLASLt always sees one input type.
+// Plans (descriptor, layouts, heuristic algorithm) are cached per (M, N, K, transposes, dtypes,
+// operand alignment) in the GpuContext and never rebuilt (llm.c rebuilt them on every call). Mixed
+// input dtypes (a LoRA factor in F32 against bf16 activations) are resolved by casting the F32
+// operand to bf16 in scratch, so cuBLASLt always sees one input type. Alignment: cuBLASLt's
+// heuristic assumes 256-byte aligned operands unless told otherwise
+// (CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_*_BYTES, default 256), and an algorithm chosen for 256
+// need not run on less. Arena tensors start on 256 bytes; a row slice of a view need not (a LoRA
+// group member's rows of the stacked uᵀ [ΣR, T], docs/design.md §2.7), so the plan is chosen for
+// the operands' actual alignment.
+#include <algorithm>
+#include <cstdint>
+
 #include "kernels/cuda/cuda_ops.h"
 
 namespace smol::SMOL_GPU_NS {
@@ -22,8 +30,16 @@ cudaDataType_t cuda_type(DType t) {
   return t == DType::BF16 ? CUDA_R_16BF : CUDA_R_32F;
 }
 
+// The largest power of two ≤ 256 that divides the address.
+uint32_t alignment_of(const void* p) {
+  const auto address = reinterpret_cast<uintptr_t>(p);
+  uint32_t align = 256;
+  while (align > 1 && address % align != 0) align /= 2;
+  return align;
+}
+
 MatmulPlan build_plan(GpuContext& ctx, int64_t m, int64_t n, int64_t k, bool ta, bool tb,
-                      DType in_type, DType out_type) {
+                      DType in_type, DType out_type, uint32_t alignment) {
   MatmulPlan plan;
   cublas_check(cublasLtMatmulDescCreate(&plan.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F),
                "cublasLtMatmulDescCreate");
@@ -50,6 +66,13 @@ MatmulPlan build_plan(GpuContext& ctx, int64_t m, int64_t n, int64_t k, bool ta,
   cublas_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                     &workspace, sizeof workspace),
                "preference workspace");
+  if (alignment < 256) {
+    for (cublasLtMatmulPreferenceAttributes_t attr :
+         {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+          CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
+      cublas_check(cublasLtMatmulPreferenceSetAttribute(pref, attr, &alignment, sizeof alignment),
+                   "preference alignment");
+  }
   cublasLtMatmulHeuristicResult_t heuristic{};
   int found = 0;
   const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(
@@ -98,12 +121,21 @@ void matmul(GpuContext& ctx, Tensor c, const Tensor& a, const Tensor& b, Transpo
     wide = cast;
   }
   const DType in_type = a_in.dtype;
-  const MatmulKey key{
-      m, n, k, trans_a, trans_b, static_cast<int>(in_type), static_cast<int>(c.dtype)};
+  const uint32_t alignment =
+      std::min({alignment_of(a_in.data), alignment_of(b_in.data), alignment_of(c.data)});
+  const MatmulKey key{m,
+                      n,
+                      k,
+                      trans_a,
+                      trans_b,
+                      static_cast<int>(in_type),
+                      static_cast<int>(c.dtype),
+                      static_cast<int>(alignment)};
   auto& plans = ctx.matmul_plans();
   auto it = plans.find(key);
   if (it == plans.end())
-    it = plans.emplace(key, build_plan(ctx, m, n, k, trans_a, trans_b, in_type, c.dtype)).first;
+    it = plans.emplace(key, build_plan(ctx, m, n, k, trans_a, trans_b, in_type, c.dtype, alignment))
+             .first;
   const MatmulPlan& plan = it->second;
   cublas_check(cublasLtMatmul(ctx.cublaslt(), plan.desc, &alpha, b_in.data, plan.a, a_in.data,
                               plan.b, &beta, c.data, plan.c, c.data, plan.c, &plan.algo,

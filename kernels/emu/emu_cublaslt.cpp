@@ -10,6 +10,7 @@
 // D rounded once to its type — the numerics of a cuBLASLt bf16 GEMM up to summation order.
 #include <cblas.h>
 
+#include <algorithm>
 #include <vector>
 
 // This file defines the entry points the header redirects to.
@@ -34,6 +35,7 @@ struct EmuHandle {
 };
 struct EmuPreference {
   uint64_t workspace_bytes = 0;
+  uint32_t min_alignment = 256;  // the least of CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_*_BYTES
 };
 
 size_t element_size(cudaDataType t) {
@@ -163,9 +165,20 @@ cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t pref) 
 cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t pref,
                                                     cublasLtMatmulPreferenceAttributes_t attr,
                                                     const void* buf, size_t size) {
+  EmuPreference& p = *reinterpret_cast<EmuPreference*>(pref);
+  if (attr == CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES ||
+      attr == CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES ||
+      attr == CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES ||
+      attr == CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES) {
+    uint32_t align = 0;
+    if (size != sizeof align) return CUBLAS_STATUS_INVALID_VALUE;
+    std::memcpy(&align, buf, size);
+    p.min_alignment = std::min(p.min_alignment, align);
+    return CUBLAS_STATUS_SUCCESS;
+  }
   if (attr != CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES || size != sizeof(uint64_t))
     return CUBLAS_STATUS_NOT_SUPPORTED;
-  std::memcpy(&reinterpret_cast<EmuPreference*>(pref)->workspace_bytes, buf, size);
+  std::memcpy(&p.workspace_bytes, buf, size);
   return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -185,7 +198,7 @@ bool shapes_agree(const EmuDesc& d, const EmuLayout& a, const EmuLayout& b, cons
 cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t, cublasLtMatmulDesc_t desc,
                                               cublasLtMatrixLayout_t a, cublasLtMatrixLayout_t b,
                                               cublasLtMatrixLayout_t c, cublasLtMatrixLayout_t d,
-                                              cublasLtMatmulPreference_t, int requested,
+                                              cublasLtMatmulPreference_t pref, int requested,
                                               cublasLtMatmulHeuristicResult_t results[],
                                               int* returned) {
   uint64_t m, n, k;
@@ -199,6 +212,9 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t, cublasLtMatmulDe
   results[0] = cublasLtMatmulHeuristicResult_t{};
   results[0].state = CUBLAS_STATUS_SUCCESS;
   results[0].wavesCount = 1.0f;
+  // The algorithm remembers the alignment it was chosen for: cublasLtMatmul refuses operands
+  // aligned less (a real algorithm chosen for 256-byte operands may fault on them).
+  results[0].algo.data[0] = pref ? reinterpret_cast<EmuPreference*>(pref)->min_alignment : 256;
   *returned = 1;
   return CUBLAS_STATUS_SUCCESS;
 }
@@ -207,8 +223,8 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t desc, const
                               const void* a, cublasLtMatrixLayout_t a_layout, const void* b,
                               cublasLtMatrixLayout_t b_layout, const void* beta, const void* c,
                               cublasLtMatrixLayout_t c_layout, void* d,
-                              cublasLtMatrixLayout_t d_layout, const cublasLtMatmulAlgo_t*, void*,
-                              size_t, cudaStream_t) {
+                              cublasLtMatrixLayout_t d_layout, const cublasLtMatmulAlgo_t* algo,
+                              void*, size_t, cudaStream_t) {
   const EmuDesc& op = *reinterpret_cast<EmuDesc*>(desc);
   const EmuLayout& la = *reinterpret_cast<EmuLayout*>(a_layout);
   const EmuLayout& lb = *reinterpret_cast<EmuLayout*>(b_layout);
@@ -225,6 +241,12 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t desc, const
       !is_device_range(d, stored_elements(ld) * element_size(ld.type)) ||
       (beta_value != 0.0f && !is_device_range(c, stored_elements(lc) * element_size(lc.type))))
     return CUBLAS_STATUS_INVALID_VALUE;
+  if (algo) {
+    const uint64_t align = algo->data[0] ? algo->data[0] : 256;
+    auto aligned = [&](const void* p) { return reinterpret_cast<uintptr_t>(p) % align == 0; };
+    if (!aligned(a) || !aligned(b) || !aligned(d) || (beta_value != 0.0f && !aligned(c)))
+      return CUBLAS_STATUS_INVALID_VALUE;
+  }
   if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
 
   const std::vector<float> fa = widen(a, la);

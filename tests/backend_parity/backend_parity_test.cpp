@@ -119,6 +119,19 @@ std::vector<OpCase> matmul_cases() {
                            return Outputs{e.get(c)};
                          }});
       }
+  // Operands that are row slices of a larger tensor, starting off the 256-byte alignment every
+  // allocation has (a LoRA group member's rows of the stacked uᵀ, docs/design.md §2.7): the
+  // cuda matmul must choose its plan for the actual alignment (2 bytes here with bf16: rows of
+  // 33 elements). Same bound as above.
+  cases.push_back({"matmul_unaligned_row_slices", {{kBf16Rounding, 0x1p-12}}, [](Env& e) {
+                     const int64_t m = 5, n = 7, k = 33;
+                     Tensor a = e.act(values((m + 1) * k, 13), {m + 1, k});
+                     Tensor b = e.act(values((n + 1) * k, 14), {n + 1, k});
+                     Tensor c = e.act(values((m + 1) * n, 15), {m + 1, n});
+                     e.b().matmul(c.rows(1, m), a.rows(1, m), b.rows(1, n), Transpose::No,
+                                  Transpose::Yes, 0.5f, 1.0f);
+                     return Outputs{e.get(c)};
+                   }});
   return cases;
 }
 
@@ -186,6 +199,24 @@ std::vector<OpCase> model_op_cases() {
          e.b().rope_backward(dx, pos, 10000.0f);
          return Outputs{e.get(x), e.get(dx)};
        }});
+  // The composite over q and k (one launch on cuda): the same rotation per pair as rope, so the
+  // same bounds.
+  cases.push_back({"rope_qk_forward_backward",
+                   {{kBf16Rounding, 0x1p-16},
+                    {kBf16Rounding, 0x1p-16},
+                    {kBf16Rounding, 0x1p-16},
+                    {kBf16Rounding, 0x1p-16}},
+                   [](Env& e) {
+                     const int64_t T = 6, Hq = 3, Hkv = 1, D = 16;
+                     Tensor pos = e.i32({0, 1, 2, 7, 30, 61}, {T});
+                     Tensor q = e.act(values(T * Hq * D, 42), {T, Hq, D});
+                     Tensor k = e.act(values(T * Hkv * D, 43), {T, Hkv, D});
+                     e.b().rope_qk_forward(q, k, pos, 10000.0f);
+                     Tensor dq = e.act(values(T * Hq * D, 44), {T, Hq, D});
+                     Tensor dk = e.act(values(T * Hkv * D, 45), {T, Hkv, D});
+                     e.b().rope_qk_backward(dq, dk, pos, 10000.0f);
+                     return Outputs{e.get(q), e.get(k), e.get(dq), e.get(dk)};
+                   }});
   // Attention over a packed training layout (block-diagonal causal) and a decode layout.
   // out: softmax-weighted mean of bf16-exact v (|out| ≤ 1) rounded once, plus fp32 exp/sum
   // differences (≤ 1e-6); lse: fp32 sums of ≤ 9 exps (1e-5 absolute). Gradients go through the
@@ -455,6 +486,8 @@ const char* const kInterfaceOps[] = {"upload",
                                      "rmsnorm_backward",
                                      "rope_forward",
                                      "rope_backward",
+                                     "rope_qk_forward",
+                                     "rope_qk_backward",
                                      "attention_forward",
                                      "attention_backward",
                                      "swiglu_forward",

@@ -117,5 +117,37 @@ TEST_F(CudaOpsTest, RopeForwardAndBackwardMatchCpu) {
   }
 }
 
+// rope_qk (one launch over q and k, docs/design.md §2.7) rotates every pair by the same code as
+// rope: its results equal rope on q then rope on k bit for bit, forward and backward.
+TEST_F(CudaOpsTest, RopeQkEqualsRopeOnEachTensor) {
+  const int64_t tokens = 23, q_heads = 9, k_heads = 3, head_dim = 64;
+  const float theta = 100000.0f;
+  const Shape qs{tokens, q_heads, head_dim}, ks{tokens, k_heads, head_dim};
+  const auto q = rounded_bf16(random_vector(tokens * q_heads * head_dim, 31));
+  const auto k = rounded_bf16(random_vector(tokens * k_heads * head_dim, 32));
+  std::vector<float> positions(tokens);
+  for (int64_t t = 0; t < tokens; ++t) positions[t] = static_cast<float>((t * 37) % 2000);
+  Owned pd = make_tensor(*dev_, positions, {tokens}, DType::I32);
+  Owned q_fused = make_tensor(*dev_, q, qs, DType::BF16),
+        k_fused = make_tensor(*dev_, k, ks, DType::BF16);
+  Owned q_each = make_tensor(*dev_, q, qs, DType::BF16),
+        k_each = make_tensor(*dev_, k, ks, DType::BF16);
+  for (bool backward : {false, true}) {
+    if (backward) {
+      dev_->rope_qk_backward(q_fused.tensor, k_fused.tensor, pd.tensor, theta);
+      dev_->rope_backward(q_each.tensor, pd.tensor, theta);
+      dev_->rope_backward(k_each.tensor, pd.tensor, theta);
+    } else {
+      dev_->rope_qk_forward(q_fused.tensor, k_fused.tensor, pd.tensor, theta);
+      dev_->rope_forward(q_each.tensor, pd.tensor, theta);
+      dev_->rope_forward(k_each.tensor, pd.tensor, theta);
+    }
+    EXPECT_EQ(read(*dev_, q_fused.tensor), read(*dev_, q_each.tensor))
+        << "q, backward " << backward;
+    EXPECT_EQ(read(*dev_, k_fused.tensor), read(*dev_, k_each.tensor))
+        << "k, backward " << backward;
+  }
+}
+
 }  // namespace
 }  // namespace smol::test
