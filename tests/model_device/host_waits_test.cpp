@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <random>
 
 #include "engine/optimizer.h"
 #include "engine/train_step.h"
@@ -23,6 +24,18 @@ namespace {
 std::vector<std::vector<TokenRow>> micro_batches() {
   const std::vector<TokenRow> rows = golden_train_rows();
   return {{rows[0]}, {rows[1]}};
+}
+
+// load_tiny leaves LoRA A and B at zero (no initialiser runs), so every gradient would be zero:
+// give the trainable tensors fixed small random values (the same on every backend).
+void randomise_trainable(Backend& backend, LlamaModel& model) {
+  std::mt19937 rng(1234);
+  std::uniform_real_distribution<float> dist(-0.1f, 0.1f);
+  for (const TrainableParam& p : model.trainable_params()) {
+    std::vector<float> values(static_cast<size_t>(p.value.numel()));
+    for (float& x : values) x = dist(rng);
+    backend.upload(p.value, values.data());
+  }
 }
 
 uint64_t waits_since(const emu::HostWaitCounts& before, const char* what) {
@@ -56,6 +69,7 @@ TEST(HostWaits, LoraOptimizerStepOnCudaEmuStaysWithinBudget) {
   }
   device->set_device_checks(false);  // the product configuration (the debug mode reads flags)
   auto model = load_tiny(*device, TrainMode::Lora, lora_qv());
+  randomise_trainable(*device, *model);
   AdamWSettings settings;
   settings.weight_decay = 0.01;
   settings.max_grad_norm = 1.0;

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <random>
 
 #include "engine/optimizer.h"
 #include "engine/train_step.h"
@@ -20,6 +21,18 @@ namespace {
 std::vector<std::vector<TokenRow>> micro_batches() {
   const std::vector<TokenRow> rows = golden_train_rows();
   return {{rows[0]}, {rows[1]}};
+}
+
+// load_tiny leaves LoRA A and B at zero (no initialiser runs), so every gradient would be zero:
+// give the trainable tensors fixed small random values (the same on every backend).
+void randomise_trainable(Backend& backend, LlamaModel& model) {
+  std::mt19937 rng(1234);
+  std::uniform_real_distribution<float> dist(-0.1f, 0.1f);
+  for (const TrainableParam& p : model.trainable_params()) {
+    std::vector<float> values(static_cast<size_t>(p.value.numel()));
+    for (float& x : values) x = dist(rng);
+    backend.upload(p.value, values.data());
+  }
 }
 
 std::vector<float> read(Backend& backend, const Tensor& t) {
@@ -63,6 +76,7 @@ TEST(SkippedUpdate, NonFiniteGradientSkipsTheUpdateAndIsReportedLazily) {
       lora.r = 4;
       lora.alpha = 8;
       auto model = load_tiny(*backend, TrainMode::Lora, lora);
+      randomise_trainable(*backend, *model);
       AdamWSettings settings;
       settings.weight_decay = 0.01;
       settings.max_grad_norm = 1.0;
@@ -132,6 +146,7 @@ TEST(SkippedUpdate, DeviceClipFactorEqualsTheHostFormula) {
     lora.r = 4;
     lora.alpha = 8;
     auto model = load_tiny(*backend, TrainMode::Lora, lora);
+    randomise_trainable(*backend, *model);
     model->zero_grads();
     accumulate_gradients(*model, micro_batches(), 7);
     std::vector<AdamWTensor> tensors;
