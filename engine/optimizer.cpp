@@ -1,6 +1,7 @@
 // AdamW with global grad-norm clipping (see optimizer.h for the update).
 #include "engine/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "common/error.h"
@@ -39,6 +40,8 @@ AdamW::AdamW(Backend& backend, std::vector<TrainableParam> params, AdamWSettings
   const int64_t arena_size = shard ? shard->shard_size() : index_.size();
   const size_t arena_bytes = static_cast<size_t>(arena_size) * sizeof(float);
   state_ = backend_.allocate(2 * arena_bytes);
+  clip_buffer_ = backend_.allocate(3 * sizeof(double));  // zeros: no update skipped
+  clip_state_ = clip_buffer_.view(DType::F64, Shape{3});
   m_flat_ = state_.view(DType::F32, Shape{arena_size}, 0);
   v_flat_ = state_.view(DType::F32, Shape{arena_size}, arena_bytes);
   if (sharded_) return;
@@ -80,19 +83,27 @@ double AdamW::grad_norm() const {
 
 OptimizerStepStats AdamW::step(double lr) {
   SMOL_CHECK(!sharded_, "AdamW: a ZeRO-1 shard updates through step_shard");
+  std::vector<Tensor> grads;
+  grads.reserve(params_.size());
+  for (const TrainableParam& p : params_) grads.push_back(p.grad);
+  backend_.sum_of_squares_into(clip_state_.elements(0, 1), grads);
   std::vector<AdamWTensor> tensors;
   tensors.reserve(params_.size());
   for (size_t i = 0; i < params_.size(); ++i)
     tensors.push_back(AdamWTensor{params_[i].value, params_[i].grad, m_[i], v_[i],
                                   static_cast<float>(decay_[i])});
-  return update(lr, grad_norm(), tensors);
+  return update(lr, tensors);
 }
 
-OptimizerStepStats AdamW::step_shard(double lr, const Tensor& gradient_shard, double norm) {
+OptimizerStepStats AdamW::step_shard(double lr, const Tensor& gradient_shard, Communicator& comm) {
   SMOL_CHECK(sharded_, "AdamW: step_shard needs a ZeRO-1 layout");
   SMOL_CHECK(gradient_shard.dtype == DType::F32 && gradient_shard.numel() == m_flat_.numel(),
              "AdamW: the gradient shard has ", gradient_shard.numel(), " elements, the moments ",
              m_flat_.numel());
+  // The shards partition the gradient, so the ranks' Σ shard² add up to the global Σ grad².
+  const Tensor norm2 = clip_state_.elements(0, 1);
+  backend_.sum_of_squares_into(norm2, std::span<const Tensor>(&gradient_shard, 1));
+  comm.all_reduce(norm2, ReduceOp::Sum);
   // Every piece is one tensor's run of elements: a flat view keeps the elementwise update exact.
   std::vector<AdamWTensor> tensors;
   tensors.reserve(pieces_.size());
@@ -101,19 +112,14 @@ OptimizerStepStats AdamW::step_shard(double lr, const Tensor& gradient_shard, do
         params_[p.param].value.elements(p.begin, p.count),
         gradient_shard.elements(p.shard_offset, p.count), m_flat_.elements(p.shard_offset, p.count),
         v_flat_.elements(p.shard_offset, p.count), static_cast<float>(decay_[p.param])});
-  return update(lr, norm, tensors);
+  return update(lr, tensors);
 }
 
-OptimizerStepStats AdamW::update(double lr, double norm, std::vector<AdamWTensor>& tensors) {
+OptimizerStepStats AdamW::update(double lr, std::vector<AdamWTensor>& tensors) {
   OptimizerStepStats stats;
-  stats.grad_norm = norm;
-  SMOL_CHECK(std::isfinite(stats.grad_norm), "AdamW: the gradient norm is not finite (",
-             stats.grad_norm, "); the loss diverged");
-  // torch.nn.utils.clip_grad_norm_: clip_coef = max_norm / (total_norm + 1e-6), clamped to 1.
-  if (settings_.max_grad_norm > 0)
-    stats.clip_scale = std::min(1.0, settings_.max_grad_norm / (stats.grad_norm + 1e-6));
   stats.lr = lr;
   stats.step = ++steps_done_;
+  last_lr_ = lr;
 
   AdamWHyper hyper;
   hyper.lr = static_cast<float>(lr);
@@ -121,8 +127,36 @@ OptimizerStepStats AdamW::update(double lr, double norm, std::vector<AdamWTensor
   hyper.beta2 = static_cast<float>(settings_.beta2);
   hyper.eps = static_cast<float>(settings_.eps);
   hyper.step = stats.step;
-  hyper.grad_scale = static_cast<float>(stats.clip_scale);
+  // The clip factor and the non-finite check happen on the device (see optimizer.h).
+  hyper.clip_state = clip_state_;
+  hyper.max_grad_norm = settings_.max_grad_norm;
   backend_.adamw_step(tensors, hyper);
+  return stats;
+}
+
+void throw_if_update_skipped(const OptimizerStepStats& stats, int64_t max_steps,
+                             int64_t noticed_after) {
+  if (stats.first_skipped_step <= 0) return;
+  throw_error("step ", stats.first_skipped_step, " of ", max_steps,
+              ": AdamW: the gradient norm is not finite (", stats.first_skipped_grad_norm,
+              "); the loss diverged; the run stopped before applying this update (checkpoints "
+              "written so far are intact; noticed after step ",
+              noticed_after, ")");
+}
+
+OptimizerStepStats AdamW::read_step_stats() const {
+  double state[3] = {0, 0, 0};
+  backend_.download(state, clip_state_);
+  OptimizerStepStats stats;
+  stats.grad_norm = std::sqrt(state[0]);
+  // The factor adamw_step applied: torch.nn.utils.clip_grad_norm_'s formula, as on the device.
+  stats.clip_scale = settings_.max_grad_norm > 0
+                         ? std::min(1.0, settings_.max_grad_norm / (stats.grad_norm + 1e-6))
+                         : 1.0;
+  stats.lr = last_lr_;
+  stats.step = steps_done_;
+  stats.first_skipped_step = static_cast<int64_t>(state[1]);
+  stats.first_skipped_grad_norm = std::sqrt(state[2]);
   return stats;
 }
 

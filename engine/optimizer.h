@@ -6,6 +6,20 @@
 //   clip  = min(1, max_grad_norm / (norm + 1e-6))       (torch.nn.utils.clip_grad_norm_)
 //   AdamW on every tensor with grads scaled by clip     (Backend::adamw_step, bias-corrected,
 //                                                        decoupled decay p ← p(1 − lr·wd))
+// all enqueued on the device without a host wait (docs/design.md §2, §4): Σ grad² goes into a
+// device clip state (Backend::sum_of_squares_into) and adamw_step computes clip from it there.
+// The host learns the norm only when it asks (read_step_stats: at logging steps, evaluations,
+// checkpoints, the end of a run).
+//
+// A non-finite norm: the update is skipped on the device (parameters and moments unchanged) and
+// the clip state records that step; every later update is skipped too, so the parameters stay
+// those before the first bad step until the host reads the state and stops the run. The step
+// counter (steps_done, the bias correction's t) still advances for a skipped update: the host
+// cannot know without a wait, and a run never continues past one (the trainer checks before
+// every checkpoint, so no state after a skipped update is ever saved).
+//
+// Precision: Σ grad² and the clip factor are computed in double exactly as before clipping
+// moved to the device, so the cpu backend's results are unchanged bit for bit.
 // State m, v is fp32, zero at the start, held in two flat arenas laid out by a FlatIndex over
 // the trainable tensors (engine/train/flat_index.h): one buffer each, so a checkpoint, an
 // all-reduce or a ZeRO-1 shard addresses them as one range. The decay set is
@@ -18,6 +32,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -25,6 +40,7 @@
 #include "engine/train/flat_index.h"
 #include "io/host_tensor.h"
 #include "kernels/backend.h"
+#include "kernels/communicator.h"
 #include "model/llama_model.h"
 
 namespace smol {
@@ -37,16 +53,28 @@ struct AdamWSettings {
 };
 
 struct OptimizerStepStats {
-  double grad_norm = 0;   // before clipping
-  double clip_scale = 1;  // factor applied to every gradient
+  // Before clipping, and the factor applied to every gradient: NaN in what step() returns (they
+  // live on the device); read_step_stats() fills them for the last update.
+  double grad_norm = std::numeric_limits<double>::quiet_NaN();
+  double clip_scale = std::numeric_limits<double>::quiet_NaN();
   double lr = 0;
   int64_t step = 0;  // 1-based count of updates done, including this one
+  // read_step_stats(): the first update skipped because its gradient norm was not finite (0:
+  // none), and that norm (NaN or inf).
+  int64_t first_skipped_step = 0;
+  double first_skipped_grad_norm = 0;
 };
 
 // AdamW's moments as host tensors by parameter name (what a checkpoint stores).
 struct HostMoments {
   HostTensorMap exp_avg, exp_avg_sq;
 };
+
+// The trainer's stop for a skipped update (see above): throws an Error naming the first skipped
+// step of `max_steps` and its norm (today's message for a non-finite gradient norm) when
+// `stats` (from read_step_stats) records one; `noticed_after` is the step the host read it at.
+void throw_if_update_skipped(const OptimizerStepStats& stats, int64_t max_steps,
+                             int64_t noticed_after);
 
 class AdamW {
  public:
@@ -55,11 +83,16 @@ class AdamW {
   AdamW(Backend& backend, std::vector<TrainableParam> params, AdamWSettings settings,
         const ZeroLayout* shard = nullptr);
 
-  // One update with learning rate `lr` from the gradients currently in the params.
+  // One update with learning rate `lr` from the gradients currently in the params, enqueued
+  // without a host wait (grad_norm and clip_scale of the result are NaN: read_step_stats()).
   OptimizerStepStats step(double lr);
   // ZeRO-1: one update of this rank's pieces from `gradient_shard` ([shard_size] F32, the
-  // reduce-scattered gradients), clipped with `grad_norm`, the norm over all ranks.
-  OptimizerStepStats step_shard(double lr, const Tensor& gradient_shard, double grad_norm);
+  // reduce-scattered gradients), clipped with the norm over all ranks: each rank's Σ shard² is
+  // all-reduced on the device through `comm` (an F64 [1] all_reduce; no host wait).
+  OptimizerStepStats step_shard(double lr, const Tensor& gradient_shard, Communicator& comm);
+  // The last update's stats with grad_norm and clip_scale, and the first skipped update (one host
+  // wait: the device clip state is downloaded). Before any update: grad_norm 0.
+  OptimizerStepStats read_step_stats() const;
   // Global L2 norm of the current gradients (double accumulation, fixed order).
   double grad_norm() const;
   bool sharded() const { return sharded_; }
@@ -96,8 +129,13 @@ class AdamW {
   int64_t steps_done_ = 0;
   bool sharded_ = false;
   std::vector<ZeroPiece> pieces_;
+  // F64 [3] on the device: Σ grad² of the last update, the first skipped update's step (0: none),
+  // its Σ grad² (kernels/backend.h AdamWHyper::clip_state).
+  Buffer clip_buffer_;
+  Tensor clip_state_;
+  double last_lr_ = 0;
 
-  OptimizerStepStats update(double lr, double grad_norm, std::vector<AdamWTensor>& tensors);
+  OptimizerStepStats update(double lr, std::vector<AdamWTensor>& tensors);
 };
 
 }  // namespace smol

@@ -69,7 +69,17 @@ struct AdamWTensor {
 struct AdamWHyper {
   float lr = 0, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
   int64_t step = 1;         // 1-based, for bias correction 1 - beta^step
-  float grad_scale = 1.0f;  // global-norm clip factor applied to every grad
+  float grad_scale = 1.0f;  // global-norm clip factor applied to every grad (without clip_state)
+  // Clipping on the device (docs/design.md §4), so a step needs no host wait. When clip_state
+  // (F64 [3]) is given, grad_scale is ignored and the op reads clip_state[0] = Σ grad² (written by
+  // sum_of_squares_into), norm = sqrt of it, and — torch.nn.utils.clip_grad_norm_, in double —
+  //   grad_scale = fp32(min(1, max_grad_norm / (norm + 1e-6)))   when max_grad_norm > 0, else 1.
+  // A norm that is not finite skips the update: no tensor changes, and if clip_state[1] is 0 the
+  // op records the first skipped step there (clip_state[1] = step, clip_state[2] = its Σ grad²).
+  // Once clip_state[1] is set every later update with this state is skipped too (the host stops
+  // the run when it reads the state; until then the tensors stay as before the first bad step).
+  Tensor clip_state;
+  double max_grad_norm = 0;
 };
 
 enum class Transpose : uint8_t { No, Yes };
@@ -250,13 +260,18 @@ class Backend {
                              std::span<const int32_t> host_targets = {});
 
   // ---- optimisation ------------------------------------------------------------------------
-  // Σ x² over all the tensors, accumulated in a fixed order (deterministic).
+  // Σ x² over all the tensors, accumulated in a fixed order (deterministic). Returns it on the
+  // host (a host wait on cuda).
   double sum_of_squares(std::span<const Tensor> tensors);
+  // The same Σ x², bit for bit, written to out F64 [1] on the device (no host wait): the global
+  // grad norm² that adamw_step's clip_state reads.
+  void sum_of_squares_into(Tensor out, std::span<const Tensor> tensors);
   // acc F32 [1] += Σ x over x F32 (any shape), summed in double in a fixed order
   // (deterministic) and added to acc in double before rounding to fp32. Stays on the device:
   // a training step accumulates its micro-batches' losses here and reads them once.
   void accumulate_sum(Tensor acc, const Tensor& x);
-  // AdamW with decoupled weight decay on every tensor (docs/seed-behaviour.md §6):
+  // AdamW with decoupled weight decay on every tensor (docs/seed-behaviour.md §6), clipped by
+  // hyper.grad_scale or, with hyper.clip_state, by the device-side clip (see AdamWHyper):
   // g = grad·grad_scale; m = β1 m + (1−β1) g; v = β2 v + (1−β2) g²;
   // p = p·(1 − lr·wd) − lr · (m/(1−β1^t)) / (sqrt(v/(1−β2^t)) + eps).
   void adamw_step(std::span<AdamWTensor> tensors, const AdamWHyper& hyper);
@@ -306,6 +321,7 @@ class Backend {
                                         Tensor logits_scratch, float loss_scale,
                                         std::span<const int32_t> host_targets);
   virtual double do_sum_of_squares(std::span<const Tensor> tensors) = 0;
+  virtual void do_sum_of_squares_into(Tensor out, std::span<const Tensor> tensors) = 0;
   virtual void do_accumulate_sum(Tensor acc, const Tensor& x) = 0;
   virtual void do_adamw_step(std::span<AdamWTensor> tensors, const AdamWHyper& hyper) = 0;
 

@@ -440,6 +440,20 @@ double Backend::sum_of_squares(std::span<const Tensor> tensors) {
   return do_sum_of_squares(tensors);
 }
 
+void Backend::sum_of_squares_into(Tensor out, std::span<const Tensor> tensors) {
+  check_dtype("sum_of_squares_into", "out", out, DType::F64);
+  check_vector("sum_of_squares_into", "out", out, 1);
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const Tensor& t = tensors[i];
+    SMOL_CHECK(is_float_dtype(t.dtype), "sum_of_squares_into: tensor ", i, " ", t.shape.str(),
+               " is ", dtype_name(t.dtype), ", not a float dtype of ", name());
+    SMOL_CHECK(t.data != nullptr || t.numel() == 0, "sum_of_squares_into: tensor ", i, " ",
+               t.shape.str(), " has no data (null pointer)");
+  }
+  HookScope hook(*this, "sum_of_squares_into");
+  do_sum_of_squares_into(out, tensors);
+}
+
 void Backend::accumulate_sum(Tensor acc, const Tensor& x) {
   check_dtype("accumulate_sum", "acc", acc, DType::F32);
   check_vector("accumulate_sum", "acc", acc, 1);
@@ -465,6 +479,10 @@ void Backend::adamw_step(std::span<AdamWTensor> tensors, const AdamWHyper& hyper
       SMOL_CHECK(tensor->data != nullptr || tensor->numel() == 0, "adamw_step: tensor ", i, " ",
                  arg, " has no data (null pointer)");
     }
+  }
+  if (hyper.clip_state.data != nullptr) {  // a default (null) Tensor: clip by grad_scale
+    check_dtype("adamw_step", "clip_state", hyper.clip_state, DType::F64);
+    check_vector("adamw_step", "clip_state", hyper.clip_state, 3);
   }
   HookScope hook(*this, "adamw_step");
   do_adamw_step(tensors, hyper);

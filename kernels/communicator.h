@@ -74,7 +74,8 @@ class Communicator {
   virtual int world_size() const = 0;
   virtual int local_rank() const = 0;
 
-  // In place: every rank's x becomes the reduction over ranks.
+  // In place: every rank's x becomes the reduction over ranks. F32 (BF16 where the communicator
+  // allows it) or F64 (device scalars kept in double, reduced in double).
   virtual void all_reduce(Tensor x, ReduceOp op) = 0;
   // in [world_size · n] on every rank; out [n] on rank i gets the reduction of block i of in.
   virtual void reduce_scatter(Tensor out, const Tensor& in, ReduceOp op) = 0;

@@ -13,10 +13,12 @@
 
 namespace smol {
 
-enum class DType : uint8_t { F32, BF16, I32 };
+// F64 holds only device scalars that must keep double precision (the squared global grad norm
+// and the clip state of AdamW, docs/design.md §4); no op computes on F64 tensors otherwise.
+enum class DType : uint8_t { F32, BF16, I32, F64 };
 
 inline size_t dtype_size(DType t) {
-  return t == DType::BF16 ? 2 : 4;
+  return t == DType::BF16 ? 2 : t == DType::F64 ? 8 : 4;
 }
 inline const char* dtype_name(DType t) {
   switch (t) {
@@ -26,6 +28,8 @@ inline const char* dtype_name(DType t) {
       return "BF16";
     case DType::I32:
       return "I32";
+    case DType::F64:
+      return "F64";
   }
   return "?";
 }

@@ -30,6 +30,7 @@ const char* category(const char* op) {
       {"swiglu_forward", "swiglu"},
       {"swiglu_backward", "swiglu"},
       {"sum_of_squares", "optimizer"},
+      {"sum_of_squares_into", "optimizer"},
       {"adamw_step", "optimizer"},
       {"lm_head_cross_entropy", "lm_head (outside its matmuls, ce, argmax)"},
   };

@@ -2,7 +2,6 @@
 #include "engine/dist/data_parallel.h"
 
 #include <algorithm>
-#include <cmath>
 
 #include "common/error.h"
 #include "model/host_transfer.h"
@@ -163,9 +162,8 @@ TrainStepResult DataParallel::train_step(AdamW& optimizer, const LrSchedule& sch
   result.loss = loss;
   const double lr = schedule.lr(optimizer.steps_done());
   if (zero_) {
-    double norm2 = backend_.sum_of_squares(std::span<const Tensor>(&gradient_shard_, 1));
-    comm_.all_reduce_host(std::span<double>(&norm2, 1), ReduceOp::Sum);
-    result.optimizer = optimizer.step_shard(lr, gradient_shard_, std::sqrt(norm2));
+    // The global norm² is all-reduced on the device inside step_shard: no host wait.
+    result.optimizer = optimizer.step_shard(lr, gradient_shard_, comm_);
     gather_parameters();
   } else {
     // One fused all-reduce: after it every replica holds the same gradients, so the same clip

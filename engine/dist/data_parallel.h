@@ -16,8 +16,9 @@
 //   full fine-tune   ZeRO-1 (engine/dist/zero_layout.h): during the last micro-batch's backward
 //                    each layer's gradients are reduce-scattered as soon as that layer is done,
 //                    overlapped with the backward of the layers below; each rank clips with the
-//                    global norm and runs AdamW on its shard (m and v exist only for it); the
-//                    updated parameters are all-gathered
+//                    global norm (its Σ shard² all-reduced on the device, F64) and runs AdamW on
+//                    its shard (m and v exist only for it); the updated parameters are
+//                    all-gathered
 //   loss             each rank's part Σ_local CE / N, summed over ranks (one host all-reduce)
 // With one rank every call is the plain single-process step (engine/train_step.h).
 #pragma once

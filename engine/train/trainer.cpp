@@ -504,6 +504,16 @@ void train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
                 format_metric(ms) + " ms");
   };
 
+  // The optimizer's device state, read lazily (docs/design.md §2: no host wait inside a step):
+  // at logging steps, before an evaluation, before a checkpoint and at the end. An update whose
+  // gradient norm was not finite was skipped on the device (with every later one); reading it
+  // stops the run naming that step, before anything is evaluated or saved after it.
+  auto read_optimizer = [&]() {
+    const OptimizerStepStats stats = optimizer.read_step_stats();
+    throw_if_update_skipped(stats, plan.max_steps, progress.global_step);
+    return stats;
+  };
+
   // ---- the loop ----------------------------------------------------------------------------
   bar.start(progress.global_step);
   const int64_t first_step = progress.global_step;
@@ -555,6 +565,7 @@ void train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
     }
 
     if (plan.log_at(now_step)) {
+      const double grad_norm = read_optimizer().grad_norm;  // HF logs the logged step's norm
       const auto now = Clock::now();
       const double seconds = seconds_since_log;
       const double loss = loss_since_log / static_cast<double>(steps_since_log);
@@ -565,11 +576,11 @@ void train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
       if (main_rank)
         outputs->event("train", now_step, epoch, seconds_between(run_start, now),
                        {{"loss", loss},
-                        {"grad_norm", step.optimizer.grad_norm},
+                        {"grad_norm", grad_norm},
                         {"learning_rate", next_lr},
                         {"tokens_per_second", tokens_per_second}});
       progress.log_history.push_back({{"loss", loss},
-                                      {"grad_norm", step.optimizer.grad_norm},
+                                      {"grad_norm", grad_norm},
                                       {"learning_rate", next_lr},
                                       {"epoch", epoch},
                                       {"step", now_step}});
@@ -582,6 +593,7 @@ void train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
 
     bool improved = false;
     if (plan.eval_at(now_step)) {
+      read_optimizer();  // never evaluate (or pick as best) a state after a skipped update
       const EvalResult r = run_eval(now_step);
       bar.message("eval @ step " + std::to_string(now_step) + ": " + metrics_line(r));
       const double value = r.value(best_metric);
@@ -607,6 +619,7 @@ void train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
       }
     }
     if (plan.save_at(now_step) || (stopped_early && plan.saves)) {
+      read_optimizer();  // no checkpoint after a skipped update: the last good one stays
       // Never save a broken state: an update can overflow the weights even when its loss and
       // gradients were finite (the next step would only notice later).
       std::vector<Tensor> values;
@@ -641,6 +654,7 @@ void train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
     }
   }
   bar.finish();
+  read_optimizer();  // the end of the run: a skipped update is an error, not a finished run
 
   // ---- the end -----------------------------------------------------------------------------
   std::optional<EvalResult> final_eval;

@@ -13,8 +13,11 @@
 // (or full model) is written to the output directory itself (HF save_model), with
 // eval_results.json, trainer_state.json and report.html.
 //
-// A loss or gradient norm that is not finite stops the run with an Error naming the step,
-// before that update is applied; checkpoints already written stay valid.
+// A loss that is not finite stops the run with an Error naming the step, before that update is
+// applied. A gradient norm that is not finite is found on the device (no host wait in a step,
+// engine/optimizer.h): the update is skipped there, and the run stops with an Error naming that
+// step at the next read of the optimizer's state — a logging step, an evaluation, a checkpoint
+// (read before writing it) or the end. Checkpoints already written stay valid.
 #pragma once
 
 #include <string>

@@ -16,6 +16,12 @@ inline void check_dtype(const std::string& who, const char* op, DType dtype, boo
              bf16_ok ? " and BF16" : " only");
 }
 
+// all_reduce also takes F64: device scalars kept in double (the ZeRO-1 grad norm², docs/design.md
+// §8), reduced in double.
+inline void check_all_reduce_dtype(const std::string& who, DType dtype, bool bf16_ok) {
+  if (dtype != DType::F64) check_dtype(who, "all_reduce", dtype, bf16_ok);
+}
+
 inline void check_reduce_scatter(const std::string& who, const Tensor& out, const Tensor& in,
                                  int world, bool bf16_ok) {
   check_dtype(who, "reduce_scatter", in.dtype, bf16_ok);

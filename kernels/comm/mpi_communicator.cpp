@@ -63,10 +63,10 @@ class MpiCommunicator final : public Communicator {
   int local_rank() const override { return local_rank_; }
 
   void all_reduce(Tensor x, ReduceOp op) override {
-    comm::check_dtype("mpi", "all_reduce", x.dtype, false);
+    comm::check_all_reduce_dtype("mpi", x.dtype, false);
     MPI_Request r;
-    mpi_check(MPI_Iallreduce(MPI_IN_PLACE, x.data, mpi_count(x.numel(), "all_reduce"), MPI_FLOAT,
-                             mpi_op(op), comm_, &r),
+    mpi_check(MPI_Iallreduce(MPI_IN_PLACE, x.data, mpi_count(x.numel(), "all_reduce"),
+                             x.dtype == DType::F64 ? MPI_DOUBLE : MPI_FLOAT, mpi_op(op), comm_, &r),
               "mpi: all_reduce");
     finish(r, "all_reduce");
   }

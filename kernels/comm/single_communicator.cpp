@@ -18,7 +18,7 @@ class SingleCommunicator final : public Communicator {
   int local_rank() const override { return local_rank_; }
 
   void all_reduce(Tensor x, ReduceOp) override {
-    comm::check_dtype("single", "all_reduce", x.dtype, true);
+    comm::check_all_reduce_dtype("single", x.dtype, true);
   }
   void reduce_scatter(Tensor out, const Tensor& in, ReduceOp) override {
     comm::check_reduce_scatter("single", out, in, 1, true);

@@ -106,6 +106,9 @@ class CpuBackend final : public Backend {
   double do_sum_of_squares(std::span<const Tensor> tensors) override {
     return cpu::sum_of_squares(tensors);
   }
+  void do_sum_of_squares_into(Tensor out, std::span<const Tensor> tensors) override {
+    cpu::sum_of_squares_into(out, tensors);
+  }
   void do_accumulate_sum(Tensor acc, const Tensor& x) override { cpu::accumulate_sum(acc, x); }
   void do_adamw_step(std::span<AdamWTensor> tensors, const AdamWHyper& hyper) override {
     cpu::adamw_step(tensors, hyper);

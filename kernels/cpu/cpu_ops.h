@@ -60,6 +60,7 @@ void dropout(Tensor out, const Tensor& in, float p, uint64_t seed);
 
 // cpu_optim.cpp
 double sum_of_squares(std::span<const Tensor> tensors);
+void sum_of_squares_into(Tensor out, std::span<const Tensor> tensors);
 void accumulate_sum(Tensor acc, const Tensor& x);
 void adamw_step(std::span<AdamWTensor> tensors, const AdamWHyper& hyper);
 

@@ -11,7 +11,11 @@
 //   g = grad·grad_scale;  p ← p·(1 − lr·wd)
 //   m ← m + (1−β1)(g − m)   (torch's lerp);  v ← β2 v + (1−β2) g²
 //   p ← p − (lr / (1−β1^t)) · m / (sqrt(v)/sqrt(1−β2^t) + eps)
-// with the bias corrections computed in double, as Python floats are.
+// with the bias corrections computed in double, as Python floats are. With hyper.clip_state the
+// clip factor is computed here from the stored Σ grad², in double exactly as the optimizer did on
+// the host before clipping moved to the device (kernels/backend.h AdamWHyper), so cpu results are
+// unchanged bit for bit.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -43,6 +47,10 @@ double sum_of_squares(std::span<const Tensor> tensors) {
   return total;
 }
 
+void sum_of_squares_into(Tensor out, std::span<const Tensor> tensors) {
+  out.as<double>()[0] = sum_of_squares(tensors);
+}
+
 void accumulate_sum(Tensor acc, const Tensor& x) {
   const float* in = x.as<float>();
   double total = 0.0;
@@ -52,6 +60,23 @@ void accumulate_sum(Tensor acc, const Tensor& x) {
 }
 
 void adamw_step(std::span<AdamWTensor> tensors, const AdamWHyper& hyper) {
+  float clip_scale = hyper.grad_scale;
+  if (hyper.clip_state.data != nullptr) {
+    double* state = hyper.clip_state.as<double>();
+    const double norm = std::sqrt(state[0]);
+    if (!std::isfinite(norm)) {  // skip the update; remember the first skipped step
+      if (state[1] == 0) {
+        state[1] = static_cast<double>(hyper.step);
+        state[2] = state[0];
+      }
+      return;
+    }
+    if (state[1] != 0) return;  // an earlier update was skipped: skip every later one
+    // torch.nn.utils.clip_grad_norm_: clip_coef = max_norm / (total_norm + 1e-6), clamped to 1.
+    clip_scale = hyper.max_grad_norm > 0
+                     ? static_cast<float>(std::min(1.0, hyper.max_grad_norm / (norm + 1e-6)))
+                     : 1.0f;
+  }
   const double bias_correction1 = 1.0 - std::pow(static_cast<double>(hyper.beta1), hyper.step);
   const double bias_correction2 = 1.0 - std::pow(static_cast<double>(hyper.beta2), hyper.step);
   const float step_size = static_cast<float>(hyper.lr / bias_correction1);
@@ -65,7 +90,7 @@ void adamw_step(std::span<AdamWTensor> tensors, const AdamWHyper& hyper) {
     float* v = t.v.as<float>();
     const float decay =  // torch: param.mul_(1 - lr * weight_decay), a Python float
         static_cast<float>(1.0 - static_cast<double>(hyper.lr) * t.weight_decay);
-    const float grad_scale = hyper.grad_scale, beta2 = hyper.beta2, eps = hyper.eps;
+    const float grad_scale = clip_scale, beta2 = hyper.beta2, eps = hyper.eps;
     const int64_t n = t.param.numel();
 #pragma omp parallel for simd schedule(static) if (n > 32768)
     for (int64_t e = 0; e < n; ++e) {

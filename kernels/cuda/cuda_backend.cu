@@ -279,6 +279,9 @@ class CudaBackend final : public Backend {
   double do_sum_of_squares(std::span<const Tensor> tensors) override {
     return SMOL_GPU_NS::sum_of_squares(ctx_, tensors);
   }
+  void do_sum_of_squares_into(Tensor out, std::span<const Tensor> tensors) override {
+    SMOL_GPU_NS::sum_of_squares_into(ctx_, out, tensors);
+  }
   void do_accumulate_sum(Tensor acc, const Tensor& x) override {
     SMOL_GPU_NS::accumulate_sum(ctx_, acc, x);
   }

@@ -41,6 +41,7 @@ void swiglu_forward(GpuContext& ctx, Tensor out, const Tensor& gate, const Tenso
 void swiglu_backward(GpuContext& ctx, Tensor dgate, Tensor dup, const Tensor& dout,
                      const Tensor& gate, const Tensor& up);
 double sum_of_squares(GpuContext& ctx, std::span<const Tensor> tensors);  // global_norm.cu
+void sum_of_squares_into(GpuContext& ctx, Tensor out, std::span<const Tensor> tensors);
 void accumulate_sum(GpuContext& ctx, Tensor acc, const Tensor& x);        // accumulate_sum.cu
 void adamw_step(GpuContext& ctx, std::span<AdamWTensor> tensors, const AdamWHyper& hyper);
 void cross_entropy(GpuContext& ctx, Tensor losses, Tensor* dlogits, const Tensor& logits,

@@ -6,7 +6,9 @@
 //     partial[i·kBlocksPerTensor + b];
 //  2. one block adds every partial in double, in a fixed per-thread order and a fixed tree.
 // The result depends only on the shapes, never on timing. Tensor descriptors travel to the
-// device in scratch memory, so any number of tensors costs two launches.
+// device in scratch memory, so any number of tensors costs two launches. sum_of_squares_into
+// leaves the double on the device (the optimizer's clip reads it there: no host wait inside a
+// step, docs/design.md §2, §4); sum_of_squares downloads it.
 #include <vector>
 
 #include "kernels/cuda/cuda_ops.h"
@@ -53,30 +55,47 @@ __global__ void squares_final_kernel(double* result /* [1] */, const float* part
   if (threadIdx.x == 0) *result = total;
 }
 
-}  // namespace
-
-double sum_of_squares(GpuContext& ctx, std::span<const Tensor> tensors) {
+// Σ x² into the double at `result` (device memory), stream-ordered.
+void squares_into(GpuContext& ctx, double* result, std::span<const Tensor> tensors) {
   std::vector<SquaresSlot> slots;
   for (size_t i = 0; i < tensors.size(); ++i) {
     const Tensor& t = tensors[i];
     if (t.numel() > 0) slots.push_back({t.data, t.numel(), t.dtype == DType::BF16 ? 1 : 0});
   }
-  if (slots.empty()) return 0.0;
   SMOL_CHECK(slots.size() <= 65535, "sum_of_squares: ", slots.size(),
              " tensors exceed one launch's grid (65535)");
-  // Scratch layout: [result double][partials float × tensors·kBlocks][slots].
+  if (slots.empty()) {  // the final kernel over no partials writes 0.0
+    launch(squares_final_kernel, 1, kThreads, 0, ctx.stream(), result,
+           static_cast<const float*>(nullptr), int64_t{0});
+    return;
+  }
+  // Scratch layout: [partials float × tensors·kBlocks][slots].
   const size_t partial_count = slots.size() * kBlocksPerTensor;
-  const size_t slots_offset = (8 + partial_count * sizeof(float) + 15) / 16 * 16;
+  const size_t slots_offset = (partial_count * sizeof(float) + 15) / 16 * 16;
   char* scratch =
       static_cast<char*>(ctx.scratch(slots_offset + slots.size() * sizeof(SquaresSlot)));
-  auto* result = reinterpret_cast<double*>(scratch);
-  auto* partial = reinterpret_cast<float*>(scratch + 8);
+  auto* partial = reinterpret_cast<float*>(scratch);
   auto* device_slots = reinterpret_cast<SquaresSlot*>(scratch + slots_offset);
   ctx.upload(device_slots, slots.data(), slots.size() * sizeof(SquaresSlot));  // staged, no wait
   launch(squares_partial_kernel, dim3(kBlocksPerTensor, static_cast<unsigned>(slots.size())),
          kThreads, 0, ctx.stream(), partial, static_cast<const SquaresSlot*>(device_slots));
   launch(squares_final_kernel, 1, kThreads, 0, ctx.stream(), result,
          static_cast<const float*>(partial), static_cast<int64_t>(partial_count));
+}
+
+}  // namespace
+
+void sum_of_squares_into(GpuContext& ctx, Tensor out, std::span<const Tensor> tensors) {
+  squares_into(ctx, out.as<double>(), tensors);
+}
+
+double sum_of_squares(GpuContext& ctx, std::span<const Tensor> tensors) {
+  bool any = false;
+  for (const Tensor& t : tensors) any |= t.numel() > 0;
+  if (!any) return 0.0;
+  // The result goes to scratch2 (scratch holds the partials and descriptors).
+  auto* result = static_cast<double*>(ctx.scratch2(sizeof(double)));
+  squares_into(ctx, result, tensors);
   double host_result = 0.0;
   ctx.download(&host_result, result, sizeof(double));  // the one host wait: the caller needs it
   return host_result;

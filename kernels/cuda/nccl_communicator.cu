@@ -53,7 +53,7 @@ void nccl_check(ncclResult_t status, const char* what) {
 }
 
 ncclDataType_t nccl_type(DType dtype) {
-  return dtype == DType::BF16 ? ncclBfloat16 : ncclFloat32;
+  return dtype == DType::BF16 ? ncclBfloat16 : dtype == DType::F64 ? ncclFloat64 : ncclFloat32;
 }
 ncclRedOp_t nccl_op(ReduceOp op) {
   return op == ReduceOp::Sum ? ncclSum : ncclMax;
@@ -139,7 +139,7 @@ class NcclCommunicator final : public Communicator {
   }
 
   void all_reduce(Tensor x, ReduceOp op) override {
-    comm::check_dtype(kName, "all_reduce", x.dtype, true);
+    comm::check_all_reduce_dtype(kName, x.dtype, true);
     nccl_check(ncclAllReduce(x.data, x.data, static_cast<size_t>(x.numel()), nccl_type(x.dtype),
                              nccl_op(op), live(), op_stream()),
                "ncclAllReduce");

@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cctype>
 #include <functional>
+#include <limits>
 #include <set>
 
 #include "cuda_ops_test_util.h"
@@ -45,6 +46,19 @@ class Env {
     return make(std::vector<float>(static_cast<size_t>(s.numel()), 0.0f), s, dt);
   }
   std::vector<float> get(const Tensor& t) { return read(b_, t); }
+  // F64 device scalars (the optimizer's clip state): zero-filled, read back as doubles.
+  Tensor f64_zeros(int64_t n) {
+    Owned o;
+    o.buffer = b_.allocate(static_cast<size_t>(n) * sizeof(double));
+    o.tensor = o.buffer.view(DType::F64, Shape{n});
+    owned_.push_back(std::move(o));
+    return owned_.back().tensor;
+  }
+  std::vector<double> get_f64(const Tensor& t) {
+    std::vector<double> host(static_cast<size_t>(t.numel()));
+    b_.download(host.data(), t);
+    return host;
+  }
 
  private:
   Backend& b_;
@@ -394,6 +408,58 @@ std::vector<OpCase> optimizer_cases() {
                        e.b().adamw_step(list, AdamWHyper{1e-3f, 0.9f, 0.999f, 1e-8f, step, 0.7f});
                      return Outputs{e.get(p), e.get(m), e.get(v)};
                    }});
+  // The device-side clip (AdamWHyper::clip_state): Σg² into an F64 scalar — the same bits as
+  // sum_of_squares on the same backend (output 2: their difference, exactly 0) and the cpu's
+  // double within Σx²'s 2^-12 above — then three clipped AdamW steps (clip binds: Σg² ≈ 111 for
+  // 333 uniform(−1, 1) values, max norm 0.5), which are the adamw_step case's fp32 formula with
+  // a factor that differs from the cpu's only through Σg²: 2^-12 relative in the factor, so
+  // 2^-11 on m, v and the update's size (m/√v is scale-free; the step size lr·|m/√v| ≤ lr). Then
+  // a step whose gradient holds a NaN: skipped (output 6: p's change, exactly 0) and recorded
+  // (output 7: clip_state[1], the step, exactly 4).
+  cases.push_back(
+      {"sum_of_squares_into_adamw_device_clip",
+       {{0x1p-12, 0}, {0, 0}, {0x1p-11, 1e-9}, {0x1p-11, 1e-9}, {0x1p-11, 1e-9}, {0, 0}, {0, 0}},
+       [](Env& e) {
+         const int64_t n = 333;
+         Tensor a = e.f32(values(2050, 100), {2050});
+         Tensor b = e.act(values(333, 101), {3, 111});
+         const Tensor both[] = {a, b};
+         Tensor norm2 = e.f64_zeros(1);
+         e.b().sum_of_squares_into(norm2, both);
+         const double ss = e.get_f64(norm2)[0];
+         const double ss_host = e.b().sum_of_squares(both);
+         Tensor p = e.f32(random_vector(n, 110), {n});
+         Tensor g = e.f32(random_vector(n, 111), {n});
+         Tensor m = e.f32(random_vector(n, 112, -0.1f, 0.1f), {n});
+         Tensor v = e.f32(random_vector(n, 113, 0.0f, 0.01f), {n});
+         Tensor clip = e.f64_zeros(3);
+         std::vector<AdamWTensor> list{{p, g, m, v, 0.01f}};
+         AdamWHyper hyper{1e-3f, 0.9f, 0.999f, 1e-8f, 1, 1.0f};
+         hyper.clip_state = clip;
+         hyper.max_grad_norm = 0.5;
+         for (int64_t step = 1; step <= 3; ++step) {
+           hyper.step = step;
+           e.b().sum_of_squares_into(clip.elements(0, 1), std::span<const Tensor>(&g, 1));
+           e.b().adamw_step(list, hyper);
+         }
+         const std::vector<float> p3 = e.get(p);
+         std::vector<float> bad = e.get(g);
+         bad[7] = std::numeric_limits<float>::quiet_NaN();
+         e.b().upload(g, bad.data());
+         hyper.step = 4;
+         e.b().sum_of_squares_into(clip.elements(0, 1), std::span<const Tensor>(&g, 1));
+         e.b().adamw_step(list, hyper);
+         const std::vector<float> p4 = e.get(p);
+         std::vector<float> change(p4.size());
+         for (size_t i = 0; i < p4.size(); ++i) change[i] = p4[i] - p3[i];
+         return Outputs{{static_cast<float>(ss)},
+                        {static_cast<float>(ss - ss_host)},
+                        p3,
+                        e.get(m),
+                        e.get(v),
+                        change,
+                        {static_cast<float>(e.get_f64(clip)[1])}};
+       }});
   return cases;
 }
 
@@ -497,6 +563,7 @@ const char* const kInterfaceOps[] = {"upload",
                                      "dropout",
                                      "lm_head_cross_entropy",
                                      "sum_of_squares",
+                                     "sum_of_squares_into",
                                      "accumulate_sum",
                                      "adamw_step"};
 
