@@ -45,10 +45,10 @@ struct LaunchInfo {
   Launcher launcher = Launcher::None;
   int rank = 0;
   int world_size = 1;
-  int local_rank = 0;        // rank among the processes of this node: picks the GPU
-  std::string source;        // the variables that said so, for messages ("OMPI_COMM_WORLD_*")
-  std::string master_addr;   // MASTER_ADDR (Env launcher: the TCP rendezvous host)
-  int master_port = 0;       // MASTER_PORT
+  int local_rank = 0;       // rank among the processes of this node: picks the GPU
+  std::string source;       // the variables that said so, for messages ("OMPI_COMM_WORLD_*")
+  std::string master_addr;  // MASTER_ADDR (Env launcher: the TCP rendezvous host)
+  int master_port = 0;      // MASTER_PORT
   bool distributed() const { return world_size > 1; }
 };
 

@@ -78,8 +78,8 @@ std::vector<GenerationResult> generate(LlamaModel& model,
     }
     // Greedy decoding picks on the device (4 bytes per sequence come back instead of 4·V).
     const bool greedy = options.sampling.temperature <= 0.0f;
-    const std::vector<int32_t> picked = greedy ? model.decode_greedy(call_slots, feeds)
-                                               : std::vector<int32_t>();
+    const std::vector<int32_t> picked =
+        greedy ? model.decode_greedy(call_slots, feeds) : std::vector<int32_t>();
     const std::vector<float> logits =
         greedy ? std::vector<float>() : model.decode(call_slots, feeds);
     std::vector<Live> still;
@@ -87,9 +87,9 @@ std::vector<GenerationResult> generate(LlamaModel& model,
       Live& seq = live[i];
       GenerationResult& out = results[seq.prompt];
       const uint64_t step = out.tokens.size();
-      const int32_t token =
-          greedy ? picked[i]
-                 : sample_token(logits.data() + i * vocab, vocab, options.sampling, seq.prompt, step);
+      const int32_t token = greedy ? picked[i]
+                                   : sample_token(logits.data() + i * vocab, vocab,
+                                                  options.sampling, seq.prompt, step);
       bool done = false;
       if (std::find(options.stop_tokens.begin(), options.stop_tokens.end(), token) !=
           options.stop_tokens.end()) {

@@ -625,8 +625,8 @@ std::vector<float> LlamaModel::decode(const std::vector<int32_t>& slots,
   return logits;
 }
 
-std::vector<int32_t> LlamaModel::decode_greedy(const std::vector<int32_t>& slots,
-                                               const std::vector<std::vector<int32_t>>& new_tokens) {
+std::vector<int32_t> LlamaModel::decode_greedy(
+    const std::vector<int32_t>& slots, const std::vector<std::vector<int32_t>>& new_tokens) {
   Impl& m = *impl_;
   std::vector<int32_t> tokens(slots.size());
   decode_last_logits(m, slots, new_tokens, [&](int64_t s0, const Tensor& out) {

@@ -76,7 +76,10 @@ class TimedCommunicator final : public smol::Communicator {
     timed(bytes_in.size(), [&] { out = inner_.all_gather_host(bytes_in); });
     return out;
   }
-  [[noreturn]] void abort(int exit_code) override { inner_.abort(exit_code); }
+  [[noreturn]] void abort(int exit_code) override {
+    inner_.abort(exit_code);
+    std::abort();  // not reached: inner_.abort never returns
+  }
 
  private:
   template <typename Op>

@@ -42,7 +42,7 @@ void swiglu_backward(GpuContext& ctx, Tensor dgate, Tensor dup, const Tensor& do
                      const Tensor& gate, const Tensor& up);
 double sum_of_squares(GpuContext& ctx, std::span<const Tensor> tensors);  // global_norm.cu
 void sum_of_squares_into(GpuContext& ctx, Tensor out, std::span<const Tensor> tensors);
-void accumulate_sum(GpuContext& ctx, Tensor acc, const Tensor& x);        // accumulate_sum.cu
+void accumulate_sum(GpuContext& ctx, Tensor acc, const Tensor& x);  // accumulate_sum.cu
 void adamw_step(GpuContext& ctx, std::span<AdamWTensor> tensors, const AdamWHyper& hyper);
 void cross_entropy(GpuContext& ctx, Tensor losses, Tensor* dlogits, const Tensor& logits,
                    const Tensor& targets, float dloss_scale, Tensor argmax);  // cross_entropy.cu

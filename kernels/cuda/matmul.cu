@@ -102,7 +102,6 @@ void matmul(GpuContext& ctx, Tensor c, const Tensor& a, const Tensor& b, Transpo
   const bool trans_a = ta == Transpose::Yes, trans_b = tb == Transpose::Yes;
   const int64_t m = trans_a ? a.shape.cols() : a.shape.rows();
   const int64_t k = trans_a ? a.shape.rows() : a.shape.cols();
-  const int64_t kb = trans_b ? b.shape.cols() : b.shape.rows();
   const int64_t n = trans_b ? b.shape.rows() : b.shape.cols();
   if (m == 0 || n == 0) return;
   if (k == 0) {  // the empty sum: c = beta·c

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -53,5 +54,23 @@ inline double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
 
 // The 2-row training batch of make_fixtures.py (unpadded rows; -100 on prompt tokens).
 std::vector<TokenRow> golden_train_rows();
+
+// The golden rows as two micro-batches of one row each (a step with gradient accumulation).
+inline std::vector<std::vector<TokenRow>> golden_micro_batches() {
+  const std::vector<TokenRow> rows = golden_train_rows();
+  return {{rows[0]}, {rows[1]}};
+}
+
+// load_tiny leaves LoRA A and B at zero (no initialiser runs), so every gradient would be zero:
+// give the trainable tensors fixed small random values (the same on every backend).
+inline void randomise_trainable(Backend& backend, LlamaModel& model) {
+  std::mt19937 rng(1234);
+  std::uniform_real_distribution<float> dist(-0.1f, 0.1f);
+  for (const TrainableParam& p : model.trainable_params()) {
+    std::vector<float> values(static_cast<size_t>(p.value.numel()));
+    for (float& x : values) x = dist(rng);
+    backend.upload(p.value, values.data());
+  }
+}
 
 }  // namespace smol::test

@@ -21,23 +21,6 @@
 namespace smol::test {
 namespace {
 
-std::vector<std::vector<TokenRow>> micro_batches() {
-  const std::vector<TokenRow> rows = golden_train_rows();
-  return {{rows[0]}, {rows[1]}};
-}
-
-// load_tiny leaves LoRA A and B at zero (no initialiser runs), so every gradient would be zero:
-// give the trainable tensors fixed small random values (the same on every backend).
-void randomise_trainable(Backend& backend, LlamaModel& model) {
-  std::mt19937 rng(1234);
-  std::uniform_real_distribution<float> dist(-0.1f, 0.1f);
-  for (const TrainableParam& p : model.trainable_params()) {
-    std::vector<float> values(static_cast<size_t>(p.value.numel()));
-    for (float& x : values) x = dist(rng);
-    backend.upload(p.value, values.data());
-  }
-}
-
 uint64_t waits_since(const emu::HostWaitCounts& before, const char* what) {
   const emu::HostWaitCounts after = emu::host_wait_counts();
   std::printf(
@@ -75,11 +58,11 @@ TEST(HostWaits, LoraOptimizerStepOnCudaEmuStaysWithinBudget) {
   settings.max_grad_norm = 1.0;
   AdamW optimizer(*device, model->trainable_params(), settings);
   const LrSchedule schedule(LrScheduleKind::Constant, 1e-3, 10, 0);
-  train_step(*model, optimizer, schedule, micro_batches(), 1);  // warm-up
+  train_step(*model, optimizer, schedule, golden_micro_batches(), 1);  // warm-up
   optimizer.read_step_stats();
 
   const emu::HostWaitCounts before = emu::host_wait_counts();
-  const TrainStepResult r = train_step(*model, optimizer, schedule, micro_batches(), 2);
+  const TrainStepResult r = train_step(*model, optimizer, schedule, golden_micro_batches(), 2);
   const uint64_t step_waits = waits_since(before, "one LoRA step (2 micro-batches)");
   // The loss read (engine/train_step.cpp) is the one wait left; the upload staging's rare half
   // switch (an event wait) may add one — independent of layers and micro-batches. Before the
@@ -102,7 +85,7 @@ TEST(HostWaits, LoraOptimizerStepOnCudaEmuStaysWithinBudget) {
   const emu::HostWaitCounts before4 = emu::host_wait_counts();
   model->zero_grads();
   for (int i = 0; i < 2; ++i)
-    for (const auto& batch : micro_batches()) model->forward_backward_accumulate(batch, 1.0f, 3);
+    for (const auto& batch : golden_micro_batches()) model->forward_backward_accumulate(batch, 1.0f, 3);
   model->read_loss();
   EXPECT_EQ(emu::host_wait_counts().total() - before4.total(), 1u)
       << "four micro-batches and one loss read";
@@ -121,7 +104,7 @@ TEST(HostWaits, DeferredLossEqualsDownloadedLoss) {
     auto deferred = load_tiny(*backend, TrainMode::Lora, lora_qv());
     auto downloaded = load_tiny(*backend, TrainMode::Lora, lora_qv());
     double want = 0;
-    for (const auto& batch : micro_batches()) {
+    for (const auto& batch : golden_micro_batches()) {
       deferred->forward_backward_accumulate(batch, 1.0f, 5);
       want += downloaded->forward_backward(batch, 1.0f, 5).loss_sum;
     }

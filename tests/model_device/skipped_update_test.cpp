@@ -18,23 +18,6 @@
 namespace smol::test {
 namespace {
 
-std::vector<std::vector<TokenRow>> micro_batches() {
-  const std::vector<TokenRow> rows = golden_train_rows();
-  return {{rows[0]}, {rows[1]}};
-}
-
-// load_tiny leaves LoRA A and B at zero (no initialiser runs), so every gradient would be zero:
-// give the trainable tensors fixed small random values (the same on every backend).
-void randomise_trainable(Backend& backend, LlamaModel& model) {
-  std::mt19937 rng(1234);
-  std::uniform_real_distribution<float> dist(-0.1f, 0.1f);
-  for (const TrainableParam& p : model.trainable_params()) {
-    std::vector<float> values(static_cast<size_t>(p.value.numel()));
-    for (float& x : values) x = dist(rng);
-    backend.upload(p.value, values.data());
-  }
-}
-
 std::vector<float> read(Backend& backend, const Tensor& t) {
   std::vector<float> host(static_cast<size_t>(t.numel()));
   backend.download(host.data(), t);
@@ -85,7 +68,7 @@ TEST(SkippedUpdate, NonFiniteGradientSkipsTheUpdateAndIsReportedLazily) {
 
       // Step 1 is finite and applied.
       const std::vector<std::vector<float>> initial = state_of(*backend, optimizer);
-      train_step(*model, optimizer, schedule, micro_batches(), 1);
+      train_step(*model, optimizer, schedule, golden_micro_batches(), 1);
       OptimizerStepStats stats = optimizer.read_step_stats();
       EXPECT_EQ(stats.first_skipped_step, 0);
       EXPECT_TRUE(std::isfinite(stats.grad_norm) && stats.grad_norm > 0) << stats.grad_norm;
@@ -94,7 +77,7 @@ TEST(SkippedUpdate, NonFiniteGradientSkipsTheUpdateAndIsReportedLazily) {
 
       // Step 2: real gradients with one element made non-finite.
       model->zero_grads();
-      accumulate_gradients(*model, micro_batches(), 2);
+      accumulate_gradients(*model, golden_micro_batches(), 2);
       const Tensor grad = optimizer.params().back().grad;
       std::vector<float> host = read(*backend, grad);
       host[host.size() / 2] = bad;
@@ -105,7 +88,7 @@ TEST(SkippedUpdate, NonFiniteGradientSkipsTheUpdateAndIsReportedLazily) {
           << "a non-finite norm must leave parameters and moments unchanged";
 
       // Step 3 is finite, but a run never continues past a skipped update: skipped too.
-      train_step(*model, optimizer, schedule, micro_batches(), 3);
+      train_step(*model, optimizer, schedule, golden_micro_batches(), 3);
       EXPECT_TRUE(same_bits(after_1, state_of(*backend, optimizer)))
           << "updates after a skipped one must be skipped as well";
       stats = optimizer.read_step_stats();
@@ -148,7 +131,7 @@ TEST(SkippedUpdate, DeviceClipFactorEqualsTheHostFormula) {
     auto model = load_tiny(*backend, TrainMode::Lora, lora);
     randomise_trainable(*backend, *model);
     model->zero_grads();
-    accumulate_gradients(*model, micro_batches(), 7);
+    accumulate_gradients(*model, golden_micro_batches(), 7);
     std::vector<AdamWTensor> tensors;
     std::vector<Buffer> moments;
     std::vector<Tensor> grads;

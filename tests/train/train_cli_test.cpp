@@ -334,9 +334,9 @@ TEST_F(TrainCli, CudaEmuLossCurveTracksCpuOver20Steps) {
   const auto cpu = run_smolengine("train " + kSource + "/configs/tiny_gsm8k.yaml --device cpu" +
                                   common + " --output-dir " + cpu_out.string());
   ASSERT_EQ(cpu.exit_code, 0) << cpu.output;
-  const auto emu = run_smolengine("train " + kSource +
-                                  "/configs/tiny_gsm8k.yaml --device cuda-emu" + common +
-                                  " --output-dir " + emu_out.string());
+  const auto emu =
+      run_smolengine("train " + kSource + "/configs/tiny_gsm8k.yaml --device cuda-emu" + common +
+                     " --output-dir " + emu_out.string());
   if (emu.output.find("unknown or unavailable device") != std::string::npos)
     GTEST_SKIP() << "SKIPPED LOUDLY: this build has no cuda-emu backend";
   ASSERT_EQ(emu.exit_code, 0) << emu.output;
