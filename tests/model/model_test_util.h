@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cpu/cpu_backend.h"
-#include "model/llama_model.h"
 #include "io/model_loader.h"
 #include "io/safetensors_io.h"
+#include "kernels/cpu/cpu_backend.h"
+#include "model/llama_model.h"
 
 namespace smol::test {
 

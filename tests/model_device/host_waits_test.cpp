@@ -85,7 +85,8 @@ TEST(HostWaits, LoraOptimizerStepOnCudaEmuStaysWithinBudget) {
   const emu::HostWaitCounts before4 = emu::host_wait_counts();
   model->zero_grads();
   for (int i = 0; i < 2; ++i)
-    for (const auto& batch : golden_micro_batches()) model->forward_backward_accumulate(batch, 1.0f, 3);
+    for (const auto& batch : golden_micro_batches())
+      model->forward_backward_accumulate(batch, 1.0f, 3);
   model->read_loss();
   EXPECT_EQ(emu::host_wait_counts().total() - before4.total(), 1u)
       << "four micro-batches and one loss read";
