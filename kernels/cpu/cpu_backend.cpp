@@ -8,6 +8,7 @@
 
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/cpu_rope_table.h"
 
 namespace smol {
 namespace {
@@ -68,10 +69,10 @@ class CpuBackend final : public Backend {
   }
 
   void do_rope_forward(Tensor x, const Tensor& positions, float theta) override {
-    cpu::rope_forward(x, positions, theta);
+    cpu::rope_forward(x, positions, theta, rope_table_);
   }
   void do_rope_backward(Tensor dx, const Tensor& positions, float theta) override {
-    cpu::rope_backward(dx, positions, theta);
+    cpu::rope_backward(dx, positions, theta, rope_table_);
   }
 
   void do_attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k,
@@ -113,6 +114,10 @@ class CpuBackend final : public Backend {
   void do_adamw_step(std::span<AdamWTensor> tensors, const AdamWHyper& hyper) override {
     cpu::adamw_step(tensors, hyper);
   }
+
+ private:
+  // The angles' cos/sin by position, computed once for all of a run's RoPE calls.
+  cpu::RopeTable rope_table_;
 };
 
 }  // namespace

@@ -35,8 +35,9 @@ void rmsnorm_backward(Tensor dx, Tensor dweight, const Tensor& dout, const Tenso
                       const Tensor& weight, const Tensor& rstd);
 
 // cpu_rope.cpp
-void rope_forward(Tensor x, const Tensor& positions, float theta);
-void rope_backward(Tensor dx, const Tensor& positions, float theta);
+class RopeTable;
+void rope_forward(Tensor x, const Tensor& positions, float theta, RopeTable& table);
+void rope_backward(Tensor dx, const Tensor& positions, float theta, RopeTable& table);
 
 // cpu_attention.cpp
 void attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v,

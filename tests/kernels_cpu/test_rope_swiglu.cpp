@@ -59,6 +59,35 @@ TEST(CpuRope, BackwardIsTransposeOfForward) {
                   "rope_backward");
 }
 
+// The backend keeps the angles' cos/sin by position (kernels/cpu/cpu_rope_table.h). Whatever the
+// table's history — grown by later calls, rebuilt for another theta or head_dim — a rotation
+// equals, bit for bit, the one computed on the spot (the path a position beyond the table takes).
+TEST(CpuRope, PositionTableEqualsAnglesComputedOnTheSpot) {
+  Device dev;
+  const int64_t heads = 2;
+  const int32_t beyond_table = 1 << 17;  // RopeTable::kMaxPositions: computed on the spot
+  for (const auto& [theta, dim] :
+       {std::pair{10000.0f, int64_t{64}}, std::pair{100000.0f, int64_t{64}},
+        std::pair{100000.0f, int64_t{16}}}) {
+    for (const std::vector<int32_t>& pos : {std::vector<int32_t>{5, 2}, {300, 7, 5}, {8191, 0}}) {
+      const int64_t tokens = static_cast<int64_t>(pos.size());
+      const auto x = random_floats(tokens * heads * dim, 7);
+      Tensor from_table = dev.f32({tokens, heads, dim}, x);
+      dev->rope_forward(from_table, dev.i32({tokens}, pos), theta);
+      // The same tokens with one more position past the table: the whole call computes on the spot.
+      std::vector<int32_t> with_far = pos;
+      with_far.push_back(beyond_table);
+      auto x_far = x;
+      x_far.resize(static_cast<size_t>((tokens + 1) * heads * dim), 0.5f);
+      Tensor on_the_spot = dev.f32({tokens + 1, heads, dim}, x_far);
+      dev->rope_forward(on_the_spot, dev.i32({tokens + 1}, with_far), theta);
+      const auto a = dev.get(from_table), b = dev.get(on_the_spot);
+      for (size_t e = 0; e < a.size(); ++e)
+        ASSERT_EQ(a[e], b[e]) << "theta " << theta << " dim " << dim << " element " << e;
+    }
+  }
+}
+
 TEST(CpuRope, RejectsOddHeadDimAndWrongRank) {
   Device dev;
   EXPECT_THROW(dev->rope_forward(dev.zeros({2, 1, 7}), dev.i32({2}, {0, 1}), 1e4f), Error);
