@@ -14,6 +14,7 @@
 
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/linalg_backend.h"
+#include "kernels/out_of_memory_message.h"
 #if defined(SMOL_CUDA_EMU)
 #include "kernels/emu/emu_backend.h"
 #else
@@ -139,6 +140,17 @@ GpuContext::~GpuContext() {
 }
 
 namespace {
+// A failed cudaMalloc: the requested and free bytes and the config keys to turn
+// (kernels/out_of_memory_message.h).
+[[noreturn]] void throw_out_of_memory(const std::string& device, const char* what, size_t bytes,
+                                      cudaError_t status) {
+  (void)cudaGetLastError();  // clear the sticky-free allocation error before asking again
+  size_t free_bytes = 0, total_bytes = 0;
+  cudaMemGetInfo(&free_bytes, &total_bytes);
+  throw Error(out_of_memory_message(device, what, bytes, free_bytes, total_bytes,
+                                    cudaGetErrorString(status)));
+}
+
 void* grow(void*& area, size_t& area_bytes, size_t bytes, cudaStream_t stream) {
   if (bytes <= area_bytes) return area;
   // The old area may still be read by queued kernels: wait before freeing it.
@@ -147,7 +159,8 @@ void* grow(void*& area, size_t& area_bytes, size_t bytes, cudaStream_t stream) {
   area = nullptr;
   area_bytes = 0;
   const size_t rounded = (bytes + 4095) / 4096 * 4096;
-  cuda_check(cudaMalloc(&area, rounded), "cudaMalloc(scratch)");
+  const cudaError_t status = cudaMalloc(&area, rounded);
+  if (status != cudaSuccess) throw_out_of_memory("cuda", "scratch space", rounded, status);
   area_bytes = rounded;
   return area;
 }
@@ -190,8 +203,7 @@ class CudaBackend final : public Backend {
     if (bytes == 0) return Buffer(this, nullptr, 0);
     void* data = nullptr;
     const cudaError_t status = cudaMalloc(&data, bytes);
-    SMOL_CHECK(status == cudaSuccess, name_, ": out of device memory allocating ", bytes,
-               " bytes (", cudaGetErrorString(status), ")");
+    if (status != cudaSuccess) throw_out_of_memory(name_, "a tensor", bytes, status);
     cuda_check(cudaMemsetAsync(data, 0, bytes, ctx_.stream()), "cudaMemsetAsync");
     return Buffer(this, data, bytes);
   }
