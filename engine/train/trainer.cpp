@@ -327,6 +327,7 @@ auto run_ranks(Communicator& comm, Body&& body) -> decltype(body()) {
                  message.c_str());
     std::fflush(stderr);
     comm.abort(1);
+    throw;  // not reached: abort() ends the process
   }
 }
 
