@@ -86,49 +86,80 @@ class CrashSafety : public test::TinyTrainRunTest {
   }
 };
 
-// Starts a long run, signals it after its second step, and checks the checkpoint it writes.
-void expect_signal_stops_cleanly(CrashSafety& t, ChildProcess& child, const fs::path& out,
-                                 int signal, int expected_code, const char* signal_name) {
-  ASSERT_TRUE(
+// Signals a running `child` after its second step and checks how it stops: exit code
+// `expected_code`, one line naming the checkpoint and the resume command, exactly one
+// checkpoint (of the step it stopped at), loadable, and no litter. Returns that step.
+int64_t expect_signal_stops_cleanly(ChildProcess& child, const fs::path& out, int signal,
+                                    int expected_code, const std::string& signal_name,
+                                    int64_t max_steps) {
+  EXPECT_TRUE(
       child.read_until([](const std::string& l) { return l.rfind("step 2/", 0) == 0; }, 120))
       << child.output();
   child.signal(signal);
   EXPECT_EQ(child.wait(), expected_code) << child.output();
   EXPECT_FALSE(child.signaled());
   const std::string output = child.output();
-  const size_t at = output.find(std::string("stopped by ") + signal_name + " at step ");
-  ASSERT_NE(at, std::string::npos) << output;
+  EXPECT_TRUE(contains(output, "stopped by " + signal_name + " at step ")) << output;
   EXPECT_TRUE(contains(output, "--resume latest")) << output;
   const auto checkpoints = list_checkpoints(out.string());
-  ASSERT_EQ(checkpoints.size(), 1u) << output;
+  EXPECT_EQ(checkpoints.size(), 1u) << output;
+  if (checkpoints.empty()) return -1;
   const int64_t step = checkpoints.back().first;
   EXPECT_GE(step, 2);
-  EXPECT_TRUE(contains(output, "at step " + std::to_string(step) + " of 500")) << output;
+  EXPECT_LT(step, max_steps);
+  EXPECT_TRUE(contains(output, "stopped by " + signal_name + " at step " + std::to_string(step) +
+                                   " of " + std::to_string(max_steps) + ": checkpoint " +
+                                   checkpoints.back().second))
+      << output;
   EXPECT_NO_THROW(verify_checkpoint(checkpoints.back().second));
   EXPECT_TRUE(litter_under(out).empty());
-  (void)t;
+  return step;
+}
+
+// metrics.jsonl without the wall-clock fields, one string per event.
+std::vector<std::string> metrics_without_timings(const fs::path& metrics) {
+  std::vector<std::string> events;
+  for (nlohmann::json e : test::read_jsonl(metrics)) {
+    for (auto it = e.begin(); it != e.end();) {
+      const std::string& k = it.key();
+      if (k == "elapsed_seconds" || k.find("per_second") != std::string::npos ||
+          k == "eval_runtime")
+        it = e.erase(it);
+      else
+        ++it;
+    }
+    events.push_back(e.dump());
+  }
+  return events;
 }
 
 TEST_F(CrashSafety, SigintAndSigtermWriteACheckpointAndExitWith128PlusTheSignal) {
-  const std::string long_run =
-      "--set training.max_steps=500 --set training.eval_strategy=no "
-      "--set training.save_steps=1000";
+  // 12 steps with an evaluation and a save at 6 and 12: SIGINT after step 2 stops at a step
+  // that is not a save step, and the run resumed from that checkpoint ends with the metrics of
+  // the uninterrupted run, bit for bit.
+  const std::string run =
+      "--set training.max_steps=12 --set training.eval_steps=6 --set training.save_steps=6"
+      " --set dataset.eval_split=test[:2] --set evaluation.max_new_tokens=4"
+      " --set dataset.max_length=64";
   {
     const fs::path out = root_ / "sigint";
-    ChildProcess child(SMOLENGINE_BINARY, train_args(out, long_run));
-    expect_signal_stops_cleanly(*this, child, out, SIGINT, 130, "SIGINT");
-    // The checkpoint resumes: one more step from it (max_steps shortened to end the test).
-    const int64_t step = list_checkpoints(out.string()).back().first;
-    const auto [code, output] =
-        train(out, long_run + " --set training.max_steps=" + std::to_string(step + 1) +
-                       " --resume latest");
+    ChildProcess child(SMOLENGINE_BINARY, train_args(out, run));
+    expect_signal_stops_cleanly(child, out, SIGINT, 130, "SIGINT", 12);
+    const auto [code, output] = train(out, run + " --resume latest");
     EXPECT_EQ(code, 0) << output;
     EXPECT_TRUE(contains(output, "resumed from")) << output;
+    const fs::path whole = root_ / "whole";
+    const auto [whole_code, whole_output] = train(whole, run);
+    ASSERT_EQ(whole_code, 0) << whole_output;
+    EXPECT_EQ(metrics_without_timings(out / "metrics.jsonl"),
+              metrics_without_timings(whole / "metrics.jsonl"));
+    EXPECT_EQ(test::read_file(out / "adapter_model.safetensors"),
+              test::read_file(whole / "adapter_model.safetensors"));
   }
   {
     const fs::path out = root_ / "sigterm";
-    ChildProcess child(SMOLENGINE_BINARY, train_args(out, long_run));
-    expect_signal_stops_cleanly(*this, child, out, SIGTERM, 143, "SIGTERM");
+    ChildProcess child(SMOLENGINE_BINARY, train_args(out, run));
+    expect_signal_stops_cleanly(child, out, SIGTERM, 143, "SIGTERM", 12);
   }
 }
 

@@ -64,8 +64,9 @@ std::vector<std::string> train_args(const fs::path& out, const std::string& star
                                    "--set",        "tokenizer.name_or_path=" + test::kModelFile};
   for (const std::string& set : std::vector<std::string>{
            "dataset.train_split=train[:64]", "dataset.eval_split=test[:4]",
-           "evaluation.max_new_tokens=8", "training.max_steps=" + std::to_string(kMaxSteps),
-           "training.logging_steps=1", "training.eval_steps=" + std::to_string(kEvery),
+           "evaluation.max_new_tokens=8", "dataset.max_length=96",
+           "training.max_steps=" + std::to_string(kMaxSteps), "training.logging_steps=1",
+           "training.eval_steps=" + std::to_string(kEvery),
            "training.save_steps=" + std::to_string(kEvery), "training.save_total_limit=2",
            std::string("peft.lora_dropout=0.1")}) {
     args.push_back("--set");
