@@ -1,13 +1,15 @@
 // The kill -9 chain (issue 13 item 3, docs/run-directory.md "Crash safety"): `smolengine train`
-// on the tiny config (cpu, 24 steps, evaluation and a checkpoint every 4, save_total_limit 2)
+// on the tiny config (cpu, full fine-tuning so that a checkpoint — the model and AdamW's m and
+// v, ~38 MB — takes long enough to write that kills land inside it; 24 steps, evaluation and a
+// checkpoint every 4, save_total_limit 2)
 // is killed with SIGKILL at 50 random moments, each time continued with --resume latest from
 // where it stopped (or started again with --overwrite when it died before its first
 // checkpoint), then run to the end. After every kill every checkpoint in the run directory must
-// load in full (verify_checkpoint: trainer_state, AdamW moments, adapter tensors, configs, the
+// load in full (verify_checkpoint: trainer_state, AdamW moments, model tensors, configs, the
 // step) and no half-written directory may carry a checkpoint's name; at the end metrics.jsonl
 // holds exactly the losses, gradient norms, learning rates and evaluation metrics of an
 // uninterrupted run, bit for bit (cpu is deterministic and resume is exact:
-// docs/run-directory.md "checkpoint-N/"), and the final adapter and checkpoint are the same
+// docs/run-directory.md "checkpoint-N/"), and the final model and checkpoint are the same
 // bytes.
 //
 // The moments are random but aimed (the seed is printed; SMOL_KILL_SEED replays a chain): the
@@ -68,7 +70,7 @@ std::vector<std::string> train_args(const fs::path& out, const std::string& star
            "training.max_steps=" + std::to_string(kMaxSteps), "training.logging_steps=1",
            "training.eval_steps=" + std::to_string(kEvery),
            "training.save_steps=" + std::to_string(kEvery), "training.save_total_limit=2",
-           std::string("peft.lora_dropout=0.1")}) {
+           "peft.method=full", "training.learning_rate=1e-4"}) {
     args.push_back("--set");
     args.push_back(set);
   }
@@ -297,8 +299,8 @@ TEST_F(KillResume, FiftyRandomKillsThenResumeEqualsAnUninterruptedRun) {
     EXPECT_EQ(name.find(".tmp."), std::string::npos) << "litter after the chain: " << name;
   }
   EXPECT_EQ(comparable_events(out / "metrics.jsonl"), comparable_events(whole / "metrics.jsonl"));
-  EXPECT_EQ(test::read_file(out / "adapter_model.safetensors"),
-            test::read_file(whole / "adapter_model.safetensors"));
+  EXPECT_EQ(test::read_file(out / "model.safetensors"),
+            test::read_file(whole / "model.safetensors"));
   const std::string last = "checkpoint-" + std::to_string(kMaxSteps);
   EXPECT_EQ(test::read_file(out / last / "training_state.safetensors"),
             test::read_file(whole / last / "training_state.safetensors"));
