@@ -460,6 +460,9 @@ int train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
   TrainState progress;
   progress.seed = t.seed;
   progress.data_seed = t.data_seed;
+  // The step whose checkpoint is in the output directory as of now (a stop need not save it
+  // again); the same on every rank.
+  int64_t last_saved_step = -1;
   if (resuming) {
     const std::string dir = resolve_checkpoint(options.resume, output_dir);
     LoadedCheckpoint checkpoint = load_checkpoint(dir);
@@ -473,6 +476,10 @@ int train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
                ", past this run's max_steps ", plan.max_steps);
     restore_checkpoint(checkpoint, model, &optimizer);
     progress = checkpoint.progress;
+    const fs::path own =
+        fs::path(output_dir) / ("checkpoint-" + std::to_string(progress.global_step));
+    if (fs::weakly_canonical(dir, ec) == fs::weakly_canonical(own, ec))
+      last_saved_step = progress.global_step;
     say("resumed from " + dir + " at step " + std::to_string(progress.global_step));
   }
 
@@ -546,7 +553,6 @@ int train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
   };
 
   // Writes checkpoint-<step> (every rank takes part: the moments are gathered) and rotates.
-  int64_t last_saved_step = resuming ? progress.global_step : -1;
   auto save_now = [&](int64_t now_step) {
     read_optimizer();  // no checkpoint after a skipped update: the last good one stays
     // Never save a broken state: an update can overflow the weights even when its loss and
@@ -776,8 +782,7 @@ int train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
   // still tells a script that it was asked to stop.
   if (const int signal = signals.requested()) {
     say(std::string(StopSignals::name(signal)) +
-        " arrived after the last step: the run is "
-        "complete");
+        " arrived after the last step: the run is complete");
     return StopSignals::exit_code(signal);
   }
   return 0;
