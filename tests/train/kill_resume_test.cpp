@@ -218,7 +218,7 @@ TEST_F(KillResume, FiftyRandomKillsThenResumeEqualsAnUninterruptedRun) {
 
   const fs::path out = root_ / "killed";
   std::map<std::string, int> landed;
-  int partial_checkpoints = 0, kills = 0, kills_since_advance = 0;
+  int partial_checkpoints = 0, kills = 0, kills_since_advance = 0, resumes = 0, restarts = 0;
   int64_t last_start = -1;
   const int quota = (kKills + kIntervals - 1) / kIntervals;  // kills per checkpoint interval
   while (kills < kKills) {
@@ -228,11 +228,15 @@ TEST_F(KillResume, FiftyRandomKillsThenResumeEqualsAnUninterruptedRun) {
     last_start = start;
     const bool has_run = fs::exists(out / "metrics.jsonl") || fs::exists(out / "config.yaml");
     const std::string flag = !found.empty() ? "--resume" : has_run ? "--overwrite" : "";
+    resumes += flag == "--resume";
+    restarts += flag == "--overwrite";
     ChildProcess run(SMOLENGINE_BINARY, train_args(out, flag));
     ASSERT_TRUE(run.started());
 
-    // Aim: a phase, and the progress line after which to wait a random time. Past the quota
-    // the aim moves one interval further, so the chain advances.
+    // Aim: a phase, and the progress line after which to wait a random time. Kills aimed at a
+    // checkpoint's write wait less than the uninterrupted run's save took, so that most land
+    // inside it and the chain stays in its interval; past the quota the aim moves one interval
+    // further, so the chain advances at a steady pace and reaches the last interval.
     const int64_t interval_end =
         std::min(kMaxSteps, start + kEvery * (kills_since_advance >= quota ? 2 : 1));
     const double pick = uniform(0, 1);
@@ -263,7 +267,7 @@ TEST_F(KillResume, FiftyRandomKillsThenResumeEqualsAnUninterruptedRun) {
             return starts_with(l, "eval @ step ") && step_of_progress_line(l) == interval_end;
           },
           120);
-      std::this_thread::sleep_for(std::chrono::duration<double>(uniform(0, times.save * 1.5)));
+      std::this_thread::sleep_for(std::chrono::duration<double>(uniform(0, times.save * 0.9)));
     }
     run.signal(SIGKILL);
     const int code = run.wait();
@@ -287,8 +291,10 @@ TEST_F(KillResume, FiftyRandomKillsThenResumeEqualsAnUninterruptedRun) {
   }
 
   // To the end, from wherever the last kill left it.
+  const auto before_end = list_checkpoints(out.string());
+  const int64_t final_start = before_end.empty() ? 0 : before_end.back().first;
   {
-    const bool has_checkpoint = !list_checkpoints(out.string()).empty();
+    const bool has_checkpoint = !before_end.empty();
     ChildProcess run(SMOLENGINE_BINARY,
                      train_args(out, has_checkpoint ? "--resume" : "--overwrite"));
     ASSERT_EQ(run.wait(), 0) << run.output();
@@ -310,7 +316,10 @@ TEST_F(KillResume, FiftyRandomKillsThenResumeEqualsAnUninterruptedRun) {
   std::cout << "kill -9 chain: " << kills << " kills (seed " << seed << ") in " << seconds
             << " s; landed in:";
   for (const auto& [phase, count] : landed) std::cout << " " << phase << " " << count << ";";
-  std::cout << " " << partial_checkpoints << " left a partial checkpoint directory\n";
+  std::cout << " " << partial_checkpoints << " left a partial checkpoint directory; " << resumes
+            << " resumed with --resume latest, " << restarts
+            << " restarted with --overwrite; the last kill left checkpoint-" << final_start
+            << " of " << kMaxSteps << "\n";
   RecordProperty("kills", kills);
   EXPECT_GE(kills, kKills);
 }
