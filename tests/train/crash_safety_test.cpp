@@ -163,6 +163,32 @@ TEST_F(CrashSafety, SigintAndSigtermWriteACheckpointAndExitWith128PlusTheSignal)
   }
 }
 
+TEST_F(CrashSafety, ASignalDuringAnEvaluationStopsAfterItWithTheStepsCheckpoint) {
+  // The evaluation after step 2 (16 prompts, 16 new tokens each: it takes a while) is under way
+  // when SIGINT arrives: it finishes and is logged (the resumed run must not repeat or skip it),
+  // the step's checkpoint is written, and the run stops there.
+  const fs::path out = root_ / "eval";
+  ChildProcess child(SMOLENGINE_BINARY,
+                     train_args(out,
+                                "--set training.max_steps=50 --set training.eval_steps=2"
+                                " --set training.save_steps=1000 --set dataset.max_length=64"
+                                " --set dataset.eval_split=test[:16]"
+                                " --set evaluation.max_new_tokens=16"));
+  ASSERT_TRUE(
+      child.read_until([](const std::string& l) { return l.rfind("step 2/", 0) == 0; }, 120))
+      << child.output();
+  child.signal(SIGINT);
+  EXPECT_EQ(child.wait(), 130) << child.output();
+  const std::string output = child.output();
+  EXPECT_TRUE(contains(output, "eval @ step 2:")) << output;
+  EXPECT_TRUE(contains(output, "stopped by SIGINT at step 2 of 50")) << output;
+  int64_t last_eval = -1;
+  for (const nlohmann::json& e : test::read_jsonl(out / "metrics.jsonl"))
+    if (e["kind"] == "eval") last_eval = e["step"].get<int64_t>();
+  EXPECT_EQ(last_eval, 2);
+  EXPECT_NO_THROW(verify_checkpoint((out / "checkpoint-2").string()));
+}
+
 TEST_F(CrashSafety, ASecondSignalExitsAtOnce) {
   // Signalled while it tokenises a large split, before its first step: the first signal only
   // asks for a stop at the next step's end; SIGINT is then sent again every 20 ms (two signals
