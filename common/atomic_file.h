@@ -1,13 +1,18 @@
 // Whole-file writes that never leave a half-written file behind (docs/design.md §9): the bytes
 // go to "<path>.tmp.<pid>", are flushed, and the temporary is renamed over `path` (rename is
 // atomic on POSIX file systems). On any failure the temporary is removed and an Error names
-// the file. Used for every output a user or a resumed run reads back (configs, metrics
+// the file and the system's reason (a full disk reads "No space left on device", a file-size
+// limit "File too large"). Atomic against the process dying (kill -9): the page cache survives
+// it. There is no fsync, so a power loss may still lose the newest files (docs/run-directory.md
+// "Crash safety"). Used for every output a user or a resumed run reads back (configs, metrics
 // snapshots, JSON state, reports); safetensors has its own streaming writer built the same way.
 #pragma once
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <ostream>
@@ -23,9 +28,19 @@ namespace smol {
 inline void write_file_atomically(const std::string& path,
                                   const std::function<void(std::ostream&)>& write) {
   const std::string tmp_path = path + ".tmp." + std::to_string(::getpid());
+  // errno of the first failed write, taken before anything else can change it.
+  const auto fail = [&](std::ofstream& out, const char* what) {
+    const int error = errno;
+    out.close();
+    std::remove(tmp_path.c_str());
+    const bool space = error == 0 || error == ENOSPC || error == EFBIG || error == EDQUOT;
+    throw_error(what, " ", path, ": ", error != 0 ? std::strerror(error) : "write failed",
+                space ? " (disk full?)" : "");
+  };
   {
+    errno = 0;
     std::ofstream out(tmp_path, std::ios::binary | std::ios::trunc);
-    SMOL_CHECK(out.good(), "cannot write ", tmp_path);
+    if (!out.good()) fail(out, "cannot create");
     try {
       write(out);
     } catch (...) {
@@ -33,16 +48,15 @@ inline void write_file_atomically(const std::string& path,
       std::remove(tmp_path.c_str());
       throw;
     }
-    out.flush();
-    if (!out.good()) {
-      out.close();
-      std::remove(tmp_path.c_str());
-      throw_error("error writing ", tmp_path, " (disk full?)");
-    }
+    if (out.good()) out.flush();
+    if (!out.good()) fail(out, "error writing");
+    out.close();  // the last buffered bytes are written here
+    if (out.fail()) fail(out, "error writing");
   }
   if (std::rename(tmp_path.c_str(), path.c_str()) != 0) {
+    const int error = errno;
     std::remove(tmp_path.c_str());
-    throw_error("cannot rename ", tmp_path, " to ", path);
+    throw_error("cannot rename ", tmp_path, " to ", path, ": ", std::strerror(error));
   }
 }
 

@@ -1,5 +1,8 @@
 // `smolengine train CONFIG [--set k=v]... [--output-dir DIR] [--device D] [--data-dir DIR]
-//  [--resume DIR|latest]`: the training run a config describes (engine/train/trainer.h).
+//  [--resume DIR|latest] [--overwrite]`: the training run a config describes
+//  (engine/train/trainer.h).
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 
 #include "engine/commands.h"
@@ -24,7 +27,18 @@ void add_train_command(CLI::App& app) {
                   "data root (else $SMOLENGINE_DATA, data/, ../shared/data)");
   cmd->add_option("--resume", options->resume,
                   "continue from a checkpoint directory, or 'latest' in the output directory");
-  cmd->callback([options] { run_training(*options); });
+  cmd->add_flag("--overwrite", options->overwrite,
+                "delete the run already in the output directory first (only the files smolengine "
+                "writes; refused when the directory holds others)");
+  cmd->callback([options] {
+    // SIGINT / SIGTERM stopped the run after writing a checkpoint (engine/train/stop_signals.h):
+    // exit with 128 + the signal as shells expect. Every file is closed by now; std::exit
+    // flushes stdio.
+    if (const int code = run_training(*options); code != 0) {
+      std::fflush(nullptr);
+      std::exit(code);
+    }
+  });
 }
 
 }  // namespace smol

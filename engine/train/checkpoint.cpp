@@ -92,6 +92,19 @@ std::string metadata_text(const SafetensorsFile& file, const std::string& key) {
   return it->second;
 }
 
+// Deletes a checkpoint directory so that a kill at any moment never leaves a partial directory
+// under a checkpoint's name: it is renamed to "<name>.deleted.<pid>" first (atomic), then
+// removed; a leftover *.deleted.* is removed at the next start (engine/train/run_directory.h).
+void remove_checkpoint_directory(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return;
+  const fs::path doomed = dir.string() + ".deleted." + std::to_string(::getpid());
+  fs::remove_all(doomed, ec);
+  fs::rename(dir, doomed, ec);
+  SMOL_CHECK(!ec, "cannot move ", dir.string(), " aside to delete it: ", ec.message());
+  fs::remove_all(doomed, ec);
+}
+
 // checkpoint-<digits> with nothing after the digits.
 std::optional<int64_t> checkpoint_step(const std::string& name) {
   static const std::string prefix = "checkpoint-";
@@ -197,7 +210,12 @@ std::string save_checkpoint(const std::string& output_dir, const CheckpointWrite
     throw;
   }
   // A checkpoint of the same step from an abandoned trajectory (before a resume) is replaced.
-  fs::remove_all(final_dir, ec);
+  try {
+    remove_checkpoint_directory(final_dir);
+  } catch (...) {
+    fs::remove_all(tmp_dir, ec);
+    throw;
+  }
   fs::rename(tmp_dir, final_dir, ec);
   if (ec) {
     fs::remove_all(tmp_dir, ec);
@@ -263,6 +281,48 @@ LoadedCheckpoint load_checkpoint(const std::string& dir, bool with_optimizer) {
   } catch (const std::exception& e) {
     throw_error(trainer_state.string(), ": ", e.what());
   }
+  return c;
+}
+
+LoadedCheckpoint verify_checkpoint(const std::string& dir) {
+  LoadedCheckpoint c = load_checkpoint(dir, /*with_optimizer=*/true);
+  const fs::path root(dir);
+  const auto require_file = [&](const char* name) {
+    SMOL_CHECK(fs::is_regular_file(root / name), "checkpoint ", dir, " has no ", name);
+    return (root / name).string();
+  };
+  // Every moment pairs with a trained tensor of the same shape.
+  for (const auto& [name, m] : c.exp_avg) {
+    const auto v = c.exp_avg_sq.find(name);
+    SMOL_CHECK(v != c.exp_avg_sq.end() && v->second.shape == m.shape, dir, ": AdamW exp_avg_sq of ",
+               name, " is missing or has another shape");
+  }
+  SMOL_CHECK(c.exp_avg.size() == c.exp_avg_sq.size(), dir, ": AdamW moments do not pair up");
+  if (c.full_finetune) {
+    const std::string config = require_file("config.json");
+    std::ifstream in(config);
+    SMOL_CHECK(nlohmann::json::parse(in, nullptr, false).is_object(), config,
+               ": not a JSON object");
+  } else {
+    // The adapter PEFT loads: every tensor read in full, one per trained LoRA tensor (or two
+    // halves of the rank-2r conversion, the same count).
+    const SafetensorsFile adapter =
+        SafetensorsFile::open(require_file("adapter_model.safetensors"));
+    for (const SafetensorsEntry& e : adapter.entries()) (void)adapter.read_f32(e.name);
+    SMOL_CHECK(adapter.entries().size() == c.params.size(), adapter.path(), ": ",
+               adapter.entries().size(), " tensors for ", c.params.size(), " trained ones");
+    for (const auto& [name, m] : c.params)
+      SMOL_CHECK(c.exp_avg.count(name) == 1, dir, ": no AdamW moments for ", name);
+    const std::string config = require_file("adapter_config.json");
+    std::ifstream in(config);
+    SMOL_CHECK(nlohmann::json::parse(in, nullptr, false).is_object(), config,
+               ": not a JSON object");
+  }
+  const std::string yaml = require_file("smolengine_config.yaml");
+  SMOL_CHECK(fs::file_size(yaml) > 0, yaml, " is empty");
+  const std::optional<int64_t> step = checkpoint_step(root.filename().string());
+  SMOL_CHECK(!step || *step == c.progress.global_step, dir, ": holds step ", c.progress.global_step,
+             ", not the step its name says");
   return c;
 }
 
@@ -332,8 +392,7 @@ std::vector<std::string> rotate_checkpoints(const std::string& output_dir, int64
   }
   const int64_t excess = static_cast<int64_t>(found.size()) - keep;
   for (int64_t i = 0; i < excess; ++i) {
-    std::error_code ec;
-    fs::remove_all(found[static_cast<size_t>(i)].second, ec);
+    remove_checkpoint_directory(found[static_cast<size_t>(i)].second);
     deleted.push_back(found[static_cast<size_t>(i)].second);
   }
   return deleted;

@@ -21,7 +21,9 @@
 //     smolengine_config.yaml       the resolved run config
 //
 // The directory is assembled under "checkpoint-<step>.tmp.<pid>" and renamed into place; a
-// leftover *.tmp.* directory is an interrupted save and is never read.
+// leftover *.tmp.* directory is an interrupted save and is never read. A checkpoint is deleted
+// (save_total_limit, or replaced by a save of the same step) by renaming it to
+// "checkpoint-<step>.deleted.<pid>" first, so no partial directory ever has a checkpoint's name.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -96,6 +98,11 @@ struct LoadedCheckpoint {
 // Reads a checkpoint directory (throws naming the file when something is missing or broken).
 // `with_optimizer` false skips the moments (evaluation only needs the parameters).
 LoadedCheckpoint load_checkpoint(const std::string& dir, bool with_optimizer = true);
+// Reads every file of a checkpoint directory in full and checks that they agree (moments for
+// every trained tensor, the adapter / model file complete, the configs parse, the step matches
+// the directory's name); throws naming the file otherwise. What the kill -9 test asserts of
+// every checkpoint a killed run leaves.
+LoadedCheckpoint verify_checkpoint(const std::string& dir);
 // Throws naming the checkpoint when it cannot belong to `model` as built now: another train
 // mode, or (`initial` given) an initialiser that did not reproduce the checkpoint's A0 / B0.
 void check_checkpoint_matches(const LoadedCheckpoint& checkpoint, const LlamaModel& model,

@@ -28,8 +28,10 @@
 #include "engine/outputs/tensorboard_writer.h"
 #include "engine/train/checkpoint.h"
 #include "engine/train/refactor_schedule.h"
+#include "engine/train/run_directory.h"
 #include "engine/train/run_plan.h"
 #include "engine/train/spectral_refactor.h"
+#include "engine/train/stop_signals.h"
 #include "engine/train/train_batches.h"
 #include "engine/train_step.h"
 #include "engine/training_data.h"
@@ -74,25 +76,34 @@ struct Session {
   std::string adapter_base;  // what adapter_config.json names as the base model
 };
 
-// `verbose` false: a data-parallel rank other than 0, which says nothing (rank 0 speaks for all).
-Session open_session(const std::string& config_path, const std::vector<std::string>& overrides,
-                     const std::string& device, const std::string& data_dir, bool verbose = true) {
+// The run config with --set overrides, its accepted-but-ignored keys said once. `verbose` false:
+// a data-parallel rank other than 0, which says nothing (rank 0 speaks for all).
+RunConfig load_session_config(const std::string& config_path,
+                              const std::vector<std::string>& overrides,
+                              const std::string& data_dir, bool verbose) {
+  RunConfig config = load_run_config(config_path, overrides);
+  config.data_dir = data_dir;
+  if (!config.warnings.empty() && verbose) {
+    // One warning naming every key that is accepted but changes nothing here (the reasons:
+    // `smolengine config CONFIG` prints one line per key, `config --help-keys` the table).
+    std::string keys;
+    for (const std::string& warning : config.warnings)
+      keys += (keys.empty() ? "" : ", ") + warning.substr(0, warning.find(':'));
+    say("warning: " + std::to_string(config.warnings.size()) +
+        " config keys are accepted but not acted on: " + keys + " (`smolengine config " +
+        config_path + "` says why)");
+  }
+  return config;
+}
+
+// Backend, model and text pipeline for a loaded config.
+Session open_session(RunConfig config, const std::string& device, bool verbose = true) {
   Session s;
   const auto say = [verbose](const std::string& line) {
     if (verbose) smol::say(line);
   };
-  s.config = load_run_config(config_path, overrides);
-  s.config.data_dir = data_dir;
-  if (!s.config.warnings.empty() && verbose) {
-    // One warning naming every key that is accepted but changes nothing here (the reasons:
-    // `smolengine config CONFIG` prints one line per key, `config --help-keys` the table).
-    std::string keys;
-    for (const std::string& warning : s.config.warnings)
-      keys += (keys.empty() ? "" : ", ") + warning.substr(0, warning.find(':'));
-    say("warning: " + std::to_string(s.config.warnings.size()) +
-        " config keys are accepted but not acted on: " + keys + " (`smolengine config " +
-        config_path + "` says why)");
-  }
+  const std::string config_path = config.path;
+  s.config = std::move(config);
   s.backend = make_backend(device);
   const auto start = Clock::now();
   s.built = build_model(*s.backend, s.config);
@@ -303,10 +314,10 @@ std::unique_ptr<Communicator> open_communicator(Session& s, const LaunchInfo& la
 // Runs `body`; on a data-parallel run an error on one rank is printed with the rank and takes the
 // whole job down (the other ranks would otherwise wait in a collective until the timeout).
 template <typename Body>
-void run_ranks(Communicator& comm, Body&& body) {
+auto run_ranks(Communicator& comm, Body&& body) -> decltype(body()) {
   if (comm.world_size() == 1) return body();
   try {
-    body();
+    return body();
   } catch (const std::exception& e) {
     // Communicator errors already name the rank ("rank R of N: …"); say it once.
     const std::string prefix =
@@ -316,45 +327,65 @@ void run_ranks(Communicator& comm, Body&& body) {
                  message.c_str());
     std::fflush(stderr);
     comm.abort(1);
+    throw;  // not reached: abort() ends the process
   }
 }
 
-void train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
-                 Clock::time_point run_start);
+std::string output_dir_of(const TrainOptions& options, const RunConfig& config) {
+  const std::string dir =
+      !options.output_dir.empty() ? options.output_dir : config.training.output_dir;
+  SMOL_CHECK(!dir.empty(), config.path,
+             ": no output directory: set training.output_dir or pass --output-dir");
+  return dir;
+}
+
+int train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
+                const StopSignals& signals, Clock::time_point run_start);
 
 }  // namespace
 
-void run_training(const TrainOptions& options) {
+int run_training(const TrainOptions& options) {
   const auto run_start = Clock::now();
   const LaunchInfo launch = read_launch_environment();
-  Session s =
-      open_session(options.config_path, options.overrides, device_for_rank(options.device, launch),
-                   options.data_dir, launch.rank == 0);
+  const bool main_rank = launch.rank == 0;
+  RunConfig config =
+      load_session_config(options.config_path, options.overrides, options.data_dir, main_rank);
+  SMOL_CHECK(!(options.overwrite && !options.resume.empty()),
+             "--overwrite and --resume exclude each other: --overwrite deletes the run that "
+             "--resume would continue");
+  // The run directory's guards come before the model loads (run_directory.h): an unwritable
+  // directory, a second process or an existing run fails in a second, not after an hour.
+  // Rank 0 alone writes the directory, so it alone locks it.
+  const std::string output_dir = output_dir_of(options, config);
+  std::optional<RunDirectoryLock> lock;
+  if (main_rank) {
+    check_directory_writable(output_dir);
+    lock.emplace(output_dir);
+    const RunStart start = !options.resume.empty() ? RunStart::Resume
+                           : options.overwrite     ? RunStart::Overwrite
+                                                   : RunStart::Fresh;
+    for (const std::string& line : prepare_run_directory(output_dir, start)) say(line);
+  }
+  const StopSignals signals;  // from here on SIGINT / SIGTERM stop at the next step's end
+  Session s = open_session(std::move(config), device_for_rank(options.device, launch), main_rank);
   const std::unique_ptr<Communicator> comm = open_communicator(s, launch);
-  run_ranks(*comm, [&] { train_ranks(s, options, *comm, run_start); });
+  return run_ranks(*comm, [&] { return train_ranks(s, options, *comm, signals, run_start); });
 }
 
 namespace {
 
-void train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
-                 Clock::time_point run_start) {
+int train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
+                const StopSignals& signals, Clock::time_point run_start) {
   const bool main_rank = comm.rank() == 0;  // writes every output; the others compute only
   const auto say = [main_rank](const std::string& line) {
     if (main_rank) smol::say(line);
   };
   const RunConfig& config = s.config;
   const TrainingSection& t = config.training;
-  const std::string output_dir = !options.output_dir.empty() ? options.output_dir : t.output_dir;
-  SMOL_CHECK(!output_dir.empty(), config.path,
-             ": no output directory: set training.output_dir or pass --output-dir");
+  const std::string output_dir = output_dir_of(options, config);
   std::error_code ec;
-  fs::create_directories(output_dir, ec);
-  SMOL_CHECK(!ec, "cannot create the output directory ", output_dir, ": ", ec.message());
+  fs::create_directories(output_dir, ec);  // the other ranks' view (rank 0 created it)
   const bool resuming = !options.resume.empty();
-  if (!resuming)
-    SMOL_CHECK(list_checkpoints(output_dir).empty(), "output directory ", output_dir,
-               " already holds checkpoints: pass --resume latest to continue that run, or choose "
-               "another --output-dir");
   const std::string config_yaml = to_yaml(config);
   if (main_rank)
     write_file_atomically((fs::path(output_dir) / "config.yaml").string(), config_yaml);
@@ -429,6 +460,9 @@ void train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
   TrainState progress;
   progress.seed = t.seed;
   progress.data_seed = t.data_seed;
+  // The step whose checkpoint is in the output directory as of now (a stop need not save it
+  // again); the same on every rank.
+  int64_t last_saved_step = -1;
   if (resuming) {
     const std::string dir = resolve_checkpoint(options.resume, output_dir);
     LoadedCheckpoint checkpoint = load_checkpoint(dir);
@@ -442,6 +476,10 @@ void train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
                ", past this run's max_steps ", plan.max_steps);
     restore_checkpoint(checkpoint, model, &optimizer);
     progress = checkpoint.progress;
+    const fs::path own =
+        fs::path(output_dir) / ("checkpoint-" + std::to_string(progress.global_step));
+    if (fs::weakly_canonical(dir, ec) == fs::weakly_canonical(own, ec))
+      last_saved_step = progress.global_step;
     say("resumed from " + dir + " at step " + std::to_string(progress.global_step));
   }
 
@@ -514,6 +552,83 @@ void train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
     return stats;
   };
 
+  // Writes checkpoint-<step> (every rank takes part: the moments are gathered) and rotates.
+  auto save_now = [&](int64_t now_step) {
+    read_optimizer();  // no checkpoint after a skipped update: the last good one stays
+    // Never save a broken state: an update can overflow the weights even when its loss and
+    // gradients were finite (the next step would only notice later).
+    std::vector<Tensor> values;
+    for (const TrainableParam& p : model.trainable_params()) values.push_back(p.value);
+    const double norm2 = backend.sum_of_squares(values);
+    SMOL_CHECK(std::isfinite(norm2), "step ", now_step, " of ", plan.max_steps,
+               ": the parameters are not finite after the update; nothing was saved (the "
+               "learning rate is too high, or the loss diverged)");
+    const std::string name = "checkpoint-" + std::to_string(now_step);
+    const HostMoments moments = data_parallel.gather_moments(optimizer);  // every rank
+    last_saved_step = now_step;
+    if (!main_rank) return;
+    CheckpointWrite w;
+    w.model = &model;
+    w.optimizer = &optimizer;
+    w.moments = &moments;
+    w.progress = &progress;
+    w.plan = &plan;
+    w.config_yaml = config_yaml;
+    w.adapter_config = adapter_config_of(config, s.adapter_base);
+    w.initial = s.initial ? &*s.initial : nullptr;
+    w.metric_for_best_model = best_metric;
+    w.greater_is_better = maximize;
+    std::string path;
+    try {
+      path = save_checkpoint(output_dir, w);
+    } catch (const Error& e) {
+      // A full disk (or any write error) during a save: the half-written checkpoint is gone
+      // (checkpoint.h), the earlier ones are untouched.
+      const auto previous = list_checkpoints(output_dir);
+      throw_error("step ", now_step, " of ", plan.max_steps, ": cannot save ", name, ": ", e.what(),
+                  "; ",
+                  previous.empty() ? std::string("no earlier checkpoint exists")
+                                   : "the last complete checkpoint " + previous.back().second +
+                                         " is intact (resume from it with --resume latest)");
+    }
+    for (const std::string& gone :
+         rotate_checkpoints(output_dir, t.save_total_limit, progress.best_checkpoint))
+      bar.message("deleted " + gone + " (save_total_limit " + std::to_string(t.save_total_limit) +
+                  ")");
+    bar.message("saved " + path);
+    outputs->report("step " + std::to_string(now_step) + " of " + std::to_string(plan.max_steps),
+                    last_predictions);
+  };
+
+  // SIGINT / SIGTERM (stop_signals.h), agreed on by every rank so that they stop at the same
+  // step: the first rank's signal stops them all (one host all-reduce per step, only when
+  // data parallel).
+  auto stop_signal = [&]() -> int {
+    if (comm.world_size() == 1) return signals.requested();
+    double signal = signals.requested();
+    comm.all_reduce_host(std::span<double>(&signal, 1), ReduceOp::Max);
+    return static_cast<int>(signal);
+  };
+  // Stops the run after a signal at a step boundary: a checkpoint of this step unless one exists,
+  // then one line saying where the run is and how to go on. Returns the exit code.
+  auto stop_for_signal = [&](int signal) {
+    const int64_t step = progress.global_step;
+    if (step > 0 && last_saved_step != step) save_now(step);
+    bar.finish();
+    std::string resume_command = "smolengine train " + options.config_path + " --output-dir " +
+                                 output_dir + " --resume latest";
+    if (!options.overrides.empty()) resume_command += " (with the same --set options)";
+    if (step > 0)
+      say(std::string("stopped by ") + StopSignals::name(signal) + " at step " +
+          std::to_string(step) + " of " + std::to_string(plan.max_steps) + ": checkpoint " +
+          (fs::path(output_dir) / ("checkpoint-" + std::to_string(step))).string() +
+          "; continue with: " + resume_command);
+    else
+      say(std::string("stopped by ") + StopSignals::name(signal) +
+          " before the first step: nothing to resume; start again with --overwrite");
+    return StopSignals::exit_code(signal);
+  };
+
   // ---- the loop ----------------------------------------------------------------------------
   bar.start(progress.global_step);
   const int64_t first_step = progress.global_step;
@@ -522,6 +637,8 @@ void train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
   double seconds_since_log = 0;  // training time only: evaluations and saves are not counted
   bool stopped_early = false;
   while (progress.global_step < plan.max_steps && !stopped_early) {
+    // The previous step has finished with its logging, evaluation and save: a safe point.
+    if (const int signal = stop_signal()) return stop_for_signal(signal);
     const auto step_start = Clock::now();
     const int64_t k = progress.global_step;
     const std::vector<std::vector<TokenRow>> update = batches.next_update(progress.cursor);
@@ -619,38 +736,8 @@ void train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
       }
     }
     if (plan.save_at(now_step) || (stopped_early && plan.saves)) {
-      read_optimizer();  // no checkpoint after a skipped update: the last good one stays
-      // Never save a broken state: an update can overflow the weights even when its loss and
-      // gradients were finite (the next step would only notice later).
-      std::vector<Tensor> values;
-      for (const TrainableParam& p : model.trainable_params()) values.push_back(p.value);
-      const double norm2 = backend.sum_of_squares(values);
-      SMOL_CHECK(std::isfinite(norm2), "step ", now_step, " of ", plan.max_steps,
-                 ": the parameters are not finite after the update; nothing was saved (the "
-                 "learning rate is too high, or the loss diverged)");
-      const std::string name = "checkpoint-" + std::to_string(now_step);
-      if (improved) progress.best_checkpoint = name;
-      const HostMoments moments = data_parallel.gather_moments(optimizer);  // every rank
-      if (!main_rank) continue;
-      CheckpointWrite w;
-      w.model = &model;
-      w.optimizer = &optimizer;
-      w.moments = &moments;
-      w.progress = &progress;
-      w.plan = &plan;
-      w.config_yaml = config_yaml;
-      w.adapter_config = adapter_config_of(config, s.adapter_base);
-      w.initial = s.initial ? &*s.initial : nullptr;
-      w.metric_for_best_model = best_metric;
-      w.greater_is_better = maximize;
-      const std::string path = save_checkpoint(output_dir, w);
-      for (const std::string& gone :
-           rotate_checkpoints(output_dir, t.save_total_limit, progress.best_checkpoint))
-        bar.message("deleted " + gone + " (save_total_limit " + std::to_string(t.save_total_limit) +
-                    ")");
-      bar.message("saved " + path);
-      outputs->report("step " + std::to_string(now_step) + " of " + std::to_string(plan.max_steps),
-                      last_predictions);
+      if (improved) progress.best_checkpoint = "checkpoint-" + std::to_string(now_step);
+      save_now(now_step);
     }
   }
   bar.finish();
@@ -666,7 +753,7 @@ void train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
         format_metric(*progress.best_metric) + ")");
     if (eval_set) final_eval = run_eval(progress.global_step);
   }
-  if (!main_rank) return;
+  if (!main_rank) return 0;
   save_final_model(s, output_dir);
   nlohmann::json results = nlohmann::json::object();
   for (auto it = progress.log_history.rbegin(); it != progress.log_history.rend(); ++it)
@@ -691,6 +778,14 @@ void train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
   say("peak " + backend.name() +
       " memory: " + std::to_string((backend.memory_stats().peak + (1 << 20) - 1) >> 20) + " MiB" +
       (comm.world_size() > 1 ? " (rank 0)" : ""));
+  // A signal after the last step's checkpoint: the run is complete, and says so; the exit code
+  // still tells a script that it was asked to stop.
+  if (const int signal = signals.requested()) {
+    say(std::string(StopSignals::name(signal)) +
+        " arrived after the last step: the run is complete");
+    return StopSignals::exit_code(signal);
+  }
+  return 0;
 }
 
 }  // namespace
@@ -746,9 +841,9 @@ void run_evaluation(const EvalCommandOptions& options) {
   // Under a launcher the examples are shared by the ranks (engine/eval/evaluator.h) and rank 0
   // prints and writes the result.
   const LaunchInfo launch = read_launch_environment();
-  Session s =
-      open_session(options.config_path, options.overrides, device_for_rank(options.device, launch),
-                   options.data_dir, launch.rank == 0);
+  Session s = open_session(load_session_config(options.config_path, options.overrides,
+                                               options.data_dir, launch.rank == 0),
+                           device_for_rank(options.device, launch), launch.rank == 0);
   const std::unique_ptr<Communicator> comm = open_communicator(s, launch);
   run_ranks(*comm, [&] { evaluate_ranks(s, options, *comm); });
 }

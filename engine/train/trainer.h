@@ -18,6 +18,13 @@
 // engine/optimizer.h): the update is skipped there, and the run stops with an Error naming that
 // step at the next read of the optimizer's state — a logging step, an evaluation, a checkpoint
 // (read before writing it) or the end. Checkpoints already written stay valid.
+//
+// Crash safety (engine/train/run_directory.h, engine/train/stop_signals.h, docs/run-directory.md
+// "Crash safety"): before the model is loaded the output directory is checked writable, locked
+// against a second process, and refused when it already holds a run unless resuming or
+// overwriting. SIGINT / SIGTERM finish the current step (with its evaluation and save), write a
+// checkpoint and return 128 + the signal; a checkpoint that cannot be written (disk full) ends
+// the run with an Error naming the file, the previous checkpoint intact.
 #pragma once
 
 #include <string>
@@ -31,11 +38,13 @@ struct TrainOptions {
   std::string output_dir;              // overrides training.output_dir
   std::string device = "auto";
   std::string data_dir;
-  std::string resume;  // "" (fresh run), a checkpoint directory, or "latest"
+  std::string resume;      // "" (fresh run), a checkpoint directory, or "latest"
+  bool overwrite = false;  // delete an existing run's files first (never foreign files)
 };
 
-// Runs the whole training. Throws smol::Error on bad input or a diverging run.
-void run_training(const TrainOptions& options);
+// Runs the whole training. Returns 0, or 128 + the signal when SIGINT / SIGTERM stopped it
+// (after writing a checkpoint). Throws smol::Error on bad input or a diverging run.
+int run_training(const TrainOptions& options);
 
 struct EvalCommandOptions {
   std::string config_path;

@@ -14,6 +14,7 @@
 
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/linalg_backend.h"
+#include "kernels/out_of_memory_message.h"
 #if defined(SMOL_CUDA_EMU)
 #include "kernels/emu/emu_backend.h"
 #else
@@ -22,6 +23,22 @@
 
 namespace smol::SMOL_GPU_NS {
 
+namespace {
+// cudaMalloc that fails with the requested and free bytes and the config keys to turn
+// (kernels/out_of_memory_message.h) instead of a bare "out of memory".
+void device_malloc(void** data, size_t bytes, const char* what) {
+  const cudaError_t status = cudaMalloc(data, bytes);
+  if (status == cudaSuccess) return;
+  (void)cudaGetLastError();  // clear the allocation error before asking again
+  int device = 0;
+  cudaGetDevice(&device);
+  size_t free_bytes = 0, total_bytes = 0;
+  cudaMemGetInfo(&free_bytes, &total_bytes);
+  throw Error(out_of_memory_message("cuda:" + std::to_string(device), what, bytes, free_bytes,
+                                    total_bytes, cudaGetErrorString(status)));
+}
+}  // namespace
+
 GpuContext::GpuContext(int device) : device_(device) {
   cuda_check(cudaSetDevice(device), "cudaSetDevice");
   cudaDeviceProp prop;
@@ -29,7 +46,7 @@ GpuContext::GpuContext(int device) : device_(device) {
   sm_count_ = prop.multiProcessorCount;
   cuda_check(cudaStreamCreate(&stream_), "cudaStreamCreate");
   cublas_check(cublasLtCreate(&cublaslt_), "cublasLtCreate");
-  cuda_check(cudaMalloc(&workspace_, kWorkspaceBytes), "cudaMalloc(cuBLASLt workspace)");
+  device_malloc(&workspace_, kWorkspaceBytes, "the cuBLASLt workspace");
   for (int h = 0; h < 2; ++h) {
     cuda_check(cudaMallocHost(&staging_[h], kStagingBytes), "cudaMallocHost(upload staging)");
     cuda_check(cudaEventCreate(&staging_done_[h]), "cudaEventCreate(upload staging)");
@@ -92,7 +109,7 @@ const void* GpuContext::store_attention_layout(std::vector<int32_t> key, const v
     layout_device_ = nullptr;
     layout_bytes_ = 0;
     const size_t rounded = (bytes + 4095) / 4096 * 4096;
-    cuda_check(cudaMalloc(&layout_device_, rounded), "cudaMalloc(attention layout)");
+    device_malloc(&layout_device_, rounded, "the attention layout");
     layout_bytes_ = rounded;
   }
   // Stream-ordered: kernels queued before this copy still see the previous layout.
@@ -147,7 +164,7 @@ void* grow(void*& area, size_t& area_bytes, size_t bytes, cudaStream_t stream) {
   area = nullptr;
   area_bytes = 0;
   const size_t rounded = (bytes + 4095) / 4096 * 4096;
-  cuda_check(cudaMalloc(&area, rounded), "cudaMalloc(scratch)");
+  device_malloc(&area, rounded, "scratch space");
   area_bytes = rounded;
   return area;
 }
@@ -189,9 +206,7 @@ class CudaBackend final : public Backend {
   Buffer do_allocate(size_t bytes) override {
     if (bytes == 0) return Buffer(this, nullptr, 0);
     void* data = nullptr;
-    const cudaError_t status = cudaMalloc(&data, bytes);
-    SMOL_CHECK(status == cudaSuccess, name_, ": out of device memory allocating ", bytes,
-               " bytes (", cudaGetErrorString(status), ")");
+    device_malloc(&data, bytes, "a tensor");
     cuda_check(cudaMemsetAsync(data, 0, bytes, ctx_.stream()), "cudaMemsetAsync");
     return Buffer(this, data, bytes);
   }

@@ -31,6 +31,20 @@ constexpr size_t kAlign = 16;
 constexpr unsigned char kCanary = 0xA5;
 constexpr size_t kNominalMemory = size_t{80} << 30;  // an H100's 80 GB, for cudaMemGetInfo
 
+// The emulated device's memory: an H100's 80 GB, or SMOL_EMU_DEVICE_MEMORY bytes when set, so
+// that tests can make an allocation fail as it would on a full GPU (the out-of-memory message,
+// kernels/out_of_memory_message.h). Read once.
+size_t device_capacity() {
+  static const size_t capacity = [] {
+    const char* text = std::getenv("SMOL_EMU_DEVICE_MEMORY");
+    if (text == nullptr || *text == '\0') return kNominalMemory;
+    char* end = nullptr;
+    const unsigned long long bytes = std::strtoull(text, &end, 10);
+    return *end == '\0' && bytes > 0 ? static_cast<size_t>(bytes) : kNominalMemory;
+  }();
+  return capacity;
+}
+
 struct Allocation {
   size_t bytes = 0;         // what the caller asked for
   size_t usable = 0;        // bytes rounded up to kAlign: [start, start+usable) before the guard
@@ -152,6 +166,11 @@ bool is_device_range(const void* p, size_t bytes) {
 
 cudaError_t cudaMalloc(void** pointer, size_t bytes) {
   install_fault_handler();
+  {
+    std::lock_guard lock(device().mutex);
+    if (bytes > device_capacity() - std::min(device_capacity(), device().in_use))
+      return cudaErrorMemoryAllocation;
+  }
   const size_t usable = std::max<size_t>(kAlign, (bytes + kAlign - 1) / kAlign * kAlign);
   const size_t page = page_size();
   const size_t body = (usable + page - 1) / page * page;
@@ -340,7 +359,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
   prop->major = 9;
   prop->minor = 0;
   prop->multiProcessorCount = 132;
-  prop->totalGlobalMem = kNominalMemory;
+  prop->totalGlobalMem = device_capacity();
   prop->sharedMemPerBlock = 48 * 1024;
   prop->sharedMemPerBlockOptin = 227 * 1024;
   prop->sharedMemPerMultiprocessor = 228 * 1024;
@@ -418,8 +437,8 @@ cudaError_t cudaGetLastError() {
 }
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
   std::lock_guard lock(device().mutex);
-  *total_bytes = kNominalMemory;
-  *free_bytes = kNominalMemory - std::min(kNominalMemory, device().in_use);
+  *total_bytes = device_capacity();
+  *free_bytes = device_capacity() - std::min(device_capacity(), device().in_use);
   return cudaSuccess;
 }
 const char* cudaGetErrorString(cudaError_t error) {

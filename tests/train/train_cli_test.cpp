@@ -235,7 +235,7 @@ TEST_F(TrainCli, ErrorsAreClearAndLeaveNothingBroken) {
   ASSERT_EQ(train(done, "--set training.eval_strategy=no").exit_code, 0);
   r = train(done, "--set training.eval_strategy=no");
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.output.find("already holds checkpoints"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("already holds a run"), std::string::npos) << r.output;
 }
 
 TEST_F(TrainCli, EarlyStoppingAndLoadBestModelAtEnd) {
