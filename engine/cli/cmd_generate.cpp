@@ -20,6 +20,7 @@
 #include "data/chat_template.h"
 #include "data/sentencepiece_tokenizer.h"
 #include "data/tokenizer_json.h"
+#include "engine/cli/integer_option.h"
 #include "engine/commands.h"
 #include "io/model_loader.h"
 #include "model/generation.h"
@@ -70,6 +71,14 @@ void run_generate(const GenerateOptions& o) {
   SamplingParams{o.temperature, o.top_p, o.seed}.validate();  // before the slow model load
   const auto t_load = std::chrono::steady_clock::now();
   LoadedModel loaded = load_model(o.model);
+  // Bounded by the context before anything is allocated (docs/bad-inputs.md): HF transformers
+  // lets a RoPE model run past max_position_embeddings with degrading output; we cannot size a
+  // KV cache for an unbounded length, so, as llama.cpp stops at n_ctx, a budget that no prompt
+  // could use is refused and a prompt + budget past the context stops at the context.
+  const int64_t context = loaded.config.max_position_embeddings;
+  SMOL_CHECK(o.max_new_tokens < context, "--max-new-tokens ", o.max_new_tokens,
+             " does not fit the model's context: ", o.model, " has max_position_embeddings ",
+             context, " (prompt + new tokens must fit it)");
   const std::unique_ptr<Tokenizer> tokenizer = tokenizer_of(loaded);
   std::unique_ptr<Backend> backend = make_backend(o.device);
   LlamaModel model(*backend, loaded.config, TrainMode::Frozen);
@@ -82,6 +91,15 @@ void run_generate(const GenerateOptions& o) {
              : o.prompt;
   const std::vector<int32_t> ids = tokenizer->encode(text, /*parse_special=*/true);
   SMOL_CHECK(!ids.empty(), "the prompt encodes to no tokens");
+  SMOL_CHECK(static_cast<int64_t>(ids.size()) < context, "the prompt is ", ids.size(),
+             " tokens long; the model's context (max_position_embeddings of ", o.model, ") is ",
+             context, " tokens, which leaves no room for a new token");
+  if (static_cast<int64_t>(ids.size()) + o.max_new_tokens > context)
+    std::fprintf(stderr,
+                 "warning: prompt (%zu tokens) + --max-new-tokens %d exceed the context (%lld); "
+                 "generation stops after %lld tokens\n",
+                 ids.size(), o.max_new_tokens, static_cast<long long>(context),
+                 static_cast<long long>(context - static_cast<int64_t>(ids.size())));
 
   GenerationOptions g;
   g.max_new_tokens = o.max_new_tokens;
@@ -137,10 +155,12 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--prompt", options->prompt, "the prompt text")->required();
   cmd->add_flag("--chat", options->chat,
                 "wrap the prompt in the ChatML template (system turn + generation prompt)");
-  cmd->add_option("--max-new-tokens", options->max_new_tokens, "at most N new tokens (256)");
+  cmd->add_option("--max-new-tokens", options->max_new_tokens,
+                  "at most N new tokens (256); prompt + N must fit the model's context")
+      ->check(integer_in(0, std::numeric_limits<int32_t>::max()));
   cmd->add_option("--temperature", options->temperature, "0 = greedy (default)");
   cmd->add_option("--top-p", options->top_p, "nucleus sampling mass in (0, 1] (1)");
-  cmd->add_option("--seed", options->seed, "sampling seed (0)");
+  cmd->add_option("--seed", options->seed, "sampling seed (0)")->check(unsigned_integer());
   cmd->add_option("--stop", options->stops, "stop when the text contains STR (repeatable)");
   cmd->add_flag("--raw", options->raw, "print only the continuation on stdout, nothing else");
   cmd->add_option("--device", options->device, "auto, cpu, cuda, cuda-emu (auto)");

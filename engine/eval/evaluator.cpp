@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include "common/error.h"
 #include "data/prompt_render.h"
@@ -58,9 +59,13 @@ EvalSet prepare_eval_set(const TextPipeline& pipeline, const Dataset& dataset,
       throw_error(dataset.where(row), ": ", e.what());
     }
     if (!tokens) continue;
-    for (int32_t id : tokens->input_ids)
-      SMOL_CHECK(id >= 0 && id < pipeline.model_vocab, dataset.where(row), ": token id ", id,
-                 " is outside the model's vocabulary (", pipeline.model_vocab, ")");
+    check_example_fits_model(pipeline, *tokens, dataset.where(row));
+    // Generation starts from the untruncated prompt: it must leave room for one new token.
+    SMOL_CHECK(pipeline.max_positions <= 0 ||
+                   static_cast<int64_t>(prompt_ids.size()) < pipeline.max_positions,
+               dataset.where(row), ": the prompt is ", prompt_ids.size(),
+               " tokens long; the model's context (max_position_embeddings) is ",
+               pipeline.max_positions, " tokens, which leaves no room to generate an answer");
     EvalExample example;
     example.tokens = std::move(*tokens);
     example.prompt_ids = std::move(prompt_ids);
@@ -108,6 +113,11 @@ EvalResult evaluate(LlamaModel& model, const Tokenizer& tokenizer, const EvalSet
     }
     SMOL_CHECK(offset == forward.argmax.size(), "evaluation: the model returned ",
                forward.argmax.size(), " predictions for ", offset, " tokens");
+    // A NaN / Inf loss (non-finite weights, an overflow) must fail loudly, not become a
+    // metric that reads "nan" in metrics.jsonl (docs/bad-inputs.md).
+    SMOL_CHECK(std::isfinite(forward.loss_sum), "evaluation: the eval loss of the batch of examples ",
+               begin, "..", end - 1, " of split '", set.split, "' is not finite (",
+               forward.loss_sum, "): the weights hold NaN or Inf, or the computation overflowed");
     // HF: each batch's loss is its token mean; eval_loss averages them weighted by batch size.
     if (forward.supervised > 0) {
       const double batch_loss = forward.loss_sum / static_cast<double>(forward.supervised);
