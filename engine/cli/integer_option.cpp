@@ -29,6 +29,7 @@ CLI::Validator integer_in(int64_t min, int64_t max) {
         if (!all_digits(text, digits_from) || ec != std::errc() ||
             end != text.data() + text.size() || value < min || value > max)
           return "value " + quoted_excerpt(text) + " is not an integer in " + range;
+        text = std::to_string(value);  // canonical: CLI11 would read "010" as octal 8
         return "";
       },
       "INT in " + range, "integer_in");
@@ -41,6 +42,7 @@ CLI::Validator unsigned_integer() {
         const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
         if (!all_digits(text, 0) || ec != std::errc() || end != text.data() + text.size())
           return "value " + quoted_excerpt(text) + " is not an integer in [0, 2^64)";
+        text = std::to_string(value);  // canonical: CLI11 would read "010" as octal 8
         return "";
       },
       "UINT", "unsigned_integer");

@@ -7,16 +7,18 @@ namespace smol {
 
 namespace {
 
-// CLI11's text with its newlines folded and any long run cut: quoted_excerpt's escaping and
-// cut, without its surrounding quotes.
+// CLI11's text on one line: control bytes (newlines included) become spaces, so a stray escape
+// sequence cannot repaint the terminal, and past 300 bytes it is cut, saying how long it was.
 std::string one_line(const std::string& text) {
-  std::string folded = text;
-  for (char& c : folded)
-    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
-  while (!folded.empty() && folded.back() == ' ') folded.pop_back();
-  std::string quoted = quoted_excerpt(folded, 300);
-  const size_t close = quoted.rfind('"');
-  return quoted.substr(1, close - 1) + quoted.substr(close + 1);
+  constexpr size_t kMaxBytes = 300;
+  std::string out;
+  for (size_t i = 0; i < text.size() && i < kMaxBytes; ++i) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    out += byte < 0x20 || byte == 0x7f ? ' ' : text[i];
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  if (text.size() > kMaxBytes) out += "... (" + std::to_string(text.size()) + " bytes)";
+  return out;
 }
 
 // The subcommand the user named (the first argument that is not an option), or null.
