@@ -87,6 +87,9 @@ Dataset load_dataset_split(const RunConfig& config, const std::string& split_spe
     const auto file = files.splits.find(slice.split);
     if (file == files.splits.end()) continue;  // resolve_split_spec names it with the choices
     loaded[slice.split] = read_dataset_file(file->second);
+    // Named here, by file: otherwise it surfaces as "split spec ... selects no row".
+    SMOL_CHECK(loaded[slice.split].size() > 0, file->second, ": the dataset file holds no rows (split '",
+               slice.split, "')");
   }
   for (const auto& [split, file] : files.splits)
     sizes[split] = loaded.count(split) ? loaded[split].size() : 0;

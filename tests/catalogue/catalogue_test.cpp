@@ -219,7 +219,9 @@ std::vector<CatalogueCase> catalogue() {
   add("safetensors_empty", st, "model.safetensors is empty", "model.safetensors",
       [](const fs::path& d) { return inspect(tiny_model_with(d, "model.safetensors", "")); });
   add("safetensors_short_header", st, "model.safetensors is 5 bytes long", "model.safetensors",
-      [](const fs::path& d) { return inspect(tiny_model_with(d, "model.safetensors", "\x08\0\0\0\0")); });
+      [](const fs::path& d) {
+        return inspect(tiny_model_with(d, "model.safetensors", std::string("\x08\0\0\0\0", 5)));
+      });
   add("safetensors_huge_header_size", st, "header size field says 2^62 bytes", "model.safetensors",
       [](const fs::path& d) {
         std::string bytes = safetensors_bytes(tiny_weights());
@@ -453,7 +455,7 @@ std::vector<CatalogueCase> catalogue() {
       [](const fs::path& d) {
         return eval_on_text(d, "data.jsonl", small_dataset_jsonl(1) + "[1, 2]\n");
       });
-  add("dataset_empty_file", ds, "the train file is empty", "data.jsonl|train",
+  add("dataset_empty_file", ds, "the train file is empty", "data.jsonl: the dataset file holds no rows",
       [](const fs::path& d) { return eval_on_text(d, "data.jsonl", ""); });
   add("dataset_missing_file", ds, "the train file does not exist", "missing.jsonl",
       [](const fs::path& d) { return eval_on(d, d / "missing.jsonl"); });
