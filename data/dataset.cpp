@@ -28,16 +28,18 @@ void require_regular_file(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0)
     throw_error(path, ": cannot open dataset file (", std::strerror(errno), ")");
-  const char* kind = S_ISDIR(st.st_mode)    ? "a directory"
-                     : S_ISFIFO(st.st_mode) ? "a FIFO"
-                     : S_ISSOCK(st.st_mode) ? "a socket"
+  const char* kind = S_ISDIR(st.st_mode)                          ? "a directory"
+                     : S_ISFIFO(st.st_mode)                       ? "a FIFO"
+                     : S_ISSOCK(st.st_mode)                       ? "a socket"
                      : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
-                                                                   : "not a regular file";
+                                                                  : "not a regular file";
   SMOL_CHECK(S_ISREG(st.st_mode), path, ": a dataset must be a regular file, this is ", kind);
 }
 
 // nlohmann's parse messages quote the last token read, which may be a whole 1 MB string.
-std::string short_json_error(const std::exception& e) { return quoted_excerpt(e.what(), 200); }
+std::string short_json_error(const std::exception& e) {
+  return quoted_excerpt(e.what(), 200);
+}
 
 std::string read_whole_file(const std::string& path) {
   require_regular_file(path);

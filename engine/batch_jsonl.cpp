@@ -83,10 +83,10 @@ std::vector<TokenRow> read_token_rows_jsonl(const std::string& path, int64_t voc
     SMOL_CHECK(!token_row.input_ids.empty(), where, ": input_ids is empty");
     SMOL_CHECK(token_row.labels.size() == token_row.input_ids.size(), where, ": ",
                token_row.input_ids.size(), " input_ids but ", token_row.labels.size(), " labels");
-    SMOL_CHECK(max_positions <= 0 || static_cast<int64_t>(token_row.input_ids.size()) <= max_positions,
-               where, ": the row has ", token_row.input_ids.size(),
-               " tokens, more than the model's context (max_position_embeddings ", max_positions,
-               ")");
+    SMOL_CHECK(
+        max_positions <= 0 || static_cast<int64_t>(token_row.input_ids.size()) <= max_positions,
+        where, ": the row has ", token_row.input_ids.size(),
+        " tokens, more than the model's context (max_position_embeddings ", max_positions, ")");
     rows.push_back(std::move(token_row));
   }
   SMOL_CHECK(!in.bad(), "batch file ", path, ": read error");

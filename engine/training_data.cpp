@@ -16,7 +16,8 @@ namespace {
 int32_t token_id_of(const Tokenizer& tokenizer, const std::string& text, const std::string& key,
                     const std::string& where) {
   const int32_t id = tokenizer.token_to_id(text);
-  SMOL_CHECK(id >= 0, where, ": ", key, " ", quoted_excerpt(text), " is not a token of the tokenizer");
+  SMOL_CHECK(id >= 0, where, ": ", key, " ", quoted_excerpt(text),
+             " is not a token of the tokenizer");
   return id;
 }
 
@@ -88,8 +89,8 @@ Dataset load_dataset_split(const RunConfig& config, const std::string& split_spe
     if (file == files.splits.end()) continue;  // resolve_split_spec names it with the choices
     loaded[slice.split] = read_dataset_file(file->second);
     // Named here, by file: otherwise it surfaces as "split spec ... selects no row".
-    SMOL_CHECK(loaded[slice.split].size() > 0, file->second, ": the dataset file holds no rows (split '",
-               slice.split, "')");
+    SMOL_CHECK(loaded[slice.split].size() > 0, file->second,
+               ": the dataset file holds no rows (split '", slice.split, "')");
   }
   for (const auto& [split, file] : files.splits)
     sizes[split] = loaded.count(split) ? loaded[split].size() : 0;
@@ -115,8 +116,9 @@ void check_example_fits_model(const TextPipeline& pipeline, const TokenizedExamp
     SMOL_CHECK(id >= 0 && id < pipeline.model_vocab, where, ": token id ", id,
                " is outside the model's vocabulary (", pipeline.model_vocab, ")");
   const auto length = static_cast<int64_t>(example.input_ids.size());
-  SMOL_CHECK(pipeline.max_positions <= 0 || length <= pipeline.max_positions, where, ": the example is ",
-             length, " tokens long, more than the model's context (max_position_embeddings ",
+  SMOL_CHECK(pipeline.max_positions <= 0 || length <= pipeline.max_positions, where,
+             ": the example is ", length,
+             " tokens long, more than the model's context (max_position_embeddings ",
              pipeline.max_positions, "); set dataset.max_length to at most ",
              pipeline.max_positions, " to truncate it (it is ", pipeline.example.max_length, ")");
 }

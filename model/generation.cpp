@@ -68,7 +68,8 @@ std::vector<GenerationResult> generate(LlamaModel& model,
   // checks them; later greedy steps pick on the device. Sampled steps check every row.
   auto check_finite = [&](const std::vector<float>& logits, size_t row, size_t prompt) {
     const float* begin = logits.data() + row * static_cast<size_t>(vocab);
-    const float* bad = std::find_if(begin, begin + vocab, [](float v) { return !std::isfinite(v); });
+    const float* bad =
+        std::find_if(begin, begin + vocab, [](float v) { return !std::isfinite(v); });
     SMOL_CHECK(bad == begin + vocab, "generate: the model's logits for prompt ", prompt,
                " are not finite (", *bad, " at token id ", bad - begin,
                "): the weights hold NaN or Inf, or the computation overflowed");

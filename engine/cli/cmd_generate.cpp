@@ -110,8 +110,9 @@ void run_generate(const GenerateOptions& o) {
 
   GenerationOptions g;
   // The default budget silently fits what the context leaves; a given one was checked above.
-  g.max_new_tokens = budget_given ? o.max_new_tokens
-                                  : static_cast<int32_t>(std::min<int64_t>(kDefaultMaxNewTokens, room));
+  g.max_new_tokens = budget_given
+                         ? o.max_new_tokens
+                         : static_cast<int32_t>(std::min<int64_t>(kDefaultMaxNewTokens, room));
   g.sampling = {o.temperature, o.top_p, o.seed};
   g.stop_strings = o.stops;
   for (int64_t id : {loaded.config.eos_token_id, static_cast<int64_t>(tokenizer->eos_id())})

@@ -99,9 +99,8 @@ json tokenizer_json(const LoadedModel& m) {
         const json special = a.value("special", json(false));
         SMOL_CHECK(special.is_boolean(), where, ": \"special\" must be true or false, not ",
                    special.type_name());
-        specials.push_back({{"id", id},
-                            {"content", text_field(a, "content", "", where)},
-                            {"special", special}});
+        specials.push_back(
+            {{"id", id}, {"content", text_field(a, "content", "", where)}, {"special", special}});
       }
     }
     t["added_tokens"] = specials;

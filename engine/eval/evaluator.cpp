@@ -115,9 +115,10 @@ EvalResult evaluate(LlamaModel& model, const Tokenizer& tokenizer, const EvalSet
                forward.argmax.size(), " predictions for ", offset, " tokens");
     // A NaN / Inf loss (non-finite weights, an overflow) must fail loudly, not become a
     // metric that reads "nan" in metrics.jsonl (docs/bad-inputs.md).
-    SMOL_CHECK(std::isfinite(forward.loss_sum), "evaluation: the eval loss of the batch of examples ",
-               begin, "..", end - 1, " of split '", set.split, "' is not finite (",
-               forward.loss_sum, "): the weights hold NaN or Inf, or the computation overflowed");
+    SMOL_CHECK(std::isfinite(forward.loss_sum),
+               "evaluation: the eval loss of the batch of examples ", begin, "..", end - 1,
+               " of split '", set.split, "' is not finite (", forward.loss_sum,
+               "): the weights hold NaN or Inf, or the computation overflowed");
     // HF: each batch's loss is its token mean; eval_loss averages them weighted by batch size.
     if (forward.supervised > 0) {
       const double batch_loss = forward.loss_sum / static_cast<double>(forward.supervised);

@@ -82,17 +82,28 @@ inline nlohmann::ordered_json byte_level_tokenizer_json() {
   tok["version"] = "1.0";
   tok["truncation"] = nullptr;
   tok["padding"] = nullptr;
-  tok["added_tokens"] = nlohmann::ordered_json::array(
-      {{{"id", 256}, {"content", "<|endoftext|>"}, {"single_word", false}, {"lstrip", false},
-        {"rstrip", false}, {"normalized", false}, {"special", true}}});
+  tok["added_tokens"] = nlohmann::ordered_json::array({{{"id", 256},
+                                                        {"content", "<|endoftext|>"},
+                                                        {"single_word", false},
+                                                        {"lstrip", false},
+                                                        {"rstrip", false},
+                                                        {"normalized", false},
+                                                        {"special", true}}});
   tok["normalizer"] = nullptr;
-  tok["pre_tokenizer"] = {
-      {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
+  tok["pre_tokenizer"] = {{"type", "ByteLevel"},
+                          {"add_prefix_space", false},
+                          {"trim_offsets", true},
+                          {"use_regex", true}};
   tok["post_processor"] = nullptr;
   tok["decoder"] = {{"type", "ByteLevel"}};
-  tok["model"] = {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr},
-                  {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr},
-                  {"fuse_unk", false}, {"byte_fallback", false}, {"vocab", vocab},
+  tok["model"] = {{"type", "BPE"},
+                  {"dropout", nullptr},
+                  {"unk_token", nullptr},
+                  {"continuing_subword_prefix", nullptr},
+                  {"end_of_word_suffix", nullptr},
+                  {"fuse_unk", false},
+                  {"byte_fallback", false},
+                  {"vocab", vocab},
                   {"merges", nlohmann::ordered_json::array()}};
   return tok;
 }
@@ -102,8 +113,7 @@ inline nlohmann::ordered_json byte_level_tokenizer_json() {
 inline void copy_tiny_model(const fs::path& dir) {
   fs::create_directories(dir);
   for (const char* name : {"config.json", "generation_config.json", "model.safetensors"})
-    fs::copy_file(fs::path(kTinyModelDir) / name, dir / name,
-                  fs::copy_options::overwrite_existing);
+    fs::copy_file(fs::path(kTinyModelDir) / name, dir / name, fs::copy_options::overwrite_existing);
   write_file(dir / "tokenizer.json", byte_level_tokenizer_json().dump());
 }
 

@@ -84,18 +84,21 @@ nlohmann::ordered_json tiny_config_json() {
 
 // `generate` on the cpu with a short prompt unless args say otherwise.
 Invocation generate(const fs::path& model, std::vector<std::string> more = {}) {
-  return {std::vector<std::string>{"generate", "--model", model.string(), "--device", "cpu",
-                                   "--raw"} +
-          more};
+  return {
+      std::vector<std::string>{"generate", "--model", model.string(), "--device", "cpu", "--raw"} +
+      more};
 }
 
-Invocation inspect(const fs::path& model) { return {{"inspect", model.string()}}; }
+Invocation inspect(const fs::path& model) {
+  return {{"inspect", model.string()}};
+}
 
 // configs/tiny_gsm8k.yaml with the byte-level tokenizer (no GGUF, no GSM8K needed) and
 // `sets` as --set overrides, for a command (train, dump-step, config, eval).
 std::vector<std::string> tiny_sets(const fs::path& dir, const std::vector<std::string>& sets) {
   write_file(dir / "tokenizer.json", byte_level_tokenizer_json().dump());
-  std::vector<std::string> args{"--set", "tokenizer.name_or_path=" + (dir / "tokenizer.json").string()};
+  std::vector<std::string> args{"--set",
+                                "tokenizer.name_or_path=" + (dir / "tokenizer.json").string()};
   for (const std::string& s : sets) args = args + std::vector<std::string>{"--set", s};
   return args;
 }
@@ -163,7 +166,9 @@ std::string tiny_yaml_with(const std::string& from, const std::string& to) {
 }
 
 // A GGUF made of the real file's first 64 KiB (header + most of the metadata), patched.
-std::string gguf_head() { return head_of(kGgufFile, 64 * 1024); }
+std::string gguf_head() {
+  return head_of(kGgufFile, 64 * 1024);
+}
 
 // A checkpoint of a 2-step tiny run, made once per process (run dir copied per case).
 const fs::path& trained_run() {
@@ -181,8 +186,7 @@ const fs::path& trained_run() {
     std::vector<std::string> argv{kBinary};
     argv = argv + inv.args;
     const ChildResult r = run_child(argv, dir.string(), "", (dir / "train").string(), 120);
-    if (r.exit_code != 0)
-      ADD_FAILURE() << "the checkpoint fixture run failed:\n" << r.out << r.err;
+    if (r.exit_code != 0) ADD_FAILURE() << "the checkpoint fixture run failed:\n" << r.out << r.err;
     run = dir;
   });
   return run;
@@ -195,9 +199,9 @@ fs::path copied_checkpoint(const fs::path& dir) {
 }
 
 Invocation resume(const fs::path& dir, const fs::path& checkpoint) {
-  Invocation inv = train_on(dir, trained_run() / "data.jsonl",
-                            {"training.max_steps=4", "training.eval_strategy=no",
-                             "evaluation.generative=false"});
+  Invocation inv = train_on(
+      dir, trained_run() / "data.jsonl",
+      {"training.max_steps=4", "training.eval_strategy=no", "evaluation.generative=false"});
   inv.args = inv.args + std::vector<std::string>{"--resume", checkpoint.string()};
   return inv;
 }
@@ -241,14 +245,14 @@ std::vector<CatalogueCase> catalogue() {
   add("safetensors_data_cut", st, "file cut inside the tensor data", "model.safetensors",
       [](const fs::path& d) {
         const std::string bytes = safetensors_bytes(tiny_weights());
-        return inspect(tiny_model_with(d, "model.safetensors", bytes.substr(0, bytes.size() - 1000)));
+        return inspect(
+            tiny_model_with(d, "model.safetensors", bytes.substr(0, bytes.size() - 1000)));
       });
-  add("safetensors_bad_dtype", st, "a tensor's dtype is \"Q9\"", "Q9",
-      [](const fs::path& d) {
-        SafetensorsParts w = tiny_weights();
-        w.header["model.norm.weight"]["dtype"] = "Q9";
-        return inspect(tiny_model_with(d, "model.safetensors", safetensors_bytes(w)));
-      });
+  add("safetensors_bad_dtype", st, "a tensor's dtype is \"Q9\"", "Q9", [](const fs::path& d) {
+    SafetensorsParts w = tiny_weights();
+    w.header["model.norm.weight"]["dtype"] = "Q9";
+    return inspect(tiny_model_with(d, "model.safetensors", safetensors_bytes(w)));
+  });
   add("safetensors_overlapping_offsets", st, "two tensors share bytes", "model.safetensors",
       [](const fs::path& d) {
         SafetensorsParts w = tiny_weights();
@@ -256,15 +260,14 @@ std::vector<CatalogueCase> catalogue() {
         return inspect(tiny_model_with(d, "model.safetensors", safetensors_bytes(w)));
       });
   add("safetensors_offsets_past_end", st, "data_offsets point past the end of the file",
-      "model.safetensors",
-      [](const fs::path& d) {
+      "model.safetensors", [](const fs::path& d) {
         SafetensorsParts w = tiny_weights();
-        w.header["model.norm.weight"]["data_offsets"] = {uint64_t{1} << 40, (uint64_t{1} << 40) + 256};
+        w.header["model.norm.weight"]["data_offsets"] = {uint64_t{1} << 40,
+                                                         (uint64_t{1} << 40) + 256};
         return inspect(tiny_model_with(d, "model.safetensors", safetensors_bytes(w)));
       });
   add("safetensors_shape_vs_bytes", st, "shape [1000000, 1000000] for 256 bytes",
-      "model.norm.weight",
-      [](const fs::path& d) {
+      "model.norm.weight", [](const fs::path& d) {
         SafetensorsParts w = tiny_weights();
         w.header["model.norm.weight"]["shape"] = {1000000, 1000000};
         return inspect(tiny_model_with(d, "model.safetensors", safetensors_bytes(w)));
@@ -278,16 +281,14 @@ std::vector<CatalogueCase> catalogue() {
                         {"--prompt", "hi"});
       });
   add("safetensors_wrong_shape_for_config", st, "embedding [300, 64] stored as [64, 300]",
-      "model.embed_tokens.weight",
-      [](const fs::path& d) {
+      "model.embed_tokens.weight", [](const fs::path& d) {
         SafetensorsParts w = tiny_weights();
         w.header["model.embed_tokens.weight"]["shape"] = {64, 300};
         return generate(tiny_model_with(d, "model.safetensors", safetensors_bytes(w)),
                         {"--prompt", "hi"});
       });
   add("safetensors_nan_weights", st, "model.norm.weight holds NaN",
-      "model.norm.weight|not finite|non-finite",
-      [](const fs::path& d) {
+      "model.norm.weight|not finite|non-finite", [](const fs::path& d) {
         SafetensorsParts w = tiny_weights();
         const float nan = std::numeric_limits<float>::quiet_NaN();
         for (size_t i = 323584; i < 323840; i += 4) std::memcpy(&w.data[i], &nan, 4);
@@ -310,8 +311,9 @@ std::vector<CatalogueCase> catalogue() {
       return inspect(tiny_model_with(d, "config.json", cfg.dump()));
     };
   };
-  add("config_json_not_json", st, "config.json is not JSON", "config.json",
-      [](const fs::path& d) { return inspect(tiny_model_with(d, "config.json", "{\"hidden_size\": ")); });
+  add("config_json_not_json", st, "config.json is not JSON", "config.json", [](const fs::path& d) {
+    return inspect(tiny_model_with(d, "config.json", "{\"hidden_size\": "));
+  });
   add("config_json_empty", st, "config.json is empty", "config.json",
       [](const fs::path& d) { return inspect(tiny_model_with(d, "config.json", "")); });
   add("config_json_missing_key", st, "config.json has no hidden_size", "hidden_size",
@@ -326,13 +328,13 @@ std::vector<CatalogueCase> catalogue() {
       "num_attention_heads|head_dim",
       config_with([](nlohmann::ordered_json& j) { j["num_attention_heads"] = 5; }));
   add("config_json_huge_unsigned", st, "max_position_embeddings is 2^64-1",
-      "max_position_embeddings",
-      config_with([](nlohmann::ordered_json& j) {
+      "max_position_embeddings", config_with([](nlohmann::ordered_json& j) {
         j["max_position_embeddings"] = std::numeric_limits<uint64_t>::max();
       }));
   pending("io/llama_config.cpp: an unsigned 2^64-1 is read as -1 and accepted");
 
-  // -- model files: tokenizer.json ------------------------------------------------------------------
+  // -- model files: tokenizer.json
+  // ------------------------------------------------------------------
   const std::string tk = "model files";
   auto tokenize_with = [](std::function<void(nlohmann::ordered_json&)> edit) {
     return [edit](const fs::path& d) {
@@ -356,11 +358,16 @@ std::vector<CatalogueCase> catalogue() {
   add("tokenizer_json_merges_not_array", tk, "merges is a number", "merges",
       tokenize_with([](nlohmann::ordered_json& t) { t["model"]["merges"] = 7; }));
   add("tokenizer_json_added_token_id_huge", tk, "an added token's id is 2^40", "added_tokens",
-      tokenize_with([](nlohmann::ordered_json& t) { t["added_tokens"][0]["id"] = int64_t{1} << 40; }));
-  pending("data/tokenizer_json.cpp / data/added_tokens.cpp: an added token id past the vocabulary is accepted (exit 0)");
+      tokenize_with(
+          [](nlohmann::ordered_json& t) { t["added_tokens"][0]["id"] = int64_t{1} << 40; }));
+  pending(
+      "data/tokenizer_json.cpp / data/added_tokens.cpp: an added token id past the vocabulary is "
+      "accepted (exit 0)");
   add("tokenizer_json_model_type_number", tk, "model.type is 5", "tokenizer.json",
       tokenize_with([](nlohmann::ordered_json& t) { t["model"]["type"] = 5; }));
-  pending("data/tokenizer_json.cpp: model.value(\"type\", \"\") lets nlohmann's type_error out without file or key");
+  pending(
+      "data/tokenizer_json.cpp: model.value(\"type\", \"\") lets nlohmann's type_error out without "
+      "file or key");
 
   // -- model files: GGUF (the real file's first 64 KiB, patched) -------------------------------
   const std::string gg = "model files";
@@ -372,11 +379,10 @@ std::vector<CatalogueCase> catalogue() {
       return inspect(d / "model.gguf");
     };
   };
-  add("gguf_empty", gg, "an empty .gguf", "model.gguf",
-      [](const fs::path& d) {
-        write_file(d / "model.gguf", "");
-        return inspect(d / "model.gguf");
-      });
+  add("gguf_empty", gg, "an empty .gguf", "model.gguf", [](const fs::path& d) {
+    write_file(d / "model.gguf", "");
+    return inspect(d / "model.gguf");
+  });
   add("gguf_wrong_magic", gg, "magic GGUX", "model.gguf",
       gguf_case([](std::string& b) { b[3] = 'X'; }), Needs::Gguf);
   add("gguf_bad_version", gg, "version 99", "model.gguf",
@@ -389,7 +395,8 @@ std::vector<CatalogueCase> catalogue() {
       gguf_case([](std::string& b) { put_u64(b, 16, uint64_t{1} << 60); }), Needs::Gguf);
   add("gguf_huge_key_length", gg, "first key's length 2^62", "model.gguf",
       gguf_case([](std::string& b) { put_u64(b, 24, uint64_t{1} << 62); }), Needs::Gguf);
-  add("gguf_generate_truncated", gg, "generate from a GGUF cut after 64 KiB", "model.gguf",
+  add(
+      "gguf_generate_truncated", gg, "generate from a GGUF cut after 64 KiB", "model.gguf",
       [](const fs::path& d) {
         write_file(d / "model.gguf", gguf_head());
         return generate(d / "model.gguf", {"--prompt", "hi"});
@@ -399,39 +406,48 @@ std::vector<CatalogueCase> catalogue() {
   // -- configs ----------------------------------------------------------------------------------
   const std::string cf = "configs";
   add("yaml_syntax_error", cf, "a YAML syntax error on line 3", "run.yaml|line 3",
-      [](const fs::path& d) { return config_yaml(d, "task_name: gsm8k\ntraining:\n  max_steps: [1, 2\n"); });
-  add("yaml_unknown_key", cf, "training.max_stepz", "max_stepz",
-      [](const fs::path& d) { return config_yaml(d, tiny_yaml_with("  max_steps: 20", "  max_stepz: 20")); });
-  add("yaml_wrong_type", cf, "training.max_steps: abc", "max_steps",
-      [](const fs::path& d) { return config_yaml(d, tiny_yaml_with("  max_steps: 20", "  max_steps: abc")); });
+      [](const fs::path& d) {
+        return config_yaml(d, "task_name: gsm8k\ntraining:\n  max_steps: [1, 2\n");
+      });
+  add("yaml_unknown_key", cf, "training.max_stepz", "max_stepz", [](const fs::path& d) {
+    return config_yaml(d, tiny_yaml_with("  max_steps: 20", "  max_stepz: 20"));
+  });
+  add("yaml_wrong_type", cf, "training.max_steps: abc", "max_steps", [](const fs::path& d) {
+    return config_yaml(d, tiny_yaml_with("  max_steps: 20", "  max_steps: abc"));
+  });
   add("yaml_bad_enum", cf, "lr_scheduler_type: sawtooth", "lr_scheduler_type",
       [](const fs::path& d) {
-        return config_yaml(d, tiny_yaml_with("lr_scheduler_type: cosine", "lr_scheduler_type: sawtooth"));
+        return config_yaml(
+            d, tiny_yaml_with("lr_scheduler_type: cosine", "lr_scheduler_type: sawtooth"));
       });
   add("yaml_out_of_range", cf, "peft.lora_r: 0", "lora_r",
       [](const fs::path& d) { return config_yaml(d, tiny_yaml_with("lora_r: 4", "lora_r: 0")); });
   add("yaml_huge_integer", cf, "training.max_steps: 99999999999999999999", "max_steps",
       [](const fs::path& d) {
-        return config_yaml(d, tiny_yaml_with("  max_steps: 20", "  max_steps: 99999999999999999999"));
+        return config_yaml(d,
+                           tiny_yaml_with("  max_steps: 20", "  max_steps: 99999999999999999999"));
       });
   add("yaml_negative_batch", cf, "per_device_train_batch_size: -4", "per_device_train_batch_size",
       [](const fs::path& d) {
-        return config_yaml(d, tiny_yaml_with("per_device_train_batch_size: 4",
-                                             "per_device_train_batch_size: -4"));
+        return config_yaml(
+            d, tiny_yaml_with("per_device_train_batch_size: 4", "per_device_train_batch_size: -4"));
       });
   add("yaml_top_level_list", cf, "the file is a YAML list", "run.yaml",
       [](const fs::path& d) { return config_yaml(d, "- a\n- b\n"); });
   add("yaml_missing_file", cf, "the config file does not exist", "no-such.yaml",
-      [](const fs::path& d) { return Invocation{{"config", (d / "no-such.yaml").string()}}; });
-  add("yaml_is_directory", cf, "the config path is a directory", "conf.d",
       [](const fs::path& d) {
-        fs::create_directories(d / "conf.d");
-        return Invocation{{"config", (d / "conf.d").string()}};
+        return Invocation{{"config", (d / "no-such.yaml").string()}};
       });
-  add("set_no_equals", cf, "--set training.max_steps", "training.max_steps",
-      [](const fs::path&) { return Invocation{{"config", kTinyConfig, "--set", "training.max_steps"}}; });
-  add("set_unknown_key", cf, "--set training.nope=1", "training.nope",
-      [](const fs::path&) { return Invocation{{"config", kTinyConfig, "--set", "training.nope=1"}}; });
+  add("yaml_is_directory", cf, "the config path is a directory", "conf.d", [](const fs::path& d) {
+    fs::create_directories(d / "conf.d");
+    return Invocation{{"config", (d / "conf.d").string()}};
+  });
+  add("set_no_equals", cf, "--set training.max_steps", "training.max_steps", [](const fs::path&) {
+    return Invocation{{"config", kTinyConfig, "--set", "training.max_steps"}};
+  });
+  add("set_unknown_key", cf, "--set training.nope=1", "training.nope", [](const fs::path&) {
+    return Invocation{{"config", kTinyConfig, "--set", "training.nope=1"}};
+  });
   add("set_wrong_type", cf, "--set training.max_steps=abc", "training.max_steps",
       [](const fs::path&) {
         return Invocation{{"config", kTinyConfig, "--set", "training.max_steps=abc"}};
@@ -443,27 +459,25 @@ std::vector<CatalogueCase> catalogue() {
 
   // -- datasets (eval --split train on the tiny config, dataset.data_files = the bad file) -------
   const std::string ds = "datasets";
-  add("dataset_bad_json_line", ds, "line 3 is not JSON", "data.jsonl:3",
-      [](const fs::path& d) {
-        return eval_on_text(d, "data.jsonl", small_dataset_jsonl(2) + "{\"question\": oops}\n");
-      });
+  add("dataset_bad_json_line", ds, "line 3 is not JSON", "data.jsonl:3", [](const fs::path& d) {
+    return eval_on_text(d, "data.jsonl", small_dataset_jsonl(2) + "{\"question\": oops}\n");
+  });
   add("dataset_missing_field", ds, "no row has the target field \"answer\"", "answer",
       [](const fs::path& d) {
         return eval_on_text(d, "data.jsonl", "{\"question\": \"q\", \"reply\": \"a\"}\n");
       });
-  add("dataset_line_not_object", ds, "line 2 is an array", "data.jsonl:2",
-      [](const fs::path& d) {
-        return eval_on_text(d, "data.jsonl", small_dataset_jsonl(1) + "[1, 2]\n");
-      });
-  add("dataset_empty_file", ds, "the train file is empty", "data.jsonl: the dataset file holds no rows",
+  add("dataset_line_not_object", ds, "line 2 is an array", "data.jsonl:2", [](const fs::path& d) {
+    return eval_on_text(d, "data.jsonl", small_dataset_jsonl(1) + "[1, 2]\n");
+  });
+  add("dataset_empty_file", ds, "the train file is empty",
+      "data.jsonl: the dataset file holds no rows",
       [](const fs::path& d) { return eval_on_text(d, "data.jsonl", ""); });
   add("dataset_missing_file", ds, "the train file does not exist", "missing.jsonl",
       [](const fs::path& d) { return eval_on(d, d / "missing.jsonl"); });
-  add("dataset_directory", ds, "the train file is a directory", "data.d",
-      [](const fs::path& d) {
-        fs::create_directories(d / "data.d");
-        return eval_on(d, d / "data.d");
-      });
+  add("dataset_directory", ds, "the train file is a directory", "data.d", [](const fs::path& d) {
+    fs::create_directories(d / "data.d");
+    return eval_on(d, d / "data.d");
+  });
   add("dataset_fifo", ds, "the train file is a FIFO (nobody writes to it)", "FIFO",
       [](const fs::path& d) {
         ::mkfifo((d / "data.fifo").c_str(), 0644);
@@ -479,14 +493,16 @@ std::vector<CatalogueCase> catalogue() {
       });
   add("dataset_huge_field_echo", ds, "a bad line holding a 1 MB string", "data.jsonl:1",
       [](const fs::path& d) {
-        return eval_on_text(d, "data.jsonl", "{\"question\": \"" + std::string(1 << 20, 'x') + "\" oops}\n");
+        return eval_on_text(d, "data.jsonl",
+                            "{\"question\": \"" + std::string(1 << 20, 'x') + "\" oops}\n");
       });
   add("dataset_row_longer_than_context", ds,
-      "a 2000-token row with dataset.max_length 100000 (context 512)", "max_position_embeddings 512",
-      [](const fs::path& d) {
-        return eval_on_text(d, "data.jsonl",
-                             "{\"question\": \"" + std::string(2000, 'q') + "\", \"answer\": \"a\"}\n",
-                             {"dataset.max_length=100000"});
+      "a 2000-token row with dataset.max_length 100000 (context 512)",
+      "max_position_embeddings 512", [](const fs::path& d) {
+        return eval_on_text(
+            d, "data.jsonl",
+            "{\"question\": \"" + std::string(2000, 'q') + "\", \"answer\": \"a\"}\n",
+            {"dataset.max_length=100000"});
       });
 
   add("train_bad_dataset_run_dir", ds, "train on a dataset with a bad line 2", "data.jsonl:2",
@@ -494,50 +510,49 @@ std::vector<CatalogueCase> catalogue() {
         write_file(d / "data.jsonl", small_dataset_jsonl(1) + "[1, 2]\n");
         return train_on(d, d / "data.jsonl");
       });
-  pending("engine/train/trainer.cpp: the run directory (config.yaml, base_model/) is written before the data is read");
+  pending(
+      "engine/train/trainer.cpp: the run directory (config.yaml, base_model/) is written before "
+      "the data is read");
   // -- batch files (dump-step --batch) ------------------------------------------------------------
   const std::string bt = "batch files";
   add("batch_huge_label", bt, "a label of 18446744073709551516 (wraps to -100 as int64)",
-      "batch.jsonl:1: \"labels\"[1]",
-      [](const fs::path& d) {
-        return dump_step_rows(d, "{\"input_ids\": [1, 2], \"labels\": [-100, 18446744073709551516]}\n");
+      "batch.jsonl:1: \"labels\"[1]", [](const fs::path& d) {
+        return dump_step_rows(
+            d, "{\"input_ids\": [1, 2], \"labels\": [-100, 18446744073709551516]}\n");
       });
   add("batch_huge_id", bt, "an input id of 4294967295 (wraps to -1 as int32)",
-      "batch.jsonl:1: \"input_ids\"[0]",
-      [](const fs::path& d) {
+      "batch.jsonl:1: \"input_ids\"[0]", [](const fs::path& d) {
         return dump_step_rows(d, "{\"input_ids\": [4294967295, 2], \"labels\": [1, 2]}\n");
       });
   add("batch_id_past_vocab", bt, "an input id equal to the vocabulary size", "\"input_ids\"[1]",
       [](const fs::path& d) {
         return dump_step_rows(d, "{\"input_ids\": [1, 49152], \"labels\": [1, 2]}\n");
       });
-  add("batch_negative_label", bt, "a label of -1", "\"labels\"[0]",
-      [](const fs::path& d) {
-        return dump_step_rows(d, "{\"input_ids\": [1, 2], \"labels\": [-1, 2]}\n");
-      });
-  add("batch_float_id", bt, "an input id of 1.5", "\"input_ids\"[0]",
-      [](const fs::path& d) {
-        return dump_step_rows(d, "{\"input_ids\": [1.5, 2], \"labels\": [1, 2]}\n");
-      });
-  add("batch_length_mismatch", bt, "2 input ids, 3 labels", "batch.jsonl:2",
-      [](const fs::path& d) {
-        return dump_step_rows(d, "{\"input_ids\": [1], \"labels\": [1]}\n{\"input_ids\": [1, 2], \"labels\": [1, 2, 3]}\n");
-      });
-  add("batch_unknown_field", bt, "a field \"mask\"", "\"mask\"",
-      [](const fs::path& d) {
-        return dump_step_rows(d, "{\"input_ids\": [1], \"labels\": [1], \"mask\": [1]}\n");
-      });
-  add("batch_huge_key_echo", bt, "an unknown field whose name is 1 MB", "batch.jsonl:1: unknown field",
-      [](const fs::path& d) {
-        return dump_step_rows(d, "{\"input_ids\": [1], \"labels\": [1], \"" + std::string(1 << 20, 'k') + "\": 1}\n");
+  add("batch_negative_label", bt, "a label of -1", "\"labels\"[0]", [](const fs::path& d) {
+    return dump_step_rows(d, "{\"input_ids\": [1, 2], \"labels\": [-1, 2]}\n");
+  });
+  add("batch_float_id", bt, "an input id of 1.5", "\"input_ids\"[0]", [](const fs::path& d) {
+    return dump_step_rows(d, "{\"input_ids\": [1.5, 2], \"labels\": [1, 2]}\n");
+  });
+  add("batch_length_mismatch", bt, "2 input ids, 3 labels", "batch.jsonl:2", [](const fs::path& d) {
+    return dump_step_rows(
+        d,
+        "{\"input_ids\": [1], \"labels\": [1]}\n{\"input_ids\": [1, 2], \"labels\": [1, 2, 3]}\n");
+  });
+  add("batch_unknown_field", bt, "a field \"mask\"", "\"mask\"", [](const fs::path& d) {
+    return dump_step_rows(d, "{\"input_ids\": [1], \"labels\": [1], \"mask\": [1]}\n");
+  });
+  add("batch_huge_key_echo", bt, "an unknown field whose name is 1 MB",
+      "batch.jsonl:1: unknown field", [](const fs::path& d) {
+        return dump_step_rows(
+            d, "{\"input_ids\": [1], \"labels\": [1], \"" + std::string(1 << 20, 'k') + "\": 1}\n");
       });
   add("batch_ids_not_array", bt, "input_ids is a string", "\"input_ids\" must be an array",
       [](const fs::path& d) {
         return dump_step_rows(d, "{\"input_ids\": \"1 2\", \"labels\": [1, 2]}\n");
       });
   add("batch_row_longer_than_context", bt, "a 600-token row (context 512)",
-      "max_position_embeddings 512",
-      [](const fs::path& d) {
+      "max_position_embeddings 512", [](const fs::path& d) {
         std::string ids = "[1";
         for (int i = 1; i < 600; ++i) ids += ", 1";
         ids += "]";
@@ -545,16 +560,16 @@ std::vector<CatalogueCase> catalogue() {
       });
   add("batch_empty", bt, "an empty batch file", "has no rows",
       [](const fs::path& d) { return dump_step_rows(d, "\n"); });
-  add("batch_fifo", bt, "the batch file is a FIFO", "not a regular file",
-      [](const fs::path& d) {
-        ::mkfifo((d / "batch.fifo").c_str(), 0644);
-        return dump_step(d, d / "batch.fifo");
-      });
+  add("batch_fifo", bt, "the batch file is a FIFO", "not a regular file", [](const fs::path& d) {
+    ::mkfifo((d / "batch.fifo").c_str(), 0644);
+    return dump_step(d, d / "batch.fifo");
+  });
   add("tokenize_decode_huge_id", bt, "tokenize --decode of id 18446744073709551615", "stdin:1",
       [](const fs::path& d) {
         write_file(d / "tokenizer.json", byte_level_tokenizer_json().dump());
-        return Invocation{{"tokenize", "--model", (d / "tokenizer.json").string(), "--jsonl", "--decode"},
-                          "[18446744073709551615]\n"};
+        return Invocation{
+            {"tokenize", "--model", (d / "tokenizer.json").string(), "--jsonl", "--decode"},
+            "[18446744073709551615]\n"};
       });
 
   // -- CLI flags ----------------------------------------------------------------------------------
@@ -563,55 +578,73 @@ std::vector<CatalogueCase> catalogue() {
       [](const fs::path&) { return Invocation{{"frobnicate"}}; });
   add("no_command", cl, "smolengine with no command", "subcommand|command",
       [](const fs::path&) { return Invocation{{}}; });
-  add("unknown_flag", cl, "generate --frobnicate", "--frobnicate",
-      [](const fs::path& d) { return generate(tiny_model(d), {"--prompt", "hi", "--frobnicate"}); });
+  add("unknown_flag", cl, "generate --frobnicate", "--frobnicate", [](const fs::path& d) {
+    return generate(tiny_model(d), {"--prompt", "hi", "--frobnicate"});
+  });
   add("missing_required_flag", cl, "generate without --prompt", "--prompt",
       [](const fs::path& d) { return generate(tiny_model(d)); });
   add("max_new_tokens_negative", cl, "--max-new-tokens -1", "--max-new-tokens",
-      [](const fs::path& d) { return generate(tiny_model(d), {"--prompt", "hi", "--max-new-tokens", "-1"}); });
+      [](const fs::path& d) {
+        return generate(tiny_model(d), {"--prompt", "hi", "--max-new-tokens", "-1"});
+      });
   add("max_new_tokens_wraps_int32", cl, "--max-new-tokens 4294967297", "--max-new-tokens",
       [](const fs::path& d) {
         return generate(tiny_model(d), {"--prompt", "hi", "--max-new-tokens", "4294967297"});
       });
   add("max_new_tokens_past_context", cl, "--max-new-tokens 100000 (context 128)",
-      "max_position_embeddings 128",
-      [](const fs::path& d) {
+      "max_position_embeddings 128", [](const fs::path& d) {
         return generate(tiny_model(d), {"--prompt", "hi", "--max-new-tokens", "100000"});
       });
   add("prompt_longer_than_context", cl, "a 9000-token prompt (context 128)", "context",
-      [](const fs::path& d) { return generate(tiny_model(d), {"--prompt", std::string(9000, 'a')}); });
-  add("seed_negative", cl, "--seed -1 (wraps to 2^64-1 in CLI11)", "--seed",
-      [](const fs::path& d) { return generate(tiny_model(d), {"--prompt", "hi", "--seed", "-1"}); });
-  add("top_p_nan", cl, "--top-p nan", "top_p",
-      [](const fs::path& d) { return generate(tiny_model(d), {"--prompt", "hi", "--top-p", "nan"}); });
-  add("temperature_negative", cl, "--temperature -1", "temperature",
-      [](const fs::path& d) { return generate(tiny_model(d), {"--prompt", "hi", "--temperature", "-1"}); });
+      [](const fs::path& d) {
+        return generate(tiny_model(d), {"--prompt", std::string(9000, 'a')});
+      });
+  add("seed_negative", cl, "--seed -1 (wraps to 2^64-1 in CLI11)", "--seed", [](const fs::path& d) {
+    return generate(tiny_model(d), {"--prompt", "hi", "--seed", "-1"});
+  });
+  add("top_p_nan", cl, "--top-p nan", "top_p", [](const fs::path& d) {
+    return generate(tiny_model(d), {"--prompt", "hi", "--top-p", "nan"});
+  });
+  add("temperature_negative", cl, "--temperature -1", "temperature", [](const fs::path& d) {
+    return generate(tiny_model(d), {"--prompt", "hi", "--temperature", "-1"});
+  });
   add("max_new_tokens_hex", cl, "--max-new-tokens 0x10 (CLI11 alone reads hex 16)",
-      "--max-new-tokens",
-      [](const fs::path& d) { return generate(tiny_model(d), {"--prompt", "hi", "--max-new-tokens", "0x10"}); });
+      "--max-new-tokens", [](const fs::path& d) {
+        return generate(tiny_model(d), {"--prompt", "hi", "--max-new-tokens", "0x10"});
+      });
   add("generate_missing_model", cl, "--model of a missing file", "no-such-model.gguf",
-      [](const fs::path& d) { return generate(d / "no-such-model.gguf", {"--prompt", "hi"}); });
-  add("eval_samples_negative", cl, "eval --samples -5", "--samples",
-      [](const fs::path&) { return Invocation{{"eval", kTinyConfig, "--samples", "-5"}}; });
+      [](const fs::path& d) {
+        return generate(d / "no-such-model.gguf", {"--prompt", "hi"});
+      });
+  add("eval_samples_negative", cl, "eval --samples -5", "--samples", [](const fs::path&) {
+    return Invocation{{"eval", kTinyConfig, "--samples", "-5"}};
+  });
   add("eval_max_new_tokens_huge", cl, "eval --max-new-tokens 99999999999", "--max-new-tokens",
-      [](const fs::path&) { return Invocation{{"eval", kTinyConfig, "--max-new-tokens", "99999999999"}}; });
-  add("export_bad_dtype", cl, "export --dtype f8", "--dtype \"f8\"",
-      [](const fs::path& d) {
-        fs::create_directories(d / "ckpt");
-        return Invocation{{"export", (d / "ckpt").string(), "--out", (d / "out").string(), "--dtype", "f8"}};
+      [](const fs::path&) {
+        return Invocation{{"eval", kTinyConfig, "--max-new-tokens", "99999999999"}};
       });
+  add("export_bad_dtype", cl, "export --dtype f8", "--dtype \"f8\"", [](const fs::path& d) {
+    fs::create_directories(d / "ckpt");
+    return Invocation{
+        {"export", (d / "ckpt").string(), "--out", (d / "out").string(), "--dtype", "f8"}};
+  });
   add("train_missing_config", cl, "train of a missing config", "missing.yaml",
-      [](const fs::path& d) { return Invocation{{"train", (d / "missing.yaml").string()}}; });
-  add("device_unknown", cl, "--device tpu", "tpu",
       [](const fs::path& d) {
-        return Invocation{{"generate", "--model", tiny_model(d).string(), "--prompt", "hi", "--device", "tpu"}};
+        return Invocation{{"train", (d / "missing.yaml").string()}};
       });
+  add("device_unknown", cl, "--device tpu", "tpu", [](const fs::path& d) {
+    return Invocation{
+        {"generate", "--model", tiny_model(d).string(), "--prompt", "hi", "--device", "tpu"}};
+  });
 
-  // -- checkpoints (a 2-step tiny run, copied and corrupted) ---------------------------------------
+  // -- checkpoints (a 2-step tiny run, copied and corrupted)
+  // ---------------------------------------
   const std::string ck = "checkpoints";
   add("resume_missing_dir", ck, "--resume of a directory that does not exist", "checkpoint-99",
       [](const fs::path& d) { return resume(d, d / "run" / "checkpoint-99"); });
-  pending("engine/train/trainer.cpp: the run directory (config.yaml, base_model/) is written before the --resume path is checked");
+  pending(
+      "engine/train/trainer.cpp: the run directory (config.yaml, base_model/) is written before "
+      "the --resume path is checked");
   add("resume_corrupt_trainer_state", ck, "trainer_state.json is not JSON", "trainer_state.json",
       [](const fs::path& d) {
         const fs::path ckpt = copied_checkpoint(d);
@@ -619,38 +652,36 @@ std::vector<CatalogueCase> catalogue() {
         return resume(d, ckpt);
       });
   add("eval_checkpoint_missing", ck, "eval --checkpoint of a directory that does not exist",
-      "checkpoint-99",
-      [](const fs::path& d) {
+      "checkpoint-99", [](const fs::path& d) {
         Invocation inv = eval_on(d, trained_run() / "data.jsonl");
-        inv.args = inv.args + std::vector<std::string>{"--checkpoint", (d / "checkpoint-99").string()};
+        inv.args =
+            inv.args + std::vector<std::string>{"--checkpoint", (d / "checkpoint-99").string()};
         return inv;
       });
   add("resume_truncated_training_state", ck, "training_state.safetensors cut in half",
-      "training_state.safetensors",
-      [](const fs::path& d) {
+      "training_state.safetensors", [](const fs::path& d) {
         const fs::path ckpt = copied_checkpoint(d);
         const std::string bytes = slurp((ckpt / "training_state.safetensors").string());
         write_file(ckpt / "training_state.safetensors", bytes.substr(0, bytes.size() / 2));
         return resume(d, ckpt);
       });
-  add("export_truncated_adapter", ck, "export of a checkpoint whose adapter_model.safetensors is cut in half",
-      "adapter_model.safetensors",
-      [](const fs::path& d) {
+  add("export_truncated_adapter", ck,
+      "export of a checkpoint whose adapter_model.safetensors is cut in half",
+      "adapter_model.safetensors", [](const fs::path& d) {
         const fs::path ckpt = copied_checkpoint(d);
         const std::string bytes = slurp((ckpt / "adapter_model.safetensors").string());
         write_file(ckpt / "adapter_model.safetensors", bytes.substr(0, bytes.size() / 2));
         return Invocation{{"export", ckpt.string(), "--out", (d / "exported").string()}};
       });
-  add("export_adapter_config_not_json", ck, "export of a checkpoint whose adapter_config.json is not JSON",
-      "adapter_config.json",
+  add("export_adapter_config_not_json", ck,
+      "export of a checkpoint whose adapter_config.json is not JSON", "adapter_config.json",
       [](const fs::path& d) {
         const fs::path ckpt = copied_checkpoint(d);
         write_file(ckpt / "adapter_config.json", "{\"r\": ");
         return Invocation{{"export", ckpt.string(), "--out", (d / "exported").string()}};
       });
   add("dump_step_checkpoint_missing_file", ck, "a checkpoint without training_state.safetensors",
-      "training_state.safetensors|adapter",
-      [](const fs::path& d) {
+      "training_state.safetensors|adapter", [](const fs::path& d) {
         const fs::path ckpt = copied_checkpoint(d);
         fs::remove(ckpt / "training_state.safetensors");
         write_file(d / "batch.jsonl", "{\"input_ids\": [1, 2], \"labels\": [1, 2]}\n");
@@ -686,7 +717,8 @@ bool contains_any(const std::string& text, const std::string& alternatives) {
   size_t from = 0;
   while (from <= alternatives.size()) {
     const size_t bar = alternatives.find('|', from);
-    const std::string part = alternatives.substr(from, bar == std::string::npos ? std::string::npos : bar - from);
+    const std::string part =
+        alternatives.substr(from, bar == std::string::npos ? std::string::npos : bar - from);
     if (!part.empty() && text.find(part) != std::string::npos) return true;
     if (bar == std::string::npos) break;
     from = bar + 1;
@@ -736,8 +768,8 @@ TEST_P(Catalogue, FailsCleanly) {
   const std::set<std::string> before = tree_of(work);
   std::vector<std::string> argv{kBinary};
   argv = argv + inv.args;
-  const ChildResult r = run_child(argv, work.string(), stdin_path, (dir_ / "child").string(),
-                                  kTimeoutSeconds);
+  const ChildResult r =
+      run_child(argv, work.string(), stdin_path, (dir_ / "child").string(), kTimeoutSeconds);
   const std::string output = r.out + r.err;
   std::vector<std::string> errors;  // on stderr, where the CLI prints them
   for (const std::string& line : lines_of(r.err))
@@ -800,23 +832,29 @@ class ReportEnvironment : public ::testing::Environment {
                    ("smol_catalogue_run_" + std::to_string(::getpid())));  // trained_run()
     const std::vector<Measured>& all = measured();
     if (all.empty()) return;
-    const auto worst = std::max_element(all.begin(), all.end(), [](const Measured& a, const Measured& b) {
-      return a.rss_kib < b.rss_kib;
-    });
+    const auto worst = std::max_element(
+        all.begin(), all.end(),
+        [](const Measured& a, const Measured& b) { return a.rss_kib < b.rss_kib; });
     // The binary's own floor: a CUDA build maps ~270 MB of CUDA libraries before main().
     const fs::path tmp = fs::temp_directory_path();
     const ChildResult baseline =
         run_child({kBinary, "--version"}, tmp.string(), "",
                   (tmp / ("smol_catalogue_baseline_" + std::to_string(::getpid()))).string(), 20);
-    std::printf("[catalogue] %zu cases; worst peak RSS %ld KiB (%s); `smolengine --version` "
-                "alone: %ld KiB\n",
-                all.size(), worst->rss_kib, worst->name.c_str(), baseline.max_rss_kib);
+    std::printf(
+        "[catalogue] %zu cases; worst peak RSS %ld KiB (%s); `smolengine --version` "
+        "alone: %ld KiB\n",
+        all.size(), worst->rss_kib, worst->name.c_str(), baseline.max_rss_kib);
     if (const char* path = std::getenv("SMOL_CATALOGUE_REPORT")) {
       nlohmann::json cases = nlohmann::json::array();
       for (const Measured& m : all)
-        cases.push_back({{"name", m.name}, {"area", m.area}, {"input", m.input},
-                         {"rss_kib", m.rss_kib}, {"seconds", m.seconds}, {"error", m.error_line}});
-      write_file(path, nlohmann::json{{"baseline_kib", baseline.max_rss_kib}, {"cases", cases}}.dump(1));
+        cases.push_back({{"name", m.name},
+                         {"area", m.area},
+                         {"input", m.input},
+                         {"rss_kib", m.rss_kib},
+                         {"seconds", m.seconds},
+                         {"error", m.error_line}});
+      write_file(path,
+                 nlohmann::json{{"baseline_kib", baseline.max_rss_kib}, {"cases", cases}}.dump(1));
     }
   }
 };

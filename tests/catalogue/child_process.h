@@ -22,13 +22,13 @@
 namespace smol::test {
 
 struct ChildResult {
-  bool exited = false;      // ended by exit() (else by a signal)
-  int exit_code = -1;       // when exited
-  int signal = 0;           // when killed by a signal
-  bool timed_out = false;   // we killed it after the timeout
-  long max_rss_kib = 0;     // peak resident set of the child
-  double seconds = 0;       // wall time
-  std::string out, err;     // stdout, stderr
+  bool exited = false;     // ended by exit() (else by a signal)
+  int exit_code = -1;      // when exited
+  int signal = 0;          // when killed by a signal
+  bool timed_out = false;  // we killed it after the timeout
+  long max_rss_kib = 0;    // peak resident set of the child
+  double seconds = 0;      // wall time
+  std::string out, err;    // stdout, stderr
 };
 
 inline std::string slurp(const std::string& path) {
