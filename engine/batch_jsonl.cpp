@@ -30,9 +30,10 @@ int32_t read_id(const nlohmann::json& value, const char* key, size_t index, int6
     id = value.get<int64_t>();
     ok = (id >= 0 && id < vocab_size) || (label && id == -100);
   }
-  SMOL_CHECK(ok, where, ": \"", key, "\"[", index, "] is ", quoted_excerpt(value.dump()),
-             label ? ", neither -100 nor a token id" : ", not a token id", " in [0, ", vocab_size,
-             ")");
+  // A number's text is short; anything else (a string, an object) is cut to an excerpt.
+  const std::string text = value.is_number() ? value.dump() : quoted_excerpt(value.dump());
+  SMOL_CHECK(ok, where, label ? ": label " : ": input id ", text, " (", key, "[", index, "]) is ",
+             label ? "neither -100 nor a token id" : "not a token id", " in [0, ", vocab_size, ")");
   return static_cast<int32_t>(id);
 }
 

@@ -2,6 +2,7 @@
 #include "model/generation.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <deque>
 
@@ -47,7 +48,8 @@ std::vector<GenerationResult> generate(LlamaModel& model,
   // when prompt + continuation reaches max_position_embeddings. The KV cache is sized for what
   // can actually be used, never for an unchecked prompt + max_new_tokens.
   const int64_t context = model.config().max_position_embeddings;
-  SMOL_CHECK(context > 0, "generate: the model's max_position_embeddings is ", context);
+  SMOL_CHECK(context > 0 && context <= INT32_MAX, "generate: the model's max_position_embeddings (",
+             context, ") is not a usable context length");
   size_t longest = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
     SMOL_CHECK(!prompts[i].empty(), "generate: prompt ", i, " is empty");

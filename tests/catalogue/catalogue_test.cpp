@@ -516,24 +516,25 @@ std::vector<CatalogueCase> catalogue() {
   // -- batch files (dump-step --batch) ------------------------------------------------------------
   const std::string bt = "batch files";
   add("batch_huge_label", bt, "a label of 18446744073709551516 (wraps to -100 as int64)",
-      "batch.jsonl:1: \"labels\"[1]", [](const fs::path& d) {
+      "batch.jsonl:1: label 18446744073709551516 (labels[1])", [](const fs::path& d) {
         return dump_step_rows(
             d, "{\"input_ids\": [1, 2], \"labels\": [-100, 18446744073709551516]}\n");
       });
   add("batch_huge_id", bt, "an input id of 4294967295 (wraps to -1 as int32)",
-      "batch.jsonl:1: \"input_ids\"[0]", [](const fs::path& d) {
+      "batch.jsonl:1: input id 4294967295 (input_ids[0])", [](const fs::path& d) {
         return dump_step_rows(d, "{\"input_ids\": [4294967295, 2], \"labels\": [1, 2]}\n");
       });
-  add("batch_id_past_vocab", bt, "an input id equal to the vocabulary size", "\"input_ids\"[1]",
-      [](const fs::path& d) {
+  add("batch_id_past_vocab", bt, "an input id equal to the vocabulary size",
+      "input id 49152 (input_ids[1])", [](const fs::path& d) {
         return dump_step_rows(d, "{\"input_ids\": [1, 49152], \"labels\": [1, 2]}\n");
       });
-  add("batch_negative_label", bt, "a label of -1", "\"labels\"[0]", [](const fs::path& d) {
+  add("batch_negative_label", bt, "a label of -1", "label -1 (labels[0])", [](const fs::path& d) {
     return dump_step_rows(d, "{\"input_ids\": [1, 2], \"labels\": [-1, 2]}\n");
   });
-  add("batch_float_id", bt, "an input id of 1.5", "\"input_ids\"[0]", [](const fs::path& d) {
-    return dump_step_rows(d, "{\"input_ids\": [1.5, 2], \"labels\": [1, 2]}\n");
-  });
+  add("batch_float_id", bt, "an input id of 1.5", "input id 1.5 (input_ids[0])",
+      [](const fs::path& d) {
+        return dump_step_rows(d, "{\"input_ids\": [1.5, 2], \"labels\": [1, 2]}\n");
+      });
   add("batch_length_mismatch", bt, "2 input ids, 3 labels", "batch.jsonl:2", [](const fs::path& d) {
     return dump_step_rows(
         d,
