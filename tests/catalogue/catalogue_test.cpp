@@ -54,6 +54,11 @@ struct CatalogueCase {
   std::string pending;
 };
 
+// gtest (and so ctest's test names) print a case by its name, not its bytes.
+void PrintTo(const CatalogueCase& c, std::ostream* os) {
+  *os << c.name;
+}
+
 // ---- building blocks ---------------------------------------------------------------------
 
 std::vector<std::string> operator+(std::vector<std::string> a, const std::vector<std::string>& b) {
@@ -838,9 +843,11 @@ class ReportEnvironment : public ::testing::Environment {
         [](const Measured& a, const Measured& b) { return a.rss_kib < b.rss_kib; });
     // The binary's own floor: a CUDA build maps ~270 MB of CUDA libraries before main().
     const fs::path tmp = fs::temp_directory_path();
+    const fs::path capture = tmp / ("smol_catalogue_baseline_" + std::to_string(::getpid()));
     const ChildResult baseline =
-        run_child({kBinary, "--version"}, tmp.string(), "",
-                  (tmp / ("smol_catalogue_baseline_" + std::to_string(::getpid()))).string(), 20);
+        run_child({kBinary, "--version"}, tmp.string(), "", capture.string(), 20);
+    fs::remove(capture.string() + ".out");
+    fs::remove(capture.string() + ".err");
     std::printf(
         "[catalogue] %zu cases; worst peak RSS %ld KiB (%s); `smolengine --version` "
         "alone: %ld KiB\n",
