@@ -72,9 +72,9 @@ inline std::string byte_level_char(int byte) {
 }
 
 // A byte-level BPE tokenizer.json with no merges: ids 0..255 are the bytes, 256 is
-// <|endoftext|>. Every byte of a prompt is one token, so a prompt's length in tokens is its
-// length in bytes — which is how the catalogue writes a prompt longer than the tiny model's
-// 128-token context.
+// <|endoftext|>, 257..299 special placeholders. Every byte of a prompt is one token, so a prompt's
+// length in tokens is its length in bytes — which is how the catalogue writes a prompt longer than
+// the tiny model's 128-token context.
 inline nlohmann::ordered_json byte_level_tokenizer_json() {
   nlohmann::ordered_json vocab = nlohmann::ordered_json::object();
   for (int b = 0; b < 256; ++b) vocab[byte_level_char(b)] = b;
@@ -82,13 +82,19 @@ inline nlohmann::ordered_json byte_level_tokenizer_json() {
   tok["version"] = "1.0";
   tok["truncation"] = nullptr;
   tok["padding"] = nullptr;
-  tok["added_tokens"] = nlohmann::ordered_json::array({{{"id", 256},
-                                                        {"content", "<|endoftext|>"},
-                                                        {"single_word", false},
-                                                        {"lstrip", false},
-                                                        {"rstrip", false},
-                                                        {"normalized", false},
-                                                        {"special", true}}});
+  // <|endoftext|> and <extra_257>..<extra_299>: the vocabulary is the tiny model's 300, so
+  // anything the model generates decodes.
+  nlohmann::ordered_json added = nlohmann::ordered_json::array();
+  for (int id = 256; id < 300; ++id)
+    added.push_back(
+        {{"id", id},
+         {"content", id == 256 ? "<|endoftext|>" : "<extra_" + std::to_string(id) + ">"},
+         {"single_word", false},
+         {"lstrip", false},
+         {"rstrip", false},
+         {"normalized", false},
+         {"special", true}});
+  tok["added_tokens"] = added;
   tok["normalizer"] = nullptr;
   tok["pre_tokenizer"] = {{"type", "ByteLevel"},
                           {"add_prefix_space", false},

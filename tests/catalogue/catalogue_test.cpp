@@ -686,6 +686,21 @@ std::vector<CatalogueCase> catalogue() {
         write_file(ckpt / "adapter_config.json", "{\"r\": ");
         return Invocation{{"export", ckpt.string(), "--out", (d / "exported").string()}};
       });
+  add("eval_nan_checkpoint", ck, "eval of a checkpoint whose trained LoRA tensors hold NaN",
+      "not finite|non-finite|NaN", [](const fs::path& d) {
+        const fs::path ckpt = copied_checkpoint(d);
+        SafetensorsParts state = read_safetensors_parts(ckpt / "training_state.safetensors");
+        const float nan = std::numeric_limits<float>::quiet_NaN();
+        for (const auto& [name, info] : state.header.items()) {
+          if (name.rfind("param.", 0) != 0) continue;
+          const size_t begin = info["data_offsets"][0], end = info["data_offsets"][1];
+          for (size_t i = begin; i + 4 <= end; i += 4) std::memcpy(&state.data[i], &nan, 4);
+        }
+        write_file(ckpt / "training_state.safetensors", safetensors_bytes(state));
+        Invocation inv = eval_on(d, trained_run() / "data.jsonl", {"evaluation.generative=false"});
+        inv.args = inv.args + std::vector<std::string>{"--checkpoint", ckpt.string()};
+        return inv;
+      });
   add("dump_step_checkpoint_missing_file", ck, "a checkpoint without training_state.safetensors",
       "training_state.safetensors|adapter", [](const fs::path& d) {
         const fs::path ckpt = copied_checkpoint(d);
@@ -826,6 +841,31 @@ TEST(CatalogueDocs, EveryCaseIsDocumented) {
     EXPECT_NE(doc.find("`" + c.name + "`"), std::string::npos)
         << "docs/bad-inputs.md does not list the case `" << c.name << "`";
   }
+}
+
+// The other side of the context bound: a prompt that fits but leaves less room than
+// --max-new-tokens asks for generates up to the context and stops there (exit 0, a warning,
+// stop reason "length"), with the KV cache sized for the context, not the budget.
+TEST(CatalogueBounds, GenerateStopsAtTheContext) {
+  const fs::path dir =
+      fs::temp_directory_path() / ("smol_catalogue_bounds_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  copy_tiny_model(dir / "model");
+  const ChildResult r =
+      run_child({kBinary, "generate", "--model", (dir / "model").string(), "--device", "cpu",
+                 "--prompt", std::string(120, 'a'), "--max-new-tokens", "50"},
+                dir.string(), "", (dir / "child").string(), kTimeoutSeconds);
+  ASSERT_TRUE(r.exited) << r.err;
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("warning: prompt (120 tokens) + --max-new-tokens 50 exceed the context "
+                       "(128); generation stops after 8 tokens"),
+            std::string::npos)
+      << r.err;
+  // At most the 8 positions the context leaves (fewer when a stop token comes first).
+  const size_t at = r.err.find("generated ");
+  ASSERT_NE(at, std::string::npos) << r.err;
+  EXPECT_LE(std::stoi(r.err.substr(at + 10)), 8) << r.err;
+  if (!HasFailure()) fs::remove_all(dir);
 }
 
 // When one process runs several cases (the binary run directly, not through ctest), prints the
