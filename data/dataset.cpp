@@ -36,6 +36,15 @@ void require_regular_file(const std::string& path) {
   SMOL_CHECK(S_ISREG(st.st_mode), path, ": a dataset must be a regular file, this is ", kind);
 }
 
+// Nesting deeper than this is refused while parsing: a valid line of 200000 '[' ... ']' would
+// otherwise build a value whose recursive dump (the cell's text) overflows the stack. Python's
+// json module stops near 1000 levels; real rows are flat.
+constexpr int kMaxJsonDepth = 256;
+
+[[noreturn]] void refuse_depth(const std::string& where) {
+  throw_error(where, ": JSON nested deeper than ", kMaxJsonDepth, " levels");
+}
+
 // nlohmann's parse messages quote the last token read, which may be a whole 1 MB string.
 std::string short_json_error(const std::exception& e) {
   return quoted_excerpt(e.what(), 200);
@@ -171,9 +180,13 @@ Dataset read_jsonl_dataset(const std::string& path) {
     ++line_number;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    const std::string where = path + ":" + std::to_string(line_number);
     json value;
     try {
-      value = json::parse(line);
+      value = json::parse(line, [&](int depth, json::parse_event_t, json&) {
+        if (depth > kMaxJsonDepth) refuse_depth(where);
+        return true;
+      });
     } catch (const json::exception& e) {
       throw_error(path, ":", line_number, ": malformed JSON line: ", short_json_error(e));
     }
@@ -197,6 +210,7 @@ Dataset read_json_array_dataset(const std::string& path) {
   bool top_is_array = false;
   std::string element_error;
   auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (depth > kMaxJsonDepth) refuse_depth(path + ": element " + std::to_string(element));
     if (depth == 0) {
       if (event == json::parse_event_t::array_start) top_is_array = true;
       return true;

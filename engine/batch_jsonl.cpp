@@ -13,6 +13,8 @@ namespace smol {
 
 namespace {
 
+constexpr int kMaxJsonDepth = 64;  // a row is {"input_ids": [...], "labels": [...]}: depth 2
+
 // An id or label as written, checked before any narrowing (docs/bad-inputs.md): nlohmann keeps
 // integers above INT64_MAX as unsigned, and get<int64_t>() of 18446744073709551516 would
 // wrap to -100 — a huge label silently "not supervised". Only values that are exactly -100 or
@@ -69,7 +71,13 @@ std::vector<TokenRow> read_token_rows_jsonl(const std::string& path, int64_t voc
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     nlohmann::json row;
     try {
-      row = nlohmann::json::parse(line);
+      // Bounded nesting: a deep value's recursive dump (in a message) would overflow the stack.
+      row = nlohmann::json::parse(
+          line, [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+            SMOL_CHECK(depth <= kMaxJsonDepth, where, ": JSON nested deeper than ", kMaxJsonDepth,
+                       " levels");
+            return true;
+          });
     } catch (const nlohmann::json::exception& e) {
       // nlohmann's message quotes the last token read, which may be a whole 1 MB string.
       throw_error(where, ": not valid JSON: ", quoted_excerpt(e.what(), 160));

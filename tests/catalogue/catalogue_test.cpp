@@ -501,6 +501,18 @@ std::vector<CatalogueCase> catalogue() {
         return eval_on_text(d, "data.jsonl",
                             "{\"question\": \"" + std::string(1 << 20, 'x') + "\" oops}\n");
       });
+  add("dataset_deep_nesting", ds, "a valid line nesting 200000 arrays (crashed: stack overflow)",
+      "data.jsonl:1: JSON nested deeper than", [](const fs::path& d) {
+        const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+        return eval_on_text(d, "data.jsonl", "{\"question\": " + deep + ", \"answer\": \"a\"}\n");
+      });
+  add("dataset_json_array_deep_nesting", ds, "a JSON array whose element nests 200000 objects",
+      "data.json: element 0: JSON nested deeper than", [](const fs::path& d) {
+        std::string deep;
+        for (int i = 0; i < 200000; ++i) deep += "{\"a\":";
+        deep += "1" + std::string(200000, '}');
+        return eval_on_text(d, "data.json", "[" + deep + "]");
+      });
   add("dataset_row_longer_than_context", ds,
       "a 2000-token row with dataset.max_length 100000 (context 512)",
       "max_position_embeddings 512", [](const fs::path& d) {
@@ -563,6 +575,18 @@ std::vector<CatalogueCase> catalogue() {
         for (int i = 1; i < 600; ++i) ids += ", 1";
         ids += "]";
         return dump_step_rows(d, "{\"input_ids\": " + ids + ", \"labels\": " + ids + "}\n");
+      });
+  add("batch_deep_nesting", bt, "labels nesting 200000 arrays",
+      "batch.jsonl:1: JSON nested deeper than", [](const fs::path& d) {
+        return dump_step_rows(d, "{\"input_ids\": [1], \"labels\": " + std::string(200000, '[') +
+                                     std::string(200000, ']') + "}\n");
+      });
+  add("tokenize_deep_nesting", bt, "tokenize --decode of 200000 nested arrays",
+      "stdin:1: JSON nested deeper than", [](const fs::path& d) {
+        write_file(d / "tokenizer.json", byte_level_tokenizer_json().dump());
+        return Invocation{
+            {"tokenize", "--model", (d / "tokenizer.json").string(), "--jsonl", "--decode"},
+            std::string(200000, '[') + std::string(200000, ']') + "\n"};
       });
   add("batch_empty", bt, "an empty batch file", "has no rows",
       [](const fs::path& d) { return dump_step_rows(d, "\n"); });
