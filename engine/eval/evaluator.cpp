@@ -60,13 +60,8 @@ EvalSet prepare_eval_set(const TextPipeline& pipeline, const Dataset& dataset,
     }
     if (!tokens) continue;
     check_example_fits_model(pipeline, *tokens, dataset.where(row));
-    // Generation starts from the untruncated prompt: it must leave room for one new token.
-    SMOL_CHECK(pipeline.max_positions <= 0 ||
-                   static_cast<int64_t>(prompt_ids.size()) < pipeline.max_positions,
-               dataset.where(row), ": the prompt is ", prompt_ids.size(),
-               " tokens long; the model's context (max_position_embeddings) is ",
-               pipeline.max_positions, " tokens, which leaves no room to generate an answer");
     EvalExample example;
+    example.where = dataset.where(row);
     example.tokens = std::move(*tokens);
     example.prompt_ids = std::move(prompt_ids);
     example.prompt = rendered->prompt;
@@ -169,7 +164,17 @@ EvalResult evaluate(LlamaModel& model, const Tokenizer& tokenizer, const EvalSet
     std::vector<size_t> mine;  // the examples this rank generates
     for (size_t i = rank; i < k; i += world) mine.push_back(i);
     std::vector<std::vector<int32_t>> prompts;
-    for (size_t i : mine) prompts.push_back(set.examples[i].prompt_ids);
+    // Generation starts from the untruncated prompt: it must leave room for one new token
+    // (docs/bad-inputs.md); named by its row here rather than as generate()'s "prompt i".
+    const int64_t context = model.config().max_position_embeddings;
+    for (size_t i : mine) {
+      const EvalExample& example = set.examples[i];
+      SMOL_CHECK(static_cast<int64_t>(example.prompt_ids.size()) < context, example.where,
+                 ": the prompt is ", example.prompt_ids.size(),
+                 " tokens long; the model's context (max_position_embeddings) is ", context,
+                 " tokens, which leaves no room to generate an answer");
+      prompts.push_back(example.prompt_ids);
+    }
     GenerationOptions gen;
     gen.max_new_tokens = options.max_new_tokens;
     gen.stop_tokens = options.stop_tokens;

@@ -513,6 +513,15 @@ std::vector<CatalogueCase> catalogue() {
         deep += "1" + std::string(200000, '}');
         return eval_on_text(d, "data.json", "[" + deep + "]");
       });
+  add("eval_prompt_longer_than_context", ds,
+      "eval of a 600-token prompt (context 512): truncated for teacher forcing, too long to "
+      "generate from",
+      "data.jsonl:1: row 0: the prompt is", [](const fs::path& d) {
+        return eval_on_text(
+            d, "data.jsonl",
+            "{\"question\": \"" + std::string(600, 'q') + "\", \"answer\": \"#### 1\"}\n",
+            {"model.architecture.vocab_size=300"});  // = the test tokenizer's
+      });
   add("dataset_row_longer_than_context", ds,
       "a 2000-token row with dataset.max_length 100000 (context 512)",
       "max_position_embeddings 512", [](const fs::path& d) {
