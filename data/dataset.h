@@ -51,6 +51,8 @@ Dataset read_jsonl_dataset(const std::string& path);
 // A JSON array of objects. Malformed JSON throws naming file:line:column; an element that is
 // not an object throws naming its index and line.
 Dataset read_json_array_dataset(const std::string& path);
+// Every reader refuses a path that is not a regular file (FIFO, directory, device) before
+// opening it, naming the path and what it is.
 // By content: a file whose first non-blank character is '[' is a JSON array, otherwise JSONL
 // (so a .json file holding JSON lines, as HF's json builder accepts, also works).
 Dataset read_dataset_file(const std::string& path);

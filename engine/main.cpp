@@ -3,6 +3,7 @@
 #include <exception>
 
 #include "common/error.h"
+#include "engine/cli/parse_error_message.h"
 #include "engine/commands.h"
 
 int main(int argc, char** argv) {
@@ -20,7 +21,10 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version are ParseErrors too: CLI11 prints them and they exit 0.
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);
+    std::fprintf(stderr, "error: %s\n", smol::parse_error_message(app, e, argc, argv).c_str());
+    return 1;
   } catch (const smol::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "common/error.h"
+#include "common/quote.h"
 #include "data/dataset_resolve.h"
 #include "data/split_slice.h"
 #include "io/tokenizer_loader.h"
@@ -15,7 +16,8 @@ namespace {
 int32_t token_id_of(const Tokenizer& tokenizer, const std::string& text, const std::string& key,
                     const std::string& where) {
   const int32_t id = tokenizer.token_to_id(text);
-  SMOL_CHECK(id >= 0, where, ": ", key, " '", text, "' is not a token of the tokenizer");
+  SMOL_CHECK(id >= 0, where, ": ", key, " ", quoted_excerpt(text),
+             " is not a token of the tokenizer");
   return id;
 }
 
@@ -56,6 +58,7 @@ TextPipeline make_text_pipeline(const RunConfig& config, int64_t model_vocab,
              " has ", tokenizer.vocab_size(), " tokens but the model's vocabulary is ",
              model_vocab);
   pipeline.model_vocab = model_vocab;
+  pipeline.max_positions = model_max_positions;
   pipeline.prompt = config.dataset.prompt;
   pipeline.example = config.dataset.example;
   const SpecialIds ids = resolve_special_ids(config, &tokenizer, /*model=*/nullptr);
@@ -85,6 +88,9 @@ Dataset load_dataset_split(const RunConfig& config, const std::string& split_spe
     const auto file = files.splits.find(slice.split);
     if (file == files.splits.end()) continue;  // resolve_split_spec names it with the choices
     loaded[slice.split] = read_dataset_file(file->second);
+    // Named here, by file: otherwise it surfaces as "split spec ... selects no row".
+    SMOL_CHECK(loaded[slice.split].size() > 0, file->second,
+               ": the dataset file holds no rows (split '", slice.split, "')");
   }
   for (const auto& [split, file] : files.splits)
     sizes[split] = loaded.count(split) ? loaded[split].size() : 0;
@@ -104,6 +110,19 @@ Dataset load_dataset_split(const RunConfig& config, const std::string& split_spe
   return out;
 }
 
+void check_example_fits_model(const TextPipeline& pipeline, const TokenizedExample& example,
+                              const std::string& where) {
+  for (int32_t id : example.input_ids)
+    SMOL_CHECK(id >= 0 && id < pipeline.model_vocab, where, ": token id ", id,
+               " is outside the model's vocabulary (", pipeline.model_vocab, ")");
+  const auto length = static_cast<int64_t>(example.input_ids.size());
+  SMOL_CHECK(pipeline.max_positions <= 0 || length <= pipeline.max_positions, where,
+             ": the example is ", length,
+             " tokens long, more than the model's context (max_position_embeddings ",
+             pipeline.max_positions, "); set dataset.max_length to at most ",
+             pipeline.max_positions, " to truncate it (it is ", pipeline.example.max_length, ")");
+}
+
 std::vector<TokenizedExample> build_examples(const TextPipeline& pipeline, const Dataset& dataset,
                                              int64_t limit) {
   std::vector<TokenizedExample> examples;
@@ -121,9 +140,7 @@ std::vector<TokenizedExample> build_examples(const TextPipeline& pipeline, const
       throw_error(dataset.where(row), ": ", e.what());
     }
     if (!example) continue;
-    for (int32_t id : example->input_ids)
-      SMOL_CHECK(id >= 0 && id < pipeline.model_vocab, dataset.where(row), ": token id ", id,
-                 " is outside the model's vocabulary (", pipeline.model_vocab, ")");
+    check_example_fits_model(pipeline, *example, dataset.where(row));
     examples.push_back(std::move(*example));
   }
   return examples;

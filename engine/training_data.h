@@ -26,7 +26,15 @@ struct TextPipeline {
   ExampleFormat example;  // max_length and eos_id resolved
   int32_t pad_id = 0;     // collation pad (docs/seed-behaviour.md §2.7)
   int64_t model_vocab = 0;
+  int64_t max_positions = 0;  // the model's max_position_embeddings (0 = unbounded)
 };
+
+// Every id of `example` is a token of the model, and the example fits the model's context
+// (pipeline.max_positions): rows are truncated to max_length as the seed does (§2.5), so this
+// refuses only what that leaves unbounded — max_length 0, or a max_length larger than the
+// context. Throws naming `where` (file:line: row N) and the limit.
+void check_example_fits_model(const TextPipeline& pipeline, const TokenizedExample& example,
+                              const std::string& where);
 
 // The EOS and collation pad ids of a run — the one place they are resolved (docs/seed-behaviour.md:
 // docs/seed-behaviour.md §2.7, where pad := EOS because base SmolLM2 has no pad):

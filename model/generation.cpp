@@ -2,6 +2,8 @@
 #include "model/generation.h"
 
 #include <algorithm>
+#include <climits>
+#include <cmath>
 #include <deque>
 
 namespace smol {
@@ -41,16 +43,40 @@ std::vector<GenerationResult> generate(LlamaModel& model,
     SMOL_CHECK(!s.empty(), "generate: empty stop string");
   std::vector<GenerationResult> results(prompts.size());
   if (prompts.empty() || options.max_new_tokens == 0) return results;
+  // Every sequence lives within the model's context (docs/bad-inputs.md): a prompt that does
+  // not leave room for one new token is refused, and the continuation stops (reason "length")
+  // when prompt + continuation reaches max_position_embeddings. The KV cache is sized for what
+  // can actually be used, never for an unchecked prompt + max_new_tokens.
+  const int64_t context = model.config().max_position_embeddings;
+  SMOL_CHECK(context > 0 && context <= INT32_MAX, "generate: the model's max_position_embeddings (",
+             context, ") is not a usable context length");
   size_t longest = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
     SMOL_CHECK(!prompts[i].empty(), "generate: prompt ", i, " is empty");
+    SMOL_CHECK(static_cast<int64_t>(prompts[i].size()) < context, "generate: prompt ", i, " has ",
+               prompts[i].size(), " tokens; the model's context (max_position_embeddings) is ",
+               context, " tokens, which leaves no room for a new token");
     longest = std::max(longest, prompts[i].size());
   }
-  const int64_t max_len = static_cast<int64_t>(longest) + options.max_new_tokens;
+  const int64_t max_len =
+      std::min<int64_t>(static_cast<int64_t>(longest) + options.max_new_tokens, context);
   const int32_t slots = static_cast<int32_t>(
       std::min<size_t>(prompts.size(), static_cast<size_t>(options.max_batch)));
   model.reset_cache(slots, static_cast<int32_t>(max_len));
   const int64_t vocab = model.config().vocab_size;
+  // Non-finite logits (NaN / Inf weights, an overflow) must not pass for an answer: greedy
+  // argmax over NaN picks id 0, often a stop token, which would print nothing and exit 0.
+  // The first call (the prefill, where weights first meet the data) downloads the logits and
+  // checks them; later greedy steps pick on the device. Sampled steps check every row.
+  auto check_finite = [&](const std::vector<float>& logits, size_t row, size_t prompt) {
+    const float* begin = logits.data() + row * static_cast<size_t>(vocab);
+    const float* bad =
+        std::find_if(begin, begin + vocab, [](float v) { return !std::isfinite(v); });
+    SMOL_CHECK(bad == begin + vocab, "generate: the model's logits for prompt ", prompt,
+               " are not finite (", *bad, " at token id ", bad - begin,
+               "): the weights hold NaN or Inf, or the computation overflowed");
+  };
+  bool first_call = true;
   size_t longest_stop = 0;
   for (const std::string& s : options.stop_strings) longest_stop = std::max(longest_stop, s.size());
 
@@ -78,18 +104,21 @@ std::vector<GenerationResult> generate(LlamaModel& model,
     }
     // Greedy decoding picks on the device (4 bytes per sequence come back instead of 4·V).
     const bool greedy = options.sampling.temperature <= 0.0f;
+    const bool device_pick = greedy && !first_call;
+    first_call = false;
     const std::vector<int32_t> picked =
-        greedy ? model.decode_greedy(call_slots, feeds) : std::vector<int32_t>();
+        device_pick ? model.decode_greedy(call_slots, feeds) : std::vector<int32_t>();
     const std::vector<float> logits =
-        greedy ? std::vector<float>() : model.decode(call_slots, feeds);
+        device_pick ? std::vector<float>() : model.decode(call_slots, feeds);
     std::vector<Live> still;
     for (size_t i = 0; i < live.size(); ++i) {
       Live& seq = live[i];
       GenerationResult& out = results[seq.prompt];
       const uint64_t step = out.tokens.size();
-      const int32_t token = greedy ? picked[i]
-                                   : sample_token(logits.data() + i * vocab, vocab,
-                                                  options.sampling, seq.prompt, step);
+      if (!device_pick) check_finite(logits, i, seq.prompt);
+      const int32_t token = device_pick ? picked[i]
+                                        : sample_token(logits.data() + i * vocab, vocab,
+                                                       options.sampling, seq.prompt, step);
       bool done = false;
       if (std::find(options.stop_tokens.begin(), options.stop_tokens.end(), token) !=
           options.stop_tokens.end()) {
@@ -112,7 +141,9 @@ std::vector<GenerationResult> generate(LlamaModel& model,
             done = true;
           }
         }
-        if (!done && static_cast<int32_t>(out.tokens.size()) >= options.max_new_tokens) {
+        const int64_t length = static_cast<int64_t>(prompts[seq.prompt].size() + out.tokens.size());
+        if (!done && (static_cast<int32_t>(out.tokens.size()) >= options.max_new_tokens ||
+                      length >= context)) {
           out.reason = StopReason::Length;
           done = true;
         }

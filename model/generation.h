@@ -5,8 +5,10 @@
 // one-at-a-time generation.
 //
 // A sequence stops at a stop token (not part of the output), when its decoded text contains a
-// stop string (the text is cut before it; tokens keep the one that completed it), or after
-// max_new_tokens.
+// stop string (the text is cut before it; tokens keep the one that completed it), after
+// max_new_tokens, or when prompt + continuation fills the model's context
+// (max_position_embeddings; reason "length"). A prompt that fills the context by itself, or
+// non-finite logits (NaN / Inf weights), throw smol::Error (docs/bad-inputs.md).
 #pragma once
 
 #include <cstdint>

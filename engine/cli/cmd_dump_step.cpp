@@ -61,8 +61,9 @@ void run_dump_step(const DumpStepOptions& options) {
                        nullptr);
   const int64_t vocab = model.config().vocab_size;
 
-  const std::vector<TokenRow> rows = pad_rows(read_token_rows_jsonl(options.batch_path, vocab),
-                                              config.training.pad_to_multiple_of, built.pad_id);
+  const std::vector<TokenRow> rows = pad_rows(
+      read_token_rows_jsonl(options.batch_path, vocab, model.config().max_position_embeddings),
+      config.training.pad_to_multiple_of, built.pad_id);
   const int64_t batch = static_cast<int64_t>(rows.size());
   const int64_t length = static_cast<int64_t>(rows.front().input_ids.size());
 

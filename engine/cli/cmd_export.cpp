@@ -18,6 +18,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "common/quote.h"
 #include "data/tokenizer_json.h"
 #include "engine/commands.h"
 #include "io/gguf_reader.h"
@@ -44,7 +45,7 @@ struct ExportOptions {
 DType parse_export_dtype(const std::string& text) {
   if (text == "f32" || text == "float32" || text == "F32") return DType::F32;
   if (text == "bf16" || text == "bfloat16" || text == "BF16") return DType::BF16;
-  throw_error("--dtype '", text, "' is not supported (f32 or bf16)");
+  throw_error("--dtype ", quoted_excerpt(text), " is not supported (f32 or bf16)");
 }
 
 std::optional<HfTokenizerSource> tokenizer_of_loaded(const LoadedModel& m) {

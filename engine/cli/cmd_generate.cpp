@@ -4,10 +4,14 @@
 // (with --chat: the Instruct ChatML template with the generation prompt, docs/formats.md §1) and
 // decodes with the KV cache (model/generation.h). Greedy by default (--temperature 0).
 // Stops at the model's eos (2 for SmolLM2-Instruct), at id 0 when it is a special token
-// (<|endoftext|>), at any --stop string, or after N tokens.
+// (<|endoftext|>), at any --stop string, after N tokens, or when prompt + continuation fills
+// the model's context (max_position_embeddings). N defaults to 256, cut to what the context
+// leaves; a given N must be below the context, and a prompt that fills it is refused
+// (docs/bad-inputs.md).
 // stdout gets the continuation only (streamed as it is generated; with --stop it is printed
 // once complete, so a stop string is never shown); without --raw a final newline is added and
 // the prompt, token counts and timings go to stderr.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -20,6 +24,7 @@
 #include "data/chat_template.h"
 #include "data/sentencepiece_tokenizer.h"
 #include "data/tokenizer_json.h"
+#include "engine/cli/integer_option.h"
 #include "engine/commands.h"
 #include "io/model_loader.h"
 #include "model/generation.h"
@@ -33,7 +38,7 @@ struct GenerateOptions {
   std::string model;
   std::string prompt;
   bool chat = false;
-  int32_t max_new_tokens = 256;
+  int32_t max_new_tokens = -1;  // -1: kDefaultMaxNewTokens, or what the context leaves
   float temperature = 0.0f;
   float top_p = 1.0f;
   uint64_t seed = 0;
@@ -61,15 +66,25 @@ std::unique_ptr<Tokenizer> tokenizer_of(const LoadedModel& loaded) {
               "tokenizer.model)");
 }
 
+constexpr int32_t kDefaultMaxNewTokens = 256;
+
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
 void run_generate(const GenerateOptions& o) {
-  SMOL_CHECK(o.max_new_tokens >= 0, "--max-new-tokens must be >= 0 (got ", o.max_new_tokens, ")");
   SamplingParams{o.temperature, o.top_p, o.seed}.validate();  // before the slow model load
   const auto t_load = std::chrono::steady_clock::now();
   LoadedModel loaded = load_model(o.model);
+  // Bounded by the context before anything is allocated (docs/bad-inputs.md): HF transformers
+  // lets a RoPE model run past max_position_embeddings with degrading output; we cannot size a
+  // KV cache for an unbounded length, so, as llama.cpp stops at n_ctx, a budget that no prompt
+  // could use is refused and a prompt + budget past the context stops at the context.
+  const int64_t context = loaded.config.max_position_embeddings;
+  const bool budget_given = o.max_new_tokens >= 0;
+  SMOL_CHECK(!budget_given || o.max_new_tokens < context, "--max-new-tokens ", o.max_new_tokens,
+             " does not fit the model's context: ", o.model, " has max_position_embeddings ",
+             context, " (prompt + new tokens must fit it)");
   const std::unique_ptr<Tokenizer> tokenizer = tokenizer_of(loaded);
   std::unique_ptr<Backend> backend = make_backend(o.device);
   LlamaModel model(*backend, loaded.config, TrainMode::Frozen);
@@ -82,9 +97,22 @@ void run_generate(const GenerateOptions& o) {
              : o.prompt;
   const std::vector<int32_t> ids = tokenizer->encode(text, /*parse_special=*/true);
   SMOL_CHECK(!ids.empty(), "the prompt encodes to no tokens");
+  SMOL_CHECK(static_cast<int64_t>(ids.size()) < context, "the prompt is ", ids.size(),
+             " tokens long; the model's context (max_position_embeddings of ", o.model, ") is ",
+             context, " tokens, which leaves no room for a new token");
+  const int64_t room = context - static_cast<int64_t>(ids.size());
+  if (budget_given && o.max_new_tokens > room)
+    std::fprintf(stderr,
+                 "warning: prompt (%zu tokens) + --max-new-tokens %d exceed the context (%lld); "
+                 "generation stops after %lld tokens\n",
+                 ids.size(), o.max_new_tokens, static_cast<long long>(context),
+                 static_cast<long long>(room));
 
   GenerationOptions g;
-  g.max_new_tokens = o.max_new_tokens;
+  // The default budget silently fits what the context leaves; a given one was checked above.
+  g.max_new_tokens = budget_given
+                         ? o.max_new_tokens
+                         : static_cast<int32_t>(std::min<int64_t>(kDefaultMaxNewTokens, room));
   g.sampling = {o.temperature, o.top_p, o.seed};
   g.stop_strings = o.stops;
   for (int64_t id : {loaded.config.eos_token_id, static_cast<int64_t>(tokenizer->eos_id())})
@@ -137,10 +165,13 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--prompt", options->prompt, "the prompt text")->required();
   cmd->add_flag("--chat", options->chat,
                 "wrap the prompt in the ChatML template (system turn + generation prompt)");
-  cmd->add_option("--max-new-tokens", options->max_new_tokens, "at most N new tokens (256)");
+  cmd->add_option("--max-new-tokens", options->max_new_tokens,
+                  "at most N new tokens (default 256, or what the context leaves); N must be "
+                  "below the model's context")
+      ->check(integer_in(0, std::numeric_limits<int32_t>::max()));
   cmd->add_option("--temperature", options->temperature, "0 = greedy (default)");
   cmd->add_option("--top-p", options->top_p, "nucleus sampling mass in (0, 1] (1)");
-  cmd->add_option("--seed", options->seed, "sampling seed (0)");
+  cmd->add_option("--seed", options->seed, "sampling seed (0)")->check(unsigned_integer());
   cmd->add_option("--stop", options->stops, "stop when the text contains STR (repeatable)");
   cmd->add_flag("--raw", options->raw, "print only the continuation on stdout, nothing else");
   cmd->add_option("--device", options->device, "auto, cpu, cuda, cuda-emu (auto)");

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "common/quote.h"
 #include "engine/commands.h"
 #include "io/model_loader.h"
 
@@ -18,6 +19,16 @@ namespace {
 
 // ordered_json keeps keys in the order written: the HF config order, not alphabetical.
 using json = nlohmann::ordered_json;
+
+// object[key] as a string (`fallback` when absent); any other type is an Error naming `where`
+// and the key, not an anonymous nlohmann type_error (docs/bad-inputs.md).
+std::string text_field(const json& object, const char* key, const std::string& fallback,
+                       const std::string& where) {
+  if (!object.contains(key)) return fallback;
+  const json& value = object.at(key);
+  SMOL_CHECK(value.is_string(), where, ": \"", key, "\" must be a string, not ", value.type_name());
+  return value.get<std::string>();
+}
 
 json architecture_json(const LlamaConfig& c) {
   auto id = [](int64_t v) { return v < 0 ? json(nullptr) : json(v); };
@@ -58,30 +69,40 @@ json tokenizer_json(const LoadedModel& m) {
     t["unk_id"] = id(b.unk_id);
     t["pad_id"] = id(b.pad_id);
   } else if (!m.tokenizer_json_path.empty()) {
-    std::ifstream in(m.tokenizer_json_path);
+    const std::string& path = m.tokenizer_json_path;
+    std::ifstream in(path);
     json tok;
     try {
       tok = json::parse(in);
     } catch (const json::exception& e) {
-      throw_error(m.tokenizer_json_path, ": invalid JSON: ", e.what());
+      throw_error(path, ": invalid JSON: ", quoted_excerpt(e.what(), 200));
     }
-    SMOL_CHECK(tok.is_object(), m.tokenizer_json_path, ": not a JSON object");
-    t["source"] = m.tokenizer_json_path;
+    SMOL_CHECK(tok.is_object(), path, ": not a JSON object");
+    t["source"] = path;
     const json model = tok.value("model", json::object());
-    t["type"] = model.is_object() ? model.value("type", "?") : "?";
+    t["type"] = model.is_object() ? text_field(model, "type", "?", path + ": model") : "?";
     if (model.is_object() && model.contains("vocab") && model["vocab"].is_object())
       t["vocab_size"] = model["vocab"].size();
     if (model.is_object() && model.contains("merges") && model["merges"].is_array())
       t["merges"] = model["merges"].size();
     const json pre = tok.value("pre_tokenizer", json());
-    t["pre"] = pre.is_object() ? pre.value("type", "?") : "none";
+    t["pre"] = pre.is_object() ? text_field(pre, "type", "?", path + ": pre_tokenizer") : "none";
     json specials = json::array();
-    if (tok.contains("added_tokens") && tok["added_tokens"].is_array())
-      for (const json& a : tok["added_tokens"])
-        if (a.is_object())
-          specials.push_back({{"id", a.value("id", -1)},
-                              {"content", a.value("content", "")},
-                              {"special", a.value("special", false)}});
+    if (tok.contains("added_tokens") && tok["added_tokens"].is_array()) {
+      size_t index = 0;
+      for (const json& a : tok["added_tokens"]) {
+        const std::string where = path + ": added_tokens[" + std::to_string(index++) + "]";
+        if (!a.is_object()) continue;
+        const json id = a.value("id", json(-1));
+        SMOL_CHECK(id.is_number_integer(), where, ": \"id\" must be an integer, not ",
+                   id.type_name());
+        const json special = a.value("special", json(false));
+        SMOL_CHECK(special.is_boolean(), where, ": \"special\" must be true or false, not ",
+                   special.type_name());
+        specials.push_back(
+            {{"id", id}, {"content", text_field(a, "content", "", where)}, {"special", special}});
+      }
+    }
     t["added_tokens"] = specials;
   } else {
     t["source"] = nullptr;

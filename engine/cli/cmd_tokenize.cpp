@@ -11,6 +11,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "common/quote.h"
 #include "engine/commands.h"
 #include "io/tokenizer_loader.h"
 
@@ -19,11 +20,20 @@ namespace {
 
 using nlohmann::json;
 
+// A line is a string or an array of ids (depth 1); deeper nesting is refused while parsing, so
+// no deep value is ever built (its recursive dump in a message would overflow the stack).
+constexpr int kMaxJsonDepth = 64;
+
 json parse_line(const std::string& line, size_t line_number) {
   try {
-    return json::parse(line);
+    return json::parse(line, [&](int depth, json::parse_event_t, json&) {
+      SMOL_CHECK(depth <= kMaxJsonDepth, "stdin:", line_number, ": JSON nested deeper than ",
+                 kMaxJsonDepth, " levels");
+      return true;
+    });
   } catch (const json::exception& e) {
-    throw_error("stdin:", line_number, ": malformed JSON: ", e.what());
+    // nlohmann's message quotes the last token read, which may be a whole 1 MB string.
+    throw_error("stdin:", line_number, ": malformed JSON: ", quoted_excerpt(e.what(), 200));
   }
 }
 
@@ -47,21 +57,26 @@ void run_tokenize(const TokenizeOptions& options) {
     if (line.empty()) continue;
     const json value = parse_line(line, line_number);
     if (options.decode) {
-      SMOL_CHECK(value.is_array(), "stdin:", line_number, ": expected a JSON array of ids");
+      SMOL_CHECK(value.is_array(), "stdin:", line_number, ": expected a JSON array of ids, not ",
+                 value.type_name());
       std::vector<int32_t> ids;
       for (const json& id : value) {
-        SMOL_CHECK(id.is_number_integer(), "stdin:", line_number, ": id ", id.dump(),
-                   " is not an integer");
-        const int64_t v = id.get<int64_t>();
-        SMOL_CHECK(v >= 0 && v < tokenizer->vocab_size(), "stdin:", line_number, ": token id ", v,
-                   " is outside the vocabulary [0, ", tokenizer->vocab_size(), ")");
-        ids.push_back(static_cast<int32_t>(v));
+        // Range-checked before narrowing: 18446744073709551615 must not wrap to -1.
+        const int64_t vocab = tokenizer->vocab_size();
+        const bool in_vocab =
+            id.is_number_unsigned()  ? id.get<uint64_t>() < static_cast<uint64_t>(vocab)
+            : id.is_number_integer() ? id.get<int64_t>() >= 0 && id.get<int64_t>() < vocab
+                                     : false;
+        SMOL_CHECK(in_vocab, "stdin:", line_number, ": id ", quoted_excerpt(id.dump()),
+                   " is not a token id in [0, ", vocab, ")");
+        ids.push_back(static_cast<int32_t>(id.get<int64_t>()));
       }
       std::cout << json(tokenizer->decode(ids, options.skip_special))
                        .dump(-1, ' ', false, json::error_handler_t::replace)
                 << '\n';
     } else {
-      SMOL_CHECK(value.is_string(), "stdin:", line_number, ": expected a JSON string");
+      SMOL_CHECK(value.is_string(), "stdin:", line_number, ": expected a JSON string, not ",
+                 value.type_name());
       std::vector<int32_t> ids;
       try {
         ids = tokenizer->encode(value.get<std::string>(), !options.no_parse_special);

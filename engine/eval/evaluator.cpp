@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include "common/error.h"
 #include "data/prompt_render.h"
@@ -58,10 +59,9 @@ EvalSet prepare_eval_set(const TextPipeline& pipeline, const Dataset& dataset,
       throw_error(dataset.where(row), ": ", e.what());
     }
     if (!tokens) continue;
-    for (int32_t id : tokens->input_ids)
-      SMOL_CHECK(id >= 0 && id < pipeline.model_vocab, dataset.where(row), ": token id ", id,
-                 " is outside the model's vocabulary (", pipeline.model_vocab, ")");
+    check_example_fits_model(pipeline, *tokens, dataset.where(row));
     EvalExample example;
+    example.where = dataset.where(row);
     example.tokens = std::move(*tokens);
     example.prompt_ids = std::move(prompt_ids);
     example.prompt = rendered->prompt;
@@ -108,6 +108,12 @@ EvalResult evaluate(LlamaModel& model, const Tokenizer& tokenizer, const EvalSet
     }
     SMOL_CHECK(offset == forward.argmax.size(), "evaluation: the model returned ",
                forward.argmax.size(), " predictions for ", offset, " tokens");
+    // A NaN / Inf loss (non-finite weights, an overflow) must fail loudly, not become a
+    // metric that reads "nan" in metrics.jsonl (docs/bad-inputs.md).
+    SMOL_CHECK(std::isfinite(forward.loss_sum),
+               "evaluation: the eval loss of the batch of examples ", begin, "..", end - 1,
+               " of split '", set.split, "' is not finite (", forward.loss_sum,
+               "): the weights hold NaN or Inf, or the computation overflowed");
     // HF: each batch's loss is its token mean; eval_loss averages them weighted by batch size.
     if (forward.supervised > 0) {
       const double batch_loss = forward.loss_sum / static_cast<double>(forward.supervised);
@@ -158,7 +164,17 @@ EvalResult evaluate(LlamaModel& model, const Tokenizer& tokenizer, const EvalSet
     std::vector<size_t> mine;  // the examples this rank generates
     for (size_t i = rank; i < k; i += world) mine.push_back(i);
     std::vector<std::vector<int32_t>> prompts;
-    for (size_t i : mine) prompts.push_back(set.examples[i].prompt_ids);
+    // Generation starts from the untruncated prompt: it must leave room for one new token
+    // (docs/bad-inputs.md); named by its row here rather than as generate()'s "prompt i".
+    const int64_t context = model.config().max_position_embeddings;
+    for (size_t i : mine) {
+      const EvalExample& example = set.examples[i];
+      SMOL_CHECK(static_cast<int64_t>(example.prompt_ids.size()) < context, example.where,
+                 ": the prompt is ", example.prompt_ids.size(),
+                 " tokens long; the model's context (max_position_embeddings) is ", context,
+                 " tokens, which leaves no room to generate an answer");
+      prompts.push_back(example.prompt_ids);
+    }
     GenerationOptions gen;
     gen.max_new_tokens = options.max_new_tokens;
     gen.stop_tokens = options.stop_tokens;

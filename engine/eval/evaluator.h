@@ -40,6 +40,7 @@ struct EvalExample {
   std::string prompt;               // rendered prompt text
   std::string reference;            // rendered response text
   std::optional<std::string> reference_answer;  // "#### N" (else "The answer is: N") number
+  std::string where;                            // "file:line: row N", for messages
 };
 
 struct EvalSet {

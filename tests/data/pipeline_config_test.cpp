@@ -131,7 +131,7 @@ TEST(PipelineConfig, SpecialIdsResolveInOnePlace) {
   config.tokenizer.pad_token = "<nope>";
   EXPECT_NE(error_of([&] {
               resolve_special_ids(config, &plain, nullptr);
-            }).find("tokenizer.pad_token '<nope>' is not a token"),
+            }).find("tokenizer.pad_token \"<nope>\" is not a token"),
             std::string::npos);
   // No tokenizer (dump-step on a bare model directory): the model's ids decide.
   LlamaConfig model;

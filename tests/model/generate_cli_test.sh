@@ -1,7 +1,8 @@
 #!/bin/sh
 # `smolengine generate` end to end on the real GGUF: 16 greedy tokens of the chat-formatted
 # "What is 12*7?" printed with --raw equal HF transformers' greedy continuation
-# (tests/golden/model/gguf_golden.json, prompt 2, greedy_text), and bad inputs fail cleanly.
+# (tests/golden/model/gguf_golden.json, prompt 2, greedy_text), and bad inputs fail cleanly
+# (the full catalogue of them is tests/catalogue, docs/bad-inputs.md).
 # Exit 77 (ctest SKIP) when the model is absent: scripts/fetch-model.sh gets it.
 set -u
 BIN="$1"
@@ -15,6 +16,9 @@ echo "$err" | grep -q "^error: .*no-such-model.gguf" || fail "missing model: unc
 err=$("$BIN" generate --model "$MODEL" --prompt hi --top-p 1.5 2>&1 >/dev/null) &&
   fail "--top-p 1.5 was accepted"
 echo "$err" | grep -q "top_p 1.5" || fail "bad --top-p: unclear message: $err"
+err=$("$BIN" frobnicate 2>&1 >/dev/null) && fail "an unknown command was accepted"
+[ "$err" = 'error: unknown command "frobnicate"; run smolengine --help' ] ||
+  fail "unknown command: unclear message: $err"
 
 if [ ! -f "$MODEL" ]; then
   echo "SKIPPED: $MODEL is absent (run scripts/fetch-model.sh); greedy CLI check not run"
@@ -24,4 +28,10 @@ got=$("$BIN" generate --model "$MODEL" --chat --prompt "What is 12*7?" --max-new
       --raw) || fail "generate exited $?"
 want=$(printf '12*7 = 89\n\nThis is a multi-digit')
 [ "$got" = "$want" ] || fail "greedy continuation differs from HF: got '$got'"
+# A budget no prompt could use is refused before the KV cache is sized (it used to allocate
+# 5 GB for --max-new-tokens 100000 before stopping at the first token).
+err=$("$BIN" generate --model "$MODEL" --prompt hi --max-new-tokens 100000 2>&1 >/dev/null) &&
+  fail "--max-new-tokens 100000 was accepted"
+echo "$err" | grep -q "^error: --max-new-tokens 100000 does not fit .*max_position_embeddings 8192" ||
+  fail "--max-new-tokens 100000: unclear message: $err"
 echo "generate CLI OK"
