@@ -107,6 +107,15 @@ RunDirectoryContents survey_run_directory(const std::string& dir) {
   return contents;
 }
 
+void remove_unused_run_directory(const std::string& dir) noexcept {
+  std::error_code ec;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir, ec))
+    if (entry.path().filename() != kLockName) return;
+  if (ec) return;
+  fs::remove(fs::path(dir) / kLockName, ec);
+  fs::remove(dir, ec);
+}
+
 void check_directory_writable(const std::string& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);

@@ -52,6 +52,10 @@ enum class RunStart { Fresh, Resume, Overwrite };
 // leftovers, deleted files) for the console.
 std::vector<std::string> prepare_run_directory(const std::string& dir, RunStart start);
 
+// Removes `dir` when it holds nothing but the lock file: a run that created its directory and
+// then failed on its inputs leaves no trace of itself (docs/bad-inputs.md). Never throws.
+void remove_unused_run_directory(const std::string& dir) noexcept;
+
 // Creates `dir` (and parents) and checks that a file can be created in it; throws naming the
 // directory and the system's reason otherwise.
 void check_directory_writable(const std::string& dir);

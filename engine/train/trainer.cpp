@@ -357,19 +357,27 @@ int run_training(const TrainOptions& options) {
   // directory, a second process or an existing run fails in a second, not after an hour.
   // Rank 0 alone writes the directory, so it alone locks it.
   const std::string output_dir = output_dir_of(options, config);
+  std::error_code ec;
+  // A directory this run creates is removed again if the run fails before writing into it.
+  const bool directory_is_new = main_rank && !fs::exists(output_dir, ec);
   std::optional<RunDirectoryLock> lock;
-  if (main_rank) {
-    check_directory_writable(output_dir);
-    lock.emplace(output_dir);
-    const RunStart start = !options.resume.empty() ? RunStart::Resume
-                           : options.overwrite     ? RunStart::Overwrite
-                                                   : RunStart::Fresh;
-    for (const std::string& line : prepare_run_directory(output_dir, start)) say(line);
+  try {
+    if (main_rank) {
+      check_directory_writable(output_dir);
+      lock.emplace(output_dir);
+      const RunStart start = !options.resume.empty() ? RunStart::Resume
+                             : options.overwrite     ? RunStart::Overwrite
+                                                     : RunStart::Fresh;
+      for (const std::string& line : prepare_run_directory(output_dir, start)) say(line);
+    }
+    const StopSignals signals;  // from here on SIGINT / SIGTERM stop at the next step's end
+    Session s = open_session(std::move(config), device_for_rank(options.device, launch), main_rank);
+    const std::unique_ptr<Communicator> comm = open_communicator(s, launch);
+    return run_ranks(*comm, [&] { return train_ranks(s, options, *comm, signals, run_start); });
+  } catch (...) {
+    if (directory_is_new && lock) remove_unused_run_directory(output_dir);
+    throw;
   }
-  const StopSignals signals;  // from here on SIGINT / SIGTERM stop at the next step's end
-  Session s = open_session(std::move(config), device_for_rank(options.device, launch), main_rank);
-  const std::unique_ptr<Communicator> comm = open_communicator(s, launch);
-  return run_ranks(*comm, [&] { return train_ranks(s, options, *comm, signals, run_start); });
 }
 
 namespace {
@@ -387,14 +395,8 @@ int train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
   fs::create_directories(output_dir, ec);  // the other ranks' view (rank 0 created it)
   const bool resuming = !options.resume.empty();
   const std::string config_yaml = to_yaml(config);
-  if (main_rank)
-    write_file_atomically((fs::path(output_dir) / "config.yaml").string(), config_yaml);
   LlamaModel& model = *s.built.model;
   Backend& backend = *s.backend;
-  // Every rank built the same random model from the seed; rank 0 writes it.
-  if (config.model.random_init)
-    s.adapter_base = main_rank ? write_random_base(s, output_dir)
-                               : (fs::path(output_dir) / "base_model").string();
   DataParallel data_parallel(comm, model, t.per_device_train_batch_size);
 
   // ---- data ------------------------------------------------------------------------------
@@ -482,6 +484,16 @@ int train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
       last_saved_step = progress.global_step;
     say("resumed from " + dir + " at step " + std::to_string(progress.global_step));
   }
+
+  // The run's first files are written only now, after the data, the plan and the checkpoint
+  // to resume from have been checked: a run that fails on its inputs leaves the directory as
+  // it found it (docs/bad-inputs.md).
+  if (main_rank)
+    write_file_atomically((fs::path(output_dir) / "config.yaml").string(), config_yaml);
+  // Every rank built the same random model from the seed; rank 0 writes it.
+  if (config.model.random_init)
+    s.adapter_base = main_rank ? write_random_base(s, output_dir)
+                               : (fs::path(output_dir) / "base_model").string();
 
   std::optional<RunOutputs> outputs;
   if (main_rank)

@@ -536,9 +536,6 @@ std::vector<CatalogueCase> catalogue() {
         write_file(d / "data.jsonl", small_dataset_jsonl(1) + "[1, 2]\n");
         return train_on(d, d / "data.jsonl");
       });
-  pending(
-      "engine/train/trainer.cpp: the run directory (config.yaml, base_model/) is written before "
-      "the data is read");
   // -- batch files (dump-step --batch) ------------------------------------------------------------
   const std::string bt = "batch files";
   add("batch_huge_label", bt, "a label of 18446744073709551516 (wraps to -100 as int64)",
@@ -681,9 +678,6 @@ std::vector<CatalogueCase> catalogue() {
   const std::string ck = "checkpoints";
   add("resume_missing_dir", ck, "--resume of a directory that does not exist", "checkpoint-99",
       [](const fs::path& d) { return resume(d, d / "run" / "checkpoint-99"); });
-  pending(
-      "engine/train/trainer.cpp: the run directory (config.yaml, base_model/) is written before "
-      "the --resume path is checked");
   add("resume_corrupt_trainer_state", ck, "trainer_state.json is not JSON", "trainer_state.json",
       [](const fs::path& d) {
         const fs::path ckpt = copied_checkpoint(d);
