@@ -140,7 +140,9 @@ BpeTokenizer::BpeTokenizer(const BpeSpec& spec, const std::string& source)
 
   merges_.reserve(spec.merges.size() * 2);
   for (size_t rank = 0; rank < spec.merges.size(); ++rank) {
-    const auto& [left, right] = spec.merges[rank];
+    // Plain references, not a structured binding: clang before 16 cannot capture those.
+    const std::string& left = spec.merges[rank].first;
+    const std::string& right = spec.merges[rank].second;
     const auto lookup = [&](const std::string& token) {
       const auto it = token_ids_.find(token);
       SMOL_CHECK(it != token_ids_.end(), source, ": merge ", rank, " ('", left, "' '", right,
