@@ -75,10 +75,12 @@ fuzz_target() {
   mkdir -p "$work/corpus" "$findings_root/$target"
   cp fuzz/corpus/"$target"/* "$work/corpus/"
   dictionary_for "$target" "$work/dict"
+  local dict_flag=()
+  [[ -s $work/dict ]] && dict_flag=(-dict="$work/dict")
   local log=$work/log status=0
   local started=$SECONDS
   "$binary" "${common_flags[@]}" -max_total_time="$seconds" -max_len="$(target_field "$target" 2)" \
-    -dict="$work/dict" -artifact_prefix="$findings_root/$target/" "$work/corpus" >"$log" 2>&1 ||
+    "${dict_flag[@]}" -artifact_prefix="$findings_root/$target/" "$work/corpus" >"$log" 2>&1 ||
     status=$?
   local elapsed=$((SECONDS - started))
   local execs cov ft
