@@ -385,6 +385,8 @@ LoadedModel load_model_unchecked(const std::string& path_or_hub_name) {
                  ": pass the model directory (with config.json), not a single shard");
       return load_hf_dir(dir);
     }
+    // A FIFO or device would block or never end in the magic probe below (docs/design.md §9).
+    require_regular_file(path_or_hub_name, "model file");
     SMOL_CHECK(path.extension() == ".gguf" || has_gguf_magic(path), path_or_hub_name,
                ": not a GGUF file (no 'GGUF' magic) and not a model directory");
     return load_gguf(path_or_hub_name);

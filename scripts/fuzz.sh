@@ -11,7 +11,8 @@
 # sized by a bad count in a small file is a finding, not just slow. Exits non-zero when any
 # target finds something; the crashing inputs land in fuzz/findings/<target>/ (git-ignored).
 # Environment: SMOL_FUZZ_BUILD_DIR (default build-fuzz), SMOL_FUZZ_JOBS (build jobs, default
-# nproc), SMOL_FUZZ_KEEP_CORPUS=1 (keep the grown scratch corpus under fuzz/findings/).
+# nproc), SMOL_FUZZ_PARALLEL (targets fuzzed at once, default 1; CI uses nproc),
+# SMOL_FUZZ_KEEP_CORPUS=1 (keep the grown scratch corpus under fuzz/findings/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,7 +39,7 @@ target_field() { targets_table | awk -v t="$1" -v f="$2" '$1 == t {print $f}'; }
 target_extra_dicts() { targets_table | awk -v t="$1" '$1 == t {for (i = 3; i <= NF; ++i) print $i}'; }
 
 usage() {
-  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+  awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"
   exit 2
 }
 
@@ -136,13 +137,30 @@ fi
 
 build
 failures=0
-for target in $selected; do
-  if [[ $runner == fuzz_target ]]; then
-    fuzz_target "$target" "$seconds" || failures=$((failures + 1))
-  else
-    regress_target "$target" || failures=$((failures + 1))
-  fi
-done
+if [[ $runner == fuzz_target && ${SMOL_FUZZ_PARALLEL:-1} -gt 1 ]]; then
+  # Several targets at once (one core each); summaries printed in table order afterwards.
+  results=$(mktemp -d)
+  running=0
+  for target in $selected; do
+    (fuzz_target "$target" "$seconds" >"$results/$target.out" 2>&1; echo $? >"$results/$target.rc") &
+    running=$((running + 1))
+    if [[ $running -ge $SMOL_FUZZ_PARALLEL ]]; then wait -n || true; running=$((running - 1)); fi
+  done
+  wait || true
+  for target in $selected; do
+    cat "$results/$target.out"
+    [[ $(cat "$results/$target.rc") == 0 ]] || failures=$((failures + 1))
+  done
+  rm -rf "$results"
+else
+  for target in $selected; do
+    if [[ $runner == fuzz_target ]]; then
+      fuzz_target "$target" "$seconds" || failures=$((failures + 1))
+    else
+      regress_target "$target" || failures=$((failures + 1))
+    fi
+  done
+fi
 if [[ $failures != 0 ]]; then
   echo "fuzz.sh: $failures target(s) with findings (inputs under $findings_root/)" >&2
   exit 1
