@@ -19,6 +19,7 @@
 #include <queue>
 
 #include "common/error.h"
+#include "common/quote.h"
 #include "data/byte_level.h"
 #include "data/utf8.h"
 
@@ -107,9 +108,13 @@ BpeTokenizer::BpeTokenizer(const BpeSpec& spec, const std::string& source)
   SMOL_CHECK(!spec.tokens.empty(), source, ": the vocabulary is empty");
 
   tokens_ = spec.tokens;
+  // Added tokens may extend the id range, but only by as many ids as there are added tokens:
+  // an id read from a file never sizes the table beyond the entries present (docs/design.md §9).
+  const size_t id_limit = spec.tokens.size() + spec.added_tokens.size();
   for (const AddedToken& added : spec.added_tokens) {
-    SMOL_CHECK(added.id >= 0, source, ": added token '", added.content, "' has negative id ",
-               added.id);
+    SMOL_CHECK(added.id >= 0 && static_cast<size_t>(added.id) < id_limit, source, ": added token ",
+               quoted_excerpt(added.content), " has id ", added.id, ", outside [0, ", id_limit,
+               ")");
     SMOL_CHECK(!added.content.empty(), source, ": added token ", added.id, " is empty");
     if (static_cast<size_t>(added.id) >= tokens_.size()) tokens_.resize(added.id + 1);
     tokens_[added.id] = added.content;
@@ -140,7 +145,9 @@ BpeTokenizer::BpeTokenizer(const BpeSpec& spec, const std::string& source)
 
   merges_.reserve(spec.merges.size() * 2);
   for (size_t rank = 0; rank < spec.merges.size(); ++rank) {
-    const auto& [left, right] = spec.merges[rank];
+    // Plain references, not a structured binding: clang before 16 cannot capture those.
+    const std::string& left = spec.merges[rank].first;
+    const std::string& right = spec.merges[rank].second;
     const auto lookup = [&](const std::string& token) {
       const auto it = token_ids_.find(token);
       SMOL_CHECK(it != token_ids_.end(), source, ": merge ", rank, " ('", left, "' '", right,

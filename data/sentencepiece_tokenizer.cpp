@@ -7,19 +7,31 @@
 #include <sentencepiece_processor.h>
 
 #include "common/error.h"
+#include "common/regular_file.h"
 #include "data/utf8.h"
 
 namespace smol {
 namespace {
 
 constexpr std::string_view kSpaceSymbol = "\xE2\x96\x81";  // U+2581 "▁"
+// Real models are 0.5-5 MB (a 256K-piece vocabulary is ~5 MB).
+constexpr uint64_t kMaxSentencePieceBytes = 256ull << 20;
 
 }  // namespace
 
 SentencePieceTokenizer::SentencePieceTokenizer(const std::string& path)
     : path_(path), processor_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
-  const auto status = processor_->Load(path);
-  SMOL_CHECK(status.ok(), path, ": cannot load sentencepiece model: ", status.ToString());
+  // Read here (a regular file, bounded: docs/design.md §9) rather than by the library, whose
+  // Load() would block on a FIFO; the library also throws std::exception for some malformed
+  // models (darts: "zero-length key"), which becomes the one smol::Error of a bad input.
+  const std::string model = read_regular_file(path, "sentencepiece model", kMaxSentencePieceBytes);
+  try {
+    const auto status = processor_->LoadFromSerializedProto(model);
+    SMOL_CHECK(status.ok(), path, ": cannot load sentencepiece model: ", status.ToString());
+  } catch (const std::exception& e) {
+    if (dynamic_cast<const Error*>(&e) != nullptr) throw;
+    throw_error(path, ": cannot load sentencepiece model: ", e.what());
+  }
   std::vector<AddedToken> specials;
   for (int id = 0; id < processor_->GetPieceSize(); ++id) {
     // User-defined pieces are matched by the library itself; control pieces ("<s>") never

@@ -2,12 +2,13 @@
 // of the field ("model.type", "pre_tokenizer.pretokenizers[0]") so a user can see why.
 #include "data/tokenizer_json.h"
 
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <unordered_set>
 
 #include "common/error.h"
+#include "common/quote.h"
+#include "common/regular_file.h"
+#include "data/bounded_json.h"
 #include "data/byte_level.h"
 
 namespace smol {
@@ -15,18 +16,9 @@ namespace {
 
 using nlohmann::json;
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  SMOL_CHECK(in.good(), path, ": cannot open file");
-  std::ostringstream text;
-  text << in.rdbuf();
-  SMOL_CHECK(!in.bad(), path, ": read error");
-  return text.str();
-}
-
 json parse_json(const std::string& text, const std::string& source) {
   try {
-    return json::parse(text);
+    return parse_bounded_json(text, source);
   } catch (const json::exception& e) {
     throw_error(source, ": malformed JSON: ", e.what());
   }
@@ -149,11 +141,11 @@ BpeSpec parse_tokenizer_json(const std::string& json_text, const std::string& so
   spec.tokens.resize(vocab_it->size());
   std::vector<bool> seen(vocab_it->size(), false);
   for (const auto& [token, id_node] : vocab_it->items()) {
-    SMOL_CHECK(id_node.is_number_integer(), source, ": model.vocab['", token,
-               "'] is not an integer id");
+    SMOL_CHECK(id_node.is_number_integer(), source, ": model.vocab[", quoted_excerpt(token),
+               "] is not an integer id");
     const int64_t id = id_node.get<int64_t>();
     SMOL_CHECK(id >= 0 && id < static_cast<int64_t>(spec.tokens.size()) && !seen[id], source,
-               ": model.vocab['", token, "'] = ", id,
+               ": model.vocab[", quoted_excerpt(token), "] = ", id,
                " is out of range or repeated (ids must be "
                "0..",
                spec.tokens.size() - 1, ", each once)");
@@ -173,8 +165,8 @@ BpeSpec parse_tokenizer_json(const std::string& json_text, const std::string& so
       const std::string text = merge.get<std::string>();
       const size_t space = text.find(' ');
       SMOL_CHECK(space != std::string::npos && text.find(' ', space + 1) == std::string::npos,
-                 source, ": model.merges[", rank, "] = '", text,
-                 "' is not two tokens separated by one space");
+                 source, ": model.merges[", rank, "] = ", quoted_excerpt(text),
+                 " is not two tokens separated by one space");
       spec.merges.emplace_back(text.substr(0, space), text.substr(space + 1));
     } else {
       SMOL_CHECK(
@@ -186,14 +178,25 @@ BpeSpec parse_tokenizer_json(const std::string& json_text, const std::string& so
   check_model_options(model, spec, source);
 
   if (!is_null_or_absent(root, "added_tokens")) {
-    SMOL_CHECK(root["added_tokens"].is_array(), source, ": added_tokens is not an array");
-    for (size_t i = 0; i < root["added_tokens"].size(); ++i) {
-      const json& node = root["added_tokens"][i];
+    const json& added_tokens = root["added_tokens"];
+    SMOL_CHECK(added_tokens.is_array(), source, ": added_tokens is not an array");
+    // An added token's id is either a vocabulary id or one just past it: the ids stay below the
+    // number of entries the file holds, so a huge id cannot size the id table (a 10 KB file once
+    // took 3 GB that way; docs/design.md §9 "Untrusted input").
+    const int64_t id_limit = static_cast<int64_t>(spec.tokens.size() + added_tokens.size());
+    for (size_t i = 0; i < added_tokens.size(); ++i) {
+      const json& node = added_tokens[i];
       const std::string where = "added_tokens[" + std::to_string(i) + "]";
       SMOL_CHECK(node.is_object() && node.contains("id") && node["id"].is_number_integer(), source,
                  ": ", where, ".id is missing or not an integer");
+      const json& id_node = node["id"];
+      const bool in_range = id_node.is_number_unsigned()
+                                ? id_node.get<uint64_t>() < static_cast<uint64_t>(id_limit)
+                                : id_node.get<int64_t>() >= 0 && id_node.get<int64_t>() < id_limit;
+      SMOL_CHECK(in_range, source, ": ", where, ".id = ", id_node.dump(), " is outside [0, ",
+                 id_limit, ") (the vocabulary's ids plus one per added token)");
       AddedToken added;
-      added.id = node["id"].get<int32_t>();
+      added.id = static_cast<int32_t>(id_node.get<int64_t>());
       added.content = string_field(node, "content", where, source);
       added.special = node.value("special", false);
       for (const char* flag : {"lstrip", "rstrip", "single_word"}) {
@@ -215,11 +218,13 @@ BpeSpec parse_tokenizer_json(const std::string& json_text, const std::string& so
 }
 
 BpeSpec read_tokenizer_json(const std::string& path) {
-  return parse_tokenizer_json(read_file(path), path);
+  return parse_tokenizer_json(read_regular_file(path, "tokenizer.json", kMaxTokenizerJsonBytes),
+                              path);
 }
 
 void read_hf_tokenizer_config(const std::string& path, BpeSpec& spec) {
-  const json root = parse_json(read_file(path), path);
+  const json root =
+      parse_json(read_regular_file(path, "tokenizer_config.json", kMaxSmallJsonBytes), path);
   SMOL_CHECK(root.is_object(), path, ": top level is not a JSON object");
   const auto id_of = [&](const char* key) -> int32_t {
     if (is_null_or_absent(root, key)) return -1;
@@ -238,7 +243,7 @@ void read_hf_tokenizer_config(const std::string& path, BpeSpec& spec) {
     for (size_t id = 0; id < spec.tokens.size(); ++id) {
       if (spec.tokens[id] == content) return static_cast<int32_t>(id);
     }
-    throw_error(path, ": ", key, " '", content, "' is not a token of the vocabulary");
+    throw_error(path, ": ", key, " ", quoted_excerpt(content), " is not a token of the vocabulary");
   };
   spec.bos_id = id_of("bos_token");
   spec.eos_id = id_of("eos_token");

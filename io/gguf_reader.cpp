@@ -122,7 +122,8 @@ GgufValue read_array(Cursor& in, const std::string& key, const std::string& path
     for (uint64_t i = 0; i < value.count; ++i)
       value.strings.push_back(in.read_string("array string", in.remaining()));
   } else {
-    value.arrays.reserve(value.count);
+    // No reserve: a GgufValue is ~150 bytes, so reserving a count of 12-byte nested arrays at
+    // every level would cost >10x the file; growth follows the elements actually parsed.
     for (uint64_t i = 0; i < value.count; ++i)
       value.arrays.push_back(read_value(in, GgufType::Array, key, path, depth + 1));
   }
@@ -395,7 +396,9 @@ GgufFile GgufFile::open(const std::string& path) {
                 " bytes");
 
   // ---- metadata --------------------------------------------------------------------------
-  gguf.metadata_.reserve(kv_count);
+  // Reserves are capped: a kv pair in memory is ~14x its smallest encoding, and a count is only
+  // bounded by the bytes left (docs/design.md §9.1: memory a small multiple of the file).
+  gguf.metadata_.reserve(std::min<uint64_t>(kv_count, 1024));
   for (uint64_t k = 0; k < kv_count; ++k) {
     std::string key = in.read_string("metadata key", in.remaining());
     const uint32_t type = in.read<uint32_t>("metadata value type");
@@ -420,7 +423,7 @@ GgufFile GgufFile::open(const std::string& path) {
   }
 
   // ---- tensor infos ----------------------------------------------------------------------
-  gguf.tensors_.reserve(tensor_count);
+  gguf.tensors_.reserve(std::min<uint64_t>(tensor_count, 4096));
   for (uint64_t t = 0; t < tensor_count; ++t) {
     GgufTensorInfo info;
     info.name = in.read_string("tensor name", kMaxTensorNameBytes);

@@ -6,6 +6,8 @@
 #include <fstream>
 
 #include "common/error.h"
+#include "common/regular_file.h"
+#include "data/bounded_json.h"
 
 namespace smol {
 namespace {
@@ -112,11 +114,10 @@ LlamaConfig llama_config_from_hf_json(const json& j, const std::string& where) {
 }
 
 LlamaConfig read_hf_config_file(const std::string& path) {
-  std::ifstream in(path);
-  SMOL_CHECK(in.good(), "cannot open ", path);
+  const std::string text = read_regular_file(path, "config.json", kMaxSmallJsonBytes);
   json j;
   try {
-    j = json::parse(in);
+    j = parse_bounded_json(text, path);
   } catch (const json::exception& e) {
     throw_error(path, ": invalid JSON: ", e.what());
   }

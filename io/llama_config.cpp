@@ -15,12 +15,21 @@ void LlamaConfig::validate(const std::string& where) const {
   positive(num_key_value_heads, "num_key_value_heads", 1024);
   positive(head_dim, "head_dim", 1024);
   positive(vocab_size, "vocab_size", 1 << 22);
+  // Sizes a RoPE table and bounds every sequence; 4M positions is 32x any Llama released.
+  positive(max_position_embeddings, "max_position_embeddings", 1 << 22);
   SMOL_CHECK(num_attention_heads % num_key_value_heads == 0, where, ": num_attention_heads (",
              num_attention_heads, ") is not a multiple of num_key_value_heads (",
              num_key_value_heads, ")");
   SMOL_CHECK(head_dim % 2 == 0, where, ": head_dim ", head_dim, " must be even for RoPE");
   SMOL_CHECK(rope_theta > 0, where, ": rope_theta must be positive");
   SMOL_CHECK(rms_norm_eps > 0, where, ": rms_norm_eps must be positive");
+  // Each size above is sane alone; together they could still ask for a model no machine holds
+  // (a config.json from a file sizes allocations before any weight is read: docs/design.md §9).
+  // The bounds above keep the product inside int64.
+  constexpr int64_t kMaxParameters = int64_t{1} << 37;  // 137 B parameters
+  SMOL_CHECK(num_parameters() <= kMaxParameters, where, ": this architecture has ",
+             num_parameters(), " parameters, more than the ", kMaxParameters,
+             " this engine accepts (a wrong size in the config?)");
 }
 
 int64_t LlamaConfig::num_parameters() const {

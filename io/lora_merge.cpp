@@ -17,7 +17,11 @@ void merge_peft_adapter(HostTensorMap& weights, const PeftAdapter& adapter,
              "(PEFT: save_pretrained(path_initial_model_for_weight_conversion=...))");
   check_peft_lora_tensors(adapter.config, adapter.tensors, where);
   const double s = adapter.config.scaling();
-  for (const auto& [name_a, a] : adapter.tensors) {
+  // Plain references, not a structured binding: clang before 16 cannot capture those in the
+  // OpenMP region below.
+  for (const auto& entry : adapter.tensors) {
+    const std::string& name_a = entry.first;
+    const HostTensor& a = entry.second;
     if (name_a.size() < kSuffixA.size() ||
         name_a.compare(name_a.size() - kSuffixA.size(), kSuffixA.size(), kSuffixA) != 0)
       continue;

@@ -10,18 +10,15 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "common/regular_file.h"
 
 namespace smol {
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  SMOL_CHECK(fd >= 0, "cannot open ", path, ": ", std::strerror(errno));
-  struct stat info {};
-  if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
-    ::close(fd);
-    throw_error("cannot read ", path, ": not a regular file");
-  }
-  size_ = static_cast<size_t>(info.st_size);
+  // A FIFO, directory or device is refused at open without blocking (common/regular_file.h).
+  uint64_t size = 0;
+  const int fd = open_regular_file(path, "file", &size);
+  size_ = static_cast<size_t>(size);
   if (size_ > 0) {
     void* mapping = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
     const int map_errno = errno;

@@ -2,7 +2,9 @@
 // (§7) into HF-named, HF-layout fp32 tensors.
 #include "io/model_loader.h"
 
+#include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -13,6 +15,8 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/regular_file.h"
+#include "data/bounded_json.h"
 #include "io/dequantize.h"
 #include "io/gguf_reader.h"
 #include "io/gguf_tokenizer.h"
@@ -252,10 +256,9 @@ LoadedModel load_gguf(const std::string& path) {
 // ---- safetensors directories --------------------------------------------------------------
 
 json read_json_file(const fs::path& path) {
-  std::ifstream in(path);
-  SMOL_CHECK(in.good(), "cannot open ", path.string());
+  const std::string text = read_regular_file(path.string(), "JSON file", kMaxSmallJsonBytes);
   try {
-    return json::parse(in);
+    return parse_bounded_json(text, path.string());
   } catch (const json::exception& e) {
     throw_error(path.string(), ": invalid JSON: ", e.what());
   }
@@ -338,10 +341,9 @@ LoadedModel load_hf_dir(const fs::path& dir) {
       }
     }
   }
-  if (m.chat_template.empty() && fs::is_regular_file(dir / "chat_template.jinja")) {
-    std::ifstream in(dir / "chat_template.jinja");
-    m.chat_template.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
+  if (m.chat_template.empty() && fs::is_regular_file(dir / "chat_template.jinja"))
+    m.chat_template = read_regular_file((dir / "chat_template.jinja").string(), "chat template",
+                                        kMaxSmallJsonBytes);
   return m;
 }
 
@@ -370,7 +372,9 @@ std::vector<float> permute_rows_hf_to_gguf(const std::vector<float>& hf_rows, in
                    });
 }
 
-LoadedModel load_model(const std::string& path_or_hub_name) {
+namespace {
+
+LoadedModel load_model_unchecked(const std::string& path_or_hub_name) {
   const fs::path path(path_or_hub_name);
   std::error_code ec;
   if (fs::exists(path, ec)) {
@@ -381,6 +385,8 @@ LoadedModel load_model(const std::string& path_or_hub_name) {
                  ": pass the model directory (with config.json), not a single shard");
       return load_hf_dir(dir);
     }
+    // A FIFO or device would block or never end in the magic probe below (docs/design.md §9).
+    require_regular_file(path_or_hub_name, "model file");
     SMOL_CHECK(path.extension() == ".gguf" || has_gguf_magic(path), path_or_hub_name,
                ": not a GGUF file (no 'GGUF' magic) and not a model directory");
     return load_gguf(path_or_hub_name);
@@ -392,6 +398,51 @@ LoadedModel load_model(const std::string& path_or_hub_name) {
                 "cache (", hf_hub_cache_root(), ")");
   }
   throw_error(path_or_hub_name, ": no such file or directory");
+}
+
+// The index of the first NaN / Inf in values[0, n), or n. Chunks are tested with a branch-free
+// exponent test the compiler vectorises; only a chunk with a hit is searched element by element.
+size_t first_non_finite(const float* values, size_t n) {
+  constexpr size_t kChunk = 4096;
+  for (size_t begin = 0; begin < n; begin += kChunk) {
+    const size_t end = std::min(n, begin + kChunk);
+    uint32_t any = 0;
+    for (size_t i = begin; i < end; ++i) {
+      uint32_t bits;
+      std::memcpy(&bits, values + i, 4);
+      any |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+    }
+    if (any == 0) continue;
+    for (size_t i = begin; i < end; ++i)
+      if (!std::isfinite(values[i])) return i;
+  }
+  return n;
+}
+
+}  // namespace
+
+void check_weights_finite(const HostTensorMap& weights, const std::string& source) {
+  for (const auto& [name, tensor] : weights) {
+    const size_t at = first_non_finite(tensor.data.data(), tensor.data.size());
+    if (at == tensor.data.size()) continue;
+    // Name the element by its coordinates as well, so it can be found in the file.
+    std::string coordinates;
+    size_t rest = at;
+    for (int d = tensor.shape.rank - 1; d >= 0; --d) {
+      const auto extent = static_cast<size_t>(tensor.shape.dims[d]);
+      coordinates = (d > 0 ? ", " : "") + std::to_string(rest % extent) + coordinates;
+      rest /= extent;
+    }
+    throw_error(source, ": tensor '", name, "' (", tensor.stored_dtype, " ", tensor.shape.str(),
+                ") holds ", tensor.data[at], " at [", coordinates,
+                "]; refusing to load non-finite weights (a corrupted or badly converted file)");
+  }
+}
+
+LoadedModel load_model(const std::string& path_or_hub_name) {
+  LoadedModel model = load_model_unchecked(path_or_hub_name);
+  check_weights_finite(model.weights, model.source);
+  return model;
 }
 
 }  // namespace smol

@@ -28,8 +28,13 @@ struct LoadedModel {
   int64_t num_parameters() const;  // Σ numel over `weights`
 };
 
-// Throws smol::Error naming the path (and tensor/key) for anything missing or malformed.
+// Throws smol::Error naming the path (and tensor/key) for anything missing or malformed,
+// including a NaN or Inf in any weight (check_weights_finite).
 LoadedModel load_model(const std::string& path_or_hub_name);
+
+// Throws smol::Error naming `source`, the tensor and the element's coordinates at the first
+// non-finite value (one linear scan; ~0.1 s for SmolLM2-135M, docs/design.md §9).
+void check_weights_finite(const HostTensorMap& weights, const std::string& source);
 
 // The HF names and shapes a Llama with this config has (lm_head only when untied), in
 // layer order: embed_tokens, per layer input_layernorm q k v o post_attention_layernorm gate

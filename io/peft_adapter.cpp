@@ -15,6 +15,9 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/regular_file.h"
+#include "data/bounded_json.h"
+#include "io/model_loader.h"
 #include "io/safetensors_io.h"
 
 namespace smol {
@@ -74,11 +77,7 @@ std::string lora_name(int64_t layer, const std::string& module, char which) {
 }
 
 std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  SMOL_CHECK(in.good(), "cannot open ", path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+  return read_regular_file(path, "adapter config", kMaxSmallJsonBytes);
 }
 
 // An integral double as a JSON integer (PEFT writes lora_alpha 16, not 16.0), else a double.
@@ -209,7 +208,7 @@ std::string peft_adapter_config_json(const PeftAdapterConfig& c) {
 PeftAdapterConfig parse_peft_adapter_config(const std::string& text, const std::string& where) {
   json j;
   try {
-    j = json::parse(text);
+    j = parse_bounded_json(text, where);
   } catch (const json::exception& e) {
     throw_error(where, ": invalid JSON: ", e.what());
   }
@@ -327,6 +326,7 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
     adapter.tensors.emplace(name, file.read_f32(e.name));
   }
   check_peft_lora_tensors(adapter.config, adapter.tensors, weights_path.string());
+  check_weights_finite(adapter.tensors, weights_path.string());
   return adapter;
 }
 

@@ -22,5 +22,9 @@ bash scripts/fetch-model.sh || echo "test.sh: WARNING: model not fetched; real-m
 # the cpu backend many times slower. Passive waiting costs little when cores are free.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
-cd "$build_dir"
-ctest --output-on-failure -j "$jobs" --timeout 1500
+(cd "$build_dir" && ctest --output-on-failure -j "$jobs" --timeout 1500)
+
+# Every parser fuzzed briefly under ASan + UBSan from its committed corpus (which holds the
+# regression inputs of past findings): a clang build of the parsers only in build-fuzz, then
+# 30 s per target, nproc targets at a time (docs/design.md §9 "Untrusted input").
+SMOL_FUZZ_PARALLEL=$jobs SMOL_FUZZ_JOBS=$jobs bash scripts/fuzz.sh all 30

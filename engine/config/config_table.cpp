@@ -362,6 +362,30 @@ std::string yaml_string_list(const std::vector<std::string>& items) {
   return "[" + join(quoted, ", ") + "]";
 }
 
+void check_yaml_document_size(const YAML::Node& root, const std::string& where) {
+  // Iterative, so that the walk itself cannot overflow the stack; it stops at the first limit,
+  // so its cost is bounded by kMaxYamlNodes whatever the aliases multiply.
+  std::vector<std::pair<YAML::Node, int>> pending{{root, 0}};
+  int64_t visited = 0;
+  while (!pending.empty()) {
+    const auto [node, depth] = pending.back();
+    pending.pop_back();
+    SMOL_CHECK(++visited <= kMaxYamlNodes, where, ": the YAML document has more than ",
+               kMaxYamlNodes,
+               " nodes once its aliases are expanded (refused: a run config has a few hundred)");
+    SMOL_CHECK(depth <= kMaxYamlDepth, where, ": the YAML document nests deeper than ",
+               kMaxYamlDepth, " levels");
+    if (node.IsSequence()) {
+      for (const YAML::Node& item : node) pending.emplace_back(item, depth + 1);
+    } else if (node.IsMap()) {
+      for (const auto& item : node) {
+        pending.emplace_back(item.first, depth + 1);
+        pending.emplace_back(item.second, depth + 1);
+      }
+    }
+  }
+}
+
 std::string yaml_flow(const YAML::Node& value) {
   if (!value.IsDefined() || value.IsNull()) return kYamlNull;
   if (value.IsScalar()) {

@@ -139,6 +139,14 @@ struct ConfigReadLog {
   std::map<std::string, std::string> ignored;  // Ignored dotted key -> its value (yaml_flow)
 };
 
+// Refuses a document that is too big to walk (docs/design.md §9 "Untrusted input"): more than
+// kMaxYamlNodes nodes counted the way a walk visits them, i.e. with every alias expanded (a
+// "billion laughs" of nested aliases is 600 bytes of text but 10^9 nodes to a walk), or nested
+// deeper than kMaxYamlDepth. A real run config has a few hundred nodes, 4 levels deep.
+inline constexpr int64_t kMaxYamlNodes = 100'000;
+inline constexpr int kMaxYamlDepth = 64;
+void check_yaml_document_size(const YAML::Node& root, const std::string& where);
+
 // Reads `root` (a mapping, or null) into `config` through the schema: unknown keys are errors
 // with a suggestion, absent keys take the table's default, then derived defaults run.
 void read_config(const ConfigSchema& schema, const YAML::Node& root, const ConfigSource& source,

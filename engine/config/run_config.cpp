@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/regular_file.h"
 #include "engine/config/config_schema.h"
 
 namespace smol {
@@ -140,6 +141,7 @@ RunConfig parse_document(YAML::Node root, const std::string& where,
   SMOL_CHECK(root.IsMap() || root.IsNull(), where, ": a run config must be a YAML mapping");
   ConfigSource source{where, {}};
   for (const std::string& assignment : overrides) apply_override(root, assignment, source);
+  check_yaml_document_size(root, where);
   RunConfig config;
   config.path = where;
   ConfigReadLog log;
@@ -172,10 +174,12 @@ RunConfig parse_run_config_text(const std::string& yaml, const std::string& wher
 }
 
 RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides) {
-  SMOL_CHECK(std::filesystem::is_regular_file(path), "config file ", path, " does not exist");
+  SMOL_CHECK(std::filesystem::exists(path), "config file ", path, " does not exist");
+  // A regular file of bounded size (a FIFO would block; docs/design.md §9 "Untrusted input").
+  const std::string text = read_regular_file(path, "config file", kMaxConfigYamlBytes);
   YAML::Node root;
   try {
-    root = YAML::LoadFile(path);
+    root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     throw_error(path, ": not valid YAML: ", e.what());
   }

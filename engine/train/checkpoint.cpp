@@ -10,6 +10,8 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/regular_file.h"
+#include "data/bounded_json.h"
 #include "io/hf_export.h"
 #include "io/peft_weight_conversion.h"
 #include "io/safetensors_io.h"
@@ -273,9 +275,10 @@ LoadedCheckpoint load_checkpoint(const std::string& dir, bool with_optimizer) {
   }
   const fs::path trainer_state = fs::path(dir) / "trainer_state.json";
   SMOL_CHECK(fs::is_regular_file(trainer_state), "checkpoint ", dir, " has no trainer_state.json");
+  const std::string state_text =
+      read_regular_file(trainer_state.string(), "trainer state", kMaxStateJsonBytes);
   try {
-    std::ifstream in(trainer_state);
-    const nlohmann::json s = nlohmann::json::parse(in);
+    const nlohmann::json s = parse_bounded_json(state_text, trainer_state.string());
     p.log_history = s.at("log_history");
     SMOL_CHECK(p.log_history.is_array(), "log_history is not a list");
   } catch (const std::exception& e) {

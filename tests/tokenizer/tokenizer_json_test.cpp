@@ -3,6 +3,7 @@
 // of a tokenizer.json we would tokenise differently (named file + field in the message).
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/error.h"
@@ -51,6 +52,46 @@ void expect_refused(const std::string& text, const std::string& expected) {
 
 json tiny_json() {
   return test::read_json(golden_dir() / "tiny/tokenizer.json");
+}
+
+// docs/design.md §9 "Untrusted input": an id read from the file never sizes a table beyond the
+// entries the file holds (a 10 KB tokenizer.json with one added token id near 2^31 used to
+// allocate gigabytes), JSON nesting is bounded, and a FIFO is refused instead of read.
+TEST(TokenizerJson, BoundsIdsNestingAndSpecialFiles) {
+  json j = tiny_json();
+  j["added_tokens"].push_back({{"id", 2147483000}, {"content", "<big>"}, {"special", true}});
+  expect_refused(j.dump(), "added_tokens[" + std::to_string(j["added_tokens"].size() - 1) +
+                               "].id = 2147483000 is outside [0, ");
+  j = tiny_json();
+  j["added_tokens"].push_back({{"id", uint64_t{1} << 63}, {"content", "<big>"}});
+  expect_refused(j.dump(), "is outside [0, ");
+  j = tiny_json();
+  j["added_tokens"].push_back({{"id", -7}, {"content", "<neg>"}});
+  expect_refused(j.dump(), "].id = -7 is outside");
+  expect_refused(std::string(5000, '[') + std::string(5000, ']'), "nested deeper than 64 levels");
+
+  // The same bound in BpeTokenizer itself, whatever built the spec.
+  BpeSpec spec = read_tokenizer_json((golden_dir() / "tiny/tokenizer.json").string());
+  spec.added_tokens.push_back({1 << 30, "<far>", true});
+  try {
+    const BpeTokenizer tokenizer(spec, "spec");
+    ADD_FAILURE() << "an added token id of 2^30 was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("has id 1073741824, outside [0, "), std::string::npos)
+        << e.what();
+  }
+
+  const auto fifo = std::filesystem::temp_directory_path() /
+                    ("smol_fifo_tokenizer_" + std::to_string(::getpid()) + ".json");
+  std::filesystem::remove(fifo);
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  try {
+    read_tokenizer_json(fifo.string());
+    ADD_FAILURE() << "a FIFO was read as tokenizer.json";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("FIFO"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove(fifo);
 }
 
 TEST(TokenizerJson, RefusesWhatItWouldTokeniseDifferently) {

@@ -2,9 +2,11 @@
 // wrong types, bad enums, the checks across keys, --set, the Ignored-key warnings, the struct
 // defaults against the table's, and the to_yaml round trip on every config in configs/.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -156,6 +158,44 @@ const char* kMinimal = "task_name: t\nmodel: {name_or_path: x}\n";
 std::string minimal_error(const std::string& name, const std::string& extra,
                           const std::vector<std::string>& overrides = {}) {
   return error_of(name, kMinimal + extra, overrides);
+}
+
+// docs/design.md §9 "Untrusted input": nested aliases ("billion laughs") are 600 bytes of text
+// but 10^9 nodes to any walk of the tree; they are refused after a bounded walk, quickly.
+TEST(RunConfigTable, RefusesAliasBombsAndDeepNestingQuickly) {
+  std::string bomb = "sft:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int level = 1; level <= 8; ++level) {
+    bomb += "  a" + std::to_string(level) + ": &a" + std::to_string(level) + " [";
+    for (int i = 0; i < 10; ++i) bomb += (i ? ", *a" : "*a") + std::to_string(level - 1);
+    bomb += "]\n";
+  }
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_NE(
+      minimal_error("bomb", bomb).find("more than 100000 nodes once its aliases are expanded"),
+      std::string::npos);
+  // The same through --set: the value is a YAML document of its own.
+  EXPECT_NE(minimal_error("bomb_set", "", {"sft=" + bomb.substr(5)})
+                .find("more than 100000 nodes once its aliases are expanded"),
+            std::string::npos);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+
+  const std::string deep = "sft: " + std::string(200, '[') + std::string(200, ']') + "\n";
+  EXPECT_NE(minimal_error("deep", deep).find("nests deeper than 64 levels"), std::string::npos);
+}
+
+// A FIFO given as the config is refused at once instead of blocking on the read.
+TEST(RunConfigTable, RefusesAFifoAsTheConfigFile) {
+  const auto fifo = std::filesystem::temp_directory_path() /
+                    ("smol_training_fifo_" + std::to_string(::getpid()) + ".yaml");
+  std::filesystem::remove(fifo);
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  try {
+    load_run_config(fifo.string());
+    ADD_FAILURE() << "a FIFO was accepted as a config file";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("FIFO"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove(fifo);
 }
 
 TEST(RunConfigTable, UnknownKeysSuggestTheNearestKey) {

@@ -2,6 +2,7 @@
 // un-permuted, docs/formats.md §3), HF directories (single file and sharded) and hub-cache
 // resolution (docs/formats.md §7) work, config.json round-trips, and each failure names its cause.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cmath>
@@ -12,6 +13,7 @@
 
 #include "common/error.h"
 #include "io/dequantize.h"
+#include "io/gguf_reader.h"
 #include "io/hf_cache.h"
 #include "io/hf_config.h"
 #include "io/model_loader.h"
@@ -109,6 +111,76 @@ TEST(ModelLoader, TinyGgufLoadsInHfLayout) {
   EXPECT_FALSE(untied.config.tie_word_embeddings);
   ASSERT_EQ(untied.weights.count("lm_head.weight"), 1u);
   expect_tiny_values(untied.weights, false);
+}
+
+// docs/design.md §9 "Untrusted input": a NaN in a weight file is refused at load, naming the
+// tensor (HF name) and the element, instead of training or answering with NaN.
+TEST(ModelLoader, RefusesNonFiniteWeightsNamingTheTensor) {
+  TempDir dir;
+  const std::string path = dir.write("nan.gguf", tiny_llama_gguf().build());
+  uint64_t at = 0;
+  {
+    const GgufFile gguf = GgufFile::open(path);
+    const GgufTensorInfo& t = gguf.tensor("blk.1.ffn_up.weight");
+    at = gguf.data_offset() + t.offset + 4 * (L::kHidden + 3);  // row 1, col 3 (F32)
+  }
+  std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
+  const float nan = std::nanf("");
+  file.seekp(static_cast<std::streamoff>(at));
+  file.write(reinterpret_cast<const char*>(&nan), 4);
+  file.close();
+  expect_error([&] { load_model(path); }, "tensor 'model.layers.1.mlp.up_proj.weight'");
+  expect_error([&] { load_model(path); }, "nan at [1, 3]");
+
+  HostTensorMap weights;
+  weights["a"].shape = Shape{2, 3};
+  weights["a"].data = {0, 1, 2, 3, -INFINITY, 5};
+  expect_error([&] { check_weights_finite(weights, "w.safetensors"); },
+               "w.safetensors: tensor 'a' (F32 [2, 3]) holds -inf at [1, 1]");
+  weights["a"].data[4] = 4;
+  check_weights_finite(weights, "w.safetensors");  // all finite: no error
+}
+
+// A FIFO, a device or a directory given as a model file is refused at once (reading a FIFO
+// would block forever, /dev/zero never ends), with a message naming the kind of file.
+TEST(ModelLoader, RefusesSpecialFilesWithoutBlocking) {
+  TempDir dir;
+  const std::string fifo = dir.file("model.gguf");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  expect_error([&] { load_model(fifo); }, "FIFO");
+  expect_error([&] { GgufFile::open(fifo); }, "not a regular file");
+  expect_error([&] { SafetensorsFile::open(fifo); }, "FIFO");
+  const std::string fifo_noext = dir.file("model");
+  ASSERT_EQ(::mkfifo(fifo_noext.c_str(), 0600), 0);
+  expect_error([&] { load_model(fifo_noext); }, "FIFO");
+  expect_error([&] { load_model("/dev/zero"); }, "character device");
+  expect_error([&] { GgufFile::open(dir.path().string()); }, "directory");
+  const auto model_dir = dir.path() / "hf";
+  std::filesystem::create_directories(model_dir);
+  ASSERT_EQ(::mkfifo((model_dir / "config.json").c_str(), 0600), 0);
+  expect_error([&] { read_hf_config_file((model_dir / "config.json").string()); }, "FIFO");
+}
+
+// config.json sizes are bounded before they size anything (docs/design.md §9).
+TEST(HfConfig, BoundsSizesThatWouldSizeAllocations) {
+  nlohmann::json j = llama_config_to_hf_json(tiny_config());
+  j["max_position_embeddings"] = int64_t{1} << 40;
+  expect_error([&] { llama_config_from_hf_json(j, "c.json"); },
+               "c.json: max_position_embeddings = 1099511627776 is not in [1, 4194304]");
+  j = llama_config_to_hf_json(tiny_config());
+  j["vocab_size"] = 4'000'000;
+  j["hidden_size"] = 65536;
+  j["head_dim"] = 1024;
+  j["num_attention_heads"] = 64;
+  j["num_key_value_heads"] = 64;
+  j["intermediate_size"] = 262144;
+  j["num_hidden_layers"] = 1024;
+  expect_error([&] { llama_config_from_hf_json(j, "c.json"); }, "parameters, more than the");
+  // Nesting is bounded while parsing.
+  TempDir dir;
+  const std::string deep =
+      dir.write_text("config.json", std::string(100000, '[') + std::string(100000, ']'));
+  expect_error([&] { read_hf_config_file(deep); }, "nested deeper than 64 levels");
 }
 
 TEST(ModelLoader, PermutationMatchesFormatsExample) {
