@@ -1,10 +1,6 @@
 // JSONL and JSON-array dataset readers (see dataset.h).
 #include "data/dataset.h"
 
-#include <sys/stat.h>
-
-#include <cerrno>
-#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -12,6 +8,8 @@
 
 #include "common/error.h"
 #include "common/quote.h"
+#include "common/regular_file.h"
+#include "data/bounded_json.h"
 #include "data/python_float.h"
 
 namespace smol {
@@ -21,29 +19,8 @@ namespace {
 // ordered_json keeps keys in file order, which is the column order HF builds.
 using json = nlohmann::ordered_json;
 
-// Before any open (docs/bad-inputs.md): opening a FIFO blocks until a writer comes, reading a
-// device may never end, and a directory opens but reads as nothing. stat() follows symlinks,
-// so a link to a regular file is fine.
-void require_regular_file(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0)
-    throw_error(path, ": cannot open dataset file (", std::strerror(errno), ")");
-  const char* kind = S_ISDIR(st.st_mode)                          ? "a directory"
-                     : S_ISFIFO(st.st_mode)                       ? "a FIFO"
-                     : S_ISSOCK(st.st_mode)                       ? "a socket"
-                     : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
-                                                                  : "not a regular file";
-  SMOL_CHECK(S_ISREG(st.st_mode), path, ": a dataset must be a regular file, this is ", kind);
-}
-
-// Nesting deeper than this is refused while parsing: a valid line of 200000 '[' ... ']' would
-// otherwise build a value whose recursive dump (the cell's text) overflows the stack. Python's
-// json module stops near 1000 levels; real rows are flat.
-constexpr int kMaxJsonDepth = 256;
-
-[[noreturn]] void refuse_depth(const std::string& where) {
-  throw_error(where, ": JSON nested deeper than ", kMaxJsonDepth, " levels");
-}
+// Dataset rows are flat objects; nesting is bounded while parsing (data/bounded_json.h) so that a
+// row of 200000 '[' cannot overflow the stack when a cell's text is dumped later.
 
 // nlohmann's parse messages quote the last token read, which may be a whole 1 MB string.
 std::string short_json_error(const std::exception& e) {
@@ -51,7 +28,7 @@ std::string short_json_error(const std::exception& e) {
 }
 
 std::string read_whole_file(const std::string& path) {
-  require_regular_file(path);
+  require_regular_file(path, "dataset file");
   std::ifstream in(path, std::ios::binary);
   SMOL_CHECK(in, path, ": cannot open dataset file");
   std::ostringstream buffer;
@@ -167,7 +144,7 @@ Dataset Dataset::select(const std::vector<int64_t>& indices) const {
 }
 
 Dataset read_jsonl_dataset(const std::string& path) {
-  require_regular_file(path);
+  require_regular_file(path, "dataset file");
   std::ifstream in(path, std::ios::binary);
   SMOL_CHECK(in, path, ": cannot open dataset file");
   Dataset dataset;
@@ -183,10 +160,7 @@ Dataset read_jsonl_dataset(const std::string& path) {
     const std::string where = path + ":" + std::to_string(line_number);
     json value;
     try {
-      value = json::parse(line, [&](int depth, json::parse_event_t, json&) {
-        if (depth > kMaxJsonDepth) refuse_depth(where);
-        return true;
-      });
+      value = parse_bounded_ordered_json(line, where);
     } catch (const json::exception& e) {
       throw_error(path, ":", line_number, ": malformed JSON line: ", short_json_error(e));
     }
@@ -210,7 +184,9 @@ Dataset read_json_array_dataset(const std::string& path) {
   bool top_is_array = false;
   std::string element_error;
   auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (depth > kMaxJsonDepth) refuse_depth(path + ": element " + std::to_string(element));
+    if (depth >= kMaxJsonDepth)
+      throw_error(path, ": element ", element, ": JSON nested deeper than ", kMaxJsonDepth,
+                  " levels");
     if (depth == 0) {
       if (event == json::parse_event_t::array_start) top_is_array = true;
       return true;
@@ -253,7 +229,7 @@ Dataset read_json_array_dataset(const std::string& path) {
 }
 
 Dataset read_dataset_file(const std::string& path) {
-  require_regular_file(path);
+  require_regular_file(path, "dataset file");
   std::ifstream in(path, std::ios::binary);
   SMOL_CHECK(in, path, ": cannot open dataset file");
   char c = 0;

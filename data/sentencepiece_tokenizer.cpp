@@ -67,6 +67,7 @@ std::string SentencePieceTokenizer::decode(const std::vector<int32_t>& ids,
   std::vector<int> kept;
   kept.reserve(ids.size());
   for (int32_t id : ids) {
+    if (decodes_to_nothing(id)) continue;  // as in tokenizers (tokenizer.cpp)
     check_id(id);
     if (skip_special && processor_->IsControl(id)) continue;
     kept.push_back(id);

@@ -12,10 +12,18 @@ void Tokenizer::check_id(int32_t id) const {
              vocab_size(), ")");
 }
 
+// An id at or past the vocabulary decodes to nothing, as in tokenizers (its decode skips ids it
+// has no token for): a model's embedding may be padded past its tokenizer (vocab_size rounded
+// up), so an argmax or a sampled token can land there. A negative id is still an error.
+bool Tokenizer::decodes_to_nothing(int32_t id) const {
+  return id >= vocab_size();
+}
+
 std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special) const {
   std::string bytes;
   bool first = true;
   for (int32_t id : ids) {
+    if (decodes_to_nothing(id)) continue;
     const std::string piece = token_bytes(id, skip_special, first);
     if (!piece.empty()) first = false;
     bytes += piece;
@@ -24,6 +32,7 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special
 }
 
 std::string StreamingDecoder::push(int32_t id) {
+  if (tokenizer_.decodes_to_nothing(id)) return "";
   const std::string piece = tokenizer_.token_bytes(id, skip_special_, first_);
   if (!piece.empty()) first_ = false;
   pending_ += piece;

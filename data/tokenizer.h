@@ -18,7 +18,7 @@ class Tokenizer {
   // their ids; when false they are tokenised as plain text. Never adds BOS/EOS.
   virtual std::vector<int32_t> encode(std::string_view text, bool parse_special = true) const = 0;
   // Ids -> text; skip_special drops special tokens. Invalid UTF-8 becomes U+FFFD.
-  // Throws smol::Error for an id outside [0, vocab_size()).
+  // An id at or past vocab_size() decodes to nothing (as in tokenizers); a negative id throws.
   virtual std::string decode(const std::vector<int32_t>& ids, bool skip_special = false) const;
 
   virtual int32_t vocab_size() const = 0;
@@ -34,6 +34,9 @@ class Tokenizer {
   // The raw bytes `id` contributes to decoded text, before UTF-8 repair ("" when it is a
   // skipped special). first_in_sequence lets sentencepiece drop its dummy-prefix space.
   virtual std::string token_bytes(int32_t id, bool skip_special, bool first_in_sequence) const = 0;
+
+  // True for an id at or past the vocabulary: decode and StreamingDecoder skip it (tokenizer.cpp).
+  bool decodes_to_nothing(int32_t id) const;
 
  protected:
   // Throws smol::Error naming the id when it is outside the vocabulary.

@@ -117,9 +117,24 @@ void check_model_options(const json& model, const BpeSpec& spec, const std::stri
   }
 }
 
+BpeSpec parse_tokenizer_fields(const std::string& json_text, const std::string& source);
+
 }  // namespace
 
+// Every field is checked where it is read; a value of a wrong JSON type that a check misses
+// still ends as one Error naming the file, never as nlohmann's bare type_error
+// (docs/bad-inputs.md).
 BpeSpec parse_tokenizer_json(const std::string& json_text, const std::string& source) {
+  try {
+    return parse_tokenizer_fields(json_text, source);
+  } catch (const json::exception& e) {
+    throw_error(source, ": a field has the wrong JSON type: ", quoted_excerpt(e.what(), 200));
+  }
+}
+
+namespace {
+
+BpeSpec parse_tokenizer_fields(const std::string& json_text, const std::string& source) {
   const json root = parse_json(json_text, source);
   SMOL_CHECK(root.is_object(), source, ": top level is not a JSON object");
   BpeSpec spec;
@@ -130,7 +145,7 @@ BpeSpec parse_tokenizer_json(const std::string& json_text, const std::string& so
   SMOL_CHECK(root.contains("model") && root["model"].is_object(), source,
              ": model is missing or not an object");
   const json& model = root["model"];
-  const std::string type = model.value("type", "");
+  const std::string type = node_type(model, "model", source);
   SMOL_CHECK(type == "BPE", source, ": model.type '", type,
              "' is not supported (only BPE; WordPiece, Unigram and WordLevel are not)");
 
@@ -216,6 +231,8 @@ BpeSpec parse_tokenizer_json(const std::string& json_text, const std::string& so
   }
   return spec;
 }
+
+}  // namespace
 
 BpeSpec read_tokenizer_json(const std::string& path) {
   return parse_tokenizer_json(read_regular_file(path, "tokenizer.json", kMaxTokenizerJsonBytes),

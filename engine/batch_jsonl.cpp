@@ -1,19 +1,17 @@
 // Reading micro-batches from JSON lines (see batch_jsonl.h).
 #include "engine/batch_jsonl.h"
 
-#include <sys/stat.h>
-
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
 #include "common/quote.h"
+#include "common/regular_file.h"
+#include "data/bounded_json.h"
 
 namespace smol {
 
 namespace {
-
-constexpr int kMaxJsonDepth = 64;  // a row is {"input_ids": [...], "labels": [...]}: depth 2
 
 // An id or label as written, checked before any narrowing (docs/bad-inputs.md): nlohmann keeps
 // integers above INT64_MAX as unsigned, and get<int64_t>() of 18446744073709551516 would
@@ -56,10 +54,7 @@ std::vector<int32_t> read_id_array(const nlohmann::json& row, const char* key, i
 
 std::vector<TokenRow> read_token_rows_jsonl(const std::string& path, int64_t vocab_size,
                                             int64_t max_positions) {
-  // A FIFO or device would block the open or never end; a directory reads as empty.
-  struct stat st {};
-  SMOL_CHECK(::stat(path.c_str(), &st) == 0, "batch file ", path, " cannot be opened");
-  SMOL_CHECK(S_ISREG(st.st_mode), "batch file ", path, " is not a regular file");
+  require_regular_file(path, "batch file");
   std::ifstream in(path);
   SMOL_CHECK(in.good(), "batch file ", path, " cannot be opened");
   std::vector<TokenRow> rows;
@@ -72,12 +67,7 @@ std::vector<TokenRow> read_token_rows_jsonl(const std::string& path, int64_t voc
     nlohmann::json row;
     try {
       // Bounded nesting: a deep value's recursive dump (in a message) would overflow the stack.
-      row = nlohmann::json::parse(
-          line, [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
-            SMOL_CHECK(depth <= kMaxJsonDepth, where, ": JSON nested deeper than ", kMaxJsonDepth,
-                       " levels");
-            return true;
-          });
+      row = parse_bounded_json(line, where);
     } catch (const nlohmann::json::exception& e) {
       // nlohmann's message quotes the last token read, which may be a whole 1 MB string.
       throw_error(where, ": not valid JSON: ", quoted_excerpt(e.what(), 160));

@@ -105,8 +105,11 @@ std::optional<std::string> resolve_hf_snapshot(const std::string& repo_id,
   if (is_commit_hash(revision)) {
     commit = revision;
   } else {
-    std::ifstream ref(repo_dir / "refs" / revision);
-    if (ref.good()) {
+    // A ref is a small text file; anything else (a FIFO would block) is treated as absent.
+    const fs::path ref_path = repo_dir / "refs" / revision;
+    std::ifstream ref;
+    if (fs::is_regular_file(ref_path, ec)) ref.open(ref_path);
+    if (ref.good() && ref.is_open()) {
       std::getline(ref, commit);
       while (!commit.empty() && std::isspace(static_cast<unsigned char>(commit.back())))
         commit.pop_back();

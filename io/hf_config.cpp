@@ -4,8 +4,10 @@
 #include "io/hf_config.h"
 
 #include <fstream>
+#include <limits>
 
 #include "common/error.h"
+#include "common/quote.h"
 #include "common/regular_file.h"
 #include "data/bounded_json.h"
 
@@ -20,6 +22,15 @@ const json* optional_key(const json& j, const char* key) {
   return &*it;
 }
 
+// An integer as written: nlohmann keeps values above INT64_MAX as unsigned, and get<int64_t>()
+// would wrap 2^64 - 1 to -1 (docs/bad-inputs.md), so those are refused as written.
+int64_t int64_of(const json& v, const char* key, const std::string& where) {
+  SMOL_CHECK(!v.is_number_unsigned() ||
+                 v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()),
+             where, ": key '", key, "' = ", v.get<uint64_t>(), " is too large");
+  return v.get<int64_t>();
+}
+
 int64_t int_key(const json& j, const char* key, const std::string& where, bool required,
                 int64_t fallback) {
   const json* v = optional_key(j, key);
@@ -28,8 +39,8 @@ int64_t int_key(const json& j, const char* key, const std::string& where, bool r
     return fallback;
   }
   SMOL_CHECK(v->is_number_integer(), where, ": key '", key, "' must be an integer, got ",
-             v->dump());
-  return v->get<int64_t>();
+             quoted_excerpt(v->dump()));
+  return int64_of(*v, key, where);
 }
 
 double float_key(const json& j, const char* key, const std::string& where, double fallback) {
@@ -54,12 +65,12 @@ int64_t token_id_key(const json& j, const char* key, const std::string& where, i
   if (it->is_array()) {
     if (it->empty()) return -1;
     SMOL_CHECK((*it)[0].is_number_integer(), where, ": key '", key, "' must hold integers, got ",
-               it->dump());
-    return (*it)[0].get<int64_t>();
+               quoted_excerpt(it->dump()));
+    return int64_of((*it)[0], key, where);
   }
   SMOL_CHECK(it->is_number_integer(), where, ": key '", key, "' must be an integer, got ",
-             it->dump());
-  return it->get<int64_t>();
+             quoted_excerpt(it->dump()));
+  return int64_of(*it, key, where);
 }
 
 }  // namespace

@@ -11,6 +11,8 @@
 
 #include "common/error.h"
 #include "common/quote.h"
+#include "common/regular_file.h"
+#include "data/bounded_json.h"
 #include "engine/commands.h"
 #include "io/model_loader.h"
 
@@ -70,10 +72,10 @@ json tokenizer_json(const LoadedModel& m) {
     t["pad_id"] = id(b.pad_id);
   } else if (!m.tokenizer_json_path.empty()) {
     const std::string& path = m.tokenizer_json_path;
-    std::ifstream in(path);
     json tok;
     try {
-      tok = json::parse(in);
+      tok = parse_bounded_json(read_regular_file(path, "tokenizer.json", kMaxTokenizerJsonBytes),
+                               path);
     } catch (const json::exception& e) {
       throw_error(path, ": invalid JSON: ", quoted_excerpt(e.what(), 200));
     }

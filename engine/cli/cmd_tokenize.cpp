@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "common/quote.h"
+#include "data/bounded_json.h"
 #include "engine/commands.h"
 #include "io/tokenizer_loader.h"
 
@@ -20,17 +21,11 @@ namespace {
 
 using nlohmann::json;
 
-// A line is a string or an array of ids (depth 1); deeper nesting is refused while parsing, so
-// no deep value is ever built (its recursive dump in a message would overflow the stack).
-constexpr int kMaxJsonDepth = 64;
-
+// A line is a string or an array of ids (depth 1); deeper nesting is refused while parsing
+// (data/bounded_json.h), so no deep value is ever built.
 json parse_line(const std::string& line, size_t line_number) {
   try {
-    return json::parse(line, [&](int depth, json::parse_event_t, json&) {
-      SMOL_CHECK(depth <= kMaxJsonDepth, "stdin:", line_number, ": JSON nested deeper than ",
-                 kMaxJsonDepth, " levels");
-      return true;
-    });
+    return parse_bounded_json(line, "stdin:" + std::to_string(line_number));
   } catch (const json::exception& e) {
     // nlohmann's message quotes the last token read, which may be a whole 1 MB string.
     throw_error("stdin:", line_number, ": malformed JSON: ", quoted_excerpt(e.what(), 200));

@@ -33,6 +33,25 @@ TEST(TokenizerJson, TinyTrainedTokenizerMatchesHfTokenizers) {
   EXPECT_FALSE(tok.is_special(400));  // added, not special: kept by skip_special
 }
 
+// An id at or past the vocabulary decodes to nothing, as HF tokenizers' decode does
+// (checked with tokenizers on this file: decode([259, 401, 408, 380, ...]) == "hello world");
+// a model whose embedding is padded past its tokenizer can predict such ids. Streaming decode
+// agrees; a negative id is still refused.
+TEST(TokenizerJson, IdsPastTheVocabularyDecodeToNothing) {
+  const auto path = golden_dir() / "tiny/tokenizer.json";
+  const BpeTokenizer tok(read_tokenizer_json(path.string()), path.string());
+  const std::vector<int32_t> ids = tok.encode("hello world");
+  ASSERT_GE(ids.size(), 2u);
+  std::vector<int32_t> padded = {ids[0], 401, 408};
+  padded.insert(padded.end(), ids.begin() + 1, ids.end());
+  EXPECT_EQ(tok.decode(padded), "hello world");
+  StreamingDecoder stream(tok);
+  std::string streamed;
+  for (int32_t id : padded) streamed += stream.push(id);
+  EXPECT_EQ(streamed + stream.flush(), "hello world");
+  EXPECT_THROW(tok.decode({ids[0], -1}), Error);
+}
+
 // Writes `text` to a temp file and expects read_tokenizer_json to fail with a message that
 // names the file and contains `expected`.
 void expect_refused(const std::string& text, const std::string& expected) {
