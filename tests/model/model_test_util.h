@@ -73,4 +73,18 @@ inline void randomise_trainable(Backend& backend, LlamaModel& model) {
   }
 }
 
+// LoRA A and B set to the same nonzero N(0, 0.05²) values on both models (B = 0 would zero every
+// A gradient), drawn in tensor-name order from `seed`.
+inline void randomise_lora(LlamaModel& a, LlamaModel& b, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 0.05f);
+  for (const std::string& name : a.tensor_names()) {
+    if (name.find("lora_") == std::string::npos) continue;
+    HostTensor t = a.read_tensor(name);
+    for (float& x : t.data) x = dist(rng);
+    a.write_tensor(name, t);
+    b.write_tensor(name, t);
+  }
+}
+
 }  // namespace smol::test

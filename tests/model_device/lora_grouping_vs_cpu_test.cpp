@@ -27,18 +27,6 @@ LoraSettings lora_on(std::vector<Projection> targets) {
   return lora;
 }
 
-void randomise_lora(LlamaModel& a, LlamaModel& b) {
-  std::mt19937 rng(13);
-  std::normal_distribution<float> dist(0.0f, 0.05f);
-  for (const std::string& name : a.tensor_names()) {
-    if (name.find("lora_") == std::string::npos) continue;
-    HostTensor t = a.read_tensor(name);
-    for (float& x : t.data) x = dist(rng);
-    a.write_tensor(name, t);
-    b.write_tensor(name, t);
-  }
-}
-
 class DepthZeroOps final : public OpHook {
  public:
   std::map<std::string, int64_t> ops;
@@ -86,7 +74,7 @@ TEST(LoraGroupingOnDevice, GroupedMatchesPerProjectionOnCpu) {
     auto on_cpu = load_tiny(*cpu, TrainMode::Lora, lora_on(targets));
     ASSERT_TRUE(on_device->lora_grouping());
     on_cpu->set_lora_grouping(false);
-    randomise_lora(*on_cpu, *on_device);
+    randomise_lora(*on_cpu, *on_device, 13);
     const Step d = run_step(*on_device), c = run_step(*on_cpu);
     ASSERT_EQ(d.forward.supervised, c.forward.supervised);
     const double loss_d = d.forward.loss_sum / d.forward.supervised;
