@@ -8,7 +8,7 @@ packages=(
   libyaml-cpp-dev          # config files (engine/ only)
   nlohmann-json3-dev       # JSON: tokenizer.json, safetensors headers, datasets, outputs
   libpcre2-dev             # \p{L} / \p{N} pre-tokenizer regex with lookahead
-  libopenblas-dev liblapacke-dev   # cpu backend sgemm, QR/SVD
+  libopenblas-openmp-dev liblapacke-dev   # cpu backend sgemm (OpenMP threads), QR/SVD
   libsentencepiece-dev     # sentencepiece tokenizer models
   libcli11-dev             # command line
   libopenmpi-dev openmpi-bin   # data parallelism on cpu (MPI communicator, mpirun) and the
