@@ -24,8 +24,15 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/cpu_math.h"
 #include "kernels/cpu/cpu_ops.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define SMOL_ATTENTION_AVX512 1
+#define SMOL_AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
+#endif
 
 namespace smol::cpu {
 namespace {
@@ -94,9 +101,9 @@ void transpose_keys(float* keys_t, int64_t ld, const float* k, int64_t k_stride,
 // vector accumulators across the whole k loop, and every b load is shared by the kRowTile rows,
 // so the loop issues 12 FMAs per 2 vector loads + 6 broadcasts and c is touched once per tile.
 SMOL_CPU_MULTIVERSION
-void block_product(float* c, int64_t ldc, const float* a, int64_t a_row, int64_t a_col, int64_t m,
-                   const float* b, int64_t ldb, int64_t n, int64_t k, float alpha,
-                   bool accumulate) {
+void block_product_portable(float* c, int64_t ldc, const float* a, int64_t a_row, int64_t a_col,
+                            int64_t m, const float* b, int64_t ldb, int64_t n, int64_t k,
+                            float alpha, bool accumulate) {
   for (int64_t i0 = 0; i0 < m; i0 += kRowTile) {
     const int64_t nr = std::min<int64_t>(kRowTile, m - i0);
     const float* ar[kRowTile];  // rows past m repeat the last one (computed, never stored)
@@ -132,6 +139,79 @@ void block_product(float* c, int64_t ldc, const float* a, int64_t a_row, int64_t
       }
     }
   }
+}
+
+#ifdef SMOL_ATTENTION_AVX512
+// block_product for AVX-512: the same sums in the same order (one fma per k, k ascending, then
+// c = alpha·acc or c += alpha·acc as an fma), over tiles of kRowTile rows × 32 columns held in
+// 12 of the 32 zmm registers. The portable clone's tiles are 16 columns (2 ymm) wide, so each of
+// its b loads feeds half as many FMAs; here one b row of 32 floats feeds 12. Columns past n are
+// masked off (loads read nothing there, stores write nothing).
+template <int kVectors>
+SMOL_AVX512_TARGET [[gnu::always_inline]] inline void block_tile_avx512(
+    float* c, int64_t ldc, const float* const* ar, int64_t a_col, int64_t nr, const float* b,
+    int64_t ldb, int64_t j0, int64_t nl, int64_t k, float alpha, bool accumulate) {
+  const __mmask16 m0 = nl >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << nl) - 1);
+  const __mmask16 m1 = kVectors < 2 ? __mmask16(0)
+                       : nl >= 32   ? __mmask16(0xFFFF)
+                                    : __mmask16((1u << (nl - 16)) - 1);
+  __m512 acc[kRowTile][kVectors];
+  for (int r = 0; r < kRowTile; ++r)
+    for (int v = 0; v < kVectors; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (int64_t kk = 0; kk < k; ++kk) {
+    const float* bk = b + kk * ldb + j0;
+    __m512 bv[kVectors];
+    bv[0] = _mm512_maskz_loadu_ps(m0, bk);
+    if constexpr (kVectors == 2) bv[1] = _mm512_maskz_loadu_ps(m1, bk + 16);
+    for (int r = 0; r < kRowTile; ++r) {
+      const __m512 av = _mm512_set1_ps(ar[r][kk * a_col]);
+      for (int v = 0; v < kVectors; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+    }
+  }
+  const __m512 alpha_v = _mm512_set1_ps(alpha);
+  // Constant trip counts throughout, so the accumulators stay in registers (a loop bounded by nr
+  // would index acc at run time and spill it to the stack on every k step).
+  for (int r = 0; r < kRowTile; ++r) {
+    if (r >= nr) break;
+    float* cr = c + r * ldc + j0;
+    for (int v = 0; v < kVectors; ++v) {
+      const __mmask16 m = v == 0 ? m0 : m1;
+      const __m512 out =
+          accumulate ? _mm512_fmadd_ps(alpha_v, acc[r][v], _mm512_maskz_loadu_ps(m, cr + 16 * v))
+                     : _mm512_mul_ps(alpha_v, acc[r][v]);
+      _mm512_mask_storeu_ps(cr + 16 * v, m, out);
+    }
+  }
+}
+
+SMOL_AVX512_TARGET void block_product_avx512(float* c, int64_t ldc, const float* a, int64_t a_row,
+                                             int64_t a_col, int64_t m, const float* b, int64_t ldb,
+                                             int64_t n, int64_t k, float alpha, bool accumulate) {
+  for (int64_t i0 = 0; i0 < m; i0 += kRowTile) {
+    const int64_t nr = std::min<int64_t>(kRowTile, m - i0);
+    const float* ar[kRowTile];  // rows past m repeat the last one (computed, never stored)
+    for (int64_t r = 0; r < kRowTile; ++r) ar[r] = a + (i0 + std::min(r, nr - 1)) * a_row;
+    float* c_rows = c + i0 * ldc;
+    int64_t j0 = 0;
+    for (; j0 + 16 < n; j0 += 32)
+      block_tile_avx512<2>(c_rows, ldc, ar, a_col, nr, b, ldb, j0, std::min<int64_t>(32, n - j0), k,
+                           alpha, accumulate);
+    if (j0 < n)
+      block_tile_avx512<1>(c_rows, ldc, ar, a_col, nr, b, ldb, j0, n - j0, k, alpha, accumulate);
+  }
+}
+#endif
+
+// c[i, l] = alpha · Σ_k a(i, k) · b[k, l] (+ c[i, l] when accumulate): the AVX-512 kernel where
+// the CPU has it (cpu_isa.h), the portable one elsewhere.
+void block_product(float* c, int64_t ldc, const float* a, int64_t a_row, int64_t a_col, int64_t m,
+                   const float* b, int64_t ldb, int64_t n, int64_t k, float alpha,
+                   bool accumulate) {
+#ifdef SMOL_ATTENTION_AVX512
+  if (cpu_isa().avx512)
+    return block_product_avx512(c, ldc, a, a_row, a_col, m, b, ldb, n, k, alpha, accumulate);
+#endif
+  block_product_portable(c, ldc, a, a_row, a_col, m, b, ldb, n, k, alpha, accumulate);
 }
 
 // Row softmax in place over the first `visible` of n scores: p_j = exp(s_j − m) for j <
