@@ -4,18 +4,20 @@
 //  1. a is rounded to bf16 once, into A2 [m_pad, kp] of 32-bit k-pairs: A2[i][p] holds
 //     (a[i][2p] low, a[i][2p+1] high), a zero high half when k is odd, zero rows past m.
 //  2. For each block of kNcPanels·kNr columns and ≤ kMaxKcp k-pairs, b is packed into panels
-//     Bp[p][j] (kNr 32-bit pairs per k-pair: (b[2p][j], b[2p+1][j])), shared by the threads
-//     and sized to stay in each core's L2 (≤ 480 KiB).
+//     Bp[p][j] (kNr 32-bit pairs per k-pair: (b[2p][j], b[2p+1][j])), by the thread that uses
+//     them, sized to stay in its core's L2 (≤ 576 KiB).
 //  3. The micro-kernel holds kMr × kNv zmm accumulators (kMr rows × kNr = 16·kNv columns of c)
 //     and per k-pair does kNv loads of Bp, kMr broadcasts of A2 (folded into vdpbf16ps as
 //     {1to16}) and kMr·kNv vdpbf16ps — 24 accumulators hide the instruction's latency; the A2
-//     rows (kMr · kcp · 4 bytes ≤ 8 KiB) stay in L1 across the block's panels.
-// Threads split the (row micro-panel, column panel) tiles of a block statically; the first
-// k block applies beta (not reading c when beta = 0), later ones add.
+//     rows (kMr · kcp · 4 bytes ≤ 12 KiB) stay in L1 across the block's panels.
+// Threads split c statically (column panels, or row micro-panels when there are fewer panels
+// than threads) and meet once, after step 1; the first k block applies beta (not reading c
+// when beta = 0), later ones add.
 #include "kernels/cpu/cpu_bf16_gemm.h"
 
 #include <cblas.h>
 #include <immintrin.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -185,7 +187,6 @@ void gemm_avx512(const Bf16GemmArgs& g) {
   // kcp_max pairs apart, not kp (a stride of k·2 bytes, a multiple of 4 KiB for k = 49152,
   // maps every row to the same L1 sets).
   std::unique_ptr<uint32_t[]> a2(new uint32_t[static_cast<size_t>(k_blocks * m_pad * kcp_max)]);
-  std::unique_ptr<uint32_t[]> bp(new uint32_t[static_cast<size_t>(kNcPanels * kcp_max * kNr)]);
 #pragma omp parallel
   {
     std::unique_ptr<uint32_t[]> row(new uint32_t[static_cast<size_t>(kp)]);
@@ -202,19 +203,29 @@ void gemm_avx512(const Bf16GemmArgs& g) {
         std::copy(row.get() + p0, row.get() + p0 + kcp, a2.get() + (kb * m_pad + i) * kcp_max);
       }
     }
-    for (int64_t jc = 0; jc < col_panels; jc += kNcPanels) {
-      const int64_t panels = std::min(kNcPanels, col_panels - jc);
+    // Each thread owns a rectangle of c: a range of column panels when there are at least as
+    // many panels as threads (every row), else a range of row micro-panels (every panel). It
+    // packs the b panels it needs into its own buffer, so the threads never wait for each
+    // other inside the product: one barrier per call (after A2), not one per block — a barrier
+    // costs a time slice whenever a thread is preempted on a shared machine.
+    const int64_t threads = omp_get_num_threads(), me = omp_get_thread_num();
+    const bool split_columns = col_panels >= threads;
+    const int64_t parts = split_columns ? col_panels : row_panels;
+    const int64_t first = parts * me / threads, last = parts * (me + 1) / threads;
+    const int64_t jp_begin = split_columns ? first : 0, jp_end = split_columns ? last : col_panels;
+    const int64_t ir_begin = split_columns ? 0 : first, ir_end = split_columns ? row_panels : last;
+    std::unique_ptr<uint32_t[]> bp(new uint32_t[static_cast<size_t>(kNcPanels * kcp_max * kNr)]);
+    for (int64_t jc = jp_begin; jc < jp_end && ir_begin < ir_end; jc += kNcPanels) {
+      const int64_t panels = std::min(kNcPanels, jp_end - jc);
       for (int64_t kb = 0; kb < k_blocks; ++kb) {
         const int64_t p0 = kb * kcp_max, kcp = std::min(kcp_max, kp - p0);
-#pragma omp for schedule(static)
         for (int64_t jp = 0; jp < panels; ++jp)
           if (g.b_t)
             pack_b_panel(g, p0, kcp, (jc + jp) * kNr, bp.get() + jp * kcp * kNr);
           else
             pack_b_panel_rows_avx512(g, p0, kcp, (jc + jp) * kNr, bp.get() + jp * kcp * kNr);
         const float beta = kb == 0 ? g.beta : 1.0f;
-#pragma omp for collapse(2) schedule(static)
-        for (int64_t ir = 0; ir < row_panels; ++ir)
+        for (int64_t ir = ir_begin; ir < ir_end; ++ir)
           for (int64_t jp = 0; jp < panels; ++jp) {
             const int64_t i0 = ir * kMr, n0 = (jc + jp) * kNr;
             micro_kernel(kcp, a2.get() + (kb * m_pad + i0) * kcp_max, kcp_max,
