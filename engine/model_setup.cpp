@@ -41,9 +41,14 @@ BuiltModel build_model(Backend& backend, const RunConfig& config,
   // No tokenizer is loaded here: the model's own ids decide (engine/training_data.h).
   built.pad_id = resolve_special_ids(config, /*tokenizer=*/nullptr, &architecture).pad_id;
   const bool full = config.peft.full_finetune();
+  // training.cpu_precision: bf16 keeps the frozen matrices in bf16 (docs/cpu-speed.md "bf16 on
+  // cpu"); on cuda they are bf16 either way (its activation dtype).
+  const FrozenWeights frozen = config.training.cpu_precision == "bf16"
+                                   ? FrozenWeights::BF16
+                                   : FrozenWeights::ActivationDtype;
   built.model = std::make_unique<LlamaModel>(
       backend, architecture, full ? TrainMode::Full : TrainMode::Lora,
-      full ? std::nullopt : std::optional<LoraSettings>(config.peft.lora));
+      full ? std::nullopt : std::optional<LoraSettings>(config.peft.lora), frozen);
   if (config.model.random_init)
     built.model->init_random(config.model.seed.value_or(config.training.seed),
                              static_cast<float>(config.model.init_std));

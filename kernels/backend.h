@@ -6,7 +6,8 @@
 //  - T is the number of tokens of a packed batch (several sequences back to back).
 //  - Ops whose doc says "accumulates" add into their output (+=); every other op overwrites.
 //  - Activation dtype is backend-defined (activation_dtype()); parameters handed to ops have
-//    the dtype the caller allocated them with. The cpu backend accepts only F32 (and I32 ids).
+//    the dtype the caller allocated them with. The cpu backend accepts only F32 (and I32 ids),
+//    except for frozen weights: see accepts_bf16_weights().
 //  - kernels/ knows nothing of models, configs or files: ops are named after the math.
 #pragma once
 
@@ -124,6 +125,16 @@ class Backend {
   // True when `dtype` may hold floating-point data for this backend's ops.
   bool is_float_dtype(DType dtype) const {
     return dtype == DType::F32 || dtype == activation_dtype();
+  }
+  // True when a weight operand may be BF16 even though the activations are not: exactly
+  // matmul's b, embedding_forward's table and lm_head_cross_entropy's weight (the operands a
+  // frozen weight fills; training.cpu_precision: bf16, docs/cpu-speed.md "bf16 on cpu"). The
+  // cpu backend says yes: it multiplies bf16 weights with bf16-rounded activations, summing in
+  // fp32. Every other operand keeps is_float_dtype. Default: only where bf16 is the activation
+  // dtype anyway (cuda, cuda-emu).
+  virtual bool accepts_bf16_weights() const { return activation_dtype() == DType::BF16; }
+  bool is_weight_dtype(DType dtype) const {
+    return is_float_dtype(dtype) || (dtype == DType::BF16 && accepts_bf16_weights());
   }
 
   // ---- hooks, streams, events ----------------------------------------------------------------

@@ -12,6 +12,17 @@ namespace smol {
 
 using namespace contract;
 
+namespace {
+// A weight operand (Backend::is_weight_dtype): a float tensor, or BF16 where the backend
+// accepts bf16 weights.
+void check_weight(const Backend& backend, const char* op, const char* arg, const Tensor& t) {
+  if (t.dtype == DType::BF16 && backend.accepts_bf16_weights())
+    check_data(op, arg, t);
+  else
+    check_float(backend, op, arg, t);
+}
+}  // namespace
+
 // Before/after calls to the hook around one op; nesting depth for composite ops.
 class Backend::HookScope {
  public:
@@ -96,7 +107,7 @@ void Backend::matmul(Tensor c, const Tensor& a, const Tensor& b, Transpose ta, T
                      float alpha, float beta) {
   check_float(*this, "matmul", "c", c);
   check_float(*this, "matmul", "a", a);
-  check_float(*this, "matmul", "b", b);
+  check_weight(*this, "matmul", "b", b);
   const int64_t m = ta == Transpose::No ? a.shape.rows() : a.shape.cols();
   const int64_t k = ta == Transpose::No ? a.shape.cols() : a.shape.rows();
   const int64_t kb = tb == Transpose::No ? b.shape.rows() : b.shape.cols();
@@ -129,7 +140,7 @@ void Backend::embedding_forward(Tensor out, const Tensor& ids, const Tensor& tab
   const char* op = "embedding_forward";
   check_float(*this, op, "out", out);
   check_i32(op, "ids", ids);
-  check_float(*this, op, "table", table);
+  check_weight(*this, op, "table", table);
   SMOL_CHECK(table.shape.cols() == out.shape.cols(), op, ": out ", out.shape.str(), " and table ",
              table.shape.str(), " must have the same width");
   check_vector(op, "ids", ids, out.shape.rows());
@@ -395,7 +406,7 @@ void Backend::lm_head_cross_entropy(const LmHeadOutputs& out, const Tensor& hidd
   const char* op = "lm_head_cross_entropy";
   const int64_t T = hidden.shape.rows(), C = hidden.shape.cols(), V = weight.shape.rows();
   check_float(*this, op, "hidden", hidden);
-  check_float(*this, op, "weight", weight);
+  check_weight(*this, op, "weight", weight);
   SMOL_CHECK(weight.shape.cols() == C, op, ": weight ", weight.shape.str(), " must be [V, ", C,
              "] for hidden ", hidden.shape.str());
   check_i32(op, "targets", targets);

@@ -57,8 +57,9 @@ struct LlamaModel::Impl {
   std::function<void(size_t)> layer_backward_hook;  // data parallelism's bucket trigger
   bool lora_grouping = true;                        // set_lora_grouping
 
-  Impl(Backend& b, const LlamaConfig& c, TrainMode m, std::optional<LoraSettings> l)
-      : backend(b), config(c), mode(m), lora(std::move(l)), weights(b, c, m, lora) {
+  Impl(Backend& b, const LlamaConfig& c, TrainMode m, std::optional<LoraSettings> l,
+       FrozenWeights frozen)
+      : backend(b), config(c), mode(m), lora(std::move(l)), weights(b, c, m, lora, frozen) {
     loss_acc_buffer = backend.allocate(sizeof(float));  // zero-filled
     loss_acc = loss_acc_buffer.view(DType::F32, Shape{1});
   }
@@ -388,9 +389,9 @@ struct LlamaModel::Impl {
 // ---- public API -------------------------------------------------------------------------------
 
 LlamaModel::LlamaModel(Backend& backend, const LlamaConfig& config, TrainMode mode,
-                       std::optional<LoraSettings> lora) {
+                       std::optional<LoraSettings> lora, FrozenWeights frozen) {
   config.validate("model config");
-  impl_ = std::make_unique<Impl>(backend, config, mode, std::move(lora));
+  impl_ = std::make_unique<Impl>(backend, config, mode, std::move(lora), frozen);
 }
 LlamaModel::~LlamaModel() = default;
 

@@ -40,6 +40,12 @@ enum class TrainMode : uint8_t {
   Full,    // every parameter is trainable
 };
 
+// How frozen base matrices (the projections, and the embedding / LM head when they do not train)
+// are stored: in the backend's activation dtype (F32 on cpu, BF16 on cuda), or in BF16 on a
+// backend that accepts bf16 weights (Backend::accepts_bf16_weights; training.cpu_precision: bf16,
+// docs/cpu-speed.md "bf16 on cpu"). Norms, LoRA factors and everything that trains stay F32.
+enum class FrozenWeights : uint8_t { ActivationDtype, BF16 };
+
 // A trainable tensor with its gradient, under its HF/PEFT name. Both F32 on the backend.
 struct TrainableParam {
   std::string name;
@@ -75,7 +81,8 @@ struct EvalForward {
 class LlamaModel {
  public:
   LlamaModel(Backend& backend, const LlamaConfig& config, TrainMode mode,
-             std::optional<LoraSettings> lora = std::nullopt);
+             std::optional<LoraSettings> lora = std::nullopt,
+             FrozenWeights frozen = FrozenWeights::ActivationDtype);
   ~LlamaModel();
   LlamaModel(const LlamaModel&) = delete;
   LlamaModel& operator=(const LlamaModel&) = delete;

@@ -32,18 +32,28 @@ std::vector<Projection> lora_group_projections(LoraGroupId group) {
   return {Projection::Gate, Projection::Up};
 }
 
+DType base_weight_dtype(const Backend& backend, bool trains, bool is_matrix, FrozenWeights frozen) {
+  if (trains) return DType::F32;  // the fp32 master
+  if (is_matrix && frozen == FrozenWeights::BF16) {
+    SMOL_CHECK(backend.accepts_bf16_weights(), "bf16 frozen weights: the ", backend.name(),
+               " backend does not accept BF16 weights");
+    return DType::BF16;
+  }
+  return backend.activation_dtype();
+}
+
 LlamaWeights::LlamaWeights(Backend& backend, const LlamaConfig& config, TrainMode mode,
-                           const std::optional<LoraSettings>& lora) {
+                           const std::optional<LoraSettings>& lora, FrozenWeights frozen) {
   const bool full = mode == TrainMode::Full;
   const bool lora_trains = mode != TrainMode::Frozen;
-  const DType base_dtype = full ? DType::F32 : backend.activation_dtype();
   const int64_t C = config.hidden_size, F = config.intermediate_size, V = config.vocab_size;
   const int64_t Q = config.q_dim(), KV = config.kv_dim();
   layers.resize(static_cast<size_t>(config.num_hidden_layers));
 
   // Base weights, in HF named_parameters order (the order PyTorch's optimizer sees them).
   auto base = [&](const std::string& name, Tensor* value, Tensor* grad, Shape shape) {
-    values_.plan(value, base_dtype, shape);
+    const bool is_matrix = shape.rank == 2;  // norms are [C]
+    values_.plan(value, base_weight_dtype(backend, full, is_matrix, frozen), shape);
     if (full) grads_.plan(grad, DType::F32, shape);
     named_.push_back({name, value, full ? grad : nullptr, false});
   };

@@ -1,8 +1,9 @@
 // LlamaWeights: every parameter of the Llama network (and its gradient when it trains) as views
 // into two arenas on the backend, plus the HF/PEFT name of each (docs/formats.md §2, §4).
 //
-// dtypes (docs/design.md §2): a frozen base weight is stored in the backend's activation dtype; a
-// trainable base weight (TrainMode::Full) is the fp32 master; LoRA A/B and every gradient are
+// dtypes (docs/design.md §2): a frozen base weight is stored in the backend's activation dtype,
+// or a frozen matrix in BF16 with FrozenWeights::BF16 (base_weight_dtype decides, in one place);
+// a trainable base weight (TrainMode::Full) is the fp32 master; LoRA A/B and every gradient are
 // F32. Adapters start at zero (A = B = 0): their initialisers live outside the model.
 #pragma once
 
@@ -47,6 +48,11 @@ struct LlamaLayerWeights {
   const LoraLinear& operator[](Projection p) const { return proj[static_cast<int>(p)]; }
 };
 
+// The dtype of a base tensor: F32 when it trains; else a matrix (projection, embedding, LM head)
+// is BF16 under FrozenWeights::BF16 (the backend must accept bf16 weights) and everything else
+// takes the backend's activation dtype.
+DType base_weight_dtype(const Backend& backend, bool trains, bool is_matrix, FrozenWeights frozen);
+
 // One named tensor: where its value lives and, when it trains, its gradient.
 struct NamedTensor {
   std::string name;
@@ -58,7 +64,8 @@ struct NamedTensor {
 class LlamaWeights {
  public:
   LlamaWeights(Backend& backend, const LlamaConfig& config, TrainMode mode,
-               const std::optional<LoraSettings>& lora);
+               const std::optional<LoraSettings>& lora,
+               FrozenWeights frozen = FrozenWeights::ActivationDtype);
   LlamaWeights(const LlamaWeights&) = delete;
   LlamaWeights& operator=(const LlamaWeights&) = delete;
 

@@ -1,7 +1,7 @@
 // training_bench: one full optimizer step (forward + backward over the rows, global-norm clip,
 // AdamW, schedule) at SmolLM2-135M shape with random weights, on any backend:
 //   training_bench [--rows N] [--length L] [--steps S] [--device D] [--mode lora|lora-all|full|all]
-//                  [--peak-tflops P] [--breakdown]
+//                  [--peak-tflops P] [--breakdown] [--cpu-precision fp32|bf16]
 // Default 4 × 512 tokens, 2 timed steps after one warm-up step; modes: LoRA r 8 on q,v
 // (`lora`), LoRA r 8 on all seven projections (`lora-all`), full fine-tuning (`full`).
 //
@@ -18,6 +18,8 @@
 // default 989 on cuda, none on cpu, where MFU is not printed unless a peak is given).
 // --breakdown adds one step timed op by op (bench/model/op_timer.h: a synchronize after each op,
 // so the shares are exact but the step is slower than the timed ones).
+// --cpu-precision bf16: frozen base weights stored in bf16 (training.cpu_precision: bf16,
+// docs/cpu-speed.md "bf16 on cpu"); LoRA modes only (full fine-tuning is skipped with a note).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -40,6 +42,7 @@ struct Options {
   std::string device = "cpu", mode = "all";
   double peak_tflops = 0;  // 0: the device's default (cuda 989), none on cpu
   bool breakdown = false;
+  std::string cpu_precision = "fp32";
 };
 
 struct Mode {
@@ -73,7 +76,14 @@ void bench(smol::Backend& backend, const Mode& mode, const Options& o) {
   }
   backend.reset_peak_memory();
   const size_t memory_before = backend.memory_stats().in_use;
-  smol::LlamaModel model(backend, config, mode.train, lora);
+  const bool bf16 = o.cpu_precision == "bf16";
+  if (bf16 && mode.train == smol::TrainMode::Full) {
+    std::printf("%-8s skipped: --cpu-precision bf16 applies to frozen weights (LoRA modes)\n",
+                mode.name);
+    return;
+  }
+  smol::LlamaModel model(backend, config, mode.train, lora,
+                         bf16 ? smol::FrozenWeights::BF16 : smol::FrozenWeights::ActivationDtype);
   model.init_random(42);
   smol::AdamWSettings settings;
   settings.weight_decay = 0.01;
@@ -106,10 +116,10 @@ void bench(smol::Backend& backend, const Mode& mode, const Options& o) {
   char mfu[32] = "";
   if (peak > 0) std::snprintf(mfu, sizeof(mfu), "  MFU %5.1f%%", 100 * achieved_tflops / peak);
   std::printf(
-      "%-8s %-9s trainable %11lld  batch %d x %d  step %8.3f s  %10.1f tokens/s  %6.2f "
+      "%-8s %-9s %-4s trainable %11lld  batch %d x %d  step %8.3f s  %10.1f tokens/s  %6.2f "
       "GFLOP/token  %8.3f TFLOP/s%s  peak memory %8.1f MB\n",
-      mode.name, backend.name().c_str(), static_cast<long long>(trainable), o.rows, o.length,
-      seconds, tokens / seconds, flops / 1e9, achieved_tflops, mfu, peak_mb);
+      mode.name, backend.name().c_str(), o.cpu_precision.c_str(), static_cast<long long>(trainable),
+      o.rows, o.length, seconds, tokens / seconds, flops / 1e9, achieved_tflops, mfu, peak_mb);
 
   if (!o.breakdown) return;
   double total = 0;
@@ -155,6 +165,8 @@ int main(int argc, char** argv) {
       o.mode = value;
     else if (key == "--peak-tflops")
       o.peak_tflops = std::atof(value.c_str());
+    else if (key == "--cpu-precision")
+      o.cpu_precision = value;
     else {
       std::fprintf(stderr, "error: unknown option %s\n", key.c_str());
       return 2;
@@ -169,6 +181,11 @@ int main(int argc, char** argv) {
   }
   bool known = o.mode == "all";
   for (const Mode& m : modes) known = known || o.mode == m.name;
+  if (o.cpu_precision != "fp32" && o.cpu_precision != "bf16") {
+    std::fprintf(stderr, "error: --cpu-precision must be fp32 or bf16, not %s\n",
+                 o.cpu_precision.c_str());
+    return 2;
+  }
   if (!known) {
     std::fprintf(stderr, "error: --mode must be lora, lora-all, full or all, not %s\n",
                  o.mode.c_str());

@@ -658,6 +658,14 @@ ConfigSection training_section() {
   s.keys.push_back(enum_key(
       "optim", {"adamw_torch", "adamw_torch_fused", "adamw_hf", "adamw_apex_fused"}, "adamw_torch",
       CONFIG_FIELD(training.optim), "every name is the same AdamW (docs/design.md §4)"));
+  s.keys.push_back(enum_key(
+      "cpu_precision", {"fp32", "bf16"}, "fp32", CONFIG_FIELD(training.cpu_precision),
+      "cpu backend, LoRA only: bf16 stores the frozen base weights (projections, embedding / "
+      "tied LM head) in bf16 and multiplies them with bf16-rounded activations, accumulating in "
+      "fp32 (AVX512-BF16 where the CPU has it; torch.autocast's error on cpu); activations, "
+      "LoRA A/B, gradients, norms and AdamW stay fp32. fp32 = the exact reference. Refused with "
+      "peft.method: full (no weight is frozen); no effect on cuda (already bf16). "
+      "docs/cpu-speed.md"));
   s.keys.push_back(number_key("max_grad_norm", 1.0, CONFIG_FIELD(training.max_grad_norm),
                               "global gradient-norm clip", at_least(0)));
   s.keys.push_back(number_key("adam_beta1", 0.9, CONFIG_FIELD(training.adam_beta1), "AdamW β1",

@@ -94,6 +94,11 @@ void resolve(RunConfig& c, const YAML::Node& root, const ConfigSource& source, C
                accumulation, "; give one of them");
     t.gradient_accumulation_steps = accumulation;
   }
+  // A bf16 shadow of fp32 master weights would cost a conversion per step and speed up only
+  // two of the three matmuls (dW = dyᵀ·x has no weight operand): full fine-tuning stays fp32.
+  SMOL_CHECK(t.cpu_precision != "bf16" || !c.peft.full_finetune(), site("training.cpu_precision"),
+             ": training.cpu_precision: bf16 stores the frozen base weights in bf16, and "
+             "peft.method: full freezes none; use fp32 for full fine-tuning");
   for (const std::string& target : t.report_to)
     if (target == "wandb" || target == "all") {
       log.warnings.push_back("training.report_to: accepted, not acted on (" + target +

@@ -86,6 +86,9 @@ struct TrainingSection {
   int64_t warmup_steps = 0;
   std::string lr_scheduler_type = "cosine";
   std::string optim = "adamw_torch";  // every accepted name is the same AdamW
+  // fp32 | bf16: bf16 stores the frozen base weights of a LoRA run in bf16 on the cpu backend
+  // (docs/cpu-speed.md "bf16 on cpu"); fp32 is the exact reference.
+  std::string cpu_precision = "fp32";
   double max_grad_norm = 1.0;
   double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_epsilon = 1e-8;
   uint64_t seed = 42;

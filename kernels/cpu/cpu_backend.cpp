@@ -19,6 +19,8 @@ class CpuBackend final : public Backend {
  public:
   std::string name() const override { return "cpu"; }
   DType activation_dtype() const override { return DType::F32; }
+  // Frozen weights may be BF16 (training.cpu_precision: bf16): matmul runs gemm_bf16.
+  bool accepts_bf16_weights() const override { return true; }
 
  protected:
   Buffer do_allocate(size_t bytes) override {
@@ -43,7 +45,7 @@ class CpuBackend final : public Backend {
 
   void do_matmul(Tensor c, const Tensor& a, const Tensor& b, Transpose ta, Transpose tb,
                  float alpha, float beta) override {
-    cpu::matmul(c, a, b, ta, tb, alpha, beta);
+    cpu::matmul(c, a, b, ta, tb, alpha, beta, bf16_gemm_);
   }
   void do_axpy(Tensor y, const Tensor& x, float alpha) override { cpu::axpy(y, x, alpha); }
   void do_scale(Tensor x, float alpha) override { cpu::scale(x, alpha); }
@@ -118,6 +120,8 @@ class CpuBackend final : public Backend {
  private:
   // The angles' cos/sin by position, computed once for all of a run's RoPE calls.
   cpu::RopeTable rope_table_;
+  // The bf16 matmul's path, from the CPU's features and SMOL_CPU_ISA (cpu_bf16_gemm.h).
+  const cpu::Bf16Gemm bf16_gemm_ = cpu::detect_bf16_gemm();
 };
 
 }  // namespace

@@ -1,5 +1,5 @@
 // Embedding lookup and its gradient (docs/formats.md §2 step 1: h = E[ids], no scaling).
-//   forward:  out[T, C] = table[ids[t], :],           ids I32 [T], table [V, C]
+//   forward:  out[T, C] = table[ids[t], :],           ids I32 [T], table [V, C] F32 or BF16
 //   backward: dtable[V, C] += dout[t, :] at row ids[t] (accumulates)
 // The backward splits the C columns across threads and walks t in order inside each, so two
 // tokens with the same id never race and the sum order is fixed (deterministic).
@@ -24,8 +24,17 @@ void embedding_forward(Tensor out, const Tensor& ids, const Tensor& table) {
   const int64_t vocab = table.shape.rows();
   const int32_t* id = ids.as<int32_t>();
   check_ids("embedding_forward", id, tokens, vocab);
-  const float* src = table.as<float>();
   float* dst = out.as<float>();
+  if (table.dtype == DType::BF16) {  // a frozen bf16 table: widening is exact
+    const uint16_t* src = table.as<uint16_t>();
+#pragma omp parallel for schedule(static) if (tokens * channels > 65536)
+    for (int64_t t = 0; t < tokens; ++t) {
+      const uint16_t* row = src + static_cast<int64_t>(id[t]) * channels;
+      for (int64_t c = 0; c < channels; ++c) dst[t * channels + c] = widen_bf16(row[c]);
+    }
+    return;
+  }
+  const float* src = table.as<float>();
 #pragma omp parallel for schedule(static) if (tokens * channels > 65536)
   for (int64_t t = 0; t < tokens; ++t)
     std::memcpy(dst + t * channels, src + static_cast<int64_t>(id[t]) * channels,

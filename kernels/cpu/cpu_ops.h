@@ -3,13 +3,15 @@
 // itself and forwards to these; every function checks its own dtypes and shapes and throws
 // smol::Error naming the op and the offending shapes (docs/design.md §9).
 //
-// Semantics are exactly those documented in kernels/backend.h; fp32 only (ids I32).
+// Semantics are exactly those documented in kernels/backend.h; fp32 only (ids I32), except the
+// BF16 weights of matmul's b and embedding_forward's table (Backend::accepts_bf16_weights).
 #pragma once
 
 #include <cstdint>
 #include <span>
 
 #include "kernels/backend.h"
+#include "kernels/cpu/cpu_bf16_gemm.h"
 
 namespace smol::cpu {
 
@@ -19,9 +21,10 @@ void copy(Tensor dst, const Tensor& src);
 void axpy(Tensor y, const Tensor& x, float alpha);
 void scale(Tensor x, float alpha);
 
-// cpu_matmul.cpp
+// cpu_matmul.cpp. b may be BF16 (a frozen weight): then gemm_bf16 on `bf16`'s path
+// (cpu_bf16_gemm.h), a still F32 and rounded to bf16.
 void matmul(Tensor c, const Tensor& a, const Tensor& b, Transpose ta, Transpose tb, float alpha,
-            float beta);
+            float beta, Bf16Gemm bf16 = Bf16Gemm::Generic);
 
 // cpu_embedding.cpp
 void embedding_forward(Tensor out, const Tensor& ids, const Tensor& table);
