@@ -33,7 +33,8 @@ std::vector<Projection> lora_group_projections(LoraGroupId group) {
 }
 
 LlamaWeights::LlamaWeights(Backend& backend, const LlamaConfig& config, TrainMode mode,
-                           const std::optional<LoraSettings>& lora) {
+                           const std::optional<LoraSettings>& lora,
+                           const std::set<std::string>& held_quantized) {
   const bool full = mode == TrainMode::Full;
   const bool lora_trains = mode != TrainMode::Frozen;
   const DType base_dtype = full ? DType::F32 : backend.activation_dtype();
@@ -43,6 +44,11 @@ LlamaWeights::LlamaWeights(Backend& backend, const LlamaConfig& config, TrainMod
 
   // Base weights, in HF named_parameters order (the order PyTorch's optimizer sees them).
   auto base = [&](const std::string& name, Tensor* value, Tensor* grad, Shape shape) {
+    if (held_quantized.count(name)) {  // no dense copy: shape only (see the header)
+      *value = Tensor{nullptr, base_dtype, shape};
+      named_.push_back({name, value, nullptr, false});
+      return;
+    }
     values_.plan(value, base_dtype, shape);
     if (full) grads_.plan(grad, DType::F32, shape);
     named_.push_back({name, value, full ? grad : nullptr, false});

@@ -8,6 +8,7 @@
 
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/cpu_quant_matmul.h"
 #include "kernels/cpu/cpu_rope_table.h"
 
 namespace smol {
@@ -19,6 +20,8 @@ class CpuBackend final : public Backend {
  public:
   std::string name() const override { return "cpu"; }
   DType activation_dtype() const override { return DType::F32; }
+  // Every format of QuantFormat, with the best int8 kernel of this CPU (cpu_quant_matmul.h).
+  bool supports_quantized(QuantFormat) const override { return true; }
 
  protected:
   Buffer do_allocate(size_t bytes) override {
@@ -44,6 +47,9 @@ class CpuBackend final : public Backend {
   void do_matmul(Tensor c, const Tensor& a, const Tensor& b, Transpose ta, Transpose tb,
                  float alpha, float beta) override {
     cpu::matmul(c, a, b, ta, tb, alpha, beta);
+  }
+  void do_matmul_quantized(Tensor y, const Tensor& x, const QuantMatrix& w) override {
+    cpu::matmul_quantized(y, x, w, quant_isa_, quant_scratch_);
   }
   void do_axpy(Tensor y, const Tensor& x, float alpha) override { cpu::axpy(y, x, alpha); }
   void do_scale(Tensor x, float alpha) override { cpu::scale(x, alpha); }
@@ -118,6 +124,10 @@ class CpuBackend final : public Backend {
  private:
   // The angles' cos/sin by position, computed once for all of a run's RoPE calls.
   cpu::RopeTable rope_table_;
+  // The quantised matmul's kernel, chosen once (SMOL_CPU_ISA may ask for a lesser one), and its
+  // activation blocks, kept between calls so decoding allocates nothing per token.
+  cpu::QuantIsa quant_isa_ = cpu::detect_quant_isa();
+  std::vector<cpu::ActBlock> quant_scratch_;
 };
 
 }  // namespace
