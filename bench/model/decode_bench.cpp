@@ -6,7 +6,9 @@
 //               all sequences together, the weight bytes each step reads, and
 //               tokens/s × bytes/token as a share of the bandwidth
 // Timings: best of --repeats runs. With --profile, decode's time by op (OpTimer).
-//   decode_bench [--model GGUF] [--steps N] [--repeats N] [--profile]
+// With --kernels instead: the quantised matmul's two methods against dense sgemm, by T.
+//   decode_bench [--model GGUF] [--steps N] [--repeats N] [--profile] [--kernels]
+#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -20,6 +22,7 @@
 #include "common/error.h"
 #include "io/model_loader.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/cpu_quant_matmul.h"
 #include "model/llama_model.h"
 #include "op_timer.h"
 
@@ -38,19 +41,20 @@ std::vector<int32_t> tokens(size_t n, uint32_t salt) {
 }
 
 // Streaming read bandwidth, bytes/s: a reduction over a buffer far larger than the caches.
+// Integer sums, so the compiler vectorises the loop (a float sum would be a serial chain).
 double read_bandwidth() {
-  const size_t n = (size_t{512} << 20) / sizeof(float);
-  std::vector<float> buffer(n);
+  const size_t n = (size_t{512} << 20) / sizeof(uint32_t);
+  std::vector<uint32_t> buffer(n);
 #pragma omp parallel for schedule(static)
-  for (size_t i = 0; i < n; ++i) buffer[i] = static_cast<float>(i & 7);
+  for (size_t i = 0; i < n; ++i) buffer[i] = static_cast<uint32_t>(i & 7);
   double best = 0;
-  volatile float sink = 0;
+  volatile uint32_t sink = 0;
   for (int pass = 0; pass < 5; ++pass) {
     const auto t = Clock::now();
-    float sum = 0;
+    uint32_t sum = 0;
 #pragma omp parallel for schedule(static) reduction(+ : sum)
     for (size_t i = 0; i < n; ++i) sum += buffer[i];
-    best = std::max(best, n * sizeof(float) / since(t));
+    best = std::max(best, n * sizeof(uint32_t) / since(t));
     sink = sink + sum;
   }
   return best;
@@ -72,10 +76,54 @@ double weight_bytes(const smol::LoadedModel& m) {
   return bytes;
 }
 
+// --kernels: one matmul of SmolLM2's shapes, by rows of x: the int8 kernel, the
+// dequantise-tile + sgemm path, and sgemm on a dense fp32 copy (ms per call, best of 5).
+void kernel_table(const smol::LoadedModel& m) {
+  using smol::cpu::QuantIsa;
+  const QuantIsa isa = smol::cpu::detect_quant_isa();
+  std::printf("kernel: %s\n| %-34s | %5s | %9s | %9s | %9s |\n", smol::cpu::quant_isa_name(isa),
+              "matrix", "T", "int8 ms", "deq+sgemm", "fp32 sgemm");
+  for (const char* name : {"model.layers.0.mlp.up_proj.weight",
+                           "model.layers.0.mlp.down_proj.weight", "model.embed_tokens.weight"}) {
+    const smol::QuantizedHostTensor& q = m.quantized.at(name);
+    const smol::QuantMatrix w = q.matrix();
+    std::vector<float> dense(static_cast<size_t>(w.rows * w.cols));
+    for (int64_t r = 0; r < w.rows; ++r)
+      smol::dequantize_quant_row(w.format, w.row(r), dense.data() + r * w.cols, w.cols);
+    std::vector<smol::cpu::ActBlock> scratch;
+    for (int64_t T : {1, 4, 16, 32, 43, 64, 128, 512}) {
+      std::vector<float> x(static_cast<size_t>(T * w.cols), 0.5f),
+          y(static_cast<size_t>(T * w.rows));
+      for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 7919) % 113) / 50 - 1;
+      auto best_ms = [&](auto&& f) {
+        double best = 1e30;
+        for (int r = 0; r < 5; ++r) {
+          const auto t = Clock::now();
+          f();
+          best = std::min(best, since(t) * 1e3);
+        }
+        return best;
+      };
+      const double int8 = best_ms(
+          [&] { smol::cpu::matmul_quantized_int8(y.data(), x.data(), T, w, isa, scratch); });
+      const double deq =
+          best_ms([&] { smol::cpu::matmul_quantized_via_sgemm(y.data(), x.data(), T, w); });
+      const double f32 = best_ms([&] {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(T),
+                    static_cast<int>(w.rows), static_cast<int>(w.cols), 1.0f, x.data(),
+                    static_cast<int>(w.cols), dense.data(), static_cast<int>(w.cols), 0.0f,
+                    y.data(), static_cast<int>(w.rows));
+      });
+      std::printf("| %-34s | %5lld | %9.3f | %9.3f | %9.3f |\n", name, static_cast<long long>(T),
+                  int8, deq, f32);
+    }
+  }
+}
+
 struct Options {
   std::string model = std::string(SMOL_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
   int steps = 32, repeats = 3;
-  bool profile = false;
+  bool profile = false, kernels = false;
 };
 
 void run(const Options& o, bool quantized, double bandwidth) {
@@ -149,12 +197,19 @@ int main(int argc, char** argv) try {
       o.repeats = std::max(1, std::atoi(argv[++i]));
     else if (!std::strcmp(argv[i], "--profile"))
       o.profile = true;
+    else if (!std::strcmp(argv[i], "--kernels"))
+      o.kernels = true;
     else
-      smol::throw_error("unknown argument '", argv[i],
-                        "' (decode_bench [--model GGUF] [--steps N] [--repeats N] [--profile])");
+      smol::throw_error(
+          "unknown argument '", argv[i],
+          "' (decode_bench [--model GGUF] [--steps N] [--repeats N] [--profile] [--kernels])");
   }
   SMOL_CHECK(std::ifstream(o.model).good(), o.model,
              ": no such model (scripts/fetch-model.sh fetches the Q4_1 SmolLM2 GGUF)");
+  if (o.kernels) {
+    kernel_table(smol::load_model(o.model, smol::LoadOptions{true}));
+    return 0;
+  }
   const double bandwidth = read_bandwidth();
   std::printf("decode_bench: %s, %d OpenMP threads, best of %d runs, %d decode steps\n",
               o.model.c_str(), omp_get_max_threads(), o.repeats, o.steps);

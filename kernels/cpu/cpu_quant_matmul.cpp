@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "common/error.h"
@@ -63,6 +64,20 @@ QuantRowsKernel quant_rows_kernel(QuantIsa isa) {
   return quant_rows_generic;
 }
 
+namespace {
+
+// Round to nearest, ties to even, for |v| ≤ 2^22 (here |v| ≤ 127): adding 1.5·2^23 leaves the
+// integer in the low mantissa bits (ggml's nearest_int). Inline and vectorisable, where
+// std::nearbyint is a libm call on baseline x86-64.
+inline int32_t round_to_int(float v) {
+  float shifted = v + 12582912.0f;
+  int32_t bits;
+  std::memcpy(&bits, &shifted, 4);
+  return (bits & 0x007FFFFF) - 0x00400000;
+}
+
+}  // namespace
+
 void quantize_activations(const float* x, int64_t T, int64_t K, std::vector<ActBlock>& out) {
   const int64_t row_blocks = K / 32;
   if (static_cast<int64_t>(out.size()) < T * row_blocks)
@@ -77,7 +92,7 @@ void quantize_activations(const float* x, int64_t T, int64_t K, std::vector<ActB
     const float id = d > 0.0f ? 1.0f / d : 0.0f;
     int32_t sum = 0;
     for (int j = 0; j < 32; ++j) {
-      const int32_t q = static_cast<int32_t>(std::nearbyint(v[j] * id));
+      const int32_t q = round_to_int(v[j] * id);
       b.qs[j] = static_cast<int8_t>(q);
       sum += q;
     }
@@ -87,11 +102,9 @@ void quantize_activations(const float* x, int64_t T, int64_t K, std::vector<ActB
   }
 }
 
-namespace {
-
 // y [T, N] = x [T, K] · Wᵀ through fp32: tiles of W's rows are dequantised (OpenMP) and
 // multiplied by sgemm, so the fp32 copy never exceeds one tile.
-void matmul_dequantized_tiles(float* y, const float* x, int64_t T, const QuantMatrix& w) {
+void matmul_quantized_via_sgemm(float* y, const float* x, int64_t T, const QuantMatrix& w) {
   const int64_t K = w.cols, N = w.rows;
   const int64_t tile = std::max<int64_t>(64, (int64_t{1} << 18) / K);  // ≈ 1 MB of fp32
   std::vector<float> scratch(static_cast<size_t>(std::min(tile, N) * K));
@@ -106,18 +119,11 @@ void matmul_dequantized_tiles(float* y, const float* x, int64_t T, const QuantMa
   }
 }
 
-}  // namespace
-
-void matmul_quantized(Tensor y, const Tensor& x, const QuantMatrix& w, QuantIsa isa,
-                      std::vector<ActBlock>& scratch) {
-  const int64_t T = x.shape.rows(), K = w.cols, N = w.rows;
-  if (T == 0 || N == 0) return;
-  float* out = y.as<float>();
-  if (T >= kQuantSgemmMinRows) {
-    matmul_dequantized_tiles(out, x.as<float>(), T, w);
-    return;
-  }
-  quantize_activations(x.as<float>(), T, K, scratch);
+void matmul_quantized_int8(float* y, const float* x, int64_t T, const QuantMatrix& w, QuantIsa isa,
+                           std::vector<ActBlock>& scratch) {
+  const int64_t K = w.cols, N = w.rows;
+  float* out = y;
+  quantize_activations(x, T, K, scratch);
   const ActBlock* xq = scratch.data();
   const QuantRowsKernel kernel = quant_rows_kernel(isa);
   // Chunks of output rows: enough to balance two to a few dozen threads, big enough that a chunk
@@ -127,6 +133,16 @@ void matmul_quantized(Tensor y, const Tensor& x, const QuantMatrix& w, QuantIsa 
 #pragma omp parallel for schedule(static) if (N * K * T >= (1 << 15))
   for (int64_t c = 0; c < chunks; ++c)
     kernel(w, xq, T, c * kChunkRows, std::min(N, (c + 1) * kChunkRows), out, N);
+}
+
+void matmul_quantized(Tensor y, const Tensor& x, const QuantMatrix& w, QuantIsa isa,
+                      std::vector<ActBlock>& scratch) {
+  const int64_t T = x.shape.rows();
+  if (T == 0 || w.rows == 0) return;
+  if (T >= kQuantSgemmMinRows)
+    matmul_quantized_via_sgemm(y.as<float>(), x.as<float>(), T, w);
+  else
+    matmul_quantized_int8(y.as<float>(), x.as<float>(), T, w, isa, scratch);
 }
 
 }  // namespace smol::cpu

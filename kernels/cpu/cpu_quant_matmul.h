@@ -40,7 +40,7 @@ struct ActBlock {
 };
 
 // x rows → activation blocks, [T][K / 32], into `out` (resized). Scalar code shared by every
-// kernel, so all of them see the same int8 values: q = nearbyint(x / d) (ties to even).
+// kernel, so all of them see the same int8 values: q = round(x · (1/d)), ties to even.
 void quantize_activations(const float* x, int64_t T, int64_t K, std::vector<ActBlock>& out);
 
 // Rows [n0, n1) of y (leading dimension ldy) for all T rows of the quantised x: the kernels.
@@ -51,7 +51,14 @@ QuantRowsKernel quant_rows_kernel(QuantIsa isa);
 // From this many rows of x on, the op dequantises tiles of W to fp32 and runs sgemm instead
 // (docs/cpu-speed.md "Quantised inference": the int8 kernel is memory-bound at small T, sgemm
 // compute-bound at large T).
-constexpr int64_t kQuantSgemmMinRows = 64;
+constexpr int64_t kQuantSgemmMinRows = 128;
+
+// The two methods (the op picks by T; bench/model/decode_bench --kernels times both):
+// int8 activations and the kernel above, OpenMP over chunks of output rows …
+void matmul_quantized_int8(float* y, const float* x, int64_t T, const QuantMatrix& w, QuantIsa isa,
+                           std::vector<ActBlock>& scratch);
+// … or tiles of W dequantised to fp32 (≈ 1 MB each) multiplied by sgemm.
+void matmul_quantized_via_sgemm(float* y, const float* x, int64_t T, const QuantMatrix& w);
 
 // The op: y = x · Wᵀ. scratch holds the activation blocks between calls (no per-token
 // allocation).

@@ -18,16 +18,18 @@ void block_fma(const int32_t* w, const int8_t* x, float scale, float* acc) {
   }
 }
 
-// The SIMD kernels' horizontal sum: (l0+l4 + l2+l6) + (l1+l5 + l3+l7).
-float lanes_sum(const float* acc) {
-  const float s0 = acc[0] + acc[4], s1 = acc[1] + acc[5], s2 = acc[2] + acc[6],
-              s3 = acc[3] + acc[7];
+// The SIMD kernels' final sum of the two accumulators (even and odd blocks) and horizontal
+// sum: lanes l = acc0[l] + acc1[l], then (l0+l4 + l2+l6) + (l1+l5 + l3+l7).
+float lanes_sum(const float (&acc)[2][8]) {
+  float l[8];
+  for (int i = 0; i < 8; ++i) l[i] = acc[0][i] + acc[1][i];
+  const float s0 = l[0] + l[4], s1 = l[1] + l[5], s2 = l[2] + l[6], s3 = l[3] + l[7];
   return (s0 + s2) + (s1 + s3);
 }
 
 float row_dot(const QuantMatrix& w, int64_t n, const ActBlock* x) {
-  float acc[8] = {};
-  float summs = 0.0f;
+  float acc[2][8] = {};     // even / odd blocks (Q4_K: low / high-nibble sub-blocks)
+  float summs[2] = {0, 0};  // likewise
   int32_t q[32];
   const uint8_t* row = w.row(n);
   switch (w.format) {
@@ -37,7 +39,7 @@ float row_dot(const QuantMatrix& w, int64_t n, const ActBlock* x) {
         BlockQ8_0 blk;
         std::memcpy(&blk, b + i, sizeof blk);
         for (int j = 0; j < 32; ++j) q[j] = blk.qs[j];
-        block_fma(q, x[i].qs, half_bits_to_float(blk.d) * x[i].d, acc);
+        block_fma(q, x[i].qs, half_bits_to_float(blk.d) * x[i].d, acc[i & 1]);
       }
       return lanes_sum(acc);
     }
@@ -50,7 +52,7 @@ float row_dot(const QuantMatrix& w, int64_t n, const ActBlock* x) {
           q[j] = (blk.qs[j] & 0xF) - 8;
           q[j + 16] = (blk.qs[j] >> 4) - 8;
         }
-        block_fma(q, x[i].qs, half_bits_to_float(blk.d) * x[i].d, acc);
+        block_fma(q, x[i].qs, half_bits_to_float(blk.d) * x[i].d, acc[i & 1]);
       }
       return lanes_sum(acc);
     }
@@ -63,10 +65,10 @@ float row_dot(const QuantMatrix& w, int64_t n, const ActBlock* x) {
           q[j] = blk.qs[j] & 0xF;
           q[j + 16] = blk.qs[j] >> 4;
         }
-        block_fma(q, x[i].qs, half_bits_to_float(blk.d) * x[i].d, acc);
-        summs = std::fma(half_bits_to_float(blk.m), x[i].s, summs);  // Σ m·x = m·d·Σq
+        block_fma(q, x[i].qs, half_bits_to_float(blk.d) * x[i].d, acc[i & 1]);
+        summs[i & 1] = std::fma(half_bits_to_float(blk.m), x[i].s, summs[i & 1]);  // m·d·Σq
       }
-      return lanes_sum(acc) + summs;
+      return lanes_sum(acc) + (summs[0] + summs[1]);
     }
     case QuantFormat::Q4_K: {
       const auto* b = reinterpret_cast<const BlockQ4_K*>(row);
@@ -80,11 +82,11 @@ float row_dot(const QuantMatrix& w, int64_t n, const ActBlock* x) {
           q4_k_scale_min(sub, blk.scales, &sc, &m);
           const uint8_t* qs = blk.qs + 32 * (sub / 2);
           for (int j = 0; j < 32; ++j) q[j] = sub % 2 == 0 ? (qs[j] & 0xF) : (qs[j] >> 4);
-          block_fma(q, xs[sub].qs, (d * static_cast<float>(sc)) * xs[sub].d, acc);
-          summs = std::fma(dmin * static_cast<float>(m), xs[sub].s, summs);
+          block_fma(q, xs[sub].qs, (d * static_cast<float>(sc)) * xs[sub].d, acc[sub & 1]);
+          summs[sub & 1] = std::fma(dmin * static_cast<float>(m), xs[sub].s, summs[sub & 1]);
         }
       }
-      return lanes_sum(acc) - summs;
+      return lanes_sum(acc) - (summs[0] + summs[1]);
     }
   }
   return 0.0f;
