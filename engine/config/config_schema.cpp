@@ -301,9 +301,10 @@ ConfigSection model_section() {
                                "weights are loaded once into the backend's arenas",
                                "HF from_pretrained argument"));
   s.keys.push_back(ignored_key("torch_dtype", ConfigType::String, kPrecision, "HF load dtype"));
-  s.keys.push_back(ignored_key("quantization", ConfigType::Map,
-                               "no quantised training: GGUF weights are dequantised at load",
-                               "bitsandbytes settings"));
+  s.keys.push_back(
+      ignored_key("quantization", ConfigType::Map,
+                  "no quantised training; quantised inference is model.weights_in_memory",
+                  "bitsandbytes settings"));
   return s;
 }
 
