@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "io/dequantize.h"
+#include "model/sampling.h"
 #include "model_test_util.h"
 
 namespace smol::test {
@@ -172,7 +173,9 @@ bool check_position(const float* got, const float* want, int64_t V, const std::s
   EXPECT_LT(worst, bound) << where;
   const auto [top, margin] = top_and_margin(want, V);
   const int32_t got_top = argmax_token(got, V);
-  if (margin > 2 * bound) EXPECT_EQ(got_top, top) << where << " (fp32 margin " << margin << ")";
+  if (margin > 2 * bound) {
+    EXPECT_EQ(got_top, top) << where << " (fp32 margin " << margin << ")";
+  }
   return got_top == top;
 }
 
