@@ -189,6 +189,12 @@ class Backend {
     return false;
   }
   void matmul_quantized(Tensor y, const Tensor& x, const QuantMatrix& w);
+  // Several matrices that read the same x (a layer's q, k, v; gate, up): ys[i] = x · ws[i]ᵀ,
+  // exactly the single calls' results, with x quantised once and one parallel pass over all
+  // the rows (one synchronisation instead of one per matrix). At most kMaxQuantGroup matrices.
+  static constexpr size_t kMaxQuantGroup = 8;
+  void matmul_quantized(std::span<const Tensor> ys, const Tensor& x,
+                        std::span<const QuantMatrix> ws);
   // y += alpha * x (same shape).
   void axpy(Tensor y, const Tensor& x, float alpha);
   void scale(Tensor x, float alpha);
@@ -300,7 +306,8 @@ class Backend {
   virtual void do_matmul(Tensor c, const Tensor& a, const Tensor& b, Transpose ta, Transpose tb,
                          float alpha, float beta) = 0;
   // Default: throws (no backend reaches it: supports_quantized() is false unless overridden).
-  virtual void do_matmul_quantized(Tensor y, const Tensor& x, const QuantMatrix& w);
+  virtual void do_matmul_quantized(std::span<const Tensor> ys, const Tensor& x,
+                                   std::span<const QuantMatrix> ws);
   virtual void do_axpy(Tensor y, const Tensor& x, float alpha) = 0;
   virtual void do_scale(Tensor x, float alpha) = 0;
   virtual void do_embedding_forward(Tensor out, const Tensor& ids, const Tensor& table) = 0;

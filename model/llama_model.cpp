@@ -157,12 +157,31 @@ struct LlamaModel::Impl {
   }
 
   // ---- forward ------------------------------------------------------------------------------
-  void project(size_t l, Projection p, Tensor y, const Tensor& x, bool dropout, uint64_t seed) {
+  // base_done: y already holds x·Wᵀ (a group's quantised base matmuls ran together).
+  void project(size_t l, Projection p, Tensor y, const Tensor& x, bool dropout, uint64_t seed,
+               bool base_done = false) {
     const LoraLinear& linear = weights.layers[l][p];
     Tensor u;
     if (linear.has_lora())
       u = leading(acts.layer(l).lora_low[static_cast<int>(p)], Shape{x.shape[0], linear.rank()});
-    lora_linear_forward(backend, linear, y, x, u, acts.lora, dropout, dropout_seed(seed, l, p));
+    if (base_done)
+      lora_adapter_forward(backend, linear, y, x, u, acts.lora, dropout, dropout_seed(seed, l, p));
+    else
+      lora_linear_forward(backend, linear, y, x, u, acts.lora, dropout, dropout_seed(seed, l, p));
+  }
+
+  // When every projection of a group is held quantised: their base matmuls as one
+  // matmul_quantized call (x quantised once, one parallel pass). Returns whether it ran.
+  bool quantized_group_base(size_t l, const std::vector<Projection>& projections,
+                            std::span<const Tensor> ys, const Tensor& x) {
+    std::array<QuantMatrix, 3> ws;
+    for (size_t i = 0; i < projections.size(); ++i) {
+      ws[i] = weights.layers[l][projections[i]].quant;
+      if (ws[i].empty()) return false;
+    }
+    backend.matmul_quantized(ys.first(projections.size()), x,
+                             std::span<const QuantMatrix>(ws.data(), projections.size()));
+    return true;
   }
 
   // ---- grouped LoRA (docs/design.md §2.7) ----------------------------------------------------
@@ -190,15 +209,17 @@ struct LlamaModel::Impl {
   void project_group(size_t l, LoraGroupId g, std::span<const Tensor> ys, const Tensor& x,
                      bool dropout, uint64_t seed) {
     const std::vector<Projection> projections = lora_group_projections(g);
+    const bool base_done = quantized_group_base(l, projections, ys, x);
     if (!grouped(l, g, dropout)) {
       for (size_t i = 0; i < projections.size(); ++i)
-        project(l, projections[i], ys[i], x, dropout, seed);
+        project(l, projections[i], ys[i], x, dropout, seed, base_done);
       return;
     }
     const LlamaLayerWeights& w = weights.layers[l];
     const LoraGroup& group = w.group(g);
-    for (size_t i = 0; i < projections.size(); ++i)
-      linear_base_forward(backend, w[projections[i]], ys[i], x);
+    if (!base_done)
+      for (size_t i = 0; i < projections.size(); ++i)
+        linear_base_forward(backend, w[projections[i]], ys[i], x);
     const Tensor ut = group_low(l, group, x.shape[0]);
     backend.matmul(ut, group.A, x, Transpose::No, Transpose::Yes);
     int64_t row = 0;

@@ -28,6 +28,12 @@ void lora_linear_forward(Backend& backend, const LoraLinear& layer, Tensor y, co
                          Tensor lora_low, LoraScratch& scratch, bool apply_dropout,
                          uint64_t dropout_seed) {
   linear_base_forward(backend, layer, y, x);
+  lora_adapter_forward(backend, layer, y, x, lora_low, scratch, apply_dropout, dropout_seed);
+}
+
+void lora_adapter_forward(Backend& backend, const LoraLinear& layer, Tensor y, const Tensor& x,
+                          Tensor lora_low, LoraScratch& scratch, bool apply_dropout,
+                          uint64_t dropout_seed) {
   if (!layer.has_lora()) return;
   const Tensor input = dropped_input(backend, layer, x, scratch, apply_dropout, dropout_seed);
   backend.matmul(lora_low, input, layer.lora_A, Transpose::No, Transpose::Yes);  // u = drop(x)·Aᵀ

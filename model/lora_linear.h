@@ -40,6 +40,12 @@ struct LoraScratch {
 // y [T, out] = x [T, in]·Wᵀ, the base matmul alone (dense or quantised W).
 void linear_base_forward(Backend& backend, const LoraLinear& layer, Tensor y, const Tensor& x);
 
+// y [T, out] += s·(drop(x)·Aᵀ)·Bᵀ, the adapter alone (nothing without one), for a caller that
+// ran the base matmul itself (several quantised projections in one call). Arguments as below.
+void lora_adapter_forward(Backend& backend, const LoraLinear& layer, Tensor y, const Tensor& x,
+                          Tensor lora_low, LoraScratch& scratch, bool apply_dropout,
+                          uint64_t dropout_seed);
+
 // y [T, out] = x [T, in]·Wᵀ + s·(drop(x)·Aᵀ)·Bᵀ. `lora_low` [T, r] receives u = drop(x)·Aᵀ
 // (kept by the caller for the backward). dropout_seed is used only when apply_dropout.
 void lora_linear_forward(Backend& backend, const LoraLinear& layer, Tensor y, const Tensor& x,

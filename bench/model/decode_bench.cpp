@@ -104,8 +104,11 @@ void kernel_table(const smol::LoadedModel& m) {
         }
         return best;
       };
-      const double int8 = best_ms(
-          [&] { smol::cpu::matmul_quantized_int8(y.data(), x.data(), T, w, isa, scratch); });
+      const double int8 = best_ms([&] {
+        float* out = y.data();
+        smol::cpu::matmul_quantized_int8(std::span<float* const>(&out, 1), x.data(), T,
+                                         std::span<const smol::QuantMatrix>(&w, 1), isa, scratch);
+      });
       const double deq =
           best_ms([&] { smol::cpu::matmul_quantized_via_sgemm(y.data(), x.data(), T, w); });
       const double f32 = best_ms([&] {

@@ -48,8 +48,9 @@ class CpuBackend final : public Backend {
                  float alpha, float beta) override {
     cpu::matmul(c, a, b, ta, tb, alpha, beta);
   }
-  void do_matmul_quantized(Tensor y, const Tensor& x, const QuantMatrix& w) override {
-    cpu::matmul_quantized(y, x, w, quant_isa_, quant_scratch_);
+  void do_matmul_quantized(std::span<const Tensor> ys, const Tensor& x,
+                           std::span<const QuantMatrix> ws) override {
+    cpu::matmul_quantized(ys, x, ws, quant_isa_, quant_scratch_);
   }
   void do_axpy(Tensor y, const Tensor& x, float alpha) override { cpu::axpy(y, x, alpha); }
   void do_scale(Tensor x, float alpha) override { cpu::scale(x, alpha); }

@@ -119,30 +119,46 @@ void matmul_quantized_via_sgemm(float* y, const float* x, int64_t T, const Quant
   }
 }
 
-void matmul_quantized_int8(float* y, const float* x, int64_t T, const QuantMatrix& w, QuantIsa isa,
+void matmul_quantized_int8(std::span<float* const> ys, const float* x, int64_t T,
+                           std::span<const QuantMatrix> ws, QuantIsa isa,
                            std::vector<ActBlock>& scratch) {
-  const int64_t K = w.cols, N = w.rows;
-  float* out = y;
-  quantize_activations(x, T, K, scratch);
+  quantize_activations(x, T, ws.front().cols, scratch);
   const ActBlock* xq = scratch.data();
   const QuantRowsKernel kernel = quant_rows_kernel(isa);
-  // Chunks of output rows: enough to balance two to a few dozen threads, big enough that a chunk
-  // streams several KB of weights between scheduling decisions.
+  // Chunks of output rows over all the matrices: enough to balance two to a few dozen threads,
+  // big enough that a chunk streams several KB of weights between scheduling decisions.
   constexpr int64_t kChunkRows = 32;
-  const int64_t chunks = (N + kChunkRows - 1) / kChunkRows;
-#pragma omp parallel for schedule(static) if (N * K * T >= (1 << 15))
-  for (int64_t c = 0; c < chunks; ++c)
-    kernel(w, xq, T, c * kChunkRows, std::min(N, (c + 1) * kChunkRows), out, N);
+  constexpr size_t kMax = 8;
+  SMOL_CHECK(ws.size() <= kMax, "matmul_quantized: at most ", kMax, " matrices per call");
+  int64_t first_chunk[kMax + 1] = {0};
+  int64_t work = 0;
+  for (size_t i = 0; i < ws.size(); ++i) {
+    first_chunk[i + 1] = first_chunk[i] + (ws[i].rows + kChunkRows - 1) / kChunkRows;
+    work += ws[i].rows * ws[i].cols * T;
+  }
+  const int64_t chunks = first_chunk[ws.size()];
+#pragma omp parallel for schedule(static) if (work >= (1 << 15))
+  for (int64_t c = 0; c < chunks; ++c) {
+    size_t i = 0;
+    while (c >= first_chunk[i + 1]) ++i;
+    const int64_t n0 = (c - first_chunk[i]) * kChunkRows;
+    kernel(ws[i], xq, T, n0, std::min(ws[i].rows, n0 + kChunkRows), ys[i], ws[i].rows);
+  }
 }
 
-void matmul_quantized(Tensor y, const Tensor& x, const QuantMatrix& w, QuantIsa isa,
-                      std::vector<ActBlock>& scratch) {
+void matmul_quantized(std::span<const Tensor> ys, const Tensor& x, std::span<const QuantMatrix> ws,
+                      QuantIsa isa, std::vector<ActBlock>& scratch) {
   const int64_t T = x.shape.rows();
-  if (T == 0 || w.rows == 0) return;
-  if (T >= kQuantSgemmMinRows)
-    matmul_quantized_via_sgemm(y.as<float>(), x.as<float>(), T, w);
-  else
-    matmul_quantized_int8(y.as<float>(), x.as<float>(), T, w, isa, scratch);
+  if (T == 0) return;
+  if (T >= kQuantSgemmMinRows) {
+    for (size_t i = 0; i < ws.size(); ++i)
+      matmul_quantized_via_sgemm(ys[i].as<float>(), x.as<float>(), T, ws[i]);
+    return;
+  }
+  float* outs[8];
+  for (size_t i = 0; i < ys.size() && i < 8; ++i) outs[i] = ys[i].as<float>();
+  matmul_quantized_int8(std::span<float* const>(outs, ys.size()), x.as<float>(), T, ws, isa,
+                        scratch);
 }
 
 }  // namespace smol::cpu

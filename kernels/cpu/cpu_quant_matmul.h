@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "kernels/quant_matrix.h"
@@ -55,14 +56,16 @@ constexpr int64_t kQuantSgemmMinRows = 128;
 
 // The two methods (the op picks by T; bench/model/decode_bench --kernels times both):
 // int8 activations and the kernel above, OpenMP over chunks of output rows …
-void matmul_quantized_int8(float* y, const float* x, int64_t T, const QuantMatrix& w, QuantIsa isa,
+// Several matrices sharing x: x quantised once, one parallel loop over all their row chunks.
+void matmul_quantized_int8(std::span<float* const> ys, const float* x, int64_t T,
+                           std::span<const QuantMatrix> ws, QuantIsa isa,
                            std::vector<ActBlock>& scratch);
 // … or tiles of W dequantised to fp32 (≈ 1 MB each) multiplied by sgemm.
 void matmul_quantized_via_sgemm(float* y, const float* x, int64_t T, const QuantMatrix& w);
 
-// The op: y = x · Wᵀ. scratch holds the activation blocks between calls (no per-token
+// The op: ys[i] = x · ws[i]ᵀ. scratch holds the activation blocks between calls (no per-token
 // allocation).
-void matmul_quantized(Tensor y, const Tensor& x, const QuantMatrix& w, QuantIsa isa,
-                      std::vector<ActBlock>& scratch);
+void matmul_quantized(std::span<const Tensor> ys, const Tensor& x, std::span<const QuantMatrix> ws,
+                      QuantIsa isa, std::vector<ActBlock>& scratch);
 
 }  // namespace smol::cpu

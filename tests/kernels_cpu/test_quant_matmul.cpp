@@ -4,6 +4,7 @@
 // the op's contract.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -195,6 +196,32 @@ TEST(QuantMatmulOp, BackendOpMatchesKernelAndSgemmPathForManyRows) {
         ASSERT_NEAR(got[t * N + n], exact, 1e-5 * magnitude) << "t " << t << " n " << n;
       }
   }
+}
+
+TEST(QuantMatmulOp, GroupOfMatricesEqualsSingleCalls) {
+  Device dev;
+  const int64_t K = 256, T = 2;
+  const std::vector<uint8_t> q = random_blocks(QuantFormat::Q4_1, 70, K, 61),
+                             k = random_blocks(QuantFormat::Q8_0, 33, K, 62),
+                             v = random_blocks(QuantFormat::Q4_K, 5, K, 63);
+  const std::array<QuantMatrix, 3> ws{QuantMatrix{QuantFormat::Q4_1, 70, K, q.data()},
+                                      QuantMatrix{QuantFormat::Q8_0, 33, K, k.data()},
+                                      QuantMatrix{QuantFormat::Q4_K, 5, K, v.data()}};
+  const Tensor x = dev.f32(Shape{T, K}, random_activations(T, K, 64));
+  std::array<Tensor, 3> grouped, single;
+  for (size_t i = 0; i < 3; ++i) {
+    grouped[i] = dev.zeros(Shape{T, ws[i].rows});
+    single[i] = dev.zeros(Shape{T, ws[i].rows});
+    dev->matmul_quantized(single[i], x, ws[i]);
+  }
+  dev->matmul_quantized(grouped, x, ws);
+  for (size_t i = 0; i < 3; ++i) {
+    std::vector<float> a(static_cast<size_t>(T * ws[i].rows)), b(a.size());
+    dev->download(a.data(), grouped[i]);
+    dev->download(b.data(), single[i]);
+    EXPECT_EQ(a, b) << "matrix " << i;  // same int8 x, same kernel: equal bits
+  }
+  EXPECT_THROW(dev->matmul_quantized(std::span<const Tensor>(grouped.data(), 2), x, ws), Error);
 }
 
 TEST(QuantMatmulOp, ContractViolationsThrow) {
