@@ -24,18 +24,31 @@ std::vector<TokenRow> pad_rows(const std::vector<TokenRow>& rows, int64_t multip
   return padded;
 }
 
+bool supports_all_quantized(const Backend& backend, const QuantizedTensorMap& quantized) {
+  for (const auto& [name, q] : quantized)
+    if (!backend.supports_quantized(q.format)) return false;
+  return true;
+}
+
 BuiltModel build_model(Backend& backend, const RunConfig& config,
                        const std::vector<std::vector<TokenRow>>* gradient_batches) {
   BuiltModel built;
   LlamaConfig architecture;
   HostTensorMap weights;
+  QuantizedTensorMap quantized;  // model.weights_in_memory: quantized (docs/cpu-speed.md)
+  const bool keep_quantized = config.model.weights_in_memory == "quantized";
+  SMOL_CHECK(!keep_quantized || !config.model.random_init, config.path,
+             ": model.weights_in_memory: quantized keeps a GGUF file's quantised weights; "
+             "model.init: random has none");
   if (config.model.random_init) {
     architecture = config.model.architecture;
     built.weights_source = "random";
   } else {
-    LoadedModel loaded = load_model(config.model.name_or_path);
+    LoadedModel loaded = load_model(config.model.name_or_path, LoadOptions{keep_quantized});
+    if (!supports_all_quantized(backend, loaded.quantized)) dequantize_held(loaded);
     architecture = loaded.config;
     weights = std::move(loaded.weights);
+    quantized = std::move(loaded.quantized);
     built.weights_source = loaded.source;
   }
   // No tokenizer is loaded here: the model's own ids decide (engine/training_data.h).
@@ -46,9 +59,12 @@ BuiltModel build_model(Backend& backend, const RunConfig& config,
   const FrozenWeights frozen = config.training.cpu_precision == "bf16"
                                    ? FrozenWeights::BF16
                                    : FrozenWeights::ActivationDtype;
+  SMOL_CHECK(!full || quantized.empty(), config.path,
+             ": peft.method full trains the base weights; they cannot be held quantised "
+             "(model.weights_in_memory: fp32)");
   built.model = std::make_unique<LlamaModel>(
       backend, architecture, full ? TrainMode::Full : TrainMode::Lora,
-      full ? std::nullopt : std::optional<LoraSettings>(config.peft.lora), frozen);
+      full ? std::nullopt : std::optional<LoraSettings>(config.peft.lora), frozen, &quantized);
   if (config.model.random_init)
     built.model->init_random(config.model.seed.value_or(config.training.seed),
                              static_cast<float>(config.model.init_std));

@@ -27,6 +27,10 @@ struct BuiltModel {
 BuiltModel build_model(Backend& backend, const RunConfig& config,
                        const std::vector<std::vector<TokenRow>>* gradient_batches = nullptr);
 
+// Whether the backend has a quantised kernel for every tensor's format (else the caller
+// dequantises them: dequantize_held, io/model_loader.h).
+bool supports_all_quantized(const Backend& backend, const QuantizedTensorMap& quantized);
+
 // Right-pads every row to the longest row rounded up to `multiple`, with `pad_id` and label
 // −100 (docs/seed-behaviour.md §2.7). Rows without labels get all −100 labels.
 std::vector<TokenRow> pad_rows(const std::vector<TokenRow>& rows, int64_t multiple, int32_t pad_id);

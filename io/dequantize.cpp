@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "kernels/quant_blocks.h"
 
 namespace smol {
 namespace {
@@ -23,32 +24,16 @@ uint32_t load_u32(const uint8_t* p) {
 }
 
 // ---- 32-element blocks ------------------------------------------------------------------
-// Q8_0: d (fp16), qs[32] int8; x = qs[j]·d.
+// Q8_0, Q4_0, Q4_1 (and Q4_K below) decode through the block structs the quantised matmul
+// shares (kernels/quant_blocks.h): one definition of each layout.
 void block_q8_0(const uint8_t* b, float* y) {
-  const float d = fp16_to_fp32(load_u16(b));
-  const int8_t* qs = reinterpret_cast<const int8_t*>(b + 2);
-  for (int j = 0; j < 32; ++j) y[j] = qs[j] * d;
+  dequantize_block_at<BlockQ8_0>(b, y);
 }
-
-// Q4_0: d, qs[16]; low nibbles → elements 0..15, high nibbles → 16..31; x = (q − 8)·d.
 void block_q4_0(const uint8_t* b, float* y) {
-  const float d = fp16_to_fp32(load_u16(b));
-  const uint8_t* qs = b + 2;
-  for (int j = 0; j < 16; ++j) {
-    y[j] = ((qs[j] & 0x0F) - 8) * d;
-    y[j + 16] = ((qs[j] >> 4) - 8) * d;
-  }
+  dequantize_block_at<BlockQ4_0>(b, y);
 }
-
-// Q4_1: d, m, qs[16]; x = q·d + m.
 void block_q4_1(const uint8_t* b, float* y) {
-  const float d = fp16_to_fp32(load_u16(b));
-  const float m = fp16_to_fp32(load_u16(b + 2));
-  const uint8_t* qs = b + 4;
-  for (int j = 0; j < 16; ++j) {
-    y[j] = (qs[j] & 0x0F) * d + m;
-    y[j + 16] = (qs[j] >> 4) * d + m;
-  }
+  dequantize_block_at<BlockQ4_1>(b, y);
 }
 
 // Q5_0: d, qh (u32: bit j = 5th bit of element j), qs[16]; x = (q − 16)·d.
@@ -83,38 +68,8 @@ void block_q5_1(const uint8_t* b, float* y) {
 }
 
 // ---- 256-element super-blocks -----------------------------------------------------------
-// The 6-bit scale and min of sub-block j of Q4_K (ggml get_scale_min_k4).
-void scale_min_k4(int j, const uint8_t* q, uint8_t* d, uint8_t* m) {
-  if (j < 4) {
-    *d = q[j] & 63;
-    *m = q[j + 4] & 63;
-  } else {
-    *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-    *m = (q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4);
-  }
-}
-
-// Q4_K: d, dmin (fp16), scales[12], qs[128]; per 64 outputs: low nibbles with sub-block 2g,
-// high nibbles with 2g+1; x = d·sc·q − dmin·mn.
 void block_q4_k(const uint8_t* b, float* y) {
-  const float d = fp16_to_fp32(load_u16(b));
-  const float min = fp16_to_fp32(load_u16(b + 2));
-  const uint8_t* scales = b + 4;
-  const uint8_t* q = b + 16;
-  int is = 0;
-  uint8_t sc, m;
-  for (int j = 0; j < 256; j += 64) {
-    scale_min_k4(is + 0, scales, &sc, &m);
-    const float d1 = d * sc;
-    const float m1 = min * m;
-    scale_min_k4(is + 1, scales, &sc, &m);
-    const float d2 = d * sc;
-    const float m2 = min * m;
-    for (int l = 0; l < 32; ++l) *y++ = d1 * (q[l] & 0xF) - m1;
-    for (int l = 0; l < 32; ++l) *y++ = d2 * (q[l] >> 4) - m2;
-    q += 32;
-    is += 2;
-  }
+  dequantize_block_at<BlockQ4_K>(b, y);
 }
 
 // Q6_K: ql[128], qh[64], scales[16] int8, d (fp16); two halves of 128 values.
@@ -168,25 +123,7 @@ BlockDecoder block_decoder(GgmlType type) {
 }  // namespace
 
 float fp16_to_fp32(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
-  const uint32_t exponent = (h >> 10) & 0x1F;
-  uint32_t mantissa = h & 0x3FF;
-  uint32_t bits;
-  if (exponent == 0x1F) {
-    bits = sign | 0x7F800000u | (mantissa << 13);  // inf / NaN (payload kept)
-  } else if (exponent != 0) {
-    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);  // rebias 15 → 127
-  } else if (mantissa == 0) {
-    bits = sign;  // ±0
-  } else {
-    // Subnormal half: value = mantissa · 2^-24, exactly representable as a normal float.
-    const float magnitude = std::ldexp(static_cast<float>(mantissa), -24);
-    std::memcpy(&bits, &magnitude, 4);
-    bits |= sign;
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
+  return half_bits_to_float(h);
 }
 
 float bf16_to_fp32(uint16_t h) {

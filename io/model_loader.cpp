@@ -32,6 +32,7 @@ using nlohmann::json;
 int64_t LoadedModel::num_parameters() const {
   int64_t n = 0;
   for (const auto& [name, t] : weights) n += t.shape.numel();
+  for (const auto& [name, t] : quantized) n += t.shape.numel();
   return n;
 }
 
@@ -58,21 +59,22 @@ std::vector<std::pair<std::string, Shape>> expected_llama_tensors(const LlamaCon
 
 namespace {
 
-// Moves whole rows: dst row `to(r)` = src row r, per head of `rows / n_heads` rows.
-template <typename RowMap>
-std::vector<float> move_rows(const std::vector<float>& src, int64_t rows, int64_t cols,
-                             int64_t n_heads, RowMap to) {
+// Moves whole rows: dst row `to(r)` = src row r, per head of `rows / n_heads` rows. Rows of
+// `cols` elements of Elem: fp32 values, or the bytes of a quantised row (whole blocks).
+template <typename Elem, typename RowMap>
+std::vector<Elem> move_rows(const std::vector<Elem>& src, int64_t rows, int64_t cols,
+                            int64_t n_heads, RowMap to) {
   SMOL_CHECK(n_heads > 0 && rows % n_heads == 0 && (rows / n_heads) % 2 == 0, "cannot permute ",
              rows, " rows into ", n_heads, " heads of even size");
   SMOL_CHECK(static_cast<int64_t>(src.size()) == rows * cols, "permute: ", src.size(),
              " values for ", rows, " x ", cols);
   const int64_t head_size = rows / n_heads, half = head_size / 2;
-  std::vector<float> dst(src.size());
+  std::vector<Elem> dst(src.size());
   for (int64_t h = 0; h < n_heads; ++h)
     for (int64_t i = 0; i < half; ++i)
       for (int64_t j = 0; j < 2; ++j) {
         const auto [from, into] = to(h * head_size, i, j, half);
-        std::memcpy(&dst[into * cols], &src[from * cols], cols * sizeof(float));
+        std::memcpy(&dst[into * cols], &src[from * cols], cols * sizeof(Elem));
       }
   return dst;
 }
@@ -194,7 +196,23 @@ LlamaConfig llama_config_from_gguf(const GgufFile& g) {
   return c;
 }
 
-LoadedModel load_gguf(const std::string& path) {
+// The quantised matmul's format for a ggml type it has kernels for.
+std::optional<QuantFormat> quant_format_of(GgmlType type) {
+  switch (type) {
+    case GgmlType::Q8_0:
+      return QuantFormat::Q8_0;
+    case GgmlType::Q4_0:
+      return QuantFormat::Q4_0;
+    case GgmlType::Q4_1:
+      return QuantFormat::Q4_1;
+    case GgmlType::Q4_K:
+      return QuantFormat::Q4_K;
+    default:
+      return std::nullopt;
+  }
+}
+
+LoadedModel load_gguf(const std::string& path, const LoadOptions& options) {
   const GgufFile g = GgufFile::open(path);
   LoadedModel m;
   m.source = path;
@@ -223,6 +241,33 @@ LoadedModel load_gguf(const std::string& path) {
   }
   check_complete(path, m.config, m.weights);
 
+  // With keep_quantized, supported block formats of the matmul weights stay as they are: their
+  // blocks are copied out of the mapped file and leave `weights` (docs/cpu-speed.md).
+  if (options.keep_quantized) {
+    std::vector<const GgufTensorInfo*> rest_infos;
+    std::vector<HostTensor*> rest_targets;
+    for (size_t i = 0; i < infos.size(); ++i) {
+      const std::string hf_name = hf_name_from_gguf(infos[i]->name);
+      const std::optional<QuantFormat> format = quant_format_of(infos[i]->type);
+      if (!format || !quantizable_weight_name(hf_name) || targets[i]->shape.rank != 2 ||
+          targets[i]->shape[1] % quant_format_traits(*format).block_elems != 0) {
+        rest_infos.push_back(infos[i]);
+        rest_targets.push_back(targets[i]);
+        continue;
+      }
+      QuantizedHostTensor q;
+      q.shape = targets[i]->shape;
+      q.format = *format;
+      const size_t bytes = static_cast<size_t>(q.matrix().bytes());
+      const uint8_t* data = infos[i]->data;
+      q.blocks.assign(data, data + bytes);
+      m.weights.erase(hf_name);
+      m.quantized.emplace(hf_name, std::move(q));
+    }
+    infos = std::move(rest_infos);
+    targets = std::move(rest_targets);
+  }
+
   // One parallel region over tensors (not one per tensor over rows): with a few hundred
   // tensors, per-tensor regions spend their time in OpenMP barriers when the cores are busy.
   std::exception_ptr failure;
@@ -243,7 +288,18 @@ LoadedModel load_gguf(const std::string& path) {
     for (const auto& [proj, heads] :
          {std::pair<const char*, int64_t>{"q_proj", m.config.num_attention_heads},
           std::pair<const char*, int64_t>{"k_proj", m.config.num_key_value_heads}}) {
-      HostTensor& t = m.weights.at(prefix + proj + ".weight");
+      const std::string name = prefix + proj + ".weight";
+      if (auto held = m.quantized.find(name); held != m.quantized.end()) {
+        // Whole rows are whole blocks: the same row permutation, on each row's bytes.
+        QuantizedHostTensor& q = held->second;
+        q.blocks =
+            move_rows(q.blocks, q.shape[0], q.matrix().row_bytes(), heads,
+                      [](int64_t base, int64_t i, int64_t j, int64_t half) {
+                        return std::pair<int64_t, int64_t>{base + 2 * i + j, base + half * j + i};
+                      });
+        continue;
+      }
+      HostTensor& t = m.weights.at(name);
       t.data = unpermute_rows_gguf_to_hf(t.data, t.shape[0], t.shape[1], heads);
     }
   }
@@ -374,7 +430,7 @@ std::vector<float> permute_rows_hf_to_gguf(const std::vector<float>& hf_rows, in
 
 namespace {
 
-LoadedModel load_model_unchecked(const std::string& path_or_hub_name) {
+LoadedModel load_model_unchecked(const std::string& path_or_hub_name, const LoadOptions& options) {
   const fs::path path(path_or_hub_name);
   std::error_code ec;
   if (fs::exists(path, ec)) {
@@ -389,7 +445,7 @@ LoadedModel load_model_unchecked(const std::string& path_or_hub_name) {
     require_regular_file(path_or_hub_name, "model file");
     SMOL_CHECK(path.extension() == ".gguf" || has_gguf_magic(path), path_or_hub_name,
                ": not a GGUF file (no 'GGUF' magic) and not a model directory");
-    return load_gguf(path_or_hub_name);
+    return load_gguf(path_or_hub_name, options);
   }
   if (looks_like_hub_repo_id(path_or_hub_name)) {
     if (std::optional<std::string> snapshot = resolve_hf_snapshot(path_or_hub_name))
@@ -439,10 +495,56 @@ void check_weights_finite(const HostTensorMap& weights, const std::string& sourc
   }
 }
 
-LoadedModel load_model(const std::string& path_or_hub_name) {
-  LoadedModel model = load_model_unchecked(path_or_hub_name);
+LoadedModel load_model(const std::string& path_or_hub_name, const LoadOptions& options) {
+  LoadedModel model = load_model_unchecked(path_or_hub_name, options);
   check_weights_finite(model.weights, model.source);
+  check_weights_finite(model.quantized, model.source);
   return model;
+}
+
+void check_weights_finite(const QuantizedTensorMap& weights, const std::string& source) {
+  // Row by row through the fp32 decoding (a non-finite fp16 scale or min shows in its block).
+  for (const auto& [name, q] : weights) {
+    const QuantMatrix w = q.matrix();
+    std::vector<float> row(static_cast<size_t>(w.cols));
+    for (int64_t r = 0; r < w.rows; ++r) {
+      dequantize_quant_row(w.format, w.row(r), row.data(), w.cols);
+      const size_t at = first_non_finite(row.data(), row.size());
+      if (at == row.size()) continue;
+      throw_error(source, ": tensor '", name, "' (", quant_format_traits(w.format).name, " ",
+                  q.shape.str(), ") holds ", row[at], " at [", r, ", ", at,
+                  "]; refusing to load non-finite weights (a corrupted or badly converted file)");
+    }
+  }
+}
+
+void dequantize_held(LoadedModel& model) {
+  for (auto& [name, q] : model.quantized) {
+    HostTensor t;
+    t.shape = q.shape;
+    t.stored_dtype = quant_format_traits(q.format).name;
+    t.data.resize(static_cast<size_t>(q.shape.numel()));
+    const QuantMatrix w = q.matrix();
+    for (int64_t r = 0; r < w.rows; ++r)
+      dequantize_quant_row(w.format, w.row(r), t.data.data() + r * w.cols, w.cols);
+    model.weights[name] = std::move(t);
+  }
+  model.quantized.clear();
+}
+
+bool quantizable_weight_name(const std::string& hf_name) {
+  if (hf_name == "model.embed_tokens.weight" || hf_name == "lm_head.weight") return true;
+  if (hf_name.rfind("model.layers.", 0) != 0) return false;
+  for (const char* proj :
+       {".self_attn.q_proj.weight", ".self_attn.k_proj.weight", ".self_attn.v_proj.weight",
+        ".self_attn.o_proj.weight", ".mlp.gate_proj.weight", ".mlp.up_proj.weight",
+        ".mlp.down_proj.weight"}) {
+    const std::string suffix(proj);
+    if (hf_name.size() > suffix.size() &&
+        hf_name.compare(hf_name.size() - suffix.size(), suffix.size(), suffix) == 0)
+      return true;
+  }
+  return false;
 }
 
 }  // namespace smol

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/splitmix64.h"
+#include "kernels/quant_matrix.h"
 #include "kernels/tensor.h"
 
 namespace smol {
@@ -188,6 +189,23 @@ class Backend {
   // dW += dyᵀ·x is (Yes, No, 1, 1).
   void matmul(Tensor c, const Tensor& a, const Tensor& b, Transpose ta, Transpose tb,
               float alpha = 1.0f, float beta = 0.0f);
+  // Block-quantised weights (docs/cpu-speed.md "Quantised inference"): y [T, N] = x [T, K] · Wᵀ
+  // for W a QuantMatrix [N, K] (the Linear layout of matmul(y, x, W, No, Yes)); x and y F32. The
+  // result equals dequantise-then-matmul within the rounding of x to int8 per 32-block (cpu:
+  // |Δy| ≤ Σ_blocks d_x/2 · Σ|w|, d_x = max|x_block|/127). Only formats supports_quantized()
+  // names are accepted; a backend without any (cuda, cuda-emu) answers false and the model
+  // keeps dequantised weights for it.
+  virtual bool supports_quantized(QuantFormat format) const {
+    (void)format;
+    return false;
+  }
+  void matmul_quantized(Tensor y, const Tensor& x, const QuantMatrix& w);
+  // Several matrices that read the same x (a layer's q, k, v; gate, up): ys[i] = x · ws[i]ᵀ,
+  // exactly the single calls' results, with x quantised once and one parallel pass over all
+  // the rows (one synchronisation instead of one per matrix). At most kMaxQuantGroup matrices.
+  static constexpr size_t kMaxQuantGroup = 8;
+  void matmul_quantized(std::span<const Tensor> ys, const Tensor& x,
+                        std::span<const QuantMatrix> ws);
   // y += alpha * x (same shape).
   void axpy(Tensor y, const Tensor& x, float alpha);
   void scale(Tensor x, float alpha);
@@ -298,6 +316,9 @@ class Backend {
   virtual void do_copy(Tensor dst, const Tensor& src) = 0;
   virtual void do_matmul(Tensor c, const Tensor& a, const Tensor& b, Transpose ta, Transpose tb,
                          float alpha, float beta) = 0;
+  // Default: throws (no backend reaches it: supports_quantized() is false unless overridden).
+  virtual void do_matmul_quantized(std::span<const Tensor> ys, const Tensor& x,
+                                   std::span<const QuantMatrix> ws);
   virtual void do_axpy(Tensor y, const Tensor& x, float alpha) = 0;
   virtual void do_scale(Tensor x, float alpha) = 0;
   virtual void do_embedding_forward(Tensor out, const Tensor& ids, const Tensor& table) = 0;

@@ -120,6 +120,50 @@ void Backend::matmul(Tensor c, const Tensor& a, const Tensor& b, Transpose ta, T
   do_matmul(c, a, b, ta, tb, alpha, beta);
 }
 
+void Backend::matmul_quantized(Tensor y, const Tensor& x, const QuantMatrix& w) {
+  matmul_quantized(std::span<const Tensor>(&y, 1), x, std::span<const QuantMatrix>(&w, 1));
+}
+
+void Backend::matmul_quantized(std::span<const Tensor> ys, const Tensor& x,
+                               std::span<const QuantMatrix> ws) {
+  SMOL_CHECK(ys.size() == ws.size() && !ws.empty() && ws.size() <= kMaxQuantGroup,
+             "matmul_quantized: ", ys.size(), " outputs for ", ws.size(),
+             " matrices (want the same number, 1 to ", kMaxQuantGroup, ")");
+  check_dtype("matmul_quantized", "x", x, DType::F32);
+  for (size_t i = 0; i < ws.size(); ++i) {
+    const QuantMatrix& w = ws[i];
+    const Tensor& y = ys[i];
+    const QuantFormatTraits traits = quant_format_traits(w.format);
+    SMOL_CHECK(supports_quantized(w.format), "matmul_quantized: the ", name(),
+               " backend has no kernel for ", traits.name, " weights");
+    check_dtype("matmul_quantized", "y", y, DType::F32);
+    SMOL_CHECK(w.rows >= 0 && w.cols > 0 && w.cols % traits.block_elems == 0,
+               "matmul_quantized: W [", w.rows, ", ", w.cols, "] must have a positive number of ",
+               "columns that is a multiple of the ", traits.name, " block size ",
+               traits.block_elems);
+    SMOL_CHECK(w.blocks != nullptr || w.rows == 0,
+               "matmul_quantized: W has no data (null pointer)");
+    SMOL_CHECK(x.shape.cols() == w.cols, "matmul_quantized: x ", x.shape.str(), " has ",
+               x.shape.cols(), " columns, W [", w.rows, ", ", w.cols, "] has ", w.cols);
+    SMOL_CHECK(y.shape.rows() == x.shape.rows() && y.shape.cols() == w.rows, "matmul_quantized: y ",
+               y.shape.str(), " must be [", x.shape.rows(), ", ", w.rows, "]");
+    SMOL_CHECK((x.data && y.data) || y.numel() == 0, "matmul_quantized: null data pointer");
+    const auto* yb = static_cast<const char*>(y.data);
+    const auto* xb = static_cast<const char*>(x.data);
+    SMOL_CHECK(yb + y.bytes() <= xb || xb + x.bytes() <= yb || y.numel() == 0,
+               "matmul_quantized: y and x overlap");
+  }
+  HookScope scope(*this, "matmul_quantized");
+  if (x.shape.rows() > 0) do_matmul_quantized(ys, x, ws);
+}
+
+void Backend::do_matmul_quantized(std::span<const Tensor> ys, const Tensor& x,
+                                  std::span<const QuantMatrix> ws) {
+  (void)ys, (void)x;
+  throw_error("matmul_quantized: the ", name(), " backend has no kernel for ",
+              quant_format_traits(ws.front().format).name, " weights");
+}
+
 void Backend::axpy(Tensor y, const Tensor& x, float alpha) {
   check_float(*this, "axpy", "y", y);
   check_float(*this, "axpy", "x", x);

@@ -13,6 +13,8 @@
 
 #include <array>
 #include <cmath>
+#include <map>
+#include <set>
 #include <span>
 
 #include "common/splitmix64.h"
@@ -37,6 +39,13 @@ int64_t lora_rank_of(const std::optional<LoraSettings>& lora) {
   return lora ? lora->r : 0;
 }
 
+std::set<std::string> names_of(const QuantizedTensorMap* quantized) {
+  std::set<std::string> names;
+  if (quantized)
+    for (const auto& [name, q] : *quantized) names.insert(name);
+  return names;
+}
+
 }  // namespace
 
 struct LlamaModel::Impl {
@@ -56,12 +65,78 @@ struct LlamaModel::Impl {
   Tensor loss_acc;
   std::function<void(size_t)> layer_backward_hook;  // data parallelism's bucket trigger
   bool lora_grouping = true;                        // set_lora_grouping
+  // Weights held block-quantised (docs/cpu-speed.md "Quantised inference"): their blocks on the
+  // device, the matrix each LoraLinear / the LM head reads, and the embedding's blocks on the
+  // host too, so a lookup dequantises just the rows it reads (embedding_rows: their fp32 values).
+  std::map<std::string, Buffer> quant_buffers;
+  std::map<std::string, QuantMatrix> quant_by_name;
+  std::vector<uint8_t> embed_host_blocks;
+  std::vector<float> embedding_rows;
 
   Impl(Backend& b, const LlamaConfig& c, TrainMode m, std::optional<LoraSettings> l,
-       FrozenWeights frozen)
-      : backend(b), config(c), mode(m), lora(std::move(l)), weights(b, c, m, lora, frozen) {
+       FrozenWeights frozen, const QuantizedTensorMap* quantized)
+      : backend(b),
+        config(c),
+        mode(m),
+        lora(std::move(l)),
+        weights(b, c, m, lora, frozen, names_of(quantized)) {
     loss_acc_buffer = backend.allocate(sizeof(float));  // zero-filled
     loss_acc = loss_acc_buffer.view(DType::F32, Shape{1});
+    if (quantized) hold_quantized(*quantized);
+  }
+
+  bool any_quantized() const { return !quant_by_name.empty(); }
+
+  // Uploads each quantised tensor and points its consumer at it.
+  void hold_quantized(const QuantizedTensorMap& quantized) {
+    SMOL_CHECK(mode != TrainMode::Full || quantized.empty(),
+               "full fine-tuning trains the base weights: they cannot be held quantised (set "
+               "model.weights_in_memory: fp32)");
+    std::map<std::string, QuantMatrix*> slots{{"model.embed_tokens.weight", &weights.embed_quant},
+                                              {"lm_head.weight", &weights.lm_head_quant}};
+    for (size_t l = 0; l < weights.layers.size(); ++l)
+      for (int p = 0; p < kNumProjections; ++p) {
+        const Projection proj = static_cast<Projection>(p);
+        const bool attention = p <= static_cast<int>(Projection::O);
+        slots["model.layers." + std::to_string(l) + (attention ? ".self_attn." : ".mlp.") +
+              projection_name(proj) + ".weight"] = &weights.layers[l][proj].quant;
+      }
+    for (const auto& [name, q] : quantized) {
+      const auto slot = slots.find(name);
+      SMOL_CHECK(slot != slots.end(), "tensor '", name,
+                 "' cannot be held quantised (only the projections, the embedding and lm_head)");
+      const NamedTensor& dense = weights.find(name);
+      SMOL_CHECK(q.shape == dense.value->shape, "tensor '", name, "': shape ", q.shape.str(),
+                 " does not match the model's ", dense.value->shape.str());
+      SMOL_CHECK(backend.supports_quantized(q.format), "the ", backend.name(),
+                 " backend has no quantised kernel for ", quant_format_traits(q.format).name,
+                 " (tensor '", name,
+                 "'); load the weights dequantised (model.weights_in_memory: ", "fp32)");
+      // Uploaded as I32 words: the blob padded to a multiple of 4 bytes.
+      std::vector<uint8_t> padded(q.blocks);
+      padded.resize((padded.size() + 3) / 4 * 4);
+      Buffer buffer = backend.allocate(padded.size());
+      backend.upload(buffer.view(DType::I32, Shape{static_cast<int64_t>(padded.size() / 4)}),
+                     padded.data());
+      *slot->second = QuantMatrix{q.format, q.shape[0], q.shape[1], buffer.data()};
+      quant_by_name[name] = *slot->second;
+      quant_buffers.emplace(name, std::move(buffer));
+      if (name == "model.embed_tokens.weight") embed_host_blocks = q.blocks;
+    }
+  }
+
+  // h = E[ids] for the T tokens of b, into resid 0.
+  void embed_tokens(const PackedBatch& b, const Tensor& out) {
+    if (weights.embed_quant.empty()) {
+      backend.embedding_forward(out, slice1d(acts.ids, 0, b.tokens()), weights.embed);
+      return;
+    }
+    const QuantMatrix& e = weights.embed_quant;
+    embedding_rows.resize(static_cast<size_t>(b.tokens() * e.cols));
+    for (int64_t t = 0; t < b.tokens(); ++t)  // ids were checked against the vocabulary
+      dequantize_quant_row(e.format, embed_host_blocks.data() + b.ids[t] * e.row_bytes(),
+                           embedding_rows.data() + t * e.cols, e.cols);
+    backend.upload(out, embedding_rows.data());
   }
 
   int64_t C() const { return config.hidden_size; }
@@ -82,12 +157,31 @@ struct LlamaModel::Impl {
   }
 
   // ---- forward ------------------------------------------------------------------------------
-  void project(size_t l, Projection p, Tensor y, const Tensor& x, bool dropout, uint64_t seed) {
+  // base_done: y already holds x·Wᵀ (a group's quantised base matmuls ran together).
+  void project(size_t l, Projection p, Tensor y, const Tensor& x, bool dropout, uint64_t seed,
+               bool base_done = false) {
     const LoraLinear& linear = weights.layers[l][p];
     Tensor u;
     if (linear.has_lora())
       u = leading(acts.layer(l).lora_low[static_cast<int>(p)], Shape{x.shape[0], linear.rank()});
-    lora_linear_forward(backend, linear, y, x, u, acts.lora, dropout, dropout_seed(seed, l, p));
+    if (base_done)
+      lora_adapter_forward(backend, linear, y, x, u, acts.lora, dropout, dropout_seed(seed, l, p));
+    else
+      lora_linear_forward(backend, linear, y, x, u, acts.lora, dropout, dropout_seed(seed, l, p));
+  }
+
+  // When every projection of a group is held quantised: their base matmuls as one
+  // matmul_quantized call (x quantised once, one parallel pass). Returns whether it ran.
+  bool quantized_group_base(size_t l, const std::vector<Projection>& projections,
+                            std::span<const Tensor> ys, const Tensor& x) {
+    std::array<QuantMatrix, 3> ws;
+    for (size_t i = 0; i < projections.size(); ++i) {
+      ws[i] = weights.layers[l][projections[i]].quant;
+      if (ws[i].empty()) return false;
+    }
+    backend.matmul_quantized(ys.first(projections.size()), x,
+                             std::span<const QuantMatrix>(ws.data(), projections.size()));
+    return true;
   }
 
   // ---- grouped LoRA (docs/design.md §2.7) ----------------------------------------------------
@@ -115,15 +209,17 @@ struct LlamaModel::Impl {
   void project_group(size_t l, LoraGroupId g, std::span<const Tensor> ys, const Tensor& x,
                      bool dropout, uint64_t seed) {
     const std::vector<Projection> projections = lora_group_projections(g);
+    const bool base_done = quantized_group_base(l, projections, ys, x);
     if (!grouped(l, g, dropout)) {
       for (size_t i = 0; i < projections.size(); ++i)
-        project(l, projections[i], ys[i], x, dropout, seed);
+        project(l, projections[i], ys[i], x, dropout, seed, base_done);
       return;
     }
     const LlamaLayerWeights& w = weights.layers[l];
     const LoraGroup& group = w.group(g);
-    for (size_t i = 0; i < projections.size(); ++i)
-      backend.matmul(ys[i], x, w[projections[i]].weight, Transpose::No, Transpose::Yes);
+    if (!base_done)
+      for (size_t i = 0; i < projections.size(); ++i)
+        linear_base_forward(backend, w[projections[i]], ys[i], x);
     const Tensor ut = group_low(l, group, x.shape[0]);
     backend.matmul(ut, group.A, x, Transpose::No, Transpose::Yes);
     int64_t row = 0;
@@ -187,8 +283,7 @@ struct LlamaModel::Impl {
     const int64_t Hq = config.num_attention_heads, Hkv = config.num_key_value_heads;
     const size_t n = weights.layers.size();
     const Tensor positions = slice1d(acts.positions, 0, T);
-    backend.embedding_forward(leading(acts.resid_at(0), Shape{T, C}), slice1d(acts.ids, 0, T),
-                              weights.embed);
+    embed_tokens(b, leading(acts.resid_at(0), Shape{T, C}));
     for (size_t l = 0; l < n; ++l) {
       LayerActivations& a = acts.layer(l);
       const LlamaLayerWeights& w = weights.layers[l];
@@ -257,7 +352,24 @@ struct LlamaModel::Impl {
     const Tensor& out_w = weights.output_weight();
     const Tensor lnf = leading(acts.lnf, Shape{T, C});
     const Tensor targets = slice1d(acts.targets, 0, T);
-    if (logits_out) {
+    const QuantMatrix& out_q = weights.output_weight_quant();
+    if (!out_q.empty()) {
+      // Held quantised: chunks of logits by matmul_quantized, then cross_entropy (and argmax).
+      SMOL_CHECK(!backward, "internal: the LM head is held quantised (inference only)");
+      if (logits_out) logits_out->assign(static_cast<size_t>(T * V), 0.0f);
+      for (int64_t t0 = 0; t0 < T; t0 += acts.lm_chunk) {
+        const int64_t rows = std::min(acts.lm_chunk, T - t0);
+        const Tensor logits = leading(acts.logits, Shape{rows, V});
+        backend.matmul_quantized(logits, lnf.rows(t0, rows), out_q);
+        if (logits_out) {
+          const std::vector<float> host = download_f32(backend, logits);
+          std::copy(host.begin(), host.end(), logits_out->begin() + t0 * V);
+        }
+        backend.cross_entropy(slice1d(acts.losses, t0, rows), nullptr, logits,
+                              slice1d(acts.targets, t0, rows), 1.0f,
+                              argmax ? slice1d(acts.argmax, t0, rows) : Tensor{});
+      }
+    } else if (logits_out) {
       SMOL_CHECK(!backward && !argmax, "internal: host logits are a forward-only path");
       logits_out->assign(static_cast<size_t>(T * V), 0.0f);
       for (int64_t t0 = 0; t0 < T; t0 += acts.lm_chunk) {
@@ -364,6 +476,9 @@ struct LlamaModel::Impl {
     result.supervised = b.supervised;
     const int64_t T = b.tokens();
     if (T == 0) return result;
+    SMOL_CHECK(!backward || !any_quantized(),
+               "training needs dense weights: this model holds its base weights quantised "
+               "(inference only; set model.weights_in_memory: fp32, or bf16 on cpu)");
     acts.ensure(backend, config, lora_rank_of(lora), T, backward);
     upload_batch(b);
     forward_layers(b, dropout, seed, false);
@@ -389,9 +504,10 @@ struct LlamaModel::Impl {
 // ---- public API -------------------------------------------------------------------------------
 
 LlamaModel::LlamaModel(Backend& backend, const LlamaConfig& config, TrainMode mode,
-                       std::optional<LoraSettings> lora, FrozenWeights frozen) {
+                       std::optional<LoraSettings> lora, FrozenWeights frozen,
+                       const QuantizedTensorMap* quantized) {
   config.validate("model config");
-  impl_ = std::make_unique<Impl>(backend, config, mode, std::move(lora), frozen);
+  impl_ = std::make_unique<Impl>(backend, config, mode, std::move(lora), frozen, quantized);
 }
 LlamaModel::~LlamaModel() = default;
 
@@ -410,7 +526,7 @@ Backend& LlamaModel::backend() {
 
 void LlamaModel::load_weights(const HostTensorMap& host) {
   for (const NamedTensor& t : impl_->weights.named()) {
-    if (t.is_lora) continue;
+    if (t.is_lora || impl_->quant_by_name.count(t.name)) continue;
     auto it = host.find(t.name);
     SMOL_CHECK(it != host.end(), "weights: missing tensor '", t.name, "'",
                t.name == "lm_head.weight" ? " (the config says tie_word_embeddings = false)" : "");
@@ -450,6 +566,19 @@ HostTensor LlamaModel::read_tensor(const std::string& name) const {
   const NamedTensor& t = impl_->weights.find(name);
   HostTensor h;
   h.shape = t.value->shape;
+  if (const auto held = impl_->quant_by_name.find(name); held != impl_->quant_by_name.end()) {
+    const QuantMatrix& q = held->second;
+    const Buffer& buffer = impl_->quant_buffers.at(name);
+    std::vector<uint8_t> blocks(buffer.bytes());
+    impl_->backend.download(
+        blocks.data(), buffer.view(DType::I32, Shape{static_cast<int64_t>(buffer.bytes() / 4)}));
+    h.stored_dtype = quant_format_traits(q.format).name;
+    h.data.resize(static_cast<size_t>(h.shape.numel()));
+    for (int64_t r = 0; r < q.rows; ++r)
+      dequantize_quant_row(q.format, blocks.data() + r * q.row_bytes(), h.data.data() + r * q.cols,
+                           q.cols);
+    return h;
+  }
   h.stored_dtype = dtype_name(t.value->dtype);
   h.data = download_f32(impl_->backend, *t.value);
   return h;
@@ -457,6 +586,9 @@ HostTensor LlamaModel::read_tensor(const std::string& name) const {
 
 void LlamaModel::write_tensor(const std::string& name, const HostTensor& value) {
   const NamedTensor& t = impl_->weights.find(name);
+  SMOL_CHECK(!impl_->quant_by_name.count(name), "tensor '", name,
+             "' is held quantised (inference only) and cannot be overwritten; load the model ",
+             "with model.weights_in_memory: fp32");
   SMOL_CHECK(value.shape == t.value->shape, "tensor '", name, "': shape ", value.shape.str(),
              " does not match the model's ", t.value->shape.str());
   SMOL_CHECK(static_cast<int64_t>(value.data.size()) == value.shape.numel(), "tensor '", name,
@@ -610,7 +742,10 @@ void decode_last_logits(Impl& m, const std::vector<int32_t>& slots,
       m.decode_logits_buffer = m.backend.allocate(bytes);
     }
     const Tensor out = m.decode_logits_buffer.view(DType::F32, Shape{rows, V});
-    m.backend.matmul(out, gathered, m.weights.output_weight(), Transpose::No, Transpose::Yes);
+    if (const QuantMatrix& q = m.weights.output_weight_quant(); !q.empty())
+      m.backend.matmul_quantized(out, gathered, q);
+    else
+      m.backend.matmul(out, gathered, m.weights.output_weight(), Transpose::No, Transpose::Yes);
     use(s0, out);
   }
 }

@@ -80,9 +80,14 @@ struct EvalForward {
 
 class LlamaModel {
  public:
+  // quantized: base weights to hold block-quantised (LoadOptions::keep_quantized; the 7
+  // projections, the embedding, lm_head), for inference on a backend whose supports_quantized()
+  // accepts their formats (docs/cpu-speed.md "Quantised inference"). Their dense Tensors get no
+  // memory; load_weights() then skips them; the backward (training) refuses to run.
   LlamaModel(Backend& backend, const LlamaConfig& config, TrainMode mode,
              std::optional<LoraSettings> lora = std::nullopt,
-             FrozenWeights frozen = FrozenWeights::ActivationDtype);
+             FrozenWeights frozen = FrozenWeights::ActivationDtype,
+             const QuantizedTensorMap* quantized = nullptr);
   ~LlamaModel();
   LlamaModel(const LlamaModel&) = delete;
   LlamaModel& operator=(const LlamaModel&) = delete;
@@ -94,11 +99,12 @@ class LlamaModel {
 
   // ---- parameters --------------------------------------------------------------------------
   // Loads every base weight from HF-named host tensors; throws naming the missing/misshapen one.
-  // lm_head.weight is optional when embeddings are tied.
+  // lm_head.weight is optional when embeddings are tied. Weights held quantised are skipped.
   void load_weights(const HostTensorMap& weights);
   // Random weights for tests and demos: normal(0, init_std) linear/embedding weights, norms 1.
   void init_random(uint64_t seed, float init_std = 0.02f);
   // Reads or replaces one tensor by name (base weights and LoRA A/B). Shapes must match.
+  // A weight held quantised reads back dequantised; writing one throws.
   HostTensor read_tensor(const std::string& name) const;
   void write_tensor(const std::string& name, const HostTensor& value);
   std::vector<std::string> tensor_names() const;  // base weights, then LoRA tensors

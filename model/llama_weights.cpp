@@ -43,7 +43,8 @@ DType base_weight_dtype(const Backend& backend, bool trains, bool is_matrix, Fro
 }
 
 LlamaWeights::LlamaWeights(Backend& backend, const LlamaConfig& config, TrainMode mode,
-                           const std::optional<LoraSettings>& lora, FrozenWeights frozen) {
+                           const std::optional<LoraSettings>& lora, FrozenWeights frozen,
+                           const std::set<std::string>& held_quantized) {
   const bool full = mode == TrainMode::Full;
   const bool lora_trains = mode != TrainMode::Frozen;
   const int64_t C = config.hidden_size, F = config.intermediate_size, V = config.vocab_size;
@@ -53,7 +54,13 @@ LlamaWeights::LlamaWeights(Backend& backend, const LlamaConfig& config, TrainMod
   // Base weights, in HF named_parameters order (the order PyTorch's optimizer sees them).
   auto base = [&](const std::string& name, Tensor* value, Tensor* grad, Shape shape) {
     const bool is_matrix = shape.rank == 2;  // norms are [C]
-    values_.plan(value, base_weight_dtype(backend, full, is_matrix, frozen), shape);
+    const DType dtype = base_weight_dtype(backend, full, is_matrix, frozen);
+    if (held_quantized.count(name)) {  // no dense copy: shape only (see the header)
+      *value = Tensor{nullptr, dtype, shape};
+      named_.push_back({name, value, nullptr, false});
+      return;
+    }
+    values_.plan(value, dtype, shape);
     if (full) grads_.plan(grad, DType::F32, shape);
     named_.push_back({name, value, full ? grad : nullptr, false});
   };

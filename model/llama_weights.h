@@ -9,6 +9,7 @@
 
 #include <array>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -63,9 +64,13 @@ struct NamedTensor {
 
 class LlamaWeights {
  public:
+  // held_quantized: base weights the model holds block-quantised instead (docs/cpu-speed.md
+  // "Quantised inference"): their Tensor gets its shape but no memory here; the model fills
+  // the QuantMatrix of the LoraLinear (embed_quant, lm_head_quant).
   LlamaWeights(Backend& backend, const LlamaConfig& config, TrainMode mode,
                const std::optional<LoraSettings>& lora,
-               FrozenWeights frozen = FrozenWeights::ActivationDtype);
+               FrozenWeights frozen = FrozenWeights::ActivationDtype,
+               const std::set<std::string>& held_quantized = {});
   LlamaWeights(const LlamaWeights&) = delete;
   LlamaWeights& operator=(const LlamaWeights&) = delete;
 
@@ -77,6 +82,11 @@ class LlamaWeights {
   // The matrix the LM head multiplies by (E when tied) and its gradient (may be empty).
   const Tensor& output_weight() const { return lm_head.data ? lm_head : embed; }
   const Tensor& output_weight_grad() const { return lm_head.data ? lm_head_grad : embed_grad; }
+  // Held quantised (else empty): the embedding (E), lm_head, and the LM head's matrix.
+  QuantMatrix embed_quant, lm_head_quant;
+  const QuantMatrix& output_weight_quant() const {
+    return lm_head.shape.rank > 0 ? lm_head_quant : embed_quant;
+  }
 
   // Base weights in HF named_parameters order, then LoRA tensors (layer, projection, A, B).
   const std::vector<NamedTensor>& named() const { return named_; }

@@ -17,10 +17,23 @@ Tensor dropped_input(Backend& backend, const LoraLinear& layer, const Tensor& x,
 
 }  // namespace
 
+void linear_base_forward(Backend& backend, const LoraLinear& layer, Tensor y, const Tensor& x) {
+  if (layer.quantized())
+    backend.matmul_quantized(y, x, layer.quant);
+  else
+    backend.matmul(y, x, layer.weight, Transpose::No, Transpose::Yes);
+}
+
 void lora_linear_forward(Backend& backend, const LoraLinear& layer, Tensor y, const Tensor& x,
                          Tensor lora_low, LoraScratch& scratch, bool apply_dropout,
                          uint64_t dropout_seed) {
-  backend.matmul(y, x, layer.weight, Transpose::No, Transpose::Yes);
+  linear_base_forward(backend, layer, y, x);
+  lora_adapter_forward(backend, layer, y, x, lora_low, scratch, apply_dropout, dropout_seed);
+}
+
+void lora_adapter_forward(Backend& backend, const LoraLinear& layer, Tensor y, const Tensor& x,
+                          Tensor lora_low, LoraScratch& scratch, bool apply_dropout,
+                          uint64_t dropout_seed) {
   if (!layer.has_lora()) return;
   const Tensor input = dropped_input(backend, layer, x, scratch, apply_dropout, dropout_seed);
   backend.matmul(lora_low, input, layer.lora_A, Transpose::No, Transpose::Yes);  // u = drop(x)·Aᵀ
@@ -30,6 +43,8 @@ void lora_linear_forward(Backend& backend, const LoraLinear& layer, Tensor y, co
 void lora_linear_backward(Backend& backend, const LoraLinear& layer, Tensor dx, bool accumulate_dx,
                           const Tensor& dy, const Tensor& x, const Tensor& lora_low,
                           LoraScratch& scratch, bool apply_dropout, uint64_t dropout_seed) {
+  SMOL_CHECK(!layer.quantized(), "LoRA backward: the base weight is held quantised (inference ",
+             "only); training needs model.weights_in_memory: fp32");
   if (layer.weight_grad.data)
     backend.matmul(layer.weight_grad, dy, x, Transpose::Yes, Transpose::No, 1.0f, 1.0f);
   if (dx.data)

@@ -13,7 +13,10 @@
 namespace smol {
 
 struct LoraLinear {
-  Tensor weight;       // W [out, in]
+  Tensor weight;  // W [out, in]; no data when W is held quantised (`quant`)
+  // W held block-quantised (inference only, docs/cpu-speed.md "Quantised inference"): the base
+  // matmul is the backend's matmul_quantized; empty (blocks == nullptr) otherwise.
+  QuantMatrix quant;
   Tensor weight_grad;  // dW [out, in] F32; empty (data == nullptr) when W is frozen
   // Adapter (present when lora_A.data != nullptr).
   Tensor lora_A, lora_B;            // A [r, in], B [out, r], F32
@@ -22,6 +25,7 @@ struct LoraLinear {
   float dropout = 0.0f;             // p
 
   bool has_lora() const { return lora_A.data != nullptr; }
+  bool quantized() const { return !quant.empty(); }
   int64_t in_features() const { return weight.shape[1]; }
   int64_t out_features() const { return weight.shape[0]; }
   int64_t rank() const { return has_lora() ? lora_A.shape[0] : 0; }
@@ -32,6 +36,15 @@ struct LoraScratch {
   Tensor dropped;  // drop(x) [T, in_max]: the dropout output (forward) / dx_lora (backward)
   Tensor low;      // dy·B [T, r] in the backward; a group's stacked (dy·B)ᵀ [ΣR ≤ 3r, T]
 };
+
+// y [T, out] = x [T, in]·Wᵀ, the base matmul alone (dense or quantised W).
+void linear_base_forward(Backend& backend, const LoraLinear& layer, Tensor y, const Tensor& x);
+
+// y [T, out] += s·(drop(x)·Aᵀ)·Bᵀ, the adapter alone (nothing without one), for a caller that
+// ran the base matmul itself (several quantised projections in one call). Arguments as below.
+void lora_adapter_forward(Backend& backend, const LoraLinear& layer, Tensor y, const Tensor& x,
+                          Tensor lora_low, LoraScratch& scratch, bool apply_dropout,
+                          uint64_t dropout_seed);
 
 // y [T, out] = x [T, in]·Wᵀ + s·(drop(x)·Aᵀ)·Bᵀ. `lora_low` [T, r] receives u = drop(x)·Aᵀ
 // (kept by the caller for the backward). dropout_seed is used only when apply_dropout.

@@ -1,5 +1,6 @@
 // `smolengine eval CONFIG [--checkpoint DIR] [--split S] [--max-new-tokens N] [--samples N]
-//  [--set k=v]... [--device D] [--data-dir DIR] [--out FILE]`: every evaluation metric of a
+//  [--set k=v]... [--device D] [--data-dir DIR] [--out FILE] [--weights fp32|quantized]`: every
+//  evaluation metric of a
 // checkpoint (engine/eval/evaluator.h) as JSON on stdout, predictions as JSONL.
 #include <limits>
 #include <memory>
@@ -37,7 +38,16 @@ void add_eval_command(CLI::App& app) {
                   "data root (else $SMOLENGINE_DATA, data/, ../shared/data)");
   cmd->add_option("--out", options->out,
                   "predictions JSONL (default: <checkpoint>/eval_predictions.jsonl)");
-  cmd->callback([options] { run_evaluation(*options); });
+  // --weights W is --set model.weights_in_memory=W (docs/cpu-speed.md "Quantised inference").
+  auto weights = std::make_shared<std::string>();
+  cmd->add_option("--weights", *weights,
+                  "fp32 or quantized: model.weights_in_memory (keep GGUF Q8_0/Q4_0/Q4_1/Q4_K "
+                  "weights quantised on cpu)")
+      ->check(CLI::IsMember({"fp32", "quantized"}));
+  cmd->callback([options, weights] {
+    if (!weights->empty()) options->overrides.push_back("model.weights_in_memory=" + *weights);
+    run_evaluation(*options);
+  });
 }
 
 }  // namespace smol

@@ -1,5 +1,5 @@
 // `smolengine generate --model M --prompt TEXT [--chat] [--max-new-tokens N] [--temperature T]
-//  [--top-p P] [--seed S] [--stop STR]... [--raw] [--device D]`
+//  [--top-p P] [--seed S] [--stop STR]... [--raw] [--device D] [--weights fp32|quantized]`
 // Loads M (a .gguf, an HF model directory or a hub name, via load_model), encodes the prompt
 // (with --chat: the Instruct ChatML template with the generation prompt, docs/formats.md §1) and
 // decodes with the KV cache (model/generation.h). Greedy by default (--temperature 0).
@@ -10,7 +10,8 @@
 // (docs/bad-inputs.md).
 // stdout gets the continuation only (streamed as it is generated; with --stop it is printed
 // once complete, so a stop string is never shown); without --raw a final newline is added and
-// the prompt, token counts and timings go to stderr.
+// the prompt, token counts and timings go to stderr. --weights quantized keeps a GGUF's Q8_0 /
+// Q4_0 / Q4_1 / Q4_K weights quantised on backends with int8 kernels (cpu; docs/cpu-speed.md).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -26,6 +27,7 @@
 #include "data/tokenizer_json.h"
 #include "engine/cli/integer_option.h"
 #include "engine/commands.h"
+#include "engine/model_setup.h"
 #include "io/model_loader.h"
 #include "model/generation.h"
 
@@ -45,6 +47,7 @@ struct GenerateOptions {
   std::vector<std::string> stops;
   bool raw = false;
   std::string device = "auto";
+  std::string weights = "fp32";  // fp32 | quantized (model.weights_in_memory)
 };
 
 // The tokenizer that came with the weights: GGUF metadata, tokenizer.json (+ config), or a
@@ -75,7 +78,7 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 void run_generate(const GenerateOptions& o) {
   SamplingParams{o.temperature, o.top_p, o.seed}.validate();  // before the slow model load
   const auto t_load = std::chrono::steady_clock::now();
-  LoadedModel loaded = load_model(o.model);
+  LoadedModel loaded = load_model(o.model, LoadOptions{o.weights == "quantized"});
   // Bounded by the context before anything is allocated (docs/bad-inputs.md): HF transformers
   // lets a RoPE model run past max_position_embeddings with degrading output; we cannot size a
   // KV cache for an unbounded length, so, as llama.cpp stops at n_ctx, a budget that no prompt
@@ -87,9 +90,16 @@ void run_generate(const GenerateOptions& o) {
              context, " (prompt + new tokens must fit it)");
   const std::unique_ptr<Tokenizer> tokenizer = tokenizer_of(loaded);
   std::unique_ptr<Backend> backend = make_backend(o.device);
-  LlamaModel model(*backend, loaded.config, TrainMode::Frozen);
+  if (!supports_all_quantized(*backend, loaded.quantized)) {
+    std::fprintf(stderr, "note: the %s backend has no quantised kernels; weights dequantised\n",
+                 backend->name().c_str());
+    dequantize_held(loaded);
+  }
+  LlamaModel model(*backend, loaded.config, TrainMode::Frozen, std::nullopt,
+                   FrozenWeights::ActivationDtype, &loaded.quantized);
   model.load_weights(loaded.weights);
-  loaded.weights.clear();  // the host copy is no longer needed
+  loaded.weights.clear();  // the host copies are no longer needed
+  loaded.quantized.clear();
   const double load_s = seconds_since(t_load);
 
   const std::string text =
@@ -120,8 +130,9 @@ void run_generate(const GenerateOptions& o) {
   if (tokenizer->vocab_size() > 0 && tokenizer->is_special(0)) g.stop_tokens.push_back(0);
 
   if (!o.raw) {
-    std::fprintf(stderr, "model: %s (%s, %s backend, loaded in %.2f s)\n", loaded.source.c_str(),
-                 loaded.format.c_str(), backend->name().c_str(), load_s);
+    std::fprintf(stderr, "model: %s (%s, %s backend, %s weights, loaded in %.2f s)\n",
+                 loaded.source.c_str(), loaded.format.c_str(), backend->name().c_str(),
+                 o.weights.c_str(), load_s);
     std::fprintf(stderr, "prompt: %zu tokens%s\n", ids.size(), o.chat ? " (ChatML)" : "");
   }
   // Stream the text as tokens arrive unless a stop string may still cut it.
@@ -175,6 +186,10 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--stop", options->stops, "stop when the text contains STR (repeatable)");
   cmd->add_flag("--raw", options->raw, "print only the continuation on stdout, nothing else");
   cmd->add_option("--device", options->device, "auto, cpu, cuda, cuda-emu (auto)");
+  cmd->add_option("--weights", options->weights,
+                  "fp32 (dequantise at load, default) or quantized (keep GGUF Q8_0/Q4_0/Q4_1/Q4_K "
+                  "weights quantised: int8 dot products on cpu)")
+      ->check(CLI::IsMember({"fp32", "quantized"}));
   cmd->callback([options] { run_generate(*options); });
 }
 

@@ -281,6 +281,11 @@ ConfigSection model_section() {
   s.keys.push_back(architecture);
   s.keys.push_back(optional_integer_key("seed", "training.seed", CONFIG_FIELD(model.seed),
                                         "seed of the random weights", at_least(0)));
+  s.keys.push_back(enum_key("weights_in_memory", {"fp32", "quantized"}, "fp32",
+                            CONFIG_FIELD(model.weights_in_memory),
+                            "quantized: keep a GGUF's Q8_0/Q4_0/Q4_1/Q4_K weights quantised for "
+                            "eval/generate on cpu (int8 dot products; not for training; "
+                            "docs/cpu-speed.md); fp32: dequantise at load (the reference)"));
   s.keys.push_back(ignored_key("trust_remote_code", ConfigType::Boolean,
                                "weights are read by the engine's own loaders; no remote code",
                                "HF from_pretrained argument"));
@@ -296,9 +301,10 @@ ConfigSection model_section() {
                                "weights are loaded once into the backend's arenas",
                                "HF from_pretrained argument"));
   s.keys.push_back(ignored_key("torch_dtype", ConfigType::String, kPrecision, "HF load dtype"));
-  s.keys.push_back(ignored_key("quantization", ConfigType::Map,
-                               "no quantised training: GGUF weights are dequantised at load",
-                               "bitsandbytes settings"));
+  s.keys.push_back(
+      ignored_key("quantization", ConfigType::Map,
+                  "no quantised training; quantised inference is model.weights_in_memory",
+                  "bitsandbytes settings"));
   return s;
 }
 

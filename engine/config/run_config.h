@@ -38,6 +38,9 @@ struct ModelSection {
   LlamaConfig architecture;      // valid when random_init
   double init_std = 0.02;        // architecture.initializer_range
   std::optional<uint64_t> seed;  // model.seed; unset = training.seed
+  // model.weights_in_memory: "fp32" (dequantised at load, the reference) or "quantized" (GGUF
+  // Q8_0/Q4_0/Q4_1/Q4_K projections, embedding and LM head kept quantised; inference on cpu).
+  std::string weights_in_memory = "fp32";
   bool operator==(const ModelSection&) const = default;
 };
 

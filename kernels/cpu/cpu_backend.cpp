@@ -8,6 +8,7 @@
 
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/cpu_quant_matmul.h"
 #include "kernels/cpu/cpu_rope_table.h"
 
 namespace smol {
@@ -21,6 +22,8 @@ class CpuBackend final : public Backend {
   DType activation_dtype() const override { return DType::F32; }
   // Frozen weights may be BF16 (training.cpu_precision: bf16): matmul runs gemm_bf16.
   bool accepts_bf16_weights() const override { return true; }
+  // Every format of QuantFormat, with the best int8 kernel of this CPU (cpu_quant_matmul.h).
+  bool supports_quantized(QuantFormat) const override { return true; }
 
  protected:
   Buffer do_allocate(size_t bytes) override {
@@ -46,6 +49,10 @@ class CpuBackend final : public Backend {
   void do_matmul(Tensor c, const Tensor& a, const Tensor& b, Transpose ta, Transpose tb,
                  float alpha, float beta) override {
     cpu::matmul(c, a, b, ta, tb, alpha, beta, bf16_gemm_);
+  }
+  void do_matmul_quantized(std::span<const Tensor> ys, const Tensor& x,
+                           std::span<const QuantMatrix> ws) override {
+    cpu::matmul_quantized(ys, x, ws, quant_isa_, quant_scratch_);
   }
   void do_axpy(Tensor y, const Tensor& x, float alpha) override { cpu::axpy(y, x, alpha); }
   void do_scale(Tensor x, float alpha) override { cpu::scale(x, alpha); }
@@ -122,6 +129,10 @@ class CpuBackend final : public Backend {
   cpu::RopeTable rope_table_;
   // The bf16 matmul's path, from the CPU's features and SMOL_CPU_ISA (cpu_bf16_gemm.h).
   const cpu::Bf16Gemm bf16_gemm_ = cpu::detect_bf16_gemm();
+  // The quantised matmul's kernel, chosen once (SMOL_CPU_ISA may ask for a lesser one), and its
+  // activation blocks, kept between calls so decoding allocates nothing per token.
+  cpu::QuantIsa quant_isa_ = cpu::detect_quant_isa();
+  std::vector<cpu::ActBlock> quant_scratch_;
 };
 
 }  // namespace

@@ -1,7 +1,8 @@
 #!/bin/sh
 # `smolengine generate` end to end on the real GGUF: 16 greedy tokens of the chat-formatted
 # "What is 12*7?" printed with --raw equal HF transformers' greedy continuation
-# (tests/golden/model/gguf_golden.json, prompt 2, greedy_text), and bad inputs fail cleanly
+# (tests/golden/model/gguf_golden.json, prompt 2, greedy_text), also with --weights quantized,
+# and bad inputs fail cleanly
 # (the full catalogue of them is tests/catalogue, docs/bad-inputs.md).
 # Exit 77 (ctest SKIP) when the model is absent: scripts/fetch-model.sh gets it.
 set -u
@@ -28,6 +29,14 @@ got=$("$BIN" generate --model "$MODEL" --chat --prompt "What is 12*7?" --max-new
       --raw) || fail "generate exited $?"
 want=$(printf '12*7 = 89\n\nThis is a multi-digit')
 [ "$got" = "$want" ] || fail "greedy continuation differs from HF: got '$got'"
+# The same with the weights kept quantised (int8 dot products, docs/cpu-speed.md): these 16
+# tokens have margins well above the quantised model's logit error, so the text is the same.
+got=$("$BIN" generate --model "$MODEL" --chat --prompt "What is 12*7?" --max-new-tokens 16 \
+      --raw --weights quantized) || fail "generate --weights quantized exited $?"
+[ "$got" = "$want" ] || fail "quantised greedy continuation differs: got '$got'"
+err=$("$BIN" generate --model "$MODEL" --prompt hi --weights int3 2>&1 >/dev/null) &&
+  fail "--weights int3 was accepted"
+echo "$err" | grep -q "weights" || fail "--weights int3: unclear message: $err"
 # A budget no prompt could use is refused before the KV cache is sized (it used to allocate
 # 5 GB for --max-new-tokens 100000 before stopping at the first token).
 err=$("$BIN" generate --model "$MODEL" --prompt hi --max-new-tokens 100000 2>&1 >/dev/null) &&

@@ -1,0 +1,229 @@
+// decode_bench: inference speed of the real GGUF on cpu with fp32 vs quantised weights
+// (docs/cpu-speed.md "Quantised inference"), against the machine's streaming read bandwidth.
+//   bandwidth   Σ over a 512 MB buffer (≫ L3) with the OpenMP threads, best of 5 passes
+//   prefill     a 43-token and a 512-token prompt through decode() (KV cache), tokens/s
+//   decode      greedy steps (decode_greedy, as `generate`) for batch 1, 4 and 16: tokens/s of
+//               all sequences together, the weight bytes each step reads, and
+//               tokens/s × bytes/token as a share of the bandwidth
+// Timings: best of --repeats runs. With --profile, decode's time by op (OpTimer).
+// With --kernels instead: the quantised matmul's two methods against dense sgemm, by T.
+//   decode_bench [--model GGUF] [--steps N] [--repeats N] [--profile] [--kernels]
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "io/model_loader.h"
+#include "kernels/backend.h"
+#include "kernels/cpu/cpu_quant_matmul.h"
+#include "model/llama_model.h"
+#include "op_timer.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+std::vector<int32_t> tokens(size_t n, uint32_t salt) {
+  std::vector<int32_t> ids(n);
+  for (size_t i = 0; i < n; ++i)
+    ids[i] = static_cast<int32_t>((i * 2654435761u + salt) % 49000) + 17;
+  return ids;
+}
+
+// Streaming read bandwidth, bytes/s: a reduction over a buffer far larger than the caches.
+// Integer sums, so the compiler vectorises the loop (a float sum would be a serial chain).
+double read_bandwidth() {
+  const size_t n = (size_t{512} << 20) / sizeof(uint32_t);
+  std::vector<uint32_t> buffer(n);
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < n; ++i) buffer[i] = static_cast<uint32_t>(i & 7);
+  double best = 0;
+  volatile uint32_t sink = 0;
+  for (int pass = 0; pass < 5; ++pass) {
+    const auto t = Clock::now();
+    uint32_t sum = 0;
+#pragma omp parallel for schedule(static) reduction(+ : sum)
+    for (size_t i = 0; i < n; ++i) sum += buffer[i];
+    best = std::max(best, n * sizeof(uint32_t) / since(t));
+    sink = sink + sum;
+  }
+  return best;
+}
+
+// Bytes of weights one forward step reads: the 7 projections and the LM head (the embedding
+// lookup and the norms are a few KB).
+double weight_bytes(const smol::LoadedModel& m) {
+  double bytes = 0;
+  auto add = [&](const std::string& name) {
+    if (auto q = m.quantized.find(name); q != m.quantized.end())
+      bytes += static_cast<double>(q->second.matrix().bytes());
+    else if (auto w = m.weights.find(name); w != m.weights.end())
+      bytes += 4.0 * static_cast<double>(w->second.shape.numel());
+  };
+  for (const auto& [name, shape] : smol::expected_llama_tensors(m.config))
+    if (shape.rank == 2 && name != "model.embed_tokens.weight") add(name);
+  add(m.config.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight");
+  return bytes;
+}
+
+// --kernels: one matmul of SmolLM2's shapes, by rows of x: the int8 kernel, the
+// dequantise-tile + sgemm path, and sgemm on a dense fp32 copy (ms per call, best of 5).
+void kernel_table(const smol::LoadedModel& m) {
+  using smol::cpu::QuantIsa;
+  const QuantIsa isa = smol::cpu::detect_quant_isa();
+  std::printf("kernel: %s\n| %-34s | %5s | %9s | %9s | %9s |\n", smol::cpu::quant_isa_name(isa),
+              "matrix", "T", "int8 ms", "deq+sgemm", "fp32 sgemm");
+  for (const char* name : {"model.layers.0.mlp.up_proj.weight",
+                           "model.layers.0.mlp.down_proj.weight", "model.embed_tokens.weight"}) {
+    const smol::QuantizedHostTensor& q = m.quantized.at(name);
+    const smol::QuantMatrix w = q.matrix();
+    std::vector<float> dense(static_cast<size_t>(w.rows * w.cols));
+    for (int64_t r = 0; r < w.rows; ++r)
+      smol::dequantize_quant_row(w.format, w.row(r), dense.data() + r * w.cols, w.cols);
+    std::vector<smol::cpu::ActBlock> scratch;
+    for (int64_t T : {1, 4, 16, 32, 43, 64, 128, 512}) {
+      std::vector<float> x(static_cast<size_t>(T * w.cols), 0.5f),
+          y(static_cast<size_t>(T * w.rows));
+      for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 7919) % 113) / 50 - 1;
+      auto best_ms = [&](auto&& f) {
+        double best = 1e30;
+        for (int r = 0; r < 5; ++r) {
+          const auto t = Clock::now();
+          f();
+          best = std::min(best, since(t) * 1e3);
+        }
+        return best;
+      };
+      const double int8 = best_ms([&] {
+        float* out = y.data();
+        smol::cpu::matmul_quantized_int8(std::span<float* const>(&out, 1), x.data(), T,
+                                         std::span<const smol::QuantMatrix>(&w, 1), isa, scratch);
+      });
+      const double deq =
+          best_ms([&] { smol::cpu::matmul_quantized_via_sgemm(y.data(), x.data(), T, w); });
+      const double f32 = best_ms([&] {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(T),
+                    static_cast<int>(w.rows), static_cast<int>(w.cols), 1.0f, x.data(),
+                    static_cast<int>(w.cols), dense.data(), static_cast<int>(w.cols), 0.0f,
+                    y.data(), static_cast<int>(w.rows));
+      });
+      std::printf("| %-34s | %5lld | %9.3f | %9.3f | %9.3f |\n", name, static_cast<long long>(T),
+                  int8, deq, f32);
+    }
+  }
+}
+
+struct Options {
+  std::string model = std::string(SMOL_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  int steps = 32, repeats = 3;
+  bool profile = false, kernels = false;
+};
+
+void run(const Options& o, bool quantized, double bandwidth) {
+  const smol::LoadedModel loaded = smol::load_model(o.model, smol::LoadOptions{quantized});
+  auto backend = smol::make_backend("cpu");
+  smol::LlamaModel model(*backend, loaded.config, smol::TrainMode::Frozen, std::nullopt,
+                         smol::FrozenWeights::ActivationDtype, &loaded.quantized);
+  model.load_weights(loaded.weights);
+  const double bytes = weight_bytes(loaded);
+  const char* kind = quantized ? "quantized" : "fp32";
+  auto row = [&](const std::string& what, double tokens_per_s, double bytes_per_token) {
+    std::printf("| %-9s | %-28s | %10.1f |", kind, what.c_str(), tokens_per_s);
+    if (bytes_per_token > 0)
+      std::printf(" %9.1f | %6.1f%% |\n", bytes_per_token / 1e6,
+                  100 * tokens_per_s * bytes_per_token / bandwidth);
+    else
+      std::printf(" %9s | %7s |\n", "", "");
+    std::fflush(stdout);
+  };
+  for (int length : {43, 512}) {
+    double best = 0;
+    for (int r = 0; r < o.repeats; ++r) {
+      model.reset_cache(1, length + 1);
+      const auto t = Clock::now();
+      model.decode_greedy({0}, {tokens(static_cast<size_t>(length), 5)});
+      best = std::max(best, length / since(t));
+    }
+    row("prefill " + std::to_string(length) + " tokens", best, 0);
+  }
+  for (int batch : {1, 4, 16}) {
+    const int prompt = 32;
+    double best = 0;
+    smol::OpTimer* timer = nullptr;
+    for (int r = 0; r < o.repeats; ++r) {
+      model.reset_cache(batch, prompt + o.steps + 1);
+      std::vector<int32_t> slots;
+      std::vector<std::vector<int32_t>> next;
+      for (int b = 0; b < batch; ++b) slots.push_back(b), next.push_back(tokens(prompt, b));
+      std::vector<int32_t> ids = model.decode_greedy(slots, next);
+      if (o.profile && batch == 1 && r == o.repeats - 1) timer = new smol::OpTimer(*backend);
+      const auto t = Clock::now();
+      for (int step = 0; step < o.steps; ++step) {
+        for (int b = 0; b < batch; ++b) next[b] = {ids[b]};
+        ids = model.decode_greedy(slots, next);
+      }
+      const double s = since(t);
+      if (!timer) best = std::max(best, batch * o.steps / s);
+      if (timer) {
+        std::printf("|           | decode op profile (batch 1):");
+        for (const auto& [op, sec] : timer->seconds)
+          std::printf(" %s %.1f%%", op.c_str(), 100 * sec / s);
+        std::printf("\n");
+        delete timer;
+        timer = nullptr;
+      }
+    }
+    row("decode batch " + std::to_string(batch), best, bytes / batch);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--model") && i + 1 < argc)
+      o.model = argv[++i];
+    else if (!std::strcmp(argv[i], "--steps") && i + 1 < argc)
+      o.steps = std::max(1, std::atoi(argv[++i]));
+    else if (!std::strcmp(argv[i], "--repeats") && i + 1 < argc)
+      o.repeats = std::max(1, std::atoi(argv[++i]));
+    else if (!std::strcmp(argv[i], "--profile"))
+      o.profile = true;
+    else if (!std::strcmp(argv[i], "--kernels"))
+      o.kernels = true;
+    else
+      smol::throw_error(
+          "unknown argument '", argv[i],
+          "' (decode_bench [--model GGUF] [--steps N] [--repeats N] [--profile] [--kernels])");
+  }
+  SMOL_CHECK(std::ifstream(o.model).good(), o.model,
+             ": no such model (scripts/fetch-model.sh fetches the Q4_1 SmolLM2 GGUF)");
+  if (o.kernels) {
+    kernel_table(smol::load_model(o.model, smol::LoadOptions{true}));
+    return 0;
+  }
+  const double bandwidth = read_bandwidth();
+  std::printf("decode_bench: %s, %d OpenMP threads, best of %d runs, %d decode steps\n",
+              o.model.c_str(), omp_get_max_threads(), o.repeats, o.steps);
+  std::printf("streaming read bandwidth: %.1f GB/s (512 MB buffer)\n\n", bandwidth / 1e9);
+  std::printf("| %-9s | %-28s | %10s | %9s | %7s |\n", "weights", "phase", "tokens/s", "MB/token",
+              "% BW");
+  std::printf("|-----------|------------------------------|------------|-----------|---------|\n");
+  run(o, false, bandwidth);
+  run(o, true, bandwidth);
+  return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "decode_bench: error: %s\n", e.what());
+  return 1;
+}
