@@ -102,6 +102,17 @@ TEST(QuantizedModel, TinyLogitsAndDecodeMatchDequantizedModelWithLora) {
   EXPECT_LT(max_abs_diff(step, last), 1e-4);  // same int8 inputs, other attention order
   (void)prefill;
 
+  // Batched decoding (two slots in one call: the kernels' T > 1 path) equals decoding each slot
+  // alone (T = 1): the int8 kernels give equal bits for any T; attention is per sequence.
+  const std::vector<int32_t> other{9, 8, 7, 6, 5, 4};
+  quant.reset_cache(2, 32);
+  const std::vector<float> both = quant.decode({0, 1}, {ids, other});
+  quant.reset_cache(2, 32);
+  const std::vector<float> first = quant.decode({0}, {ids});
+  const std::vector<float> second = quant.decode({1}, {other});
+  EXPECT_LT(max_abs_diff(std::vector<float>(both.begin(), both.begin() + V), first), 1e-5);
+  EXPECT_LT(max_abs_diff(std::vector<float>(both.begin() + V, both.end()), second), 1e-5);
+
   // Training needs dense weights.
   LlamaModel trainable(*backend, loaded.config, TrainMode::Lora, lora, &held);
   trainable.load_weights(loaded.weights);
