@@ -11,6 +11,7 @@
 #include "io/dequantize.h"
 #include "model/sampling.h"
 #include "model_test_util.h"
+#include "tests/weights/tiny_llama_gguf.h"
 
 namespace smol::test {
 namespace {
@@ -65,6 +66,34 @@ QuantizedTensorMap quantize_tiny(HostTensorMap& dense) {
   return held;
 }
 
+// keep_quantized on a GGUF whose matrices are Q8_0 (q/k rows in the converter's permuted order):
+// every held tensor, dequantised, equals the default load's fp32 values exactly — the loader
+// moves whole quantised rows as it moves fp32 rows (docs/formats.md §3). Norms stay fp32.
+TEST(QuantizedLoad, HeldBlocksDequantizeToTheDefaultLoadInHfLayout) {
+  TempDir dir;
+  const std::string path = dir.write("tiny_q8.gguf", tiny_llama_gguf(false, true).build());
+  const LoadedModel dense = load_model(path);
+  const LoadedModel held = load_model(path, LoadOptions{true});
+  EXPECT_EQ(held.quantized.size(), 1u + 7u * TinyLlama::kLayers);  // embedding + projections
+  EXPECT_EQ(held.weights.size(), 1u + 2u * TinyLlama::kLayers);    // the norms
+  EXPECT_EQ(held.num_parameters(), dense.num_parameters());
+  for (const auto& [name, q] : held.quantized) {
+    const HostTensor& want = dense.weights.at(name);
+    ASSERT_EQ(q.shape, want.shape) << name;
+    EXPECT_EQ(q.format, QuantFormat::Q8_0) << name;
+    std::vector<float> got(want.data.size());
+    const QuantMatrix m = q.matrix();
+    for (int64_t r = 0; r < m.rows; ++r)
+      dequantize_quant_row(m.format, m.row(r), got.data() + r * m.cols, m.cols);
+    EXPECT_EQ(got, want.data) << name;
+  }
+  // Held back to fp32 (a backend without quantised kernels): the default load's tensors.
+  LoadedModel back = load_model(path, LoadOptions{true});
+  dequantize_held(back);
+  EXPECT_TRUE(back.quantized.empty());
+  for (const auto& [name, t] : dense.weights) EXPECT_EQ(back.weights.at(name).data, t.data) << name;
+}
+
 TEST(QuantizedModel, TinyLogitsAndDecodeMatchDequantizedModelWithLora) {
   auto backend = make_cpu_backend();
   LoadedModel loaded = load_model(golden_dir() + "/tiny");
@@ -102,6 +131,17 @@ TEST(QuantizedModel, TinyLogitsAndDecodeMatchDequantizedModelWithLora) {
   const std::vector<float> last(got.end() - V, got.end());
   EXPECT_LT(max_abs_diff(step, last), 1e-4);  // same int8 inputs, other attention order
   (void)prefill;
+
+  // Batched decoding (two slots in one call: the kernels' T > 1 path) equals decoding each slot
+  // alone (T = 1): the int8 kernels give equal bits for any T; attention is per sequence.
+  const std::vector<int32_t> other{9, 8, 7, 6, 5, 4};
+  quant.reset_cache(2, 32);
+  const std::vector<float> both = quant.decode({0, 1}, {ids, other});
+  quant.reset_cache(2, 32);
+  const std::vector<float> first = quant.decode({0}, {ids});
+  const std::vector<float> second = quant.decode({1}, {other});
+  EXPECT_LT(max_abs_diff(std::vector<float>(both.begin(), both.begin() + V), first), 1e-5);
+  EXPECT_LT(max_abs_diff(std::vector<float>(both.begin() + V, both.end()), second), 1e-5);
 
   // Training needs dense weights.
   LlamaModel trainable(*backend, loaded.config, TrainMode::Lora, lora,

@@ -5,10 +5,13 @@
 // HF row r back where value(...) says it belongs.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "io/dequantize.h"
 #include "tests/weights/test_files.h"
 
 namespace smol::test {
@@ -53,9 +56,27 @@ inline std::vector<std::string> tiny_tokens() {
   return tokens;
 }
 
-// with_output: add an untied output.weight. extra: called to add/alter metadata before
-// tensors (for malformed variants).
-inline GgufBuilder tiny_llama_gguf(bool with_output = false) {
+// Rows of 32-value blocks as Q8_0 (d = max|x|/127 in fp16, q = round(x/d)): how
+// quantized_matrices stores every 2-D tensor.
+inline Bytes q8_0_bytes(const std::vector<float>& v) {
+  Bytes out;
+  for (size_t b = 0; b < v.size() / 32; ++b) {
+    float amax = 0;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(v[32 * b + j]));
+    const float d = amax / 127.0f;
+    const uint16_t half = fp32_to_fp16(d);
+    out.push_back(static_cast<uint8_t>(half & 0xFF));
+    out.push_back(static_cast<uint8_t>(half >> 8));
+    for (int j = 0; j < 32; ++j)
+      out.push_back(
+          static_cast<uint8_t>(static_cast<int8_t>(d > 0 ? std::lround(v[32 * b + j] / d) : 0)));
+  }
+  return out;
+}
+
+// with_output: add an untied output.weight. quantized_matrices: store every 2-D tensor as Q8_0
+// (in the file's row order: q/k blocks permuted like their rows).
+inline GgufBuilder tiny_llama_gguf(bool with_output = false, bool quantized_matrices = false) {
   using L = TinyLlama;
   GgufBuilder g;
   g.kv_string("general.architecture", "llama");
@@ -92,6 +113,10 @@ inline GgufBuilder tiny_llama_gguf(bool with_output = false) {
     else
       t.ne = {static_cast<uint64_t>(cols), static_cast<uint64_t>(rows)};
     t.data = f32_bytes(tiny_rows(hf_name, rows, cols, permute_heads));
+    if (quantized_matrices && rows > 1) {
+      t.type = 8;  // Q8_0
+      t.data = q8_0_bytes(tiny_rows(hf_name, rows, cols, permute_heads));
+    }
     g.tensor(std::move(t));
   };
   const int64_t C = L::kHidden, F = L::kFfn, Q = L::kHeads * L::kHeadDim,
