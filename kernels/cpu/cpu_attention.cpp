@@ -24,7 +24,6 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/cpu_math.h"
 #include "kernels/cpu/cpu_ops.h"
 
@@ -202,16 +201,16 @@ SMOL_AVX512_TARGET void block_product_avx512(float* c, int64_t ldc, const float*
 }
 #endif
 
-// c[i, l] = alpha · Σ_k a(i, k) · b[k, l] (+ c[i, l] when accumulate): the AVX-512 kernel where
-// the CPU has it (cpu_isa.h), the portable one elsewhere.
-void block_product(float* c, int64_t ldc, const float* a, int64_t a_row, int64_t a_col, int64_t m,
-                   const float* b, int64_t ldb, int64_t n, int64_t k, float alpha,
-                   bool accumulate) {
+// One of the two block products above, chosen by the backend (cpu_isa.h).
+using BlockProduct = void (*)(float* c, int64_t ldc, const float* a, int64_t a_row, int64_t a_col,
+                              int64_t m, const float* b, int64_t ldb, int64_t n, int64_t k,
+                              float alpha, bool accumulate);
+BlockProduct block_product_for(bool avx512) {
 #ifdef SMOL_ATTENTION_AVX512
-  if (cpu_isa().avx512)
-    return block_product_avx512(c, ldc, a, a_row, a_col, m, b, ldb, n, k, alpha, accumulate);
+  if (avx512) return block_product_avx512;
 #endif
-  block_product_portable(c, ldc, a, a_row, a_col, m, b, ldb, n, k, alpha, accumulate);
+  (void)avx512;
+  return block_product_portable;
 }
 
 // Row softmax in place over the first `visible` of n scores: p_j = exp(s_j − m) for j <
@@ -251,6 +250,7 @@ float exp_shifted_row(float* scores, int64_t visible, int64_t n, float* max_scor
 struct BackwardTensors {
   const float *q, *k, *v, *out, *dout, *lse;
   float *dq, *dk, *dv;
+  BlockProduct block_product;
 };
 // Per-thread buffers: transposed K and V [D, key_capacity]; S/P, dP/dS [kBackwardQueryBlock,
 // keys].
@@ -282,8 +282,9 @@ void attention_backward_block(const BackwardTensors& t, const SeqSpan& sp, int64
   float* P = s.probs.data();
   float* dS = s.dscores.data();
   // S = scale·Q·Kᵀ and dP = dO·Vᵀ over the keys the block's last row sees.
-  block_product(P, ld, q_block, q_stride, 1, rows, s.keys_t.data(), ld, n_cols, D, scale, false);
-  block_product(dS, ld, do_block, q_stride, 1, rows, s.values_t.data(), ld, n_cols, D, 1.0f, false);
+  t.block_product(P, ld, q_block, q_stride, 1, rows, s.keys_t.data(), ld, n_cols, D, scale, false);
+  t.block_product(dS, ld, do_block, q_stride, 1, rows, s.values_t.data(), ld, n_cols, D, 1.0f,
+                  false);
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t row = first_row + r, visible = offset + i0 + r + 1;
     const float* oi = t.out + row * q_stride + h * D;
@@ -312,9 +313,9 @@ void attention_backward_block(const BackwardTensors& t, const SeqSpan& sp, int64
   // dq += scale·dS·K (+=: sequences may share query rows in the serial case); dk += scale·dSᵀ·Q; dv
   // += Pᵀ·dO.
   float* dq_block = t.dq + first_row * q_stride + h * D;
-  block_product(dq_block, q_stride, dS, ld, 1, rows, k_base, kv_stride, D, n_keys, scale, true);
-  block_product(dk_base, kv_stride, dS, 1, ld, n_keys, q_block, q_stride, D, rows, scale, true);
-  block_product(dv_base, kv_stride, P, 1, ld, n_keys, do_block, q_stride, D, rows, 1.0f, true);
+  t.block_product(dq_block, q_stride, dS, ld, 1, rows, k_base, kv_stride, D, n_keys, scale, true);
+  t.block_product(dk_base, kv_stride, dS, 1, ld, n_keys, q_block, q_stride, D, rows, scale, true);
+  t.block_product(dv_base, kv_stride, P, 1, ld, n_keys, do_block, q_stride, D, rows, 1.0f, true);
 }
 
 // All query heads of kv head `kv_head` over sequence sp, block by block.
@@ -337,7 +338,8 @@ void attention_backward_task(const BackwardTensors& t, const SeqSpan& sp, int64_
 }  // namespace
 
 void attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v,
-                       const AttentionLayout& layout, float scale) {
+                       const AttentionLayout& layout, float scale, bool avx512) {
+  const BlockProduct block_product = block_product_for(avx512);
   const AttentionDims d = attention_dims("attention_forward", q, k);
   const int64_t D = d.head_dim;
   const int64_t q_stride = d.q_heads * D, kv_stride = d.kv_heads * D;  // floats per token row
@@ -404,7 +406,7 @@ void attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k,
 
 void attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dout, const Tensor& q,
                         const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
-                        const AttentionLayout& layout, float scale) {
+                        const AttentionLayout& layout, float scale, bool avx512) {
   const char* op = "attention_backward";
   const AttentionDims d = attention_dims(op, q, k);
   fill_zero(dq);  // overwrite semantics; rows outside the layout stay zero
@@ -422,9 +424,9 @@ void attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dout, con
   for (const SeqSpan& sp : layout.seqs) max_k = std::max<int64_t>(max_k, sp.k_len);
   const int64_t key_capacity = round_up(std::max<int64_t>(max_k, 1), kKeyTile);
   const int64_t n_tasks = static_cast<int64_t>(layout.seqs.size()) * d.kv_heads;
-  const BackwardTensors t{q.as<float>(),   k.as<float>(),    v.as<float>(),
-                          out.as<float>(), dout.as<float>(), lse.as<float>(),
-                          dq.as<float>(),  dk.as<float>(),   dv.as<float>()};
+  const BackwardTensors t{
+      q.as<float>(),   k.as<float>(),  v.as<float>(),  out.as<float>(), dout.as<float>(),
+      lse.as<float>(), dq.as<float>(), dk.as<float>(), dv.as<float>(),  block_product_for(avx512)};
 #pragma omp parallel if (parallel_safe && n_tasks > 1)
   {
     BackwardScratch scratch(D, key_capacity);

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/cpu_quant_matmul.h"
 #include "kernels/cpu/cpu_rope_table.h"
@@ -86,12 +87,12 @@ class CpuBackend final : public Backend {
 
   void do_attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k,
                             const Tensor& v, const AttentionLayout& layout, float scale) override {
-    cpu::attention_forward(out, lse, q, k, v, layout, scale);
+    cpu::attention_forward(out, lse, q, k, v, layout, scale, avx512_fp32_);
   }
   void do_attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dout, const Tensor& q,
                              const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
                              const AttentionLayout& layout, float scale) override {
-    cpu::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, layout, scale);
+    cpu::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, layout, scale, avx512_fp32_);
   }
 
   void do_swiglu_forward(Tensor out, const Tensor& gate, const Tensor& up) override {
@@ -127,6 +128,8 @@ class CpuBackend final : public Backend {
  private:
   // The angles' cos/sin by position, computed once for all of a run's RoPE calls.
   cpu::RopeTable rope_table_;
+  // Whether attention's AVX-512 block product may run (cpu_isa.h; SMOL_CPU_ISA may say no).
+  const bool avx512_fp32_ = cpu::detect_avx512_fp32();
   // The bf16 matmul's path, from the CPU's features and SMOL_CPU_ISA (cpu_bf16_gemm.h).
   const cpu::Bf16Gemm bf16_gemm_ = cpu::detect_bf16_gemm();
   // The quantised matmul's kernel, chosen once (SMOL_CPU_ISA may ask for a lesser one), and its

@@ -43,11 +43,12 @@ void rope_forward(Tensor x, const Tensor& positions, float theta, RopeTable& tab
 void rope_backward(Tensor dx, const Tensor& positions, float theta, RopeTable& table);
 
 // cpu_attention.cpp
+// avx512: take the AVX-512 block product (the backend's detect_avx512_fp32(), cpu_isa.h).
 void attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v,
-                       const AttentionLayout& layout, float scale);
+                       const AttentionLayout& layout, float scale, bool avx512);
 void attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dout, const Tensor& q,
                         const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
-                        const AttentionLayout& layout, float scale);
+                        const AttentionLayout& layout, float scale, bool avx512);
 
 // cpu_swiglu.cpp
 void swiglu_forward(Tensor out, const Tensor& gate, const Tensor& up);
