@@ -145,33 +145,33 @@ void block_product_portable(float* c, int64_t ldc, const float* a, int64_t a_row
 // c = alpha·acc or c += alpha·acc as an fma), over tiles of kRowTile rows × 32 columns held in
 // 12 of the 32 zmm registers. The portable clone's tiles are 16 columns (2 ymm) wide, so each of
 // its b loads feeds half as many FMAs; here one b row of 32 floats feeds 12. Columns past n are
-// masked off (loads read nothing there, stores write nothing).
-template <int kVectors>
+// masked off (loads read nothing there, stores write nothing). A last tile of fewer rows (one row
+// per sequence when decoding) runs a kernel of that many rows instead of repeating its last row.
+template <int kRows, int kVectors>
 SMOL_AVX512_TARGET [[gnu::always_inline]] inline void block_tile_avx512(
-    float* c, int64_t ldc, const float* const* ar, int64_t a_col, int64_t nr, const float* b,
-    int64_t ldb, int64_t j0, int64_t nl, int64_t k, float alpha, bool accumulate) {
+    float* c, int64_t ldc, const float* const* ar, int64_t a_col, const float* b, int64_t ldb,
+    int64_t j0, int64_t nl, int64_t k, float alpha, bool accumulate) {
   const __mmask16 m0 = nl >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << nl) - 1);
   const __mmask16 m1 = kVectors < 2 ? __mmask16(0)
                        : nl >= 32   ? __mmask16(0xFFFF)
                                     : __mmask16((1u << (nl - 16)) - 1);
-  __m512 acc[kRowTile][kVectors];
-  for (int r = 0; r < kRowTile; ++r)
+  __m512 acc[kRows][kVectors];
+  for (int r = 0; r < kRows; ++r)
     for (int v = 0; v < kVectors; ++v) acc[r][v] = _mm512_setzero_ps();
   for (int64_t kk = 0; kk < k; ++kk) {
     const float* bk = b + kk * ldb + j0;
     __m512 bv[kVectors];
     bv[0] = _mm512_maskz_loadu_ps(m0, bk);
     if constexpr (kVectors == 2) bv[1] = _mm512_maskz_loadu_ps(m1, bk + 16);
-    for (int r = 0; r < kRowTile; ++r) {
+    for (int r = 0; r < kRows; ++r) {
       const __m512 av = _mm512_set1_ps(ar[r][kk * a_col]);
       for (int v = 0; v < kVectors; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
     }
   }
   const __m512 alpha_v = _mm512_set1_ps(alpha);
-  // Constant trip counts throughout, so the accumulators stay in registers (a loop bounded by nr
-  // would index acc at run time and spill it to the stack on every k step).
-  for (int r = 0; r < kRowTile; ++r) {
-    if (r >= nr) break;
+  // Constant trip counts throughout, so the accumulators stay in registers (a loop bounded at run
+  // time would index acc dynamically and spill it to the stack on every k step).
+  for (int r = 0; r < kRows; ++r) {
     float* cr = c + r * ldc + j0;
     for (int v = 0; v < kVectors; ++v) {
       const __mmask16 m = v == 0 ? m0 : m1;
@@ -183,20 +183,46 @@ SMOL_AVX512_TARGET [[gnu::always_inline]] inline void block_tile_avx512(
   }
 }
 
+// The tile of kRows rows at ar over the columns of b, 32 at a time.
+template <int kRows>
+SMOL_AVX512_TARGET [[gnu::always_inline]] inline void block_rows_avx512(
+    float* c_rows, int64_t ldc, const float* const* ar, int64_t a_col, const float* b, int64_t ldb,
+    int64_t n, int64_t k, float alpha, bool accumulate) {
+  int64_t j0 = 0;
+  for (; j0 + 16 < n; j0 += 32)
+    block_tile_avx512<kRows, 2>(c_rows, ldc, ar, a_col, b, ldb, j0, std::min<int64_t>(32, n - j0),
+                                k, alpha, accumulate);
+  if (j0 < n)
+    block_tile_avx512<kRows, 1>(c_rows, ldc, ar, a_col, b, ldb, j0, n - j0, k, alpha, accumulate);
+}
+
 SMOL_AVX512_TARGET void block_product_avx512(float* c, int64_t ldc, const float* a, int64_t a_row,
                                              int64_t a_col, int64_t m, const float* b, int64_t ldb,
                                              int64_t n, int64_t k, float alpha, bool accumulate) {
   for (int64_t i0 = 0; i0 < m; i0 += kRowTile) {
     const int64_t nr = std::min<int64_t>(kRowTile, m - i0);
-    const float* ar[kRowTile];  // rows past m repeat the last one (computed, never stored)
-    for (int64_t r = 0; r < kRowTile; ++r) ar[r] = a + (i0 + std::min(r, nr - 1)) * a_row;
+    const float* ar[kRowTile];
+    for (int64_t r = 0; r < nr; ++r) ar[r] = a + (i0 + r) * a_row;
     float* c_rows = c + i0 * ldc;
-    int64_t j0 = 0;
-    for (; j0 + 16 < n; j0 += 32)
-      block_tile_avx512<2>(c_rows, ldc, ar, a_col, nr, b, ldb, j0, std::min<int64_t>(32, n - j0), k,
-                           alpha, accumulate);
-    if (j0 < n)
-      block_tile_avx512<1>(c_rows, ldc, ar, a_col, nr, b, ldb, j0, n - j0, k, alpha, accumulate);
+    switch (nr) {
+      case 1:
+        block_rows_avx512<1>(c_rows, ldc, ar, a_col, b, ldb, n, k, alpha, accumulate);
+        break;
+      case 2:
+        block_rows_avx512<2>(c_rows, ldc, ar, a_col, b, ldb, n, k, alpha, accumulate);
+        break;
+      case 3:
+        block_rows_avx512<3>(c_rows, ldc, ar, a_col, b, ldb, n, k, alpha, accumulate);
+        break;
+      case 4:
+        block_rows_avx512<4>(c_rows, ldc, ar, a_col, b, ldb, n, k, alpha, accumulate);
+        break;
+      case 5:
+        block_rows_avx512<5>(c_rows, ldc, ar, a_col, b, ldb, n, k, alpha, accumulate);
+        break;
+      default:
+        block_rows_avx512<kRowTile>(c_rows, ldc, ar, a_col, b, ldb, n, k, alpha, accumulate);
+    }
   }
 }
 #endif
