@@ -37,6 +37,9 @@ namespace smol::cpu {
 namespace {
 
 constexpr int64_t kMaxVectorDim = 256;  // largest head dim (stack accumulators)
+// Query heads per kv head that attend_one_query keeps accumulators for on the stack; larger
+// groups take the block path.
+constexpr int64_t kMaxGroup = 8;
 
 struct AttentionDims {
   int64_t q_tokens, k_tokens, q_heads, kv_heads, head_dim, group;
@@ -272,6 +275,46 @@ float exp_shifted_row(float* scores, int64_t visible, int64_t n, float* max_scor
   return sum_lanes(sum8);
 }
 
+// Decoding: one query row of each of the `group` query heads that share a kv head, attending to
+// n_keys cached keys. Scores come straight from the key rows (a dot product over D, no transpose:
+// with one query per head the block product would spend as long transposing the cache as using
+// it), each key and value row is read once for all the group's heads, and the softmax is the
+// forward's exp_shifted_row. scores: group × n_keys floats of scratch.
+SMOL_CPU_MULTIVERSION
+void attend_one_query(float* out, int64_t out_stride, float* lse, const float* q, int64_t q_stride,
+                      const float* k, const float* v, int64_t kv_stride, int64_t n_keys,
+                      int64_t group, int64_t D, float scale, float* scores) {
+  for (int64_t j = 0; j < n_keys; ++j) {
+    const float* kj = k + j * kv_stride;
+    for (int64_t g = 0; g < group; ++g) {
+      const float* qg = q + g * q_stride;
+      float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+      for (int64_t c = 0; c < D; ++c) dot += qg[c] * kj[c];
+      scores[g * n_keys + j] = scale * dot;
+    }
+  }
+  float inv_sum[kMaxGroup];
+  for (int64_t g = 0; g < group; ++g) {
+    float max_score;
+    const float sum = exp_shifted_row(scores + g * n_keys, n_keys, n_keys, &max_score);
+    lse[g] = max_score + std::log(sum);
+    inv_sum[g] = 1.0f / sum;
+  }
+  float acc[kMaxGroup][kMaxVectorDim] = {};
+  for (int64_t j = 0; j < n_keys; ++j) {
+    const float* vj = v + j * kv_stride;
+    for (int64_t g = 0; g < group; ++g) {
+      const float p = scores[g * n_keys + j];
+      float* a = acc[g];
+#pragma omp simd
+      for (int64_t c = 0; c < D; ++c) a[c] += p * vj[c];
+    }
+  }
+  for (int64_t g = 0; g < group; ++g)
+    for (int64_t c = 0; c < D; ++c) out[g * out_stride + c] = acc[g][c] * inv_sum[g];
+}
+
 // ---- backward ------------------------------------------------------------------------------
 struct BackwardTensors {
   const float *q, *k, *v, *out, *dout, *lse;
@@ -403,9 +446,16 @@ void attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k,
       const float* k_base = pk + int64_t{sp.k_begin} * kv_stride + item.kv_head * D;
       const float* v_base = pv + int64_t{sp.k_begin} * kv_stride + item.kv_head * D;
       const int64_t block_keys = offset + item.i_end;  // keys the block's last query sees
+      const int64_t rows = item.i_end - item.i_begin;
+      if (rows == 1 && d.group <= kMaxGroup) {  // decoding (or a one-token sequence)
+        const int64_t row = int64_t{sp.q_begin} + item.i_begin, h0 = item.kv_head * d.group;
+        attend_one_query(po + row * q_stride + h0 * D, D, pl + row * d.q_heads + h0,
+                         pq + row * q_stride + h0 * D, D, k_base, v_base, kv_stride, block_keys,
+                         d.group, D, scale, scores.data());
+        continue;
+      }
       const int64_t ld = round_up(block_keys, kKeyTile);
       transpose_keys(keys_t.data(), ld, k_base, kv_stride, block_keys, D);
-      const int64_t rows = item.i_end - item.i_begin;
       for (int64_t h = item.kv_head * d.group; h < (item.kv_head + 1) * d.group; ++h) {
         const float* q_block = pq + (int64_t{sp.q_begin} + item.i_begin) * q_stride + h * D;
         block_product(scores.data(), ld, q_block, q_stride, 1, rows, keys_t.data(), ld, ld, D,
