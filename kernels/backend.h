@@ -134,9 +134,6 @@ class Backend {
   // fp32. Every other operand keeps is_float_dtype. Default: only where bf16 is the activation
   // dtype anyway (cuda, cuda-emu).
   virtual bool accepts_bf16_weights() const { return activation_dtype() == DType::BF16; }
-  bool is_weight_dtype(DType dtype) const {
-    return is_float_dtype(dtype) || (dtype == DType::BF16 && accepts_bf16_weights());
-  }
 
   // ---- hooks, streams, events ----------------------------------------------------------------
   // Installs (or, with nullptr, removes) the observer of every op. One hook at a time.

@@ -13,8 +13,8 @@ namespace smol {
 using namespace contract;
 
 namespace {
-// A weight operand (Backend::is_weight_dtype): a float tensor, or BF16 where the backend
-// accepts bf16 weights.
+// A weight operand: a float tensor, or BF16 where the backend accepts bf16 weights
+// (Backend::accepts_bf16_weights).
 void check_weight(const Backend& backend, const char* op, const char* arg, const Tensor& t) {
   if (t.dtype == DType::BF16 && backend.accepts_bf16_weights())
     check_data(op, arg, t);

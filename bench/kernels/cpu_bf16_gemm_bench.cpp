@@ -64,7 +64,11 @@ void run_onednn(benchmark::State& state, const GemmCase& s, GemmOperands& ops) {
   const dnnl::memory::desc a_md({s.m, s.k}, dt::bf16, tag::ab);
   const dnnl::memory::desc b_md({s.k, s.n}, dt::bf16, s.b_t ? tag::ba : tag::ab);
   const dnnl::memory::desc c_md({s.m, s.n}, dt::f32, tag::ab);
+#if DNNL_VERSION_MAJOR >= 3  // 3.x dropped the op descriptors
+  const dnnl::matmul::primitive_desc pd(engine, a_md, b_md, c_md);
+#else
   const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), engine);
+#endif
   const dnnl::matmul matmul(pd);
   std::vector<uint16_t> a_bf16(ops.a.size());
   dnnl::memory a_mem(a_md, engine, a_bf16.data()), b_mem(b_md, engine, ops.b_bf16.data());
