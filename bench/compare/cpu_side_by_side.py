@@ -9,8 +9,9 @@
 Rows (each number is tokens/s, higher is better; every program gets OMP_NUM_THREADS = threads):
   LoRA step, full step  build/bench/training_bench (fp32; and bf16 when the build has
                         --cpu-precision) vs bench/compare/torch_peft_step.py (HF transformers +
-                        PEFT, fp32, torch.set_num_threads) at rows x length tokens, a masked prompt
-                        quarter, LoRA r 8 on q,v.
+                        PEFT, fp32, torch.set_num_threads; for our bf16 also torch's bf16
+                        autocast) at rows x length tokens, a masked prompt quarter, LoRA r 8 on
+                        q,v.
   prefill, decode       `smolengine generate` greedy on the GGUF (fp32 weights, and quantised
                         weights when the build has --weights quantized) vs HF transformers
                         (LlamaForCausalLM from the same GGUF, dequantised to fp32, greedy
@@ -53,12 +54,12 @@ def tokens_per_second(text, pattern):
     return float(m.group(1)) if m else None
 
 
-def has_flag(binary, flag):
+def has_flag(command, flag):
     try:
-        text = subprocess.run([binary, "--help"], capture_output=True, text=True).stdout
+        out = subprocess.run(command + ["--help"], capture_output=True, text=True)
     except OSError:
         return False
-    return flag in text
+    return flag in out.stdout + out.stderr
 
 
 # ---- training -----------------------------------------------------------------------------
@@ -71,10 +72,11 @@ def ours_training(args, mode, precision):
     return tokens_per_second(text, r"([\d.]+) tokens/s")
 
 
-def torch_training(args, mode):
+def torch_training(args, mode, bf16=False):
     cmd = [sys.executable, os.path.join(ROOT, "bench/compare/torch_peft_step.py"), "--device",
            "cpu", "--threads", str(args.threads), "--mode", mode, "--rows", str(args.rows),
-           "--length", str(args.length), "--steps", str(args.steps)]
+           "--length", str(args.length), "--steps", str(args.steps)] + (["--cpu-bf16"] if bf16
+                                                                       else [])
     text = run(cmd, args.threads)
     return tokens_per_second(text, r"([\d.]+) tokens/s")
 
@@ -165,7 +167,7 @@ def main():
     rows = []  # (what, ours, reference name, reference value)
     if not args.skip_training:
         precisions = ["fp32"]
-        if has_flag(os.path.join(ROOT, "build/bench/training_bench"), "--cpu-precision"):
+        if "--cpu-precision" in open(os.path.join(ROOT, "bench/training/training_bench.cpp")).read():
             precisions.append("bf16")
         for mode in ("lora", "full"):
             torch_tps = None if args.skip_torch else torch_training(args, mode)
@@ -176,9 +178,13 @@ def main():
                 rows.append((f"{mode} step, {precision} ({args.rows} x {args.length})", ours,
                              "torch+PEFT fp32", torch_tps))
                 print(rows[-1], flush=True)
+                if precision == "bf16" and not args.skip_torch:
+                    rows.append((f"{mode} step, {precision} ({args.rows} x {args.length})", ours,
+                                 "torch+PEFT bf16 autocast", torch_training(args, mode, True)))
+                    print(rows[-1], flush=True)
 
     weights = ["fp32"]
-    if has_flag(os.path.join(ROOT, "build/smolengine"), "--weights"):
+    if has_flag([os.path.join(ROOT, "build/smolengine"), "generate"], "--weights"):
         weights.append("quantized")
     hf = None
     if not args.skip_torch:

@@ -6,7 +6,8 @@ HF transformers' LlamaForCausalLM at SmolLM2-135M's shape (random weights), PEFT
 (alpha 16, q and v, or all seven projections) or full fine-tuning, AdamW (fused on cuda),
 global-norm clipping at 1.0, rows x length random tokens with a masked prompt quarter: the step
 training_bench times. On cuda: bf16 autocast (what HF Trainer's bf16=True does) with fp32
-weights and optimizer state; on cpu: fp32 and torch.set_num_threads(--threads).
+weights and optimizer state; on cpu: fp32 (or, with --cpu-bf16, bf16 autocast) and
+torch.set_num_threads(--threads).
 
     python3 bench/compare/torch_peft_step.py [--device cuda|cpu] [--rows 8] [--length 1024]
         [--mode lora|lora-all|full|all] [--steps 5] [--threads N] [--attn sdpa|eager]
@@ -67,7 +68,7 @@ def bench(mode, args):
 
     def step():
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16,
-                            enabled=device.type == "cuda"):
+                            enabled=device.type == "cuda" or args.cpu_bf16):
             loss = model(input_ids=ids, labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -106,6 +107,9 @@ def main():
     parser.add_argument("--mode", default="all", choices=["lora", "lora-all", "full", "all"])
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"])
+    # cpu only: torch.autocast("cpu", bfloat16) — matmuls (and SDPA) on bf16-rounded operands with
+    # fp32 weights kept, the reference for smolengine's training.cpu_precision: bf16.
+    parser.add_argument("--cpu-bf16", action="store_true")
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
