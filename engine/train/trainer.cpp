@@ -353,6 +353,11 @@ int run_training(const TrainOptions& options) {
   SMOL_CHECK(!(options.overwrite && !options.resume.empty()),
              "--overwrite and --resume exclude each other: --overwrite deletes the run that "
              "--resume would continue");
+  // Quantised weights are an inference option (docs/cpu-speed.md "Quantised inference"): the
+  // backward needs dense frozen weights, so say so before anything loads or is written.
+  SMOL_CHECK(config.model.weights_in_memory != "quantized", config.path,
+             ": model.weights_in_memory: quantized is for generate and eval; train needs the "
+             "weights dense (fp32, or bf16 with training.cpu_precision: bf16)");
   // The run directory's guards come before the model loads (run_directory.h): an unwritable
   // directory, a second process or an existing run fails in a second, not after an hour.
   // Rank 0 alone writes the directory, so it alone locks it.

@@ -59,5 +59,17 @@ TEST_F(TrainBf16Cli, RefusedWithFullFineTuning) {
   EXPECT_NE(r.output.find("peft.method: full"), std::string::npos) << r.output;
 }
 
+// Quantised weights are for generate / eval: train refuses them before it writes anything.
+TEST_F(TrainBf16Cli, QuantizedWeightsRefusedBeforeAnythingIsWritten) {
+  const auto dir = root_ / "quantized";
+  const auto r =
+      train_tiny(dir, "--set model.weights_in_memory=quantized --set training.max_steps=1");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("model.weights_in_memory: quantized is for generate and eval"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir)) << "train wrote " << dir;
+}
+
 }  // namespace
 }  // namespace smol
