@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_clock.h"
 #include "common/error.h"
 #include "io/model_loader.h"
 #include "model/llama_model.h"
@@ -21,17 +22,9 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-std::vector<int32_t> tokens(size_t n, uint32_t salt) {
-  std::vector<int32_t> ids(n);
-  for (size_t i = 0; i < n; ++i)
-    ids[i] = static_cast<int32_t>((i * 2654435761u + salt) % 49000) + 17;
-  return ids;
-}
+using smol::bench::Clock;
+using smol::bench::since;
+using smol::bench::tokens;
 
 struct Row {
   std::string what;

@@ -121,38 +121,55 @@ TEST(CpuAttention, RowsOutsideLayoutUntouchedByForward) {
   for (int d = 0; d < 4; ++d) EXPECT_FLOAT_EQ(o[8 + d], vv[4 + d]);
 }
 
+// One forward and backward of a case on random q, k, v and dout (seeds seed .. seed + 3), with
+// the inputs kept for the references. dq, dk, dv start as garbage: the backward overwrites them.
+struct BackwardRun {
+  float scale;
+  std::vector<float> q, k, v, dout;
+  std::vector<float> dq, dk, dv;
+};
+
+BackwardRun run_backward(const Case& c, uint64_t seed) {
+  Device dev;
+  BackwardRun r;
+  r.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  r.q = random_floats(c.q_tokens * c.q_heads * c.head_dim, seed);
+  r.k = random_floats(c.k_tokens * c.kv_heads * c.head_dim, seed + 1);
+  r.v = random_floats(c.k_tokens * c.kv_heads * c.head_dim, seed + 2);
+  r.dout = random_floats(c.q_tokens * c.q_heads * c.head_dim, seed + 3);
+  Tensor tq = dev.f32({c.q_tokens, c.q_heads, c.head_dim}, r.q);
+  Tensor tk = dev.f32({c.k_tokens, c.kv_heads, c.head_dim}, r.k);
+  Tensor tv = dev.f32({c.k_tokens, c.kv_heads, c.head_dim}, r.v);
+  Tensor out = dev.zeros(tq.shape), lse = dev.zeros({c.q_tokens, c.q_heads});
+  dev->attention_forward(out, lse, tq, tk, tv, c.layout, r.scale);
+  Tensor dq = dev.f32(tq.shape, std::vector<float>(tq.numel(), 9.0f));
+  Tensor dk = dev.f32(tk.shape, std::vector<float>(tk.numel(), 9.0f));
+  Tensor dv = dev.f32(tv.shape, std::vector<float>(tv.numel(), 9.0f));
+  dev->attention_backward(dq, dk, dv, dev.f32(tq.shape, r.dout), tq, tk, tv, out, lse, c.layout,
+                          r.scale);
+  r.dq = dev.get(dq);
+  r.dk = dev.get(dk);
+  r.dv = dev.get(dv);
+  return r;
+}
+
 TEST(CpuAttention, BackwardMatchesFiniteDifferences) {
   for (const Case& c : cases()) {
     if (!c.per_element_gradients) continue;
     SCOPED_TRACE(c.name);
-    Device dev;
-    const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-    const auto q = random_floats(c.q_tokens * c.q_heads * c.head_dim, 21);
-    const auto k = random_floats(c.k_tokens * c.kv_heads * c.head_dim, 22);
-    const auto v = random_floats(c.k_tokens * c.kv_heads * c.head_dim, 23);
-    const auto w = random_floats(c.q_tokens * c.q_heads * c.head_dim, 24);
-    Tensor tq = dev.f32({c.q_tokens, c.q_heads, c.head_dim}, q);
-    Tensor tk = dev.f32({c.k_tokens, c.kv_heads, c.head_dim}, k);
-    Tensor tv = dev.f32({c.k_tokens, c.kv_heads, c.head_dim}, v);
-    Tensor out = dev.zeros(tq.shape), lse = dev.zeros({c.q_tokens, c.q_heads});
-    dev->attention_forward(out, lse, tq, tk, tv, c.layout, scale);
-    // dq/dk/dv start as garbage: the backward overwrites them.
-    Tensor dq = dev.f32(tq.shape, std::vector<float>(tq.numel(), 9.0f));
-    Tensor dk = dev.f32(tk.shape, std::vector<float>(tk.numel(), 9.0f));
-    Tensor dv = dev.f32(tv.shape, std::vector<float>(tv.numel(), 9.0f));
-    Tensor dout = dev.f32(tq.shape, w);
-    dev->attention_backward(dq, dk, dv, dout, tq, tk, tv, out, lse, c.layout, scale);
+    const BackwardRun r = run_backward(c, 21);
+    const float scale = r.scale;
     RefFn f = [&](const std::vector<std::vector<double>>& in) {
       return attention_ref(c, in[0], in[1], in[2], scale, false);
     };
-    const std::vector<std::vector<double>> inputs{to_double(q), to_double(k), to_double(v)};
-    const auto wd = to_double(w);
+    const std::vector<std::vector<double>> inputs{to_double(r.q), to_double(r.k), to_double(r.v)};
+    const auto wd = to_double(r.dout);
     // Gradients are sums of ≤ 3·11 fp32 products of O(1) terms: absolute error ≲ 1e-6; the
     // FD reference is exact to ~1e-8. 2e-5 absolute + 1e-4 relative leaves a wide margin
     // while still catching any wrong term (which would be O(0.01) or more).
-    expect_near_all(dev.get(dq), finite_difference(f, inputs, wd, 0), 2e-5, 1e-4, c.name + " dq");
-    expect_near_all(dev.get(dk), finite_difference(f, inputs, wd, 1), 2e-5, 1e-4, c.name + " dk");
-    expect_near_all(dev.get(dv), finite_difference(f, inputs, wd, 2), 2e-5, 1e-4, c.name + " dv");
+    expect_near_all(r.dq, finite_difference(f, inputs, wd, 0), 2e-5, 1e-4, c.name + " dq");
+    expect_near_all(r.dk, finite_difference(f, inputs, wd, 1), 2e-5, 1e-4, c.name + " dk");
+    expect_near_all(r.dv, finite_difference(f, inputs, wd, 2), 2e-5, 1e-4, c.name + " dv");
   }
 }
 
@@ -161,23 +178,11 @@ TEST(CpuAttention, BackwardMatchesFiniteDifferences) {
 TEST(CpuAttention, BackwardMatchesDirectionalDerivatives) {
   for (const Case& c : cases()) {
     SCOPED_TRACE(c.name);
-    Device dev;
-    const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-    const auto q = random_floats(c.q_tokens * c.q_heads * c.head_dim, 31);
-    const auto k = random_floats(c.k_tokens * c.kv_heads * c.head_dim, 32);
-    const auto v = random_floats(c.k_tokens * c.kv_heads * c.head_dim, 33);
-    const auto w = random_floats(c.q_tokens * c.q_heads * c.head_dim, 34);
-    Tensor tq = dev.f32({c.q_tokens, c.q_heads, c.head_dim}, q);
-    Tensor tk = dev.f32({c.k_tokens, c.kv_heads, c.head_dim}, k);
-    Tensor tv = dev.f32({c.k_tokens, c.kv_heads, c.head_dim}, v);
-    Tensor out = dev.zeros(tq.shape), lse = dev.zeros({c.q_tokens, c.q_heads});
-    dev->attention_forward(out, lse, tq, tk, tv, c.layout, scale);
-    Tensor dq = dev.zeros(tq.shape), dk = dev.zeros(tk.shape), dv = dev.zeros(tv.shape);
-    dev->attention_backward(dq, dk, dv, dev.f32(tq.shape, w), tq, tk, tv, out, lse, c.layout,
-                            scale);
-    const std::vector<std::vector<float>> grads{dev.get(dq), dev.get(dk), dev.get(dv)};
-    const std::vector<std::vector<double>> inputs{to_double(q), to_double(k), to_double(v)};
-    const auto wd = to_double(w);
+    const BackwardRun r = run_backward(c, 31);
+    const float scale = r.scale;
+    const std::vector<std::vector<float>> grads{r.dq, r.dk, r.dv};
+    const std::vector<std::vector<double>> inputs{to_double(r.q), to_double(r.k), to_double(r.v)};
+    const auto wd = to_double(r.dout);
     auto loss = [&](const std::vector<std::vector<double>>& in) {
       const std::vector<double> o = attention_ref(c, in[0], in[1], in[2], scale, false);
       double l = 0.0;
