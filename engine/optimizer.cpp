@@ -81,7 +81,7 @@ double AdamW::grad_norm() const {
   return std::sqrt(backend_.sum_of_squares(grads));
 }
 
-OptimizerStepStats AdamW::step(double lr) {
+OptimizerStepStats AdamW::step(double lr, const Tensor& loss_check) {
   SMOL_CHECK(!sharded_, "AdamW: a ZeRO-1 shard updates through step_shard");
   std::vector<Tensor> grads;
   grads.reserve(params_.size());
@@ -92,10 +92,11 @@ OptimizerStepStats AdamW::step(double lr) {
   for (size_t i = 0; i < params_.size(); ++i)
     tensors.push_back(AdamWTensor{params_[i].value, params_[i].grad, m_[i], v_[i],
                                   static_cast<float>(decay_[i])});
-  return update(lr, tensors);
+  return update(lr, tensors, loss_check);
 }
 
-OptimizerStepStats AdamW::step_shard(double lr, const Tensor& gradient_shard, Communicator& comm) {
+OptimizerStepStats AdamW::step_shard(double lr, const Tensor& gradient_shard, Communicator& comm,
+                                     const Tensor& loss_check) {
   SMOL_CHECK(sharded_, "AdamW: step_shard needs a ZeRO-1 layout");
   SMOL_CHECK(gradient_shard.dtype == DType::F32 && gradient_shard.numel() == m_flat_.numel(),
              "AdamW: the gradient shard has ", gradient_shard.numel(), " elements, the moments ",
@@ -112,10 +113,11 @@ OptimizerStepStats AdamW::step_shard(double lr, const Tensor& gradient_shard, Co
         params_[p.param].value.elements(p.begin, p.count),
         gradient_shard.elements(p.shard_offset, p.count), m_flat_.elements(p.shard_offset, p.count),
         v_flat_.elements(p.shard_offset, p.count), static_cast<float>(decay_[p.param])});
-  return update(lr, tensors);
+  return update(lr, tensors, loss_check);
 }
 
-OptimizerStepStats AdamW::update(double lr, std::vector<AdamWTensor>& tensors) {
+OptimizerStepStats AdamW::update(double lr, std::vector<AdamWTensor>& tensors,
+                                 const Tensor& loss_check) {
   OptimizerStepStats stats;
   stats.lr = lr;
   stats.step = ++steps_done_;
@@ -130,6 +132,7 @@ OptimizerStepStats AdamW::update(double lr, std::vector<AdamWTensor>& tensors) {
   // The clip factor and the non-finite check happen on the device (see optimizer.h).
   hyper.clip_state = clip_state_;
   hyper.max_grad_norm = settings_.max_grad_norm;
+  hyper.loss_check = loss_check;
   backend_.adamw_step(tensors, hyper);
   return stats;
 }
@@ -137,6 +140,12 @@ OptimizerStepStats AdamW::update(double lr, std::vector<AdamWTensor>& tensors) {
 void throw_if_update_skipped(const OptimizerStepStats& stats, int64_t max_steps,
                              int64_t noticed_after) {
   if (stats.first_skipped_step <= 0) return;
+  // A finite Σ grad² in the record: the loss check skipped it (AdamWHyper::loss_check).
+  if (std::isfinite(stats.first_skipped_grad_norm))
+    throw_error("step ", stats.first_skipped_step, " of ", max_steps,
+                ": the loss is not finite; the run stopped before applying this update "
+                "(checkpoints written so far are intact; noticed after step ",
+                noticed_after, ")");
   throw_error("step ", stats.first_skipped_step, " of ", max_steps,
               ": AdamW: the gradient norm is not finite (", stats.first_skipped_grad_norm,
               "); the loss diverged; the run stopped before applying this update (checkpoints "

@@ -59,8 +59,9 @@ struct OptimizerStepStats {
   double clip_scale = std::numeric_limits<double>::quiet_NaN();
   double lr = 0;
   int64_t step = 0;  // 1-based count of updates done, including this one
-  // read_step_stats(): the first update skipped because its gradient norm was not finite (0:
-  // none), and that norm (NaN or inf).
+  // read_step_stats(): the first update skipped because its gradient norm or its loss was not
+  // finite (0: none), and that norm (NaN or inf when the norm was the cause, finite when the
+  // loss was).
   int64_t first_skipped_step = 0;
   double first_skipped_grad_norm = 0;
 };
@@ -85,11 +86,15 @@ class AdamW {
 
   // One update with learning rate `lr` from the gradients currently in the params, enqueued
   // without a host wait (grad_norm and clip_scale of the result are NaN: read_step_stats()).
-  OptimizerStepStats step(double lr);
+  // loss_check (optional, F32 [1] on the device): the step's loss; a value that is not finite
+  // skips the update like a non-finite norm (kernels/backend.h AdamWHyper::loss_check), so the
+  // host may read the loss after the update without letting a diverged step through.
+  OptimizerStepStats step(double lr, const Tensor& loss_check = {});
   // ZeRO-1: one update of this rank's pieces from `gradient_shard` ([shard_size] F32, the
   // reduce-scattered gradients), clipped with the norm over all ranks: each rank's Σ shard² is
   // all-reduced on the device through `comm` (an F64 [1] all_reduce; no host wait).
-  OptimizerStepStats step_shard(double lr, const Tensor& gradient_shard, Communicator& comm);
+  OptimizerStepStats step_shard(double lr, const Tensor& gradient_shard, Communicator& comm,
+                                const Tensor& loss_check = {});
   // The last update's stats with grad_norm and clip_scale, and the first skipped update (one host
   // wait: the device clip state is downloaded). Before any update: grad_norm 0.
   OptimizerStepStats read_step_stats() const;
@@ -135,7 +140,7 @@ class AdamW {
   Tensor clip_state_;
   double last_lr_ = 0;
 
-  OptimizerStepStats update(double lr, std::vector<AdamWTensor>& tensors);
+  OptimizerStepStats update(double lr, std::vector<AdamWTensor>& tensors, const Tensor& loss_check);
 };
 
 }  // namespace smol

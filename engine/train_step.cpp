@@ -3,6 +3,7 @@
 #include "engine/train_step.h"
 
 #include <cmath>
+#include <limits>
 
 #include "common/error.h"
 
@@ -27,7 +28,7 @@ TrainStepResult accumulate_gradients(LlamaModel& model,
                                      const std::vector<std::vector<TokenRow>>& micro_batches,
                                      uint64_t dropout_seed, const MicroBatchHook& after_backward,
                                      const StepTotals* totals,
-                                     const MicroBatchHook& before_backward) {
+                                     const MicroBatchHook& before_backward, bool read_loss) {
   TrainStepResult result;
   int64_t local_supervised = 0;
   for (const auto& batch : micro_batches) {
@@ -54,9 +55,13 @@ TrainStepResult accumulate_gradients(LlamaModel& model,
           model.forward_backward_accumulate(micro_batches[i], loss_scale, dropout_seed + i, true);
     if (after_backward) after_backward(i);
   }
-  const double loss_sum = model.read_loss();
   SMOL_CHECK(counted == local_supervised, "train step: the model counted ", counted,
              " supervised tokens but the batch has ", local_supervised);
+  if (!read_loss) {  // the Σ stays in the model's accumulator (step_losses.h)
+    result.loss = std::numeric_limits<double>::quiet_NaN();
+    return result;
+  }
+  const double loss_sum = model.read_loss();
   result.loss = result.supervised > 0 ? loss_sum / static_cast<double>(result.supervised) : 0.0;
   SMOL_CHECK(std::isfinite(result.loss), "train step: the loss is not finite (", result.loss, ")");
   return result;
@@ -64,10 +69,21 @@ TrainStepResult accumulate_gradients(LlamaModel& model,
 
 TrainStepResult train_step(LlamaModel& model, AdamW& optimizer, const LrSchedule& schedule,
                            const std::vector<std::vector<TokenRow>>& micro_batches,
-                           uint64_t dropout_seed, const MicroBatchHook& after_backward) {
+                           uint64_t dropout_seed, const MicroBatchHook& after_backward,
+                           StepLosses* deferred_losses) {
   model.zero_grads();
-  TrainStepResult result = accumulate_gradients(model, micro_batches, dropout_seed, after_backward);
-  result.optimizer = optimizer.step(schedule.lr(optimizer.steps_done()));
+  const bool defer = deferred_losses != nullptr;
+  TrainStepResult result = accumulate_gradients(model, micro_batches, dropout_seed, after_backward,
+                                                nullptr, nullptr, /*read_loss=*/!defer);
+  const double lr = schedule.lr(optimizer.steps_done());
+  if (defer) {
+    // The update checks the loss on the device (skips itself when it is not finite), then the
+    // loss moves into its slot: no host wait in the step.
+    result.optimizer = optimizer.step(lr, model.loss_accumulator());
+    deferred_losses->record(model, result.optimizer.step, result.supervised);
+  } else {
+    result.optimizer = optimizer.step(lr);
+  }
   model.zero_grads();
   return result;
 }

@@ -14,6 +14,7 @@
 
 #include "engine/lr_schedule.h"
 #include "engine/optimizer.h"
+#include "engine/train/step_losses.h"
 #include "model/llama_model.h"
 
 namespace smol {
@@ -45,19 +46,27 @@ struct StepTotals {
 // before each micro-batch's forward. `totals` (data parallelism): N and tokens of the whole
 // global step; the micro-batches are this rank's share (some may be empty, which are skipped),
 // and the returned loss is this rank's part Σ_local CE / N (the ranks' parts sum to the loss).
+// read_loss false: no host wait; the loss returned is NaN and the step's Σ CE stays in
+// model.loss_accumulator() (engine/train/step_losses.h).
 using MicroBatchHook = std::function<void(size_t micro_batch)>;
 TrainStepResult accumulate_gradients(LlamaModel& model,
                                      const std::vector<std::vector<TokenRow>>& micro_batches,
                                      uint64_t dropout_seed,
                                      const MicroBatchHook& after_backward = nullptr,
                                      const StepTotals* totals = nullptr,
-                                     const MicroBatchHook& before_backward = nullptr);
+                                     const MicroBatchHook& before_backward = nullptr,
+                                     bool read_loss = true);
 
 // A full optimizer step: zero grads, accumulate_gradients, clip + AdamW at lr(k) where
 // k = optimizer.steps_done() (0-based index of this update), zero grads again.
 // after_backward as in accumulate_gradients: between each micro-batch's backward and the update.
+// deferred_losses: the step runs without a host wait — the loss is checked on the device by the
+// update (a non-finite loss skips it, AdamW::step) and recorded there for a later read; the
+// returned loss is NaN. Without it the loss is read (one wait) and a non-finite one throws
+// before the update.
 TrainStepResult train_step(LlamaModel& model, AdamW& optimizer, const LrSchedule& schedule,
                            const std::vector<std::vector<TokenRow>>& micro_batches,
-                           uint64_t dropout_seed, const MicroBatchHook& after_backward = nullptr);
+                           uint64_t dropout_seed, const MicroBatchHook& after_backward = nullptr,
+                           StepLosses* deferred_losses = nullptr);
 
 }  // namespace smol

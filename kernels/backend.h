@@ -82,6 +82,11 @@ struct AdamWHyper {
   // the run when it reads the state; until then the tensors stay as before the first bad step).
   Tensor clip_state;
   double max_grad_norm = 0;
+  // With clip_state: the step's loss (F32 [1], e.g. LlamaModel::loss_accumulator()). A value that
+  // is not finite skips the update exactly as a non-finite norm does, recording the step with its
+  // (finite) Σ grad², so the host tells the two causes apart; the trainer reads the loss lazily
+  // (docs/design.md §4 "The loop") and the update must not wait for it.
+  Tensor loss_check;
 };
 
 enum class Transpose : uint8_t { No, Yes };

@@ -539,6 +539,12 @@ void Backend::adamw_step(std::span<AdamWTensor> tensors, const AdamWHyper& hyper
     check_dtype("adamw_step", "clip_state", hyper.clip_state, DType::F64);
     check_vector("adamw_step", "clip_state", hyper.clip_state, 3);
   }
+  if (hyper.loss_check.data != nullptr) {
+    SMOL_CHECK(hyper.clip_state.data != nullptr,
+               "adamw_step: loss_check needs a clip_state to record the skipped step in");
+    check_dtype("adamw_step", "loss_check", hyper.loss_check, DType::F32);
+    check_vector("adamw_step", "loss_check", hyper.loss_check, 1);
+  }
   HookScope hook(*this, "adamw_step");
   do_adamw_step(tensors, hyper);
 }

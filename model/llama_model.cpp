@@ -651,6 +651,10 @@ double LlamaModel::read_loss() {
   return sum;
 }
 
+Tensor LlamaModel::loss_accumulator() const {
+  return impl_->loss_acc;
+}
+
 ForwardResult LlamaModel::forward_logits(const std::vector<TokenRow>& rows,
                                          std::vector<float>* logits) {
   const PackedBatch b = pack_rows(rows, impl_->config.vocab_size);

@@ -141,6 +141,9 @@ class LlamaModel {
   int64_t forward_backward_accumulate(const std::vector<TokenRow>& rows, float loss_scale,
                                       uint64_t dropout_seed, bool training = true);
   double read_loss();
+  // The accumulator read_loss() reads, F32 [1] on the device: for callers that keep the loss on
+  // the device past the step (engine/train/step_losses.h) — they copy it and zero it themselves.
+  Tensor loss_accumulator() const;
   // Forward only; returns logits [Σ len, vocab] on the host (row by row, packed) and the loss.
   ForwardResult forward_logits(const std::vector<TokenRow>& rows, std::vector<float>* logits);
   // Evaluation forward: no dropout, no gradients, and the [T, vocab] logits never reach the

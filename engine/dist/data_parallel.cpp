@@ -115,10 +115,11 @@ void DataParallel::gather_parameters() {
 TrainStepResult DataParallel::train_step(AdamW& optimizer, const LrSchedule& schedule,
                                          const std::vector<std::vector<TokenRow>>& global_update,
                                          uint64_t dropout_seed,
-                                         const MicroBatchHook& after_backward) {
+                                         const MicroBatchHook& after_backward,
+                                         StepLosses* deferred_losses) {
   if (world_size() == 1)
     return smol::train_step(model_, optimizer, schedule, global_update, dropout_seed,
-                            after_backward);
+                            after_backward, deferred_losses);
   SMOL_CHECK(!global_update.empty(), "data parallelism: an update without micro-batches");
   StepTotals totals;
   for (const std::vector<TokenRow>& micro : global_update) {
@@ -151,26 +152,35 @@ TrainStepResult DataParallel::train_step(AdamW& optimizer, const LrSchedule& sch
   }
   TrainStepResult result;
   try {
-    result = accumulate_gradients(model_, local, dropout_seed, after, &totals, before);
+    result = accumulate_gradients(model_, local, dropout_seed, after, &totals, before,
+                                  /*read_loss=*/deferred_losses == nullptr);
   } catch (...) {
     model_.set_layer_backward_hook(nullptr);
     throw;
   }
-  // The ranks' parts Σ_local CE / N add up to the step's loss.
-  double loss = result.loss;
-  comm_.all_reduce_host(std::span<double>(&loss, 1), ReduceOp::Sum);
-  result.loss = loss;
+  Tensor loss_check;
+  if (deferred_losses) {
+    // The ranks' Σ_local CE add up to the step's Σ CE: summed on the device.
+    loss_check = model_.loss_accumulator();
+    comm_.all_reduce(loss_check, ReduceOp::Sum);
+  } else {
+    // The ranks' parts Σ_local CE / N add up to the step's loss.
+    double loss = result.loss;
+    comm_.all_reduce_host(std::span<double>(&loss, 1), ReduceOp::Sum);
+    result.loss = loss;
+  }
   const double lr = schedule.lr(optimizer.steps_done());
   if (zero_) {
     // The global norm² is all-reduced on the device inside step_shard: no host wait.
-    result.optimizer = optimizer.step_shard(lr, gradient_shard_, comm_);
+    result.optimizer = optimizer.step_shard(lr, gradient_shard_, comm_, loss_check);
     gather_parameters();
   } else {
     // One fused all-reduce: after it every replica holds the same gradients, so the same clip
     // and AdamW keep the parameters identical without a broadcast.
     comm_.all_reduce(model_.gradient_arena(), ReduceOp::Sum);
-    result.optimizer = optimizer.step(lr);
+    result.optimizer = optimizer.step(lr, loss_check);
   }
+  if (deferred_losses) deferred_losses->record(model_, result.optimizer.step, result.supervised);
   model_.zero_grads();
   return result;
 }

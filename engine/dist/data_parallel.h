@@ -57,10 +57,14 @@ class DataParallel {
   // One optimizer step over a global update (train_step's semantics for the whole global batch):
   // zero grads, forward + backward of this rank's rows, gradient reduction, clip + AdamW at
   // lr(optimizer.steps_done()), parameter all-gather (ZeRO-1), zero grads. The result's loss,
-  // supervised and tokens are those of the whole global step. after_backward as in train_step.
+  // supervised and tokens are those of the whole global step. after_backward and
+  // deferred_losses as in train_step; deferred, the ranks' loss parts are summed by a device
+  // all-reduce of the model's loss accumulator (no host wait), so every rank records the step's
+  // whole loss and every rank's update checks the same value.
   TrainStepResult train_step(AdamW& optimizer, const LrSchedule& schedule,
                              const std::vector<std::vector<TokenRow>>& global_update,
-                             uint64_t dropout_seed, const MicroBatchHook& after_backward = nullptr);
+                             uint64_t dropout_seed, const MicroBatchHook& after_backward = nullptr,
+                             StepLosses* deferred_losses = nullptr);
 
   // The optimizer's moments for a checkpoint, on every rank (a collective under ZeRO-1: every
   // rank must call it).

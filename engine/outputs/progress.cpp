@@ -61,6 +61,9 @@ double Progress::eta_seconds(int64_t step) const {
 }
 
 std::string Progress::status_text(double loss, double lr, double tokens_per_second) const {
+  // NaN: no loss read yet (the trainer reads losses at logging steps, docs/design.md §4).
+  if (std::isnan(loss))
+    return printf_string("loss -      | lr %.3e | %.0f tok/s", lr, tokens_per_second);
   return printf_string("loss %.4f | lr %.3e | %.0f tok/s", loss, lr, tokens_per_second);
 }
 

@@ -39,7 +39,8 @@ class Progress {
 
   // Starts the clock at `step0` (0, or the checkpoint step on resume).
   void start(int64_t step0);
-  // Reports that `step` optimizer steps are done; loss, lr and tokens/s are shown as given.
+  // Reports that `step` optimizer steps are done; loss, lr and tokens/s are shown as given (a NaN
+  // loss as "loss -": none read yet).
   void update(int64_t step, double loss, double lr, double tokens_per_second);
   // Prints `text` as its own line without breaking the bar.
   void message(const std::string& text);

@@ -10,6 +10,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <optional>
 
@@ -31,6 +32,7 @@
 #include "engine/train/run_directory.h"
 #include "engine/train/run_plan.h"
 #include "engine/train/spectral_refactor.h"
+#include "engine/train/step_losses.h"
 #include "engine/train/stop_signals.h"
 #include "engine/train/train_batches.h"
 #include "engine/train_step.h"
@@ -563,7 +565,23 @@ int train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
   // at logging steps, before an evaluation, before a checkpoint and at the end. An update whose
   // gradient norm was not finite was skipped on the device (with every later one); reading it
   // stops the run naming that step, before anything is evaluated or saved after it.
+  // The steps' losses stay on the device too (step_losses.h) and join the host's running sum here,
+  // at the same points: a loss that is not finite stops the run naming its step (its update, and
+  // every later one, was skipped on the device: AdamW's loss check).
+  StepLosses step_losses(backend);
+  double loss_since_log = 0;
+  auto collect_losses = [&]() {
+    for (const StepLoss& s : step_losses.read()) {
+      if (!std::isfinite(s.loss))
+        throw_error("step ", s.step, " of ", plan.max_steps, ": the loss is not finite (", s.loss,
+                    "); the run stopped before applying this update (checkpoints written so far "
+                    "are intact; noticed after step ",
+                    progress.global_step, ")");
+      loss_since_log += s.loss;
+    }
+  };
   auto read_optimizer = [&]() {
+    collect_losses();
     const OptimizerStepStats stats = optimizer.read_step_stats();
     throw_if_update_skipped(stats, plan.max_steps, progress.global_step);
     return stats;
@@ -649,8 +667,8 @@ int train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
   // ---- the loop ----------------------------------------------------------------------------
   bar.start(progress.global_step);
   const int64_t first_step = progress.global_step;
-  double loss_since_log = 0;
   int64_t steps_since_log = 0, tokens_since_log = 0;
+  double last_logged_loss = std::numeric_limits<double>::quiet_NaN();  // the bar until a log
   double seconds_since_log = 0;  // training time only: evaluations and saves are not counted
   bool stopped_early = false;
   while (progress.global_step < plan.max_steps && !stopped_early) {
@@ -667,7 +685,7 @@ int train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
       legacy_refactor = [&](size_t) { run_refactor(k, k + 1); };
     try {
       step = data_parallel.train_step(optimizer, schedule, update, splitmix64_at(progress.seed, k),
-                                      legacy_refactor);
+                                      legacy_refactor, &step_losses);
     } catch (const Error& e) {
       throw_error("step ", k + 1, " of ", plan.max_steps, ": ", e.what(),
                   "; the run stopped before applying this update (checkpoints written so far are "
@@ -678,15 +696,17 @@ int train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
     // step timing (docs/design.md §4): once, after the update, before eval and save see it.
     if (refactor && !refactor_schedule->legacy_timing() && refactor_schedule->due(now_step))
       run_refactor(now_step, now_step);
-    loss_since_log += step.loss;
     ++steps_since_log;
     tokens_since_log += step.tokens;
+    // The first step waits for its loss (once): its time is then the device's, not the time to
+    // enqueue it, and a broken start shows at once. Later steps wait only at logging steps.
+    if (now_step == first_step + 1) collect_losses();
     const double step_seconds = seconds_between(step_start, Clock::now());
     seconds_since_log += step_seconds;
-    // On a terminal the bar moves every step (this step's loss and speed); plain output gets a
-    // line per logging step only.
+    // On a terminal the bar moves every step (the last logged loss, this step's speed: reading
+    // each step's loss would be a host wait per step); plain output gets a line per logging step.
     if (interactive && !plan.log_at(now_step))
-      bar.update(now_step, step.loss, schedule.lr(now_step),
+      bar.update(now_step, last_logged_loss, schedule.lr(now_step),
                  step_seconds > 0 ? static_cast<double>(step.tokens) / step_seconds : 0.0);
     if (now_step == first_step + 1) {
       // Say early how long the run will take (on the cpu a full run can take days).
@@ -699,8 +719,11 @@ int train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
     }
 
     if (plan.log_at(now_step)) {
+      const auto read_start = Clock::now();
       const double grad_norm = read_optimizer().grad_norm;  // HF logs the logged step's norm
       const auto now = Clock::now();
+      // The read waited for the device to finish the window's queued work: that is training time.
+      seconds_since_log += seconds_between(read_start, now);
       const double seconds = seconds_since_log;
       const double loss = loss_since_log / static_cast<double>(steps_since_log);
       const double next_lr = schedule.lr(now_step);
@@ -719,6 +742,7 @@ int train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
                                       {"epoch", epoch},
                                       {"step", now_step}});
       bar.update(now_step, loss, next_lr, tokens_per_second);
+      last_logged_loss = loss;
       loss_since_log = 0;
       steps_since_log = 0;
       tokens_since_log = 0;

@@ -64,7 +64,9 @@ void adamw_step(std::span<AdamWTensor> tensors, const AdamWHyper& hyper) {
   if (hyper.clip_state.data != nullptr) {
     double* state = hyper.clip_state.as<double>();
     const double norm = std::sqrt(state[0]);
-    if (!std::isfinite(norm)) {  // skip the update; remember the first skipped step
+    const bool loss_finite =
+        hyper.loss_check.data == nullptr || std::isfinite(hyper.loss_check.as<float>()[0]);
+    if (!std::isfinite(norm) || !loss_finite) {  // skip the update; remember the first skip
       if (state[1] == 0) {
         state[1] = static_cast<double>(hyper.step);
         state[2] = state[0];

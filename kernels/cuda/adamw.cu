@@ -9,7 +9,8 @@
 // With a clip state (kernels/backend.h AdamWHyper) every thread derives grad_scale from the
 // device's Σ grad² itself, in double as torch.nn.utils.clip_grad_norm_ and cpu_optim.cpp do
 // (sqrt and division are correctly rounded in double on both compilers, so the factor is the
-// host's bit for bit), and a non-finite norm skips the whole update: no host wait in a step
+// host's bit for bit), and a non-finite norm (or loss, AdamWHyper::loss_check) skips the whole
+// update: no host wait in a step
 // (docs/design.md §2, §4).
 #include <cmath>
 #include <vector>
@@ -39,13 +40,15 @@ struct AdamWScalars {
 
 __global__ void adamw_kernel(
     const AdamWSlot* slots /* [tensors] */, AdamWScalars s,
-    double* clip /* [3] or nullptr: Σ g², first skipped step, its Σ g² */) {
+    double* clip /* [3] or nullptr: Σ g², first skipped step, its Σ g² */,
+    const float* loss /* [1] or nullptr: the step's loss, skip when not finite */) {
   float grad_scale = s.grad_scale;
   if (clip != nullptr) {
     const double norm2 = clip[0];
-    // Not finite (NaN or +inf; a sum of squares is never negative): skip. The comparison is
-    // false for NaN, which is why it is not written as norm2 > DBL_MAX.
-    if (!(norm2 <= 1.7976931348623157e308)) {
+    // Not finite (NaN or +inf; a sum of squares is never negative): skip. The comparisons are
+    // false for NaN, which is why they are not written as norm2 > DBL_MAX.
+    const bool loss_finite = loss == nullptr || fabsf(*loss) <= 3.4028234663852886e38f;
+    if (!(norm2 <= 1.7976931348623157e308) || !loss_finite) {
       if (blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0 && clip[1] == 0.0) {
         clip[1] = static_cast<double>(s.step);
         clip[2] = norm2;
@@ -110,7 +113,8 @@ void adamw_step(GpuContext& ctx, std::span<AdamWTensor> tensors, const AdamWHype
       1, std::min<int64_t>(kMaxBlocksPerTensor, (max_n + kThreads - 1) / kThreads)));
   launch(adamw_kernel, dim3(blocks_x, static_cast<unsigned>(slots.size())), kThreads, 0,
          ctx.stream(), static_cast<const AdamWSlot*>(device_slots), scalars,
-         static_cast<double*>(hyper.clip_state.data));
+         static_cast<double*>(hyper.clip_state.data),
+         static_cast<const float*>(hyper.loss_check.data));
 }
 
 }  // namespace smol::SMOL_GPU_NS

@@ -1,10 +1,11 @@
 // Host waits in one LoRA optimizer step on cuda-emu (docs/design.md §2: no host waits inside a
 // step on cuda). The emulator counts every call that would block the host on a GPU
-// (kernels/emu/emu_host_waits.h). A step as the trainer runs it (engine/train_step.h: two
+// (kernels/emu/emu_host_waits.h). A step with the synchronous loss read (engine/train_step.h: two
 // micro-batches of the tiny golden Llama, the loss kept on the device and read once, the global
 // grad norm and the clip computed on the device by AdamW) waits exactly once: the loss read.
 // The grad norm and the non-finite flag are read lazily, outside the step
-// (AdamW::read_step_stats: one wait).
+// (AdamW::read_step_stats: one wait). The trainer's step keeps the loss on the device as well
+// (engine/train/step_losses.h) and waits for nothing.
 //
 // Counted after a warm-up step, which allocates the activation arena and scratch, uploads the
 // RoPE tables and grows the layout area (cudaFree of a smaller area waits: once, not per step).
@@ -90,6 +91,20 @@ TEST(HostWaits, LoraOptimizerStepOnCudaEmuStaysWithinBudget) {
   model->read_loss();
   EXPECT_EQ(emu::host_wait_counts().total() - before4.total(), 1u)
       << "four micro-batches and one loss read";
+
+  // The trainer's step (engine/train/step_losses.h): the loss stays on the device too, checked
+  // by the update there, so the step itself waits for nothing (the staging's rare half switch
+  // may add one event wait); reading the recorded losses later is one download.
+  StepLosses losses(*device);
+  train_step(*model, optimizer, schedule, golden_micro_batches(), 4, nullptr, &losses);  // warm-up
+  const emu::HostWaitCounts before_deferred = emu::host_wait_counts();
+  train_step(*model, optimizer, schedule, golden_micro_batches(), 5, nullptr, &losses);
+  EXPECT_LE(waits_since(before_deferred, "one LoRA step, loss deferred"), 1u);
+  const emu::HostWaitCounts before_losses = emu::host_wait_counts();
+  const std::vector<StepLoss> recorded = losses.read();
+  EXPECT_EQ(waits_since(before_losses, "StepLosses::read"), 1u);
+  ASSERT_EQ(recorded.size(), 2u);
+  EXPECT_TRUE(std::isfinite(recorded[1].loss) && recorded[1].loss > 0) << recorded[1].loss;
 }
 
 // The deferred loss equals the downloaded one: same per-token losses, summed on the device in

@@ -113,6 +113,75 @@ TEST(SkippedUpdate, NonFiniteGradientSkipsTheUpdateAndIsReportedLazily) {
   }
 }
 
+// A non-finite loss with finite gradients (AdamWHyper::loss_check; the trainer's deferred loss,
+// engine/train/step_losses.h): the deferred step skips its update on the device, the record
+// keeps the step's finite norm, and the trainer's stop names the loss. Then the deferred path's
+// recorded loss equals the synchronous read bit for bit on a finite step.
+TEST(SkippedUpdate, NonFiniteLossSkipsTheUpdateOnTheDevice) {
+  for (const std::string device_name : {"cpu", "cuda-emu"}) {
+    SCOPED_TRACE(device_name);
+    std::unique_ptr<Backend> backend;
+    try {
+      backend = make_backend(device_name);
+    } catch (const Error&) {
+      continue;
+    }
+    LoraSettings lora;
+    lora.r = 4;
+    lora.alpha = 8;
+    auto model = load_tiny(*backend, TrainMode::Lora, lora);
+    auto twin = load_tiny(*backend, TrainMode::Lora, lora);  // the synchronous path
+    randomise_trainable(*backend, *model);
+    randomise_trainable(*backend, *twin);
+    AdamWSettings settings;
+    settings.max_grad_norm = 1.0;
+    AdamW optimizer(*backend, model->trainable_params(), settings);
+    AdamW twin_optimizer(*backend, twin->trainable_params(), settings);
+    const LrSchedule schedule(LrScheduleKind::Constant, 1e-3, 10, 0);
+    StepLosses losses(*backend);
+
+    // Step 1, finite: the deferred loss equals the synchronous one, and so do the parameters.
+    const TrainStepResult deferred =
+        train_step(*model, optimizer, schedule, golden_micro_batches(), 1, nullptr, &losses);
+    EXPECT_TRUE(std::isnan(deferred.loss)) << "the deferred loss is not read in the step";
+    const TrainStepResult sync =
+        train_step(*twin, twin_optimizer, schedule, golden_micro_batches(), 1);
+    std::vector<StepLoss> got = losses.read();
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0].step, 1);
+    EXPECT_EQ(got[0].loss, sync.loss) << "the same fp32 Σ divided in double";
+    EXPECT_TRUE(same_bits(state_of(*backend, optimizer), state_of(*backend, twin_optimizer)));
+    EXPECT_EQ(read(*backend, model->loss_accumulator())[0], 0.0f) << "record zeroes the sum";
+
+    // Step 2: finite gradients, but the accumulated loss is made NaN before the update.
+    const std::vector<std::vector<float>> after_1 = state_of(*backend, optimizer);
+    model->zero_grads();
+    accumulate_gradients(*model, golden_micro_batches(), 2, nullptr, nullptr, nullptr,
+                         /*read_loss=*/false);
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    backend->upload(model->loss_accumulator(), &nan);
+    optimizer.step(schedule.lr(optimizer.steps_done()), model->loss_accumulator());
+    losses.record(*model, 2, 10);
+    model->zero_grads();
+    EXPECT_TRUE(same_bits(after_1, state_of(*backend, optimizer)))
+        << "a non-finite loss must leave parameters and moments unchanged";
+    got = losses.read();
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0].step, 2);
+    EXPECT_TRUE(std::isnan(got[0].loss));
+    const OptimizerStepStats stats = optimizer.read_step_stats();
+    EXPECT_EQ(stats.first_skipped_step, 2);
+    EXPECT_TRUE(std::isfinite(stats.first_skipped_grad_norm)) << "the gradients were finite";
+    try {
+      throw_if_update_skipped(stats, 6, 2);
+      ADD_FAILURE() << "no error for a skipped update";
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("step 2 of 6: the loss is not finite"), std::string::npos) << what;
+    }
+  }
+}
+
 // The clip factor computed on the device equals the host formula bit for bit: cuda-emu's
 // parameters after one clipped step equal those of the same kernel given the host's factor
 // (torch's clip_coef = max_norm / (total_norm + 1e-6), clamped to 1, in double).

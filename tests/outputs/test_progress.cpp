@@ -1,6 +1,8 @@
 // Console progress: duration format, ETA rule, plain lines vs the '\r' bar.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -74,6 +76,20 @@ TEST(Progress, PlainLinesCarryStepTotalLossAndEta) {
   EXPECT_NE(text.find("elapsed 0:01:00 | ETA 0:45:02\n"), std::string::npos) << text;
   EXPECT_NE(text.find("eval at step 100: eval_loss 0.9\n"), std::string::npos) << text;
   EXPECT_NE(text.find("done: 100 steps in 0:01:00\n"), std::string::npos) << text;
+}
+
+// Before the first logging step the trainer has read no loss (it stays on the device): NaN is
+// shown as "loss -", never as "nan".
+TEST(Progress, ALossNotReadYetShowsADash) {
+  std::FILE* out = std::tmpfile();
+  ASSERT_NE(out, nullptr);
+  Progress progress(10, out, false, [] { return 0.0; });
+  progress.start(0);
+  progress.update(1, std::numeric_limits<double>::quiet_NaN(), 1e-4, 1000);
+  const std::string text = contents(out);
+  std::fclose(out);
+  EXPECT_NE(text.find("loss -      | lr 1.000e-04 | 1000 tok/s"), std::string::npos) << text;
+  EXPECT_EQ(text.find("nan"), std::string::npos) << text;
 }
 
 TEST(Progress, InteractiveRewritesOneLineAndMessagesDoNotBreakIt) {
