@@ -201,6 +201,13 @@ class Backend {
     (void)format;
     return false;
   }
+  // The layout this backend's kernels read a file's `format` in fastest, for a matrix of `cols`
+  // columns: the model repacks at load when it differs (cpu: Q4_1 → Q4_1_R2 for the SIMD int8
+  // kernels, kernels/quant_matrix.h). Default: the format as it is.
+  virtual QuantFormat preferred_quant_layout(QuantFormat format, int64_t cols) const {
+    (void)cols;
+    return format;
+  }
   void matmul_quantized(Tensor y, const Tensor& x, const QuantMatrix& w);
   // Several matrices that read the same x (a layer's q, k, v; gate, up): ys[i] = x · ws[i]ᵀ,
   // exactly the single calls' results, with x quantised once and one parallel pass over all

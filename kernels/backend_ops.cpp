@@ -141,6 +141,8 @@ void Backend::matmul_quantized(std::span<const Tensor> ys, const Tensor& x,
                "matmul_quantized: W [", w.rows, ", ", w.cols, "] must have a positive number of ",
                "columns that is a multiple of the ", traits.name, " block size ",
                traits.block_elems);
+    SMOL_CHECK(w.format != QuantFormat::Q4_1_R2 || can_pair_q4_1(w.cols),
+               "matmul_quantized: Q4_1 block pairs need a multiple of 64 columns, W has ", w.cols);
     SMOL_CHECK(w.blocks != nullptr || w.rows == 0,
                "matmul_quantized: W has no data (null pointer)");
     SMOL_CHECK(x.shape.cols() == w.cols, "matmul_quantized: x ", x.shape.str(), " has ",

@@ -112,16 +112,26 @@ struct LlamaModel::Impl {
                  " backend has no quantised kernel for ", quant_format_traits(q.format).name,
                  " (tensor '", name,
                  "'); load the weights dequantised (model.weights_in_memory: ", "fp32)");
-      // Uploaded as I32 words: the blob padded to a multiple of 4 bytes.
-      std::vector<uint8_t> padded(q.blocks);
+      // In the layout the backend's kernels prefer (cpu: Q4_1 rows in block pairs), uploaded as
+      // I32 words: the blob padded to a multiple of 4 bytes.
+      const QuantFormat layout = backend.preferred_quant_layout(q.format, q.shape[1]);
+      std::vector<uint8_t> padded;
+      if (layout == QuantFormat::Q4_1_R2 && q.format == QuantFormat::Q4_1) {
+        padded.resize(q.blocks.size());
+        repack_q4_1_pairs(q.blocks.data(), q.shape[0], q.shape[1], padded.data());
+      } else {
+        SMOL_CHECK(layout == q.format, "internal: no repacking from ",
+                   quant_format_traits(q.format).name, " to ", quant_format_traits(layout).name);
+        padded = q.blocks;
+      }
       padded.resize((padded.size() + 3) / 4 * 4);
       Buffer buffer = backend.allocate(padded.size());
       backend.upload(buffer.view(DType::I32, Shape{static_cast<int64_t>(padded.size() / 4)}),
                      padded.data());
-      *slot->second = QuantMatrix{q.format, q.shape[0], q.shape[1], buffer.data()};
+      *slot->second = QuantMatrix{layout, q.shape[0], q.shape[1], buffer.data()};
       quant_by_name[name] = *slot->second;
       quant_buffers.emplace(name, std::move(buffer));
-      if (name == "model.embed_tokens.weight") embed_host_blocks = q.blocks;
+      if (name == "model.embed_tokens.weight") embed_host_blocks = padded;  // in `layout`
     }
   }
 

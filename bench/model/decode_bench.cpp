@@ -74,8 +74,9 @@ double weight_bytes(const smol::LoadedModel& m) {
 void kernel_table(const smol::LoadedModel& m) {
   using smol::cpu::QuantIsa;
   const QuantIsa isa = smol::cpu::detect_quant_isa();
-  std::printf("kernel: %s\n| %-34s | %5s | %9s | %9s | %9s |\n", smol::cpu::quant_isa_name(isa),
-              "matrix", "T", "int8 ms", "deq+sgemm", "fp32 sgemm");
+  std::printf("kernel: %s\n| %-34s | %5s | %9s | %9s | %9s | %9s |\n",
+              smol::cpu::quant_isa_name(isa), "matrix", "T", "int8 ms", "int8 pair", "deq+sgemm",
+              "fp32 sgemm");
   for (const char* name : {"model.layers.0.mlp.up_proj.weight",
                            "model.layers.0.mlp.down_proj.weight", "model.embed_tokens.weight"}) {
     const smol::QuantizedHostTensor& q = m.quantized.at(name);
@@ -83,6 +84,15 @@ void kernel_table(const smol::LoadedModel& m) {
     std::vector<float> dense(static_cast<size_t>(w.rows * w.cols));
     for (int64_t r = 0; r < w.rows; ++r)
       smol::dequantize_quant_row(w.format, w.row(r), dense.data() + r * w.cols, w.cols);
+    // Q4_1 also in block pairs (kernels/quant_matrix.h), the layout the cpu backend loads it in.
+    std::vector<uint8_t> paired_bytes;
+    smol::QuantMatrix paired;
+    if (w.format == smol::QuantFormat::Q4_1 && smol::can_pair_q4_1(w.cols)) {
+      paired_bytes.resize(static_cast<size_t>(w.bytes()));
+      smol::repack_q4_1_pairs(static_cast<const uint8_t*>(w.blocks), w.rows, w.cols,
+                              paired_bytes.data());
+      paired = smol::QuantMatrix{smol::QuantFormat::Q4_1_R2, w.rows, w.cols, paired_bytes.data()};
+    }
     std::vector<smol::cpu::ActBlock> scratch;
     for (int64_t T : {1, 4, 16, 32, 43, 64, 128, 512}) {
       std::vector<float> x(static_cast<size_t>(T * w.cols), 0.5f),
@@ -102,6 +112,12 @@ void kernel_table(const smol::LoadedModel& m) {
         smol::cpu::matmul_quantized_int8(std::span<float* const>(&out, 1), x.data(), T,
                                          std::span<const smol::QuantMatrix>(&w, 1), isa, scratch);
       });
+      const double pair = paired.empty() ? 0.0 : best_ms([&] {
+        float* out = y.data();
+        smol::cpu::matmul_quantized_int8(std::span<float* const>(&out, 1), x.data(), T,
+                                         std::span<const smol::QuantMatrix>(&paired, 1), isa,
+                                         scratch);
+      });
       const double deq =
           best_ms([&] { smol::cpu::matmul_quantized_via_sgemm(y.data(), x.data(), T, w); });
       const double f32 = best_ms([&] {
@@ -110,8 +126,8 @@ void kernel_table(const smol::LoadedModel& m) {
                     static_cast<int>(w.cols), dense.data(), static_cast<int>(w.cols), 0.0f,
                     y.data(), static_cast<int>(w.rows));
       });
-      std::printf("| %-34s | %5lld | %9.3f | %9.3f | %9.3f |\n", name, static_cast<long long>(T),
-                  int8, deq, f32);
+      std::printf("| %-34s | %5lld | %9.3f | %9.3f | %9.3f | %9.3f |\n", name,
+                  static_cast<long long>(T), int8, pair, deq, f32);
     }
   }
 }

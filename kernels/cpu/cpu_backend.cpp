@@ -25,6 +25,13 @@ class CpuBackend final : public Backend {
   bool accepts_bf16_weights() const override { return true; }
   // Every format of QuantFormat, with the best int8 kernel of this CPU (cpu_quant_matmul.h).
   bool supports_quantized(QuantFormat) const override { return true; }
+  // Q4_1 in block pairs where the int8 kernels are SIMD (about half the instructions per block,
+  // docs/cpu-speed.md "Quantised inference"); the scalar reference reads both layouts alike.
+  QuantFormat preferred_quant_layout(QuantFormat format, int64_t cols) const override {
+    const bool simd = quant_isa_ != cpu::QuantIsa::Generic;
+    return format == QuantFormat::Q4_1 && simd && can_pair_q4_1(cols) ? QuantFormat::Q4_1_R2
+                                                                      : format;
+  }
 
  protected:
   Buffer do_allocate(size_t bytes) override {

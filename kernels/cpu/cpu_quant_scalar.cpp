@@ -2,6 +2,7 @@
 // operation order of the SIMD kernels (cpu_quant_simd.inc) written out lane by lane, so the
 // three kernels agree bit for bit. std::fma where the SIMD kernels use a fused multiply-add.
 #include <cmath>
+#include <cstring>
 
 #include "kernels/cpu/cpu_quant_matmul.h"
 
@@ -87,6 +88,36 @@ float row_dot(const QuantMatrix& w, int64_t n, const ActBlock* x) {
         }
       }
       return lanes_sum(acc) - (summs[0] + summs[1]);
+    }
+    case QuantFormat::Q4_1_R2: {
+      // As the SIMD kernel (cpu_quant_simd.inc smol_row_q4_1_pairs): the lanes as for Q4_1
+      // (even blocks acc[0], odd acc[1]); the min terms in 8 lanes over whole groups of 8
+      // blocks (lane k: blocks 8g + k), summed as the lanes are, then the tail's blocks in order.
+      const int64_t nb = w.cols / 32, full = nb / 8 * 8;
+      const uint8_t* scales = row + 16 * nb;
+      auto half_at = [&](int64_t index) {
+        uint16_t h;
+        std::memcpy(&h, scales + 2 * index, 2);
+        return half_bits_to_float(h);
+      };
+      int32_t qb[32];
+      for (int64_t i = 0; i < nb; i += 2) {
+        const uint8_t* pair = row + (i / 2) * 32;
+        for (int j = 0; j < 32; ++j) {
+          q[j] = pair[j] & 0x0F;
+          qb[j] = pair[j] >> 4;
+        }
+        block_fma(q, x[i].qs, half_at(i) * x[i].d, acc[0]);
+        block_fma(qb, x[i + 1].qs, half_at(i + 1) * x[i + 1].d, acc[1]);
+      }
+      float mins[8] = {};
+      for (int64_t i = 0; i < full; ++i)
+        mins[i % 8] = std::fma(half_at(nb + i), x[i].s, mins[i % 8]);
+      const float m0 = mins[0] + mins[4], m1 = mins[1] + mins[5], m2 = mins[2] + mins[6],
+                  m3 = mins[3] + mins[7];
+      float min_sum = (m0 + m2) + (m1 + m3);
+      for (int64_t i = full; i < nb; ++i) min_sum = std::fma(half_at(nb + i), x[i].s, min_sum);
+      return lanes_sum(acc) + min_sum;
     }
   }
   return 0.0f;

@@ -28,7 +28,14 @@ uint16_t random_half(std::mt19937& rng) {
 
 // rows × cols of random blocks of `format` (every byte random except the fp16 scales, which
 // stay finite and in a realistic range).
+// Q4_1_R2 (Q4_1 in block pairs) is made from random Q4_1 blocks by the loader's repacking.
 std::vector<uint8_t> random_blocks(QuantFormat format, int64_t rows, int64_t cols, uint32_t seed) {
+  if (format == QuantFormat::Q4_1_R2) {
+    const std::vector<uint8_t> q4_1 = random_blocks(QuantFormat::Q4_1, rows, cols, seed);
+    std::vector<uint8_t> paired(q4_1.size());
+    repack_q4_1_pairs(q4_1.data(), rows, cols, paired.data());
+    return paired;
+  }
   std::mt19937 rng(seed);
   const QuantFormatTraits t = quant_format_traits(format);
   const int64_t blocks = rows * cols / t.block_elems;
@@ -83,12 +90,18 @@ std::vector<QuantIsa> isas_here() {
   return isas;
 }
 
+// Q4_1_R2 needs a multiple of 64 columns: 544 → 576 (18 blocks: 16 in groups of 8 and a tail
+// of 2), 800 → 832 (26: 24 and 2), 256 stays (8: one group, no tail).
+int64_t cols_for(QuantFormat format, int64_t cols) {
+  return format == QuantFormat::Q4_1_R2 ? (cols + 63) / 64 * 64 : cols;
+}
+
 class QuantMatmulFormat : public ::testing::TestWithParam<QuantFormat> {};
 
 TEST_P(QuantMatmulFormat, EqualsDequantizedMatmulWithinActivationRounding) {
   const QuantFormat format = GetParam();
   // An odd number of 32-blocks per row (the kernels' tail block) where the format allows.
-  const int64_t N = 37, K = format == QuantFormat::Q4_K ? 512 : 544, T = 5;
+  const int64_t N = 37, K = cols_for(format, format == QuantFormat::Q4_K ? 512 : 544), T = 5;
   const std::vector<uint8_t> bytes = random_blocks(format, N, K, 11);
   const QuantMatrix w{format, N, K, bytes.data()};
   const std::vector<float> wf = dequantized(w), x = random_activations(T, K, 12);
@@ -123,7 +136,8 @@ TEST_P(QuantMatmulFormat, EqualsDequantizedMatmulWithinActivationRounding) {
 
 TEST_P(QuantMatmulFormat, SimdKernelsEqualScalarReferenceBitForBit) {
   const QuantFormat format = GetParam();
-  const int64_t N = 19, K = format == QuantFormat::Q4_K ? 768 : 800, T = 6;  // 25 blocks: a tail
+  // 25 blocks: a tail
+  const int64_t N = 19, K = cols_for(format, format == QuantFormat::Q4_K ? 768 : 800), T = 6;
   const std::vector<uint8_t> bytes = random_blocks(format, N, K, 21);
   const QuantMatrix w{format, N, K, bytes.data()};
   const std::vector<float> x = random_activations(T, K, 22);
@@ -156,10 +170,45 @@ TEST_P(QuantMatmulFormat, BatchedRowsEqualSingleRows) {
 
 INSTANTIATE_TEST_SUITE_P(Formats, QuantMatmulFormat,
                          ::testing::Values(QuantFormat::Q8_0, QuantFormat::Q4_0, QuantFormat::Q4_1,
-                                           QuantFormat::Q4_K),
+                                           QuantFormat::Q4_K, QuantFormat::Q4_1_R2),
                          [](const auto& info) {
-                           return std::string(quant_format_traits(info.param).name);
+                           return info.param == QuantFormat::Q4_1_R2
+                                      ? std::string("Q4_1_R2")
+                                      : std::string(quant_format_traits(info.param).name);
                          });
+
+// The repacking (kernels/quant_matrix.h) keeps every value: Q4_1_R2 dequantises to Q4_1's bits;
+// and its kernel equals the Q4_1 kernel up to the order of the min terms' fp32 sums (a few
+// ulps of Σ|m·d·Σq| — 1e-6 of Σ|x·w| is ample), on rows with and without a tail group.
+TEST(QuantMatmulPairs, RepackedQ4_1KeepsTheValuesAndTheProducts) {
+  for (const int64_t K : {64, 256, 576, 1536}) {
+    const int64_t N = 9, T = 3;
+    const std::vector<uint8_t> q4_1 = random_blocks(QuantFormat::Q4_1, N, K, 71);
+    std::vector<uint8_t> paired(q4_1.size());
+    repack_q4_1_pairs(q4_1.data(), N, K, paired.data());
+    const QuantMatrix a{QuantFormat::Q4_1, N, K, q4_1.data()};
+    const QuantMatrix b{QuantFormat::Q4_1_R2, N, K, paired.data()};
+    const std::vector<float> wa = dequantized(a), wb = dequantized(b);
+    ASSERT_EQ(std::memcmp(wa.data(), wb.data(), wa.size() * sizeof(float)), 0) << "K " << K;
+    const std::vector<float> x = random_activations(T, K, 72);
+    for (QuantIsa isa : isas_here()) {
+      const std::vector<float> ya = run_kernel(isa, a, x, T), yb = run_kernel(isa, b, x, T);
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t n = 0; n < N; ++n) {
+          double magnitude = 0;
+          for (int64_t k = 0; k < K; ++k)
+            magnitude += std::fabs(static_cast<double>(x[t * K + k]) * wa[n * K + k]);
+          ASSERT_NEAR(yb[t * N + n], ya[t * N + n], 1e-6 * magnitude)
+              << cpu::quant_isa_name(isa) << " K " << K << " t " << t << " n " << n;
+        }
+    }
+  }
+  // The op refuses block pairs on a row that is not whole pairs.
+  Device dev;
+  const std::vector<uint8_t> bytes = random_blocks(QuantFormat::Q4_1, 2, 96, 73);
+  const QuantMatrix odd{QuantFormat::Q4_1_R2, 2, 96, bytes.data()};
+  EXPECT_THROW(dev->matmul_quantized(dev.zeros(Shape{1, 2}), dev.zeros(Shape{1, 96}), odd), Error);
+}
 
 TEST(QuantMatmulOp, BackendOpMatchesKernelAndSgemmPathForManyRows) {
   Device dev;
