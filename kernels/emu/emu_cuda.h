@@ -127,6 +127,18 @@ cudaError_t cudaMallocHost(void** pointer, size_t bytes);  // pinned host memory
 cudaError_t cudaFreeHost(void* pointer);
 cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned flags);
 
+// ---- graphs: stream capture, instantiate, update, launch (emu_graph.cpp, docs/design.md §2.8) --
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph);
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* status);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph,
+                                 unsigned long long flags = 0);
+cudaError_t cudaGraphExecUpdate(cudaGraphExec_t exec, cudaGraph_t graph,
+                                cudaGraphExecUpdateResultInfo* info);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream);
+cudaError_t cudaGraphDestroy(cudaGraph_t graph);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
+
 // ---- cuBLASLt over OpenBLAS (emu_cublaslt.cpp) ----------------------------------------------
 cublasStatus_t cublasLtCreate(cublasLtHandle_t* handle);
 cublasStatus_t cublasLtDestroy(cublasLtHandle_t handle);
@@ -343,6 +355,14 @@ inline void __stcs(T* p, T v) {
 #define cudaMallocHost ::smol::emu::cudaMallocHost
 #define cudaFreeHost ::smol::emu::cudaFreeHost
 #define cudaStreamWaitEvent ::smol::emu::cudaStreamWaitEvent
+#define cudaStreamBeginCapture ::smol::emu::cudaStreamBeginCapture
+#define cudaStreamEndCapture ::smol::emu::cudaStreamEndCapture
+#define cudaStreamIsCapturing ::smol::emu::cudaStreamIsCapturing
+#define cudaGraphInstantiate ::smol::emu::cudaGraphInstantiate
+#define cudaGraphExecUpdate ::smol::emu::cudaGraphExecUpdate
+#define cudaGraphLaunch ::smol::emu::cudaGraphLaunch
+#define cudaGraphDestroy ::smol::emu::cudaGraphDestroy
+#define cudaGraphExecDestroy ::smol::emu::cudaGraphExecDestroy
 #define cublasLtCreate ::smol::emu::cublasLtCreate
 #define cublasLtDestroy ::smol::emu::cublasLtDestroy
 #define cublasLtMatmulDescCreate ::smol::emu::cublasLtMatmulDescCreate
