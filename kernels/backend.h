@@ -212,6 +212,7 @@ class Backend {
     uint64_t instantiations = 0;   // graphs instantiated (first use, or topology changed)
     uint64_t updates = 0;          // instantiated graphs updated in place (cudaGraphExecUpdate)
     uint64_t eager_fallbacks = 0;  // captures abandoned (see run_as_graph), work run directly
+    uint64_t last_nodes = 0;       // nodes (kernels, copies, memsets) of the last graph launched
   };
   // True when this backend records work into graphs (cuda and cuda-emu: yes, unless switched
   // off by set_graphs_enabled(false) or SMOL_CUDA_GRAPHS=0; cpu: never).
@@ -227,7 +228,8 @@ class Backend {
   // the attention-layout area must grow, the upload staging must wrap), the capture is
   // abandoned before any of its work ran and `work` runs directly instead (counted in
   // eager_fallbacks): `work` may run twice on the host, so it must not change host state that
-  // a second run would see. Without graphs, `work` runs directly.
+  // a second run would see. Without graphs, or with an OpHook installed (a hook observes ops as
+  // they run; timing hooks synchronise after each), `work` runs directly.
   void run_as_graph(std::unique_ptr<Graph>& graph, const std::function<void()>& work);
 
   // ---- dense linear algebra ----------------------------------------------------------------
@@ -365,7 +367,7 @@ class Backend {
   virtual void do_gather_rows(Tensor dst, const Tensor& src, const Tensor& index) = 0;
   // Default (no graphs): work(). A graph backend records, updates or instantiates, launches.
   virtual void do_run_as_graph(std::unique_ptr<Graph>& graph, const std::function<void()>& work);
-  GraphStats graph_stats_;
+  GraphStats graph_stats_;  // counted by do_run_as_graph
   virtual void do_matmul(Tensor c, const Tensor& a, const Tensor& b, Transpose ta, Transpose tb,
                          float alpha, float beta) = 0;
   // Default: throws (no backend reaches it: supports_quantized() is false unless overridden).

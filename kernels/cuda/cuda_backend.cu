@@ -342,6 +342,9 @@ class CudaBackend final : public Backend {
       graph = std::make_unique<CudaGraph>();
       cuda_graph = static_cast<CudaGraph*>(graph.get());
     }
+    size_t nodes = 0;
+    cuda_check(cudaGraphGetNodes(recorded, nullptr, &nodes), "cudaGraphGetNodes");
+    graph_stats_.last_nodes = nodes;
     bool updated = false;
     if (cuda_graph->exec) {
       cudaGraphExecUpdateResultInfo info{};

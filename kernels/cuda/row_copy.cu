@@ -8,8 +8,9 @@
 // Grid (N rows, pairs) × 64 threads: block (i, p) copies row i of pair p, in 16-byte words when
 // both row starts are 16-byte aligned and the row is a multiple of 16 bytes (a SmolLM2 KV row:
 // 3 kv heads × 64 × bf16 = 384 bytes = 24 words), else byte by byte. Bit-exact: bytes move,
-// nothing is converted. An index outside [0, R) writes nothing and records the first bad
-// position in `bad` (read only in the device-checks debug mode: a host wait).
+// nothing is converted. An index outside [0, R) writes nothing; in the device-checks debug mode
+// the first bad position is recorded in a flag and read back (a host wait), otherwise there is
+// no flag at all (no memset: one launch per op).
 #include "kernels/cuda/cuda_ops.h"
 
 namespace smol::SMOL_GPU_NS {
@@ -30,7 +31,7 @@ __global__ void __launch_bounds__(kRowCopyThreads)
   const RowPair p = blockIdx.y == 0 ? p0 : p1;
   const int row = index[i];
   if (row < 0 || row >= indexed_rows) {
-    if (threadIdx.x == 0) atomicCAS(bad, -1, static_cast<int>(i));
+    if (bad != nullptr && threadIdx.x == 0) atomicCAS(bad, -1, static_cast<int>(i));
     return;
   }
   char* dst = p.dst + (scatter ? row : i) * row_bytes;
@@ -54,12 +55,15 @@ void run_row_copy(GpuContext& ctx, const char* op, const RowPair* pairs, int pai
   for (int p = 0; p < pair_count; ++p)
     vec = vec && aligned16(pairs[p].dst) && aligned16(pairs[p].src);
   SMOL_CHECK(n < (int64_t{1} << 31), op, ": ", n, " rows exceed one grid");
-  int* bad = static_cast<int*>(ctx.scratch(sizeof(int)));
-  cuda_check(cudaMemsetAsync(bad, 0xFF, sizeof(int), ctx.stream()), op);  // -1: all in range
+  int* bad = nullptr;
+  if (ctx.device_checks()) {
+    bad = static_cast<int*>(ctx.scratch(sizeof(int)));
+    cuda_check(cudaMemsetAsync(bad, 0xFF, sizeof(int), ctx.stream()), op);  // -1: all in range
+  }
   launch(row_copy_kernel, dim3(static_cast<unsigned>(n), static_cast<unsigned>(pair_count)),
          kRowCopyThreads, 0, ctx.stream(), pairs[0], pair_count > 1 ? pairs[1] : pairs[0],
          index.as<int>(), indexed_rows, row_bytes, scatter, vec, bad);
-  if (!ctx.device_checks()) return;  // debug mode only: the model builds the index itself
+  if (bad == nullptr) return;  // debug mode only: the model builds the index itself
   int bad_position = -1;
   ctx.download(&bad_position, bad, sizeof(int));
   if (bad_position < 0) return;

@@ -136,6 +136,8 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph,
 cudaError_t cudaGraphExecUpdate(cudaGraphExec_t exec, cudaGraph_t graph,
                                 cudaGraphExecUpdateResultInfo* info);
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream);
+// Only the count (nodes must be null): the emu's nodes have no handles.
+cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t* nodes, size_t* count);
 cudaError_t cudaGraphDestroy(cudaGraph_t graph);
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
 
@@ -361,6 +363,7 @@ inline void __stcs(T* p, T v) {
 #define cudaGraphInstantiate ::smol::emu::cudaGraphInstantiate
 #define cudaGraphExecUpdate ::smol::emu::cudaGraphExecUpdate
 #define cudaGraphLaunch ::smol::emu::cudaGraphLaunch
+#define cudaGraphGetNodes ::smol::emu::cudaGraphGetNodes
 #define cudaGraphDestroy ::smol::emu::cudaGraphDestroy
 #define cudaGraphExecDestroy ::smol::emu::cudaGraphExecDestroy
 #define cublasLtCreate ::smol::emu::cublasLtCreate

@@ -153,6 +153,12 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
   return cudaSuccess;
 }
 
+cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t* nodes, size_t* count) {
+  if (graph == nullptr || count == nullptr || nodes != nullptr) return cudaErrorInvalidValue;
+  *count = reinterpret_cast<EmuGraph*>(graph)->nodes.size();
+  return cudaSuccess;
+}
+
 cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
   delete reinterpret_cast<EmuGraph*>(graph);
   return cudaSuccess;

@@ -122,9 +122,18 @@ TEST(DecodeGraph, SteadyDecodingUpdatesOneGraphInPlace) {
   EXPECT_LE(instantiations, 2u);
   EXPECT_EQ(instantiations + updates + fallbacks, script.size());
   EXPECT_GE(updates, kSteady - 3u);
-  std::printf("[ measured ] %zu steps: %llu instantiations, %llu in-place updates, %llu eager\n",
-              script.size(), static_cast<unsigned long long>(instantiations),
-              static_cast<unsigned long long>(updates), static_cast<unsigned long long>(fallbacks));
+  // One launch per step for all of its work: per layer 7 matmuls, rope_qk, scatter_rows,
+  // attention (split-K decode and its combine: 2 kernels), 2 add_rmsnorm, swiglu = 14 nodes; then
+  // the embedding (its id-check flag's memset and the kernel), the first rmsnorm, the attention
+  // layout's upload, gather_rows, the LM-head matmul and argmax = 7 (docs/design.md §2.8).
+  const int64_t L = model->config().num_hidden_layers;
+  EXPECT_EQ(after.last_nodes, static_cast<uint64_t>(14 * L + 7));
+  std::printf(
+      "[ measured ] %zu steps: %llu instantiations, %llu in-place updates, %llu eager; "
+      "%llu nodes per step's graph\n",
+      script.size(), static_cast<unsigned long long>(instantiations),
+      static_cast<unsigned long long>(updates), static_cast<unsigned long long>(fallbacks),
+      static_cast<unsigned long long>(after.last_nodes));
 }
 
 TEST(DecodeGraph, AHostWaitInsideTheGraphIsRefusedAndTheBackendStaysUsable) {
