@@ -15,6 +15,9 @@
 //  - __syncthreads / __syncwarp / shuffles / votes are barriers between fibers; a barrier that
 //    not every thread of the block (or lane of the warp) reaches is a smol::Error.
 //  - Device memory is host memory with a guard page after each allocation (emu_memory.cpp).
+//  - Stream capture records launches, async copies and memsets, and cuBLASLt matmuls as closures
+//    over their arguments; graph launches replay them; what a capture refuses (host waits,
+//    allocations, pageable copies) throws (emu_graph.cpp, docs/design.md §2.8).
 #pragma once
 
 #include <cublasLt.h>
