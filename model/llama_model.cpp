@@ -757,7 +757,9 @@ void decode_step(Impl& m, const std::vector<int32_t>& slots,
     m.decode_logits_buffer = Buffer();
     m.decode_logits_buffer = m.backend.allocate(logit_bytes);
   }
-  m.upload_batch(b);
+  // ids and positions (no targets: a decode step computes no loss), then the row index.
+  m.backend.upload(slice1d(m.acts.ids, 0, T), b.ids.data());
+  m.backend.upload(slice1d(m.acts.positions, 0, T), b.positions.data());
   m.backend.upload(all_rows, index.data());
   m.decode_kv_rows = slice1d(all_rows, 0, T);
   const Tensor last_rows = slice1d(all_rows, T, n);
