@@ -60,7 +60,8 @@ struct LlamaModel::Impl {
   Buffer loss_acc_buffer;
   // decode's logits in F32 whatever the activation dtype: greedy decoding compares logits a
   // bf16 rounding apart (0.125 at 25), and on cuda cuBLASLt writes fp32 from bf16 inputs at no
-  // cost. Grown on demand, [rows ≤ lm_chunk, V].
+  // cost. Grown on demand: [n, V] for decode (every slot's logits stay until the download after
+  // the step's graph), [min(n, lm_chunk), V] for decode_greedy (argmax per chunk).
   Buffer decode_logits_buffer;
   // A decode step's row indices, I32 on the device (uploaded with the batch): [0, T) the cache
   // row each new token's key/value goes to (scatter_rows), [T, T + n) the row of each slot's

@@ -167,7 +167,8 @@ void GpuContext::prepare_capture() {
   }
   capture_staging_used_ = 0;
   if (capture_staging_wanted_ > capture_staging_bytes_) {
-    cuda_check(cudaFreeHost(capture_staging_), "cudaFreeHost(capture staging)");
+    if (capture_staging_)
+      cuda_check(cudaFreeHost(capture_staging_), "cudaFreeHost(capture staging)");
     capture_staging_ = nullptr;
     capture_staging_bytes_ = 0;
     void* staging = nullptr;
