@@ -238,12 +238,17 @@ namespace {
 
 // An instantiated graph of one piece of work (Backend::run_as_graph), kept between runs so
 // that the next recording updates it in place.
+// A few instantiations are kept, most recently used first: decoding alternates between a
+// handful of topologies (one-token steps; a step that admits a long prompt, whose attention takes
+// the tiled kernel; decode after decode_greedy), and each comes back to its own instantiation.
 class CudaGraph final : public Backend::Graph {
  public:
+  static constexpr size_t kMaxExecs = 4;
   ~CudaGraph() override {
-    if (exec) cudaGraphExecDestroy(exec);  // an in-flight launch completes on its own
+    for (cudaGraphExec_t exec : execs)
+      cudaGraphExecDestroy(exec);  // an in-flight launch completes on its own
   }
-  cudaGraphExec_t exec = nullptr;
+  std::vector<cudaGraphExec_t> execs;
 };
 
 // SMOL_CUDA_GRAPHS=0 runs every op eagerly (the A/B switch of scripts/gpu-check.sh); default on.
@@ -346,22 +351,35 @@ class CudaBackend final : public Backend {
     size_t nodes = 0;
     cuda_check(cudaGraphGetNodes(recorded, nullptr, &nodes), "cudaGraphGetNodes");
     graph_stats_.last_nodes = nodes;
-    bool updated = false;
-    if (cuda_graph->exec) {
+    // The first kept instantiation of the same topology takes the recording's parameters; a
+    // failed update leaves an instantiation as it was (it still serves its own topology).
+    std::vector<cudaGraphExec_t>& execs = cuda_graph->execs;
+    auto match = execs.end();
+    for (auto it = execs.begin(); it != execs.end() && match == execs.end(); ++it) {
       cudaGraphExecUpdateResultInfo info{};
-      updated = cudaGraphExecUpdate(cuda_graph->exec, recorded, &info) == cudaSuccess;
-      if (!updated) {
-        (void)cudaGetLastError();  // the failed update's error is not sticky; clear it anyway
-        cudaGraphExecDestroy(cuda_graph->exec);
-        cuda_graph->exec = nullptr;
+      if (cudaGraphExecUpdate(*it, recorded, &info) == cudaSuccess)
+        match = it;
+      else
+        (void)cudaGetLastError();  // a failed update's error is not sticky; clear it anyway
+    }
+    cudaGraphExec_t exec = nullptr;
+    if (match != execs.end()) {
+      exec = *match;
+      execs.erase(match);
+      ++graph_stats_.updates;
+    } else {
+      const cudaError_t instantiated = cudaGraphInstantiate(&exec, recorded, 0);
+      if (instantiated != cudaSuccess) cudaGraphDestroy(recorded);
+      cuda_check(instantiated, "cudaGraphInstantiate");
+      ++graph_stats_.instantiations;
+      if (execs.size() + 1 > CudaGraph::kMaxExecs) {
+        cudaGraphExecDestroy(execs.back());
+        execs.pop_back();
       }
     }
-    const cudaError_t instantiated =
-        updated ? cudaSuccess : cudaGraphInstantiate(&cuda_graph->exec, recorded, 0);
+    execs.insert(execs.begin(), exec);
     cudaGraphDestroy(recorded);
-    cuda_check(instantiated, "cudaGraphInstantiate");
-    ++(updated ? graph_stats_.updates : graph_stats_.instantiations);
-    cuda_check(cudaGraphLaunch(cuda_graph->exec, ctx_.stream()), "cudaGraphLaunch");
+    cuda_check(cudaGraphLaunch(exec, ctx_.stream()), "cudaGraphLaunch");
     ctx_.graph_launched();
     ++graph_stats_.launches;
   }
