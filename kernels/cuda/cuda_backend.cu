@@ -336,6 +336,18 @@ class CudaBackend final : public Backend {
       ++graph_stats_.eager_fallbacks;
       work();
       return;
+    } catch (const Error& e) {
+      // Something the capture refused (a host wait, an allocation): CUDA invalidated the capture.
+      // Say so, since the same work runs eagerly without complaint.
+      cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+      const bool refused = cudaStreamIsCapturing(ctx_.stream(), &status) == cudaSuccess &&
+                           status == cudaStreamCaptureStatusInvalidated;
+      discard_capture();
+      if (refused)
+        throw Error(std::string(e.what()) +
+                    " (inside a CUDA graph capture; SMOL_CUDA_GRAPHS=0 runs every op eagerly, "
+                    "docs/design.md §2.8)");
+      throw;
     } catch (...) {
       discard_capture();
       throw;
