@@ -10,6 +10,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "device_test_util.h"
 #include "model_test_util.h"
@@ -141,6 +143,25 @@ TEST(DecodeGraph, SteadyDecodingUpdatesOneGraphInPlace) {
       script.size(), static_cast<unsigned long long>(instantiations),
       static_cast<unsigned long long>(updates), static_cast<unsigned long long>(fallbacks),
       static_cast<unsigned long long>(after.last_nodes));
+}
+
+// SMOL_CUDA_GRAPHS=0 (gpu-check's A/B switch) turns graphs off for backends made while it is set;
+// unset or 1, they are on.
+TEST(DecodeGraph, EnvironmentSwitchSetsTheDefault) {
+  const char* saved = std::getenv("SMOL_CUDA_GRAPHS");
+  const std::string restore = saved ? saved : "";
+  setenv("SMOL_CUDA_GRAPHS", "0", 1);
+  std::unique_ptr<Backend> off = device_backend();
+  setenv("SMOL_CUDA_GRAPHS", "1", 1);
+  std::unique_ptr<Backend> on = device_backend();
+  if (saved)
+    setenv("SMOL_CUDA_GRAPHS", restore.c_str(), 1);
+  else
+    unsetenv("SMOL_CUDA_GRAPHS");
+  if (!off || !on) GTEST_SKIP() << "SKIPPED LOUDLY: " << device_under_test() << " is not available";
+  EXPECT_FALSE(off->graphs_enabled());
+  EXPECT_TRUE(on->graphs_enabled());
+  EXPECT_FALSE(make_backend("cpu")->graphs_enabled());
 }
 
 TEST(DecodeGraph, AHostWaitInsideTheGraphIsRefusedAndTheBackendStaysUsable) {
