@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -185,6 +186,57 @@ class Backend {
   void fill_zero(Tensor t);
   void copy(Tensor dst, const Tensor& src);  // same element count; casts between float dtypes
 
+  // ---- row copies (docs/design.md §2.8) ------------------------------------------------------
+  // Row scatter, bit for bit: for every pair and every i < N, pair.dst[index[i], :] =
+  // pair.src[i, :]. dst [R, W] and src [N, W] of one dtype (any dtype: rows are copied as
+  // bytes); index I32 [N] on the device, each index in [0, R) and all distinct (two equal ones
+  // would race on cuda). Every pair shares the index, and the pairs are one launch on cuda: a
+  // decode step appends every slot's new keys and values of a layer to the KV cache in one op.
+  // An index outside [0, R) is an Error on cpu; on cuda that row is not written (and with
+  // set_device_checks, an Error naming it).
+  struct RowScatter {
+    Tensor dst;
+    Tensor src;
+  };
+  static constexpr size_t kMaxScatterPairs = 2;
+  void scatter_rows(std::span<const RowScatter> pairs, const Tensor& index);
+  // Row gather, bit for bit: dst[i, :] = src[index[i], :] for i < N; dst [N, W], src [R, W] of
+  // one dtype; index I32 [N] in [0, R) (outside: as scatter_rows). Decoding gathers each
+  // sequence's last hidden row before the LM head with it.
+  void gather_rows(Tensor dst, const Tensor& src, const Tensor& index);
+
+  // ---- CUDA graphs (docs/design.md §2.8) -------------------------------------------------------
+  // An instantiated graph a backend keeps between runs of the same work (opaque to callers).
+  class Graph {
+   public:
+    virtual ~Graph() = default;
+  };
+  // What run_as_graph did, for the tests and benchmarks (counts since construction).
+  struct GraphStats {
+    uint64_t launches = 0;         // graphs launched (each replaces the work's launches)
+    uint64_t instantiations = 0;   // graphs instantiated (first use, or topology changed)
+    uint64_t updates = 0;          // instantiated graphs updated in place (cudaGraphExecUpdate)
+    uint64_t eager_fallbacks = 0;  // captures abandoned (see run_as_graph), work run directly
+    uint64_t last_nodes = 0;       // nodes (kernels, copies, memsets) of the last graph launched
+  };
+  // True when this backend records work into graphs (cuda and cuda-emu: yes, unless switched
+  // off by set_graphs_enabled(false) or SMOL_CUDA_GRAPHS=0; cpu: never).
+  virtual bool graphs_enabled() const { return false; }
+  virtual void set_graphs_enabled(bool on) { (void)on; }
+  GraphStats graph_stats() const { return graph_stats_; }
+  // Runs `work`, a sequence of this backend's ops, once. With graphs_enabled(), the ops are
+  // recorded (stream capture) instead of run, `graph` (empty on first use) is updated to the
+  // recording — or re-instantiated when its topology changed — and launched as one graph: one
+  // launch instead of one per kernel. `work` must then contain no host wait (download,
+  // synchronize, sum_of_squares) and no allocation; uploads of up to a few KiB are staged and
+  // captured. When the recording meets something only an eager run can do (a scratch area or
+  // the attention-layout area must grow, the upload staging must wrap), the capture is
+  // abandoned before any of its work ran and `work` runs directly instead (counted in
+  // eager_fallbacks): `work` may run twice on the host, so it must not change host state that
+  // a second run would see. Without graphs, or with an OpHook installed (a hook observes ops as
+  // they run; timing hooks synchronise after each), `work` runs directly.
+  void run_as_graph(std::unique_ptr<Graph>& graph, const std::function<void()>& work);
+
   // ---- dense linear algebra ----------------------------------------------------------------
   // c[M,N] = alpha * op(a) · op(b) + beta * c, row-major; op(x) = x or xᵀ.
   // A Linear layer y = x·Wᵀ is matmul(y, x, W, No, Yes); dx = dy·W is (No, No);
@@ -323,6 +375,11 @@ class Backend {
   virtual void do_synchronize() {}
   virtual void do_fill_zero(Tensor t) = 0;
   virtual void do_copy(Tensor dst, const Tensor& src) = 0;
+  virtual void do_scatter_rows(std::span<const RowScatter> pairs, const Tensor& index) = 0;
+  virtual void do_gather_rows(Tensor dst, const Tensor& src, const Tensor& index) = 0;
+  // Default (no graphs): work(). A graph backend records, updates or instantiates, launches.
+  virtual void do_run_as_graph(std::unique_ptr<Graph>& graph, const std::function<void()>& work);
+  GraphStats graph_stats_;  // counted by do_run_as_graph
   virtual void do_matmul(Tensor c, const Tensor& a, const Tensor& b, Transpose ta, Transpose tb,
                          float alpha, float beta) = 0;
   // Default: throws (no backend reaches it: supports_quantized() is false unless overridden).

@@ -4,6 +4,7 @@
 // what stays there is only what a backend alone knows (sizes its kernels cannot handle).
 #include <algorithm>
 #include <limits>
+#include <string_view>
 
 #include "kernels/backend.h"
 #include "kernels/backend_checks.h"
@@ -99,6 +100,67 @@ void Backend::copy(Tensor dst, const Tensor& src) {
              "copy: cannot cast ", dtype_name(src.dtype), " to ", dtype_name(dst.dtype));
   HookScope scope(*this, "copy");
   if (dst.numel() > 0) do_copy(dst, src);
+}
+
+// ---- row copies --------------------------------------------------------------------------------
+
+namespace {
+// dst [R, W] and src [N, W] of one dtype, index I32 [N]: the shared contract of the row copies.
+void check_row_copy(const char* op, const Tensor& dst, const Tensor& src, const Tensor& index,
+                    const char* indexed) {
+  check_rank(op, "dst", dst, 2, "[rows, width]");
+  check_rank(op, "src", src, 2, "[rows, width]");
+  check_data(op, "dst", dst);
+  check_data(op, "src", src);
+  check_i32(op, "index", index);
+  SMOL_CHECK(dst.dtype == src.dtype, op, ": dst ", dtype_name(dst.dtype), " ", dst.shape.str(),
+             " and src ", dtype_name(src.dtype), " ", src.shape.str(),
+             " must have the same dtype (rows are copied bit for bit)");
+  SMOL_CHECK(dst.shape[1] == src.shape[1], op, ": dst ", dst.shape.str(), " and src ",
+             src.shape.str(), " must have the same row width");
+  const Tensor& counted = std::string_view(indexed) == "dst" ? src : dst;
+  check_vector(op, "index", index, counted.shape[0]);
+}
+}  // namespace
+
+void Backend::scatter_rows(std::span<const RowScatter> pairs, const Tensor& index) {
+  const char* op = "scatter_rows";
+  SMOL_CHECK(!pairs.empty() && pairs.size() <= kMaxScatterPairs, op, ": ", pairs.size(),
+             " pairs (1..", kMaxScatterPairs, ")");
+  for (const RowScatter& p : pairs) {
+    check_row_copy(op, p.dst, p.src, index, "dst");
+    SMOL_CHECK(p.src.shape == pairs[0].src.shape && p.dst.shape == pairs[0].dst.shape &&
+                   p.dst.dtype == pairs[0].dst.dtype,
+               op, ": every pair must match the first (dst ", pairs[0].dst.shape.str(), ", src ",
+               pairs[0].src.shape.str(), "), got dst ", p.dst.shape.str(), ", src ",
+               p.src.shape.str());
+  }
+  HookScope scope(*this, op);
+  if (index.numel() > 0) do_scatter_rows(pairs, index);
+}
+
+void Backend::gather_rows(Tensor dst, const Tensor& src, const Tensor& index) {
+  check_row_copy("gather_rows", dst, src, index, "src");
+  HookScope scope(*this, "gather_rows");
+  if (index.numel() > 0) do_gather_rows(dst, src, index);
+}
+
+// ---- graphs ------------------------------------------------------------------------------------
+
+void Backend::run_as_graph(std::unique_ptr<Graph>& graph, const std::function<void()>& work) {
+  SMOL_CHECK(static_cast<bool>(work), "run_as_graph: no work given");
+  // An OpHook watches ops as they run (timers synchronise after each): recorded ops would not run
+  // where it looks, so with a hook installed the work runs eagerly.
+  if (hook_) {
+    work();
+    return;
+  }
+  do_run_as_graph(graph, work);
+}
+
+void Backend::do_run_as_graph(std::unique_ptr<Graph>& graph, const std::function<void()>& work) {
+  (void)graph;
+  work();
 }
 
 // ---- dense linear algebra ----------------------------------------------------------------------

@@ -60,8 +60,17 @@ struct LlamaModel::Impl {
   Buffer loss_acc_buffer;
   // decode's logits in F32 whatever the activation dtype: greedy decoding compares logits a
   // bf16 rounding apart (0.125 at 25), and on cuda cuBLASLt writes fp32 from bf16 inputs at no
-  // cost. Grown on demand, [rows ≤ lm_chunk, V].
+  // cost. Grown on demand: [n, V] for decode (every slot's logits stay until the download after
+  // the step's graph), [min(n, lm_chunk), V] for decode_greedy (argmax per chunk).
   Buffer decode_logits_buffer;
+  // A decode step's row indices, I32 on the device (uploaded with the batch): [0, T) the cache
+  // row each new token's key/value goes to (scatter_rows), [T, T + n) the row of each slot's
+  // last new token (gather_rows before the LM head). decode_kv_rows views the first part while
+  // forward_layers(use_cache) runs.
+  Buffer decode_index_buffer;
+  Tensor decode_kv_rows;
+  // The decode step's graph (Backend::run_as_graph, docs/design.md §2.8), kept between steps.
+  std::unique_ptr<Backend::Graph> decode_graph;
   Tensor loss_acc;
   std::function<void(size_t)> layer_backward_hook;  // data parallelism's bucket trigger
   bool lora_grouping = true;                        // set_lora_grouping
@@ -308,14 +317,13 @@ struct LlamaModel::Impl {
                               theta());
       Tensor keys = k.reshaped(Shape{T, Hkv, D}), values = v.reshaped(Shape{T, Hkv, D});
       if (use_cache) {
+        // Every slot's new keys and values to the rows after its cached ones: one op per layer
+        // (decode_kv_rows[t] is token t's cache row; docs/design.md §2.8).
         const int64_t rows = static_cast<int64_t>(cache.slots()) * cache.max_len();
-        const Tensor cache_k = cache.keys(l).reshaped(Shape{rows, KV});
-        const Tensor cache_v = cache.values(l).reshaped(Shape{rows, KV});
-        for (const SeqSpan& s : b.layout.seqs) {
-          const int64_t dst = s.k_begin + s.k_len - s.q_len;  // new tokens follow the cached ones
-          backend.copy(cache_k.rows(dst, s.q_len), k.rows(s.q_begin, s.q_len));
-          backend.copy(cache_v.rows(dst, s.q_len), v.rows(s.q_begin, s.q_len));
-        }
+        const std::array<Backend::RowScatter, 2> appends{
+            Backend::RowScatter{cache.keys(l).reshaped(Shape{rows, KV}), k},
+            Backend::RowScatter{cache.values(l).reshaped(Shape{rows, KV}), v}};
+        backend.scatter_rows(appends, decode_kv_rows);
         keys = cache.keys(l);
         values = cache.values(l);
       }
@@ -718,10 +726,14 @@ void LlamaModel::truncate_cache(int32_t slot, int32_t length) {
 }
 
 // decode and decode_greedy share this: runs the new tokens through the layers (appending to the
-// cache) and hands each chunk of last-token logits, F32 [rows, V] on the device, to `use`.
-template <typename Impl, typename UseLogits>
-void decode_last_logits(Impl& m, const std::vector<int32_t>& slots,
-                        const std::vector<std::vector<int32_t>>& new_tokens, UseLogits&& use) {
+// cache) and the LM head on each slot's last new token. With keep_logits the logits are left
+// in decode_logits_buffer, F32 [n, V]; otherwise each slot's greedy token (argmax, first maximum
+// wins) in acts.argmax[0, n). The device work after the uploads runs as one graph where the
+// backend has graphs (docs/design.md §2.8): the step's host work — packing, the index, every
+// allocation — happens before it, and nothing inside waits for the host.
+template <typename Impl>
+void decode_step(Impl& m, const std::vector<int32_t>& slots,
+                 const std::vector<std::vector<int32_t>>& new_tokens, bool keep_logits) {
   SMOL_CHECK(!m.cache.empty(), "decode: call reset_cache(slots, max_len) first");
   std::vector<int32_t> cached;
   for (size_t i = 0; i < slots.size(); ++i) {
@@ -738,52 +750,74 @@ void decode_last_logits(Impl& m, const std::vector<int32_t>& slots,
   const int64_t n = static_cast<int64_t>(slots.size());
   if (n == 0) return;
   m.acts.ensure(m.backend, m.config, lora_rank_of(m.lora), T, false);
-  m.upload_batch(b);
-  m.forward_layers(b, false, 0, true);
-  for (size_t i = 0; i < slots.size(); ++i) m.cache.set_length(slots[i], b.layout.seqs[i].k_len);
-  // Logits of each slot's last new token only: gather those rows, then one matmul per chunk.
-  const Tensor lnf = leading(m.acts.lnf, Shape{T, C});
-  for (int64_t s0 = 0; s0 < n; s0 += m.acts.lm_chunk) {
-    const int64_t rows = std::min(m.acts.lm_chunk, n - s0);
-    const Tensor gathered = leading(m.acts.last_rows, Shape{rows, C});
-    for (int64_t i = 0; i < rows; ++i) {
-      const SeqSpan& s = b.layout.seqs[static_cast<size_t>(s0 + i)];
-      m.backend.copy(gathered.rows(i, 1), lnf.rows(s.q_begin + s.q_len - 1, 1));
-    }
-    const size_t bytes = static_cast<size_t>(rows * V) * sizeof(float);
-    if (m.decode_logits_buffer.bytes() < bytes) {
-      m.decode_logits_buffer = Buffer();
-      m.decode_logits_buffer = m.backend.allocate(bytes);
-    }
-    const Tensor out = m.decode_logits_buffer.view(DType::F32, Shape{rows, V});
-    if (const QuantMatrix& q = m.weights.output_weight_quant(); !q.empty())
-      m.backend.matmul_quantized(out, gathered, q);
-    else
-      m.backend.matmul(out, gathered, m.weights.output_weight(), Transpose::No, Transpose::Yes);
-    use(s0, out);
+  // Row indices: token t of slot s goes to cache row k_begin + (k_len − q_len) + (t − q_begin);
+  // slot s's last new token is row q_begin + q_len − 1.
+  std::vector<int32_t> index(static_cast<size_t>(T + n));
+  for (int64_t s = 0; s < n; ++s) {
+    const SeqSpan& sp = b.layout.seqs[static_cast<size_t>(s)];
+    for (int32_t i = 0; i < sp.q_len; ++i)
+      index[static_cast<size_t>(sp.q_begin + i)] = sp.k_begin + sp.k_len - sp.q_len + i;
+    index[static_cast<size_t>(T + s)] = sp.q_begin + sp.q_len - 1;
   }
+  const size_t index_bytes = index.size() * sizeof(int32_t);
+  if (m.decode_index_buffer.bytes() < index_bytes) {
+    m.decode_index_buffer = Buffer();
+    m.decode_index_buffer = m.backend.allocate(index_bytes);
+  }
+  const Tensor all_rows =
+      m.decode_index_buffer.view(DType::I32, Shape{static_cast<int64_t>(index.size())});
+  const int64_t logit_rows = keep_logits ? n : std::min(n, m.acts.lm_chunk);
+  const size_t logit_bytes = static_cast<size_t>(logit_rows * V) * sizeof(float);
+  if (m.decode_logits_buffer.bytes() < logit_bytes) {
+    m.decode_logits_buffer = Buffer();
+    m.decode_logits_buffer = m.backend.allocate(logit_bytes);
+  }
+  // ids and positions (no targets: a decode step computes no loss), then the row index.
+  m.backend.upload(slice1d(m.acts.ids, 0, T), b.ids.data());
+  m.backend.upload(slice1d(m.acts.positions, 0, T), b.positions.data());
+  m.backend.upload(all_rows, index.data());
+  m.decode_kv_rows = slice1d(all_rows, 0, T);
+  const Tensor last_rows = slice1d(all_rows, T, n);
+  m.backend.run_as_graph(m.decode_graph, [&] {
+    m.forward_layers(b, false, 0, true);
+    // Logits of each slot's last new token only: gather those rows, then one matmul per chunk.
+    const Tensor lnf = leading(m.acts.lnf, Shape{T, C});
+    for (int64_t s0 = 0; s0 < n; s0 += m.acts.lm_chunk) {
+      const int64_t rows = std::min(m.acts.lm_chunk, n - s0);
+      const Tensor gathered = leading(m.acts.last_rows, Shape{rows, C});
+      m.backend.gather_rows(gathered, lnf, slice1d(last_rows, s0, rows));
+      const Tensor out = m.decode_logits_buffer.view(
+          DType::F32, Shape{rows, V},
+          keep_logits ? static_cast<size_t>(s0 * V) * sizeof(float) : 0);
+      if (const QuantMatrix& q = m.weights.output_weight_quant(); !q.empty())
+        m.backend.matmul_quantized(out, gathered, q);
+      else
+        m.backend.matmul(out, gathered, m.weights.output_weight(), Transpose::No, Transpose::Yes);
+      // On the device: 4 bytes per sequence come back, not 4·V.
+      if (!keep_logits) m.backend.argmax(slice1d(m.acts.argmax, s0, rows), out);
+    }
+  });
+  m.decode_kv_rows = Tensor{};
+  for (size_t i = 0; i < slots.size(); ++i) m.cache.set_length(slots[i], b.layout.seqs[i].k_len);
 }
 
 std::vector<float> LlamaModel::decode(const std::vector<int32_t>& slots,
                                       const std::vector<std::vector<int32_t>>& new_tokens) {
-  const int64_t V = impl_->config.vocab_size;
-  std::vector<float> logits(slots.size() * static_cast<size_t>(V));
-  decode_last_logits(*impl_, slots, new_tokens, [&](int64_t s0, const Tensor& out) {
-    const std::vector<float> host = download_f32(impl_->backend, out);
-    std::copy(host.begin(), host.end(), logits.begin() + s0 * V);
-  });
-  return logits;
+  Impl& m = *impl_;
+  decode_step(m, slots, new_tokens, /*keep_logits=*/true);
+  if (slots.empty()) return {};
+  const int64_t n = static_cast<int64_t>(slots.size()), V = m.config.vocab_size;
+  return download_f32(m.backend, m.decode_logits_buffer.view(DType::F32, Shape{n, V}));
 }
 
 std::vector<int32_t> LlamaModel::decode_greedy(
     const std::vector<int32_t>& slots, const std::vector<std::vector<int32_t>>& new_tokens) {
   Impl& m = *impl_;
+  decode_step(m, slots, new_tokens, /*keep_logits=*/false);
   std::vector<int32_t> tokens(slots.size());
-  decode_last_logits(m, slots, new_tokens, [&](int64_t s0, const Tensor& out) {
-    const Tensor ids = slice1d(m.acts.argmax, 0, out.shape.rows());
-    m.backend.argmax(ids, out);  // on the device: 4 bytes per sequence come back, not 4·V
-    m.backend.download(tokens.data() + s0, ids);
-  });
+  if (!slots.empty())
+    m.backend.download(tokens.data(),
+                       slice1d(m.acts.argmax, 0, static_cast<int64_t>(slots.size())));
   return tokens;
 }
 

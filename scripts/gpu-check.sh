@@ -9,7 +9,8 @@
 #   scripts/gpu-check.sh --run DIR                run every test binary with
 #                                                 SMOL_TEST_DEVICE=cuda, then the benchmarks
 #                                                 (kernels, training step with MFU, generative
-#                                                 eval, prefill/decode); a short table last
+#                                                 eval, prefill/decode, decode steps with CUDA
+#                                                 graphs off/on); a short table last
 #
 # The bundle (~50 MB: binaries and libraries xz-compressed) fits the device machine's 64 MiB
 # carry; the host's CUDA toolkit and NCCL wheel provide cuBLAS, cuSOLVER and libnccl.
@@ -45,7 +46,7 @@ pack() {
   mkdir -p "$dir/bin" "$dir/bench" "$dir/lib" "$dir/src/tests" "$dir/src/models" "$dir/shared/data"
   # Test executables (one per tests/<area>) and benchmark executables.
   find "$build/tests" -maxdepth 2 -type f -perm -u+x -name '*_tests' -exec cp {} "$dir/bin/" \;
-  for bench in cuda_kernels_bench training_bench model_bench; do
+  for bench in cuda_kernels_bench training_bench model_bench decode_bench; do
     if [ -x "$build/bench/$bench" ]; then cp "$build/bench/$bench" "$dir/bench/"; fi
   done
   # The CLI is written to the build root (build/smolengine).
@@ -198,6 +199,14 @@ run() {
       echo "model_bench failed" >>"$model_log"
   fi
 
+  # The decode step as a CUDA graph and eagerly (SMOL_CUDA_GRAPHS A/B in one process,
+  # docs/design.md §2.8): greedy steps at batch 1, 16, 64, tokens/s and ms per step.
+  local decode_log="$logs/decode_bench.log"
+  if [ -x "$dir/bench/decode_bench" ]; then
+    timeout 240 "$dir/bench/decode_bench" --device cuda --batches 1,16,64 --steps 64 --repeats 3 \
+      >"$decode_log" 2>&1 || echo "decode_bench failed" >>"$decode_log"
+  fi
+
   # Generative GSM8K evaluation: 1,319 questions × 256 greedy tokens (random weights: an upper
   # bound, configs/bench/gsm8k_eval_speed.yaml).
   local eval_log="$logs/eval_speed.log"
@@ -257,6 +266,10 @@ run() {
   echo
   echo "=== prefill / decode (model_bench --device cuda) ==="
   cat "$model_log" 2>/dev/null || echo "(none)"
+  echo
+  echo "=== decode step, CUDA graphs off / on (decode_bench --device cuda; SMOL_CUDA_GRAPHS) ==="
+  grep -E '^(step floor|\| (graphs|on|off) )|failed|error' "$decode_log" 2>/dev/null ||
+    echo "(none; see $decode_log)"
   return $((failed > 0))
 }
 

@@ -7,7 +7,14 @@
 //               tokens/s × bytes/token as a share of the bandwidth
 // Timings: best of --repeats runs. With --profile, decode's time by op (OpTimer).
 // With --kernels instead: the quantised matmul's two methods against dense sgemm, by T.
+// With --device D (cuda, cuda-emu) instead: the GPU decode path (docs/design.md §2.8) —
+// greedy decode steps for each --batches size (default 1,16,64; 32-token prompts), tokens/s of
+// all sequences together and ms per step, with the decode step as a CUDA graph and eagerly,
+// A/B in one process (Backend::set_graphs_enabled; SMOL_CUDA_GRAPHS only sets the default),
+// beside the step's floor: its bf16 weight bytes at 3.35 TB/s (H100 SXM). Weights: the GGUF
+// when present (dequantised), else init_random at SmolLM2-135M's shape.
 //   decode_bench [--model GGUF] [--steps N] [--repeats N] [--profile] [--kernels]
+//                [--device D] [--batches 1,16,64]
 #include <cblas.h>
 #include <omp.h>
 
@@ -136,7 +143,78 @@ struct Options {
   std::string model = std::string(SMOL_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
   int steps = 32, repeats = 3;
   bool profile = false, kernels = false;
+  std::string device = "cpu";
+  std::vector<int> batches{1, 16, 64};
 };
+
+// --device: graph vs eager decode steps on a GPU backend, one table row per (batch, mode).
+void run_device(const Options& o) {
+  auto backend = smol::make_backend(o.device);
+  smol::LlamaConfig config = smol::smollm2_135m_config();
+  smol::HostTensorMap weights;
+  std::string source = "random weights (init_random)";
+  if (std::ifstream(o.model).good()) {
+    smol::LoadedModel loaded = smol::load_model(o.model);
+    config = loaded.config;
+    weights = std::move(loaded.weights);
+    source = o.model;
+  }
+  smol::LlamaModel model(*backend, config, smol::TrainMode::Frozen);
+  if (weights.empty())
+    model.init_random(1);
+  else
+    model.load_weights(weights);
+  // What a step must read at least: every projection and the LM head, in bf16, once.
+  const double C = static_cast<double>(config.hidden_size);
+  const double per_layer = C * (config.q_dim() + 2.0 * config.kv_dim()) + config.q_dim() * C +
+                           3.0 * C * config.intermediate_size;
+  const double weight_bytes = 2.0 * (config.num_hidden_layers * per_layer + config.vocab_size * C);
+  const double floor_ms = weight_bytes / 3.35e12 * 1e3;
+  std::printf(
+      "decode_bench: %s, device %s, best of %d runs of %d greedy steps after a 32-token "
+      "prompt\nstep floor: %.1f MB of bf16 weights at 3.35 TB/s = %.3f ms\n\n",
+      source.c_str(), backend->name().c_str(), o.repeats, o.steps, weight_bytes / 1e6, floor_ms);
+  std::printf("| %-6s | %5s | %10s | %8s | %8s | %11s |\n", "graphs", "batch", "tokens/s",
+              "ms/step", "x floor", "graph nodes");
+  std::printf("|--------|-------|------------|----------|----------|-------------|\n");
+  const bool graphs_default = backend->graphs_enabled();
+  for (int batch : o.batches) {
+    for (bool graphs : {false, true}) {
+      backend->set_graphs_enabled(graphs);
+      const int prompt = 32;
+      double best = 0;
+      uint64_t launches = 0, nodes = 0;
+      for (int r = 0; r < o.repeats; ++r) {
+        model.reset_cache(batch, prompt + o.steps + 2);
+        std::vector<int32_t> slots;
+        std::vector<std::vector<int32_t>> next;
+        for (int b = 0; b < batch; ++b) slots.push_back(b), next.push_back(tokens(prompt, b));
+        std::vector<int32_t> ids = model.decode_greedy(slots, next);
+        for (int b = 0; b < batch; ++b) next[b] = {ids[b]};
+        ids = model.decode_greedy(slots, next);  // warm-up: the first one-token step
+        const uint64_t before = backend->graph_stats().launches;
+        const auto t = Clock::now();
+        for (int step = 0; step < o.steps; ++step) {
+          for (int b = 0; b < batch; ++b) next[b] = {ids[b]};
+          ids = model.decode_greedy(slots, next);  // ends with a download: the step is done
+        }
+        const double s = since(t);
+        best = std::max(best, batch * o.steps / s);
+        launches = backend->graph_stats().launches - before;
+        nodes = backend->graph_stats().last_nodes;
+      }
+      const double ms = batch / best * 1e3;
+      // Graph nodes: the kernels, copies and memsets one launch replaced (in every step when
+      // each step launched a graph; "-" when steps ran eagerly).
+      const std::string node_text =
+          graphs && launches == static_cast<uint64_t>(o.steps) ? std::to_string(nodes) : "-";
+      std::printf("| %-6s | %5d | %10.1f | %8.3f | %8.1f | %11s |\n", graphs ? "on" : "off", batch,
+                  best, ms, ms / floor_ms, node_text.c_str());
+      std::fflush(stdout);
+    }
+  }
+  backend->set_graphs_enabled(graphs_default);
+}
 
 void run(const Options& o, bool quantized, double bandwidth) {
   const smol::LoadedModel loaded = smol::load_model(o.model, smol::LoadOptions{quantized});
@@ -211,10 +289,23 @@ int main(int argc, char** argv) try {
       o.profile = true;
     else if (!std::strcmp(argv[i], "--kernels"))
       o.kernels = true;
-    else
-      smol::throw_error(
-          "unknown argument '", argv[i],
-          "' (decode_bench [--model GGUF] [--steps N] [--repeats N] [--profile] [--kernels])");
+    else if (!std::strcmp(argv[i], "--device") && i + 1 < argc)
+      o.device = argv[++i];
+    else if (!std::strcmp(argv[i], "--batches") && i + 1 < argc) {
+      o.batches.clear();
+      for (std::string list = argv[++i]; !list.empty();) {
+        const size_t comma = list.find(',');
+        o.batches.push_back(std::max(1, std::atoi(list.substr(0, comma).c_str())));
+        list = comma == std::string::npos ? "" : list.substr(comma + 1);
+      }
+    } else
+      smol::throw_error("unknown argument '", argv[i],
+                        "' (decode_bench [--model GGUF] [--steps N] [--repeats N] [--profile] "
+                        "[--kernels] [--device D] [--batches 1,16,64])");
+  }
+  if (o.device != "cpu") {
+    run_device(o);
+    return 0;
   }
   SMOL_CHECK(std::ifstream(o.model).good(), o.model,
              ": no such model (scripts/fetch-model.sh fetches the Q4_1 SmolLM2 GGUF)");

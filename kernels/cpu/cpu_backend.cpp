@@ -53,6 +53,12 @@ class CpuBackend final : public Backend {
   }
   void do_fill_zero(Tensor t) override { cpu::fill_zero(t); }
   void do_copy(Tensor dst, const Tensor& src) override { cpu::copy(dst, src); }
+  void do_scatter_rows(std::span<const RowScatter> pairs, const Tensor& index) override {
+    cpu::scatter_rows(pairs, index);
+  }
+  void do_gather_rows(Tensor dst, const Tensor& src, const Tensor& index) override {
+    cpu::gather_rows(dst, src, index);
+  }
 
   void do_matmul(Tensor c, const Tensor& a, const Tensor& b, Transpose ta, Transpose tb,
                  float alpha, float beta) override {

@@ -57,6 +57,36 @@ void copy(Tensor dst, const Tensor& src) {
               " (the cpu backend casts only between F32 and BF16)");
 }
 
+// Row copies (kernels/backend.h scatter_rows / gather_rows): rows moved as bytes, the index
+// read on the host and checked.
+namespace {
+int64_t checked_row(const char* op, const Tensor& index, int64_t i, int64_t rows) {
+  const int64_t row = index.as<int32_t>()[i];
+  SMOL_CHECK(row >= 0 && row < rows, op, ": index[", i, "] = ", row, " is outside [0, ", rows, ")");
+  return row;
+}
+}  // namespace
+
+void scatter_rows(std::span<const Backend::RowScatter> pairs, const Tensor& index) {
+  for (const Backend::RowScatter& p : pairs) {
+    const size_t row_bytes = static_cast<size_t>(p.src.shape[1]) * dtype_size(p.src.dtype);
+    for (int64_t i = 0; i < index.numel(); ++i) {
+      const int64_t row = checked_row("scatter_rows", index, i, p.dst.shape[0]);
+      std::memmove(static_cast<char*>(p.dst.data) + row * row_bytes,
+                   static_cast<const char*>(p.src.data) + i * row_bytes, row_bytes);
+    }
+  }
+}
+
+void gather_rows(Tensor dst, const Tensor& src, const Tensor& index) {
+  const size_t row_bytes = static_cast<size_t>(src.shape[1]) * dtype_size(src.dtype);
+  for (int64_t i = 0; i < index.numel(); ++i) {
+    const int64_t row = checked_row("gather_rows", index, i, src.shape[0]);
+    std::memmove(static_cast<char*>(dst.data) + i * row_bytes,
+                 static_cast<const char*>(src.data) + row * row_bytes, row_bytes);
+  }
+}
+
 void axpy(Tensor y, const Tensor& x, float alpha) {
   float* out = y.as<float>();
   const float* in = x.as<float>();

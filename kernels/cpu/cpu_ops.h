@@ -18,6 +18,8 @@ namespace smol::cpu {
 // cpu_memory.cpp
 void fill_zero(Tensor t);
 void copy(Tensor dst, const Tensor& src);
+void scatter_rows(std::span<const Backend::RowScatter> pairs, const Tensor& index);
+void gather_rows(Tensor dst, const Tensor& src, const Tensor& index);
 void axpy(Tensor y, const Tensor& x, float alpha);
 void scale(Tensor x, float alpha);
 

@@ -7,6 +7,7 @@
 // synchronise because they hand results to the host. Small uploads are staged in pinned host
 // memory and copied asynchronously (no host wait); argument contracts are checked once, in
 // Backend's public ops (kernels/backend_ops.cpp).
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -52,6 +53,7 @@ GpuContext::GpuContext(int device) : device_(device) {
     cuda_check(cudaEventCreate(&staging_done_[h]), "cudaEventCreate(upload staging)");
   }
   cuda_check(cudaMallocHost(&download_staging_, kStagingBytes), "cudaMallocHost(download)");
+  cuda_check(cudaEventCreate(&capture_staging_read_), "cudaEventCreate(capture staging)");
 #if defined(SMOL_CUDA_EMU)
   device_checks_ = true;
 #endif
@@ -61,6 +63,23 @@ GpuContext::GpuContext(int device) : device_(device) {
 
 void GpuContext::upload(void* device_dst, const void* host, size_t bytes) {
   if (bytes == 0) return;
+  if (capturing_) {
+    // The graph's copy node reads the staged bytes at launch: they stay untouched until the
+    // next prepare_capture (which waits for that launch).
+    const size_t rounded = (bytes + 255) / 256 * 256;
+    if (capture_staging_used_ + rounded > capture_staging_bytes_) {
+      capture_staging_wanted_ =
+          std::max(capture_staging_wanted_, 2 * (capture_staging_used_ + rounded));
+      throw NeedsEagerRun("upload of " + std::to_string(bytes) +
+                          " bytes does not fit the capture staging");
+    }
+    char* staged = capture_staging_ + capture_staging_used_;
+    std::memcpy(staged, host, bytes);
+    capture_staging_used_ += rounded;
+    cuda_check(cudaMemcpyAsync(device_dst, staged, bytes, cudaMemcpyHostToDevice, stream_),
+               "upload (captured)");
+    return;
+  }
   if (const void* staged = stage_upload(host, bytes)) {
     cuda_check(cudaMemcpyAsync(device_dst, staged, bytes, cudaMemcpyHostToDevice, stream_),
                "upload");
@@ -87,6 +106,7 @@ void GpuContext::download(void* host, const void* device_src, size_t bytes) {
 const float* GpuContext::rope_inv_freq(float theta, int64_t head_dim) {
   auto it = rope_tables_.find({theta, head_dim});
   if (it != rope_tables_.end()) return it->second;
+  if (capturing_) throw NeedsEagerRun("a new RoPE table needs an allocation");
   const int64_t half = head_dim / 2;
   std::vector<float> inv_freq(static_cast<size_t>(half));
   for (int64_t i = 0; i < half; ++i)
@@ -103,12 +123,15 @@ const float* GpuContext::rope_inv_freq(float theta, int64_t head_dim) {
 const void* GpuContext::store_attention_layout(std::vector<int32_t> key, const void* host,
                                                size_t bytes) {
   if (bytes > layout_bytes_) {
+    if (capturing_) throw NeedsEagerRun("the attention-layout area must grow");
     // Queued kernels may still read the old copy: cudaFree waits for the device (rare: the
-    // area only grows).
+    // area only grows, by a quarter at least, since a decode step's layout grows a little
+    // each step).
     cuda_check(cudaFree(layout_device_), "cudaFree(attention layout)");
     layout_device_ = nullptr;
+    const size_t rounded =
+        (std::max(bytes, layout_bytes_ + layout_bytes_ / 4) + 4095) / 4096 * 4096;
     layout_bytes_ = 0;
-    const size_t rounded = (bytes + 4095) / 4096 * 4096;
     device_malloc(&layout_device_, rounded, "the attention layout");
     layout_bytes_ = rounded;
   }
@@ -137,9 +160,41 @@ void* GpuContext::stage_upload(const void* host, size_t bytes) {
   return staged;
 }
 
+void GpuContext::prepare_capture() {
+  if (capture_staging_pending_) {
+    cuda_check(cudaEventSynchronize(capture_staging_read_), "cudaEventSynchronize");
+    capture_staging_pending_ = false;
+  }
+  capture_staging_used_ = 0;
+  if (capture_staging_wanted_ > capture_staging_bytes_) {
+    if (capture_staging_)
+      cuda_check(cudaFreeHost(capture_staging_), "cudaFreeHost(capture staging)");
+    capture_staging_ = nullptr;
+    capture_staging_bytes_ = 0;
+    void* staging = nullptr;
+    cuda_check(cudaMallocHost(&staging, capture_staging_wanted_),
+               "cudaMallocHost(capture staging)");
+    capture_staging_ = static_cast<char*>(staging);
+    capture_staging_bytes_ = capture_staging_wanted_;
+  }
+}
+
+void GpuContext::abandon_capture() {
+  capturing_ = false;
+  layout_key_.clear();
+}
+
+void GpuContext::graph_launched() {
+  if (capture_staging_used_ == 0) return;
+  cuda_check(cudaEventRecord(capture_staging_read_, stream_), "cudaEventRecord(capture staging)");
+  capture_staging_pending_ = true;
+}
+
 GpuContext::~GpuContext() {
   // Destructors must not throw: errors while tearing down are ignored.
   cudaStreamSynchronize(stream_);
+  cudaEventDestroy(capture_staging_read_);
+  cudaFreeHost(capture_staging_);
   destroy_matmul_plans(*this);
   cudaFree(scratch_);
   cudaFree(scratch2_);
@@ -156,14 +211,16 @@ GpuContext::~GpuContext() {
 }
 
 namespace {
-void* grow(void*& area, size_t& area_bytes, size_t bytes, cudaStream_t stream) {
+void* grow(void*& area, size_t& area_bytes, size_t bytes, cudaStream_t stream, bool capturing) {
   if (bytes <= area_bytes) return area;
+  if (capturing) throw NeedsEagerRun("a scratch area must grow");
   // The old area may still be read by queued kernels: wait before freeing it.
   cuda_check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
   cuda_check(cudaFree(area), "cudaFree(scratch)");
   area = nullptr;
+  // By a quarter at least: a decode step's split-K partials grow a little every 128 keys.
+  const size_t rounded = (std::max(bytes, area_bytes + area_bytes / 4) + 4095) / 4096 * 4096;
   area_bytes = 0;
-  const size_t rounded = (bytes + 4095) / 4096 * 4096;
   device_malloc(&area, rounded, "scratch space");
   area_bytes = rounded;
   return area;
@@ -171,17 +228,41 @@ void* grow(void*& area, size_t& area_bytes, size_t bytes, cudaStream_t stream) {
 }  // namespace
 
 void* GpuContext::scratch(size_t bytes) {
-  return grow(scratch_, scratch_bytes_, bytes, stream_);
+  return grow(scratch_, scratch_bytes_, bytes, stream_, capturing_);
 }
 void* GpuContext::scratch2(size_t bytes) {
-  return grow(scratch2_, scratch2_bytes_, bytes, stream_);
+  return grow(scratch2_, scratch2_bytes_, bytes, stream_, capturing_);
 }
 
 namespace {
 
+// An instantiated graph of one piece of work (Backend::run_as_graph), kept between runs so
+// that the next recording updates it in place.
+// A few instantiations are kept, most recently used first: decoding alternates between a
+// handful of topologies (one-token steps; a step that admits a long prompt, whose attention takes
+// the tiled kernel; decode after decode_greedy), and each comes back to its own instantiation.
+class CudaGraph final : public Backend::Graph {
+ public:
+  static constexpr size_t kMaxExecs = 4;
+  ~CudaGraph() override {
+    for (cudaGraphExec_t exec : execs)
+      cudaGraphExecDestroy(exec);  // an in-flight launch completes on its own
+  }
+  std::vector<cudaGraphExec_t> execs;
+};
+
+// SMOL_CUDA_GRAPHS=0 runs every op eagerly (the A/B switch of scripts/gpu-check.sh); default on.
+bool graphs_from_environment() {
+  const char* env = std::getenv("SMOL_CUDA_GRAPHS");
+  return !(env && *env && std::string(env) == "0");
+}
+
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(std::string name, int device) : name_(std::move(name)), ctx_(device) {}
+  CudaBackend(std::string name, int device)
+      : name_(std::move(name)), ctx_(device), graphs_(graphs_from_environment()) {}
+  bool graphs_enabled() const override { return graphs_; }
+  void set_graphs_enabled(bool on) override { graphs_ = on; }
   std::string name() const override { return name_; }
   DType activation_dtype() const override { return DType::BF16; }
   int device_ordinal() const override { return ctx_.device(); }
@@ -229,6 +310,91 @@ class CudaBackend final : public Backend {
     cuda_check(cudaMemsetAsync(t.data, 0, t.bytes(), ctx_.stream()), "fill_zero");
   }
   void do_copy(Tensor dst, const Tensor& src) override { copy_cast(ctx_, dst, src); }
+  void do_scatter_rows(std::span<const RowScatter> pairs, const Tensor& index) override {
+    SMOL_GPU_NS::scatter_rows(ctx_, pairs, index);
+  }
+  void do_gather_rows(Tensor dst, const Tensor& src, const Tensor& index) override {
+    SMOL_GPU_NS::gather_rows(ctx_, dst, src, index);
+  }
+
+  // Strategy: record the work every run and update the instantiated graph in place
+  // (cudaGraphExecUpdate; a new instantiation only when the topology changed), as llama.cpp
+  // does — docs/design.md §2.8 says why, and what a capture-once design would need.
+  void do_run_as_graph(std::unique_ptr<Graph>& graph, const std::function<void()>& work) override {
+    if (!graphs_ || ctx_.capturing()) {
+      work();  // graphs off, or already inside a capture (nested work joins the outer graph)
+      return;
+    }
+    ctx_.prepare_capture();
+    cuda_check(cudaStreamBeginCapture(ctx_.stream(), cudaStreamCaptureModeGlobal),
+               "cudaStreamBeginCapture");
+    ctx_.set_capturing(true);
+    try {
+      work();
+    } catch (const NeedsEagerRun&) {
+      discard_capture();
+      ++graph_stats_.eager_fallbacks;
+      work();
+      return;
+    } catch (const Error& e) {
+      // Something the capture refused (a host wait, an allocation): CUDA invalidated the capture.
+      // Say so, since the same work runs eagerly without complaint.
+      cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+      const bool refused = cudaStreamIsCapturing(ctx_.stream(), &status) == cudaSuccess &&
+                           status == cudaStreamCaptureStatusInvalidated;
+      discard_capture();
+      if (refused)
+        throw Error(std::string(e.what()) +
+                    " (inside a CUDA graph capture; SMOL_CUDA_GRAPHS=0 runs every op eagerly, "
+                    "docs/design.md §2.8)");
+      throw;
+    } catch (...) {
+      discard_capture();
+      throw;
+    }
+    ctx_.set_capturing(false);
+    cudaGraph_t recorded = nullptr;
+    cuda_check(cudaStreamEndCapture(ctx_.stream(), &recorded), "cudaStreamEndCapture");
+    auto* cuda_graph = dynamic_cast<CudaGraph*>(graph.get());
+    if (!cuda_graph) {
+      graph = std::make_unique<CudaGraph>();
+      cuda_graph = static_cast<CudaGraph*>(graph.get());
+    }
+    size_t nodes = 0;
+    cuda_check(cudaGraphGetNodes(recorded, nullptr, &nodes), "cudaGraphGetNodes");
+    graph_stats_.last_nodes = nodes;
+    // The first kept instantiation of the same topology takes the recording's parameters; a
+    // failed update leaves an instantiation as it was (it still serves its own topology).
+    std::vector<cudaGraphExec_t>& execs = cuda_graph->execs;
+    auto match = execs.end();
+    for (auto it = execs.begin(); it != execs.end() && match == execs.end(); ++it) {
+      cudaGraphExecUpdateResultInfo info{};
+      if (cudaGraphExecUpdate(*it, recorded, &info) == cudaSuccess)
+        match = it;
+      else
+        (void)cudaGetLastError();  // a failed update's error is not sticky; clear it anyway
+    }
+    cudaGraphExec_t exec = nullptr;
+    if (match != execs.end()) {
+      exec = *match;
+      execs.erase(match);
+      ++graph_stats_.updates;
+    } else {
+      const cudaError_t instantiated = cudaGraphInstantiate(&exec, recorded, 0);
+      if (instantiated != cudaSuccess) cudaGraphDestroy(recorded);
+      cuda_check(instantiated, "cudaGraphInstantiate");
+      ++graph_stats_.instantiations;
+      if (execs.size() + 1 > CudaGraph::kMaxExecs) {
+        cudaGraphExecDestroy(execs.back());
+        execs.pop_back();
+      }
+    }
+    execs.insert(execs.begin(), exec);
+    cudaGraphDestroy(recorded);
+    cuda_check(cudaGraphLaunch(exec, ctx_.stream()), "cudaGraphLaunch");
+    ctx_.graph_launched();
+    ++graph_stats_.launches;
+  }
 
   void do_matmul(Tensor c, const Tensor& a, const Tensor& b, Transpose ta, Transpose tb,
                  float alpha, float beta) override {
@@ -305,8 +471,18 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  // Ends a capture that will not be launched: whatever it recorded is dropped (nothing of it ran).
+  void discard_capture() {
+    ctx_.abandon_capture();
+    cudaGraph_t dropped = nullptr;
+    if (cudaStreamEndCapture(ctx_.stream(), &dropped) == cudaSuccess && dropped)
+      cudaGraphDestroy(dropped);
+    (void)cudaGetLastError();  // an invalidated capture's error is reported by what caused it
+  }
+
   std::string name_;
   GpuContext ctx_;
+  bool graphs_ = true;
 };
 
 }  // namespace

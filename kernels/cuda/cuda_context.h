@@ -12,6 +12,15 @@
 
 namespace smol::SMOL_GPU_NS {
 
+// Thrown while a graph is being captured (GpuContext::capturing) by the few things only an
+// eager run can do — grow a scratch area or the attention-layout area, stage an upload larger
+// than the capture staging — before any CUDA call: Backend::run_as_graph then abandons the
+// capture and runs the work directly, which grows what was missing (docs/design.md §2.8).
+class NeedsEagerRun : public Error {
+ public:
+  using Error::Error;
+};
+
 // A cuBLASLt plan for one (shape, transposes, dtypes) combination: built once, reused forever.
 struct MatmulPlan {
   cublasLtMatmulDesc_t desc = nullptr;
@@ -61,7 +70,9 @@ class GpuContext {
   // per op, so they run only in this debug mode; the host already checks every batch (the
   // model packs and checks it). On by default on cuda-emu (a test device), off on
   // cuda; SMOL_DEVICE_CHECKS=1 or 0 in the environment overrides the default.
-  bool device_checks() const { return device_checks_; }
+  // Never while capturing: each check is a host wait, which a capture cannot hold (the host
+  // checked the batch; docs/design.md §2.8).
+  bool device_checks() const { return device_checks_ && !capturing_; }
   void set_device_checks(bool on) { device_checks_ = on; }
 
   // RoPE inverse frequencies theta^(−2i/D), i < D/2, on the device: uploaded once per
@@ -76,6 +87,22 @@ class GpuContext {
     return key == layout_key_ ? layout_device_ : nullptr;
   }
   const void* store_attention_layout(std::vector<int32_t> key, const void* host, size_t bytes);
+
+  // ---- stream capture (docs/design.md §2.8) --------------------------------------------------
+  // Before cudaStreamBeginCapture: waits until the previous graph launch has read the capture
+  // staging (no wait in the steady state of decoding: its step ended with a download), and
+  // grows the staging to what an abandoned capture asked for (pinned allocation: not in a capture).
+  void prepare_capture();
+  // While true, upload() stages into the capture staging (the graph's copy node reads it at
+  // launch), device checks are off, and growing scratch, the layout area or a rope table
+  // throws NeedsEagerRun instead of allocating.
+  void set_capturing(bool on) { capturing_ = on; }
+  bool capturing() const { return capturing_; }
+  // After a capture is abandoned: the layout it "stored" was only copied inside the discarded
+  // graph, so the cached key is forgotten.
+  void abandon_capture();
+  // After cudaGraphLaunch: marks the capture staging as read by work now queued.
+  void graph_launched();
 
  private:
   static constexpr size_t kWorkspaceBytes = size_t{32} << 20;  // llm.c's cuBLASLt workspace
@@ -101,6 +128,11 @@ class GpuContext {
   std::vector<int32_t> layout_key_;
   void* layout_device_ = nullptr;
   size_t layout_bytes_ = 0;
+  bool capturing_ = false;
+  char* capture_staging_ = nullptr;  // pinned; read by the last launched graph's copy nodes
+  size_t capture_staging_bytes_ = 0, capture_staging_used_ = 0, capture_staging_wanted_ = 0;
+  cudaEvent_t capture_staging_read_ = nullptr;
+  bool capture_staging_pending_ = false;  // a launched graph may still read the staging
 };
 
 // Calls f(tag) with tag a float or bf16 value matching dtype; other dtypes are an Error.

@@ -19,7 +19,10 @@ namespace smol::SMOL_GPU_NS {
 // The LinalgBackend over ctx's stream (linalg.cu); ctx must outlive it.
 std::unique_ptr<LinalgBackend> make_linalg(GpuContext& ctx);
 
-void copy_cast(GpuContext& ctx, Tensor dst, const Tensor& src);      // cast.cu
+void copy_cast(GpuContext& ctx, Tensor dst, const Tensor& src);  // cast.cu
+void scatter_rows(GpuContext& ctx, std::span<const Backend::RowScatter> pairs,
+                  const Tensor& index);  // row_copy.cu
+void gather_rows(GpuContext& ctx, Tensor dst, const Tensor& src, const Tensor& index);
 void axpy(GpuContext& ctx, Tensor y, const Tensor& x, float alpha);  // elementwise.cu
 void scale(GpuContext& ctx, Tensor x, float alpha);                  // elementwise.cu
 void dropout(GpuContext& ctx, Tensor out, const Tensor& in, float p, uint64_t seed);  // dropout.cu

@@ -15,6 +15,7 @@
 
 // This file defines the entry points the header redirects to.
 #define SMOL_EMU_IMPLEMENTATION
+#include "kernels/emu/emu_capture.h"
 #include "kernels/emu/emu_cuda.h"
 
 namespace smol::emu {
@@ -219,35 +220,30 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t, cublasLtMatmulDe
   return CUBLAS_STATUS_SUCCESS;
 }
 
-cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t desc, const void* alpha,
-                              const void* a, cublasLtMatrixLayout_t a_layout, const void* b,
-                              cublasLtMatrixLayout_t b_layout, const void* beta, const void* c,
-                              cublasLtMatrixLayout_t c_layout, void* d,
-                              cublasLtMatrixLayout_t d_layout, const cublasLtMatmulAlgo_t* algo,
-                              void*, size_t, cudaStream_t) {
-  const EmuDesc& op = *reinterpret_cast<EmuDesc*>(desc);
-  const EmuLayout& la = *reinterpret_cast<EmuLayout*>(a_layout);
-  const EmuLayout& lb = *reinterpret_cast<EmuLayout*>(b_layout);
-  const EmuLayout& lc = *reinterpret_cast<EmuLayout*>(c_layout);
-  const EmuLayout& ld = *reinterpret_cast<EmuLayout*>(d_layout);
+namespace {
+// One matmul with its descriptors and scalars by value: what cublasLtMatmul runs at once, or
+// what a stream capture records and each graph launch runs (the real library, too, reads the
+// host scalars and descriptors when the call is made, not when the kernel runs).
+cublasStatus_t run_matmul(const EmuDesc op, const EmuLayout la, const EmuLayout lb,
+                          const EmuLayout lc, const EmuLayout ld, float alpha_value,
+                          float beta_value, const void* a, const void* b, const void* c, void* d,
+                          bool has_algo, uint64_t algo_alignment, bool check_only) {
   uint64_t m, n, k;
   if (!shapes_agree(op, la, lb, lc, ld, &m, &n, &k)) return CUBLAS_STATUS_INVALID_VALUE;
   if (lc.ld != ld.ld && c != d) return CUBLAS_STATUS_INVALID_VALUE;
-  const float alpha_value = *static_cast<const float*>(alpha);
-  const float beta_value = *static_cast<const float*>(beta);
   // Every stored matrix must sit inside device memory, as its layout describes it.
   if (!is_device_range(a, stored_elements(la) * element_size(la.type)) ||
       !is_device_range(b, stored_elements(lb) * element_size(lb.type)) ||
       !is_device_range(d, stored_elements(ld) * element_size(ld.type)) ||
       (beta_value != 0.0f && !is_device_range(c, stored_elements(lc) * element_size(lc.type))))
     return CUBLAS_STATUS_INVALID_VALUE;
-  if (algo) {
-    const uint64_t align = algo->data[0] ? algo->data[0] : 256;
+  if (has_algo) {
+    const uint64_t align = algo_alignment ? algo_alignment : 256;
     auto aligned = [&](const void* p) { return reinterpret_cast<uintptr_t>(p) % align == 0; };
     if (!aligned(a) || !aligned(b) || !aligned(d) || (beta_value != 0.0f && !aligned(c)))
       return CUBLAS_STATUS_INVALID_VALUE;
   }
-  if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
+  if (check_only || m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
 
   const std::vector<float> fa = widen(a, la);
   const std::vector<float> fb = widen(b, lb);
@@ -271,6 +267,38 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t desc, const
       const size_t i = col * ld.ld + row;
       store_element(d, ld.type, i, fd[i]);
     }
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+}  // namespace
+
+cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t desc, const void* alpha,
+                              const void* a, cublasLtMatrixLayout_t a_layout, const void* b,
+                              cublasLtMatrixLayout_t b_layout, const void* beta, const void* c,
+                              cublasLtMatrixLayout_t c_layout, void* d,
+                              cublasLtMatrixLayout_t d_layout, const cublasLtMatmulAlgo_t* algo,
+                              void*, size_t, cudaStream_t stream) {
+  const EmuDesc op = *reinterpret_cast<EmuDesc*>(desc);
+  const EmuLayout la = *reinterpret_cast<EmuLayout*>(a_layout);
+  const EmuLayout lb = *reinterpret_cast<EmuLayout*>(b_layout);
+  const EmuLayout lc = *reinterpret_cast<EmuLayout*>(c_layout);
+  const EmuLayout ld = *reinterpret_cast<EmuLayout*>(d_layout);
+  const float alpha_value = *static_cast<const float*>(alpha);
+  const float beta_value = *static_cast<const float*>(beta);
+  const bool has_algo = algo != nullptr;
+  const uint64_t alignment = algo ? algo->data[0] : 0;
+  if (!stream_capturing(stream))
+    return run_matmul(op, la, lb, lc, ld, alpha_value, beta_value, a, b, c, d, has_algo, alignment,
+                      /*check_only=*/false);
+  // Captured: checked now as a launch would be, run at each graph launch (emu_graph.cpp).
+  const cublasStatus_t status = run_matmul(op, la, lb, lc, ld, alpha_value, beta_value, a, b, c, d,
+                                           has_algo, alignment, /*check_only=*/true);
+  if (status != CUBLAS_STATUS_SUCCESS) return status;
+  capture_node(stream, GraphNodeKind::Matmul, nullptr, [=] {
+    SMOL_CHECK(run_matmul(op, la, lb, lc, ld, alpha_value, beta_value, a, b, c, d, has_algo,
+                          alignment, /*check_only=*/false) == CUBLAS_STATUS_SUCCESS,
+               "cuda-emu: a graph's cuBLASLt matmul node no longer fits its operands");
+  });
   return CUBLAS_STATUS_SUCCESS;
 }
 

@@ -15,6 +15,9 @@
 //  - __syncthreads / __syncwarp / shuffles / votes are barriers between fibers; a barrier that
 //    not every thread of the block (or lane of the warp) reaches is a smol::Error.
 //  - Device memory is host memory with a guard page after each allocation (emu_memory.cpp).
+//  - Stream capture records launches, async copies and memsets, and cuBLASLt matmuls as closures
+//    over their arguments; graph launches replay them; what a capture refuses (host waits,
+//    allocations, pageable copies) throws (emu_graph.cpp, docs/design.md §2.8).
 #pragma once
 
 #include <cublasLt.h>
@@ -126,6 +129,20 @@ const char* cudaGetErrorString(cudaError_t error);
 cudaError_t cudaMallocHost(void** pointer, size_t bytes);  // pinned host memory
 cudaError_t cudaFreeHost(void* pointer);
 cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned flags);
+
+// ---- graphs: stream capture, instantiate, update, launch (emu_graph.cpp, docs/design.md §2.8) --
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph);
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* status);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph,
+                                 unsigned long long flags = 0);
+cudaError_t cudaGraphExecUpdate(cudaGraphExec_t exec, cudaGraph_t graph,
+                                cudaGraphExecUpdateResultInfo* info);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream);
+// Only the count (nodes must be null): the emu's nodes have no handles.
+cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t* nodes, size_t* count);
+cudaError_t cudaGraphDestroy(cudaGraph_t graph);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
 
 // ---- cuBLASLt over OpenBLAS (emu_cublaslt.cpp) ----------------------------------------------
 cublasStatus_t cublasLtCreate(cublasLtHandle_t* handle);
@@ -343,6 +360,15 @@ inline void __stcs(T* p, T v) {
 #define cudaMallocHost ::smol::emu::cudaMallocHost
 #define cudaFreeHost ::smol::emu::cudaFreeHost
 #define cudaStreamWaitEvent ::smol::emu::cudaStreamWaitEvent
+#define cudaStreamBeginCapture ::smol::emu::cudaStreamBeginCapture
+#define cudaStreamEndCapture ::smol::emu::cudaStreamEndCapture
+#define cudaStreamIsCapturing ::smol::emu::cudaStreamIsCapturing
+#define cudaGraphInstantiate ::smol::emu::cudaGraphInstantiate
+#define cudaGraphExecUpdate ::smol::emu::cudaGraphExecUpdate
+#define cudaGraphLaunch ::smol::emu::cudaGraphLaunch
+#define cudaGraphGetNodes ::smol::emu::cudaGraphGetNodes
+#define cudaGraphDestroy ::smol::emu::cudaGraphDestroy
+#define cudaGraphExecDestroy ::smol::emu::cudaGraphExecDestroy
 #define cublasLtCreate ::smol::emu::cublasLtCreate
 #define cublasLtDestroy ::smol::emu::cublasLtDestroy
 #define cublasLtMatmulDescCreate ::smol::emu::cublasLtMatmulDescCreate

@@ -22,6 +22,7 @@
 
 // This file defines the entry points the header redirects to.
 #define SMOL_EMU_IMPLEMENTATION
+#include "kernels/emu/emu_capture.h"
 #include "kernels/emu/emu_cuda.h"
 
 namespace smol::emu {
@@ -348,7 +349,7 @@ void* dynamic_shared_memory() {
 }
 
 void run_grid(const void* kernel_address, dim3 grid, dim3 block_dim, size_t shared_bytes,
-              cudaStream_t /*stream: every emu stream runs in order, immediately*/,
+              cudaStream_t stream /* every emu stream runs in order, immediately */,
               const std::function<void()>& body) {
   SMOL_CHECK(tls_block == nullptr, "cuda-emu: kernel launched from inside a kernel");
   const uint64_t threads = uint64_t{block_dim.x} * block_dim.y * block_dim.z;
@@ -365,6 +366,16 @@ void run_grid(const void* kernel_address, dim3 grid, dim3 block_dim, size_t shar
              " for kernel at ", kernel_address,
              " (above 48 KiB needs cudaFuncSetAttribute(MaxDynamicSharedMemorySize), at most ",
              kMaxSharedBytes, ")");
+  if (stream_capturing(stream)) {
+    // Checked like a launch above; recorded with its parameters (body holds them by value) and
+    // run at each graph launch (emu_graph.cpp).
+    capture_node(stream, GraphNodeKind::Kernel, kernel_address,
+                 [kernel_address, grid, block_dim, shared_bytes, body] {
+                   run_grid(kernel_address, grid, block_dim, shared_bytes, nullptr, body);
+                   check_allocation_canaries();
+                 });
+    return;
+  }
   BlockRun run;
   run.body = &body;
   run.dynamic_shared.assign(shared_bytes, 0xFF);

@@ -22,6 +22,7 @@
 
 // This file defines the entry points the header redirects to.
 #define SMOL_EMU_IMPLEMENTATION
+#include "kernels/emu/emu_capture.h"
 #include "kernels/emu/emu_cuda.h"
 
 namespace smol::emu {
@@ -165,6 +166,7 @@ bool is_device_range(const void* p, size_t bytes) {
 }
 
 cudaError_t cudaMalloc(void** pointer, size_t bytes) {
+  refuse_during_capture("cudaMalloc", "an allocation that is not stream-ordered");
   install_fault_handler();
   {
     std::lock_guard lock(device().mutex);
@@ -195,6 +197,7 @@ cudaError_t cudaMalloc(void** pointer, size_t bytes) {
 
 cudaError_t cudaFree(void* pointer) {
   if (pointer == nullptr) return cudaSuccess;
+  refuse_during_capture("cudaFree", "a host wait (it synchronises the device)");
   count_wait(&HostWaitCounts::free_sync);
   Allocation a;
   {
@@ -255,21 +258,50 @@ cudaError_t copy_counted(void* dst, const void* src, size_t bytes, cudaMemcpyKin
 }
 }  // namespace
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  refuse_during_capture("cudaMemcpy", "a synchronous copy (a host wait)");
   return copy_counted(dst, src, bytes, kind, /*async=*/false);
 }
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
-                            cudaStream_t) {
-  return copy_counted(dst, src, bytes, kind, /*async=*/true);
+                            cudaStream_t stream) {
+  const size_t span = bytes ? bytes : 1;
+  const bool host_side = !is_device_range(dst, span) || !is_device_range(src, span);
+  const bool pageable = (!is_device_range(dst, span) && !is_pinned(dst, bytes)) ||
+                        (!is_device_range(src, span) && !is_pinned(src, bytes));
+  if (host_side && pageable)
+    refuse_during_capture("cudaMemcpyAsync with pageable host memory",
+                          "the runtime synchronises the stream for a pageable copy (a host wait)");
+  if (!stream_capturing(stream)) return copy_counted(dst, src, bytes, kind, /*async=*/true);
+  // Recorded: the copy runs at each graph launch, reading the (pinned or device) source then.
+  const bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+  const bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+  check_copy_side(dst, bytes, dst_dev, "destination");
+  check_copy_side(src, bytes, src_dev, "source");
+  capture_node(stream, GraphNodeKind::Memcpy, nullptr,
+               [=] { copy_checked(dst, src, bytes, kind); });
+  return cudaSuccess;
 }
 cudaError_t cudaMemset(void* pointer, int value, size_t bytes) {
+  refuse_during_capture("cudaMemset", "a synchronous memset (a host wait)");
   if (bytes == 0) return cudaSuccess;
   SMOL_CHECK(is_device_range(pointer, bytes), "cuda-emu: cudaMemset [", pointer, ", +", bytes,
              ") is not inside one device allocation");
   std::memset(pointer, value, bytes);
   return cudaSuccess;
 }
-cudaError_t cudaMemsetAsync(void* pointer, int value, size_t bytes, cudaStream_t) {
-  return emu::cudaMemset(pointer, value, bytes);
+cudaError_t cudaMemsetAsync(void* pointer, int value, size_t bytes, cudaStream_t stream) {
+  if (bytes == 0) return cudaSuccess;
+  SMOL_CHECK(is_device_range(pointer, bytes), "cuda-emu: cudaMemsetAsync [", pointer, ", +", bytes,
+             ") is not inside one device allocation");
+  if (stream_capturing(stream)) {
+    capture_node(stream, GraphNodeKind::Memset, nullptr, [=] {
+      SMOL_CHECK(is_device_range(pointer, bytes), "cuda-emu: graph memset node [", pointer, ", +",
+                 bytes, ") is no longer inside one device allocation");
+      std::memset(pointer, value, bytes);
+    });
+    return cudaSuccess;
+  }
+  std::memset(pointer, value, bytes);
+  return cudaSuccess;
 }
 
 cudaError_t cudaStreamCreate(cudaStream_t* stream) {
@@ -281,10 +313,12 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
   return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t) {
+  refuse_during_capture("cudaStreamSynchronize", "a host wait");
   count_wait(&HostWaitCounts::stream_sync);
   return cudaSuccess;
 }
 cudaError_t cudaDeviceSynchronize() {
+  refuse_during_capture("cudaDeviceSynchronize", "a host wait");
   count_wait(&HostWaitCounts::device_sync);
   return cudaSuccess;
 }
@@ -292,6 +326,7 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) {
   return cudaSuccess;  // the device waits, not the host; streams run in order here anyway
 }
 cudaError_t cudaMallocHost(void** pointer, size_t bytes) {
+  refuse_during_capture("cudaMallocHost", "an allocation that is not stream-ordered");
   *pointer = std::malloc(bytes ? bytes : 1);
   if (!*pointer) return cudaErrorMemoryAllocation;
   std::lock_guard lock(host_side().mutex);
@@ -300,6 +335,7 @@ cudaError_t cudaMallocHost(void** pointer, size_t bytes) {
 }
 cudaError_t cudaFreeHost(void* pointer) {
   if (!pointer) return cudaSuccess;
+  refuse_during_capture("cudaFreeHost", "a host wait (it synchronises the device)");
   {
     std::lock_guard lock(host_side().mutex);
     if (host_side().pinned.erase(reinterpret_cast<uintptr_t>(pointer)) == 0)
@@ -326,9 +362,11 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
   return cudaSuccess;
 }
 cudaError_t cudaEventQuery(cudaEvent_t) {
+  refuse_during_capture("cudaEventQuery", "it asks the host about device progress");
   return cudaSuccess;  // the recorded work ran when it was enqueued
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t) {
+  refuse_during_capture("cudaEventSynchronize", "a host wait");
   count_wait(&HostWaitCounts::event_sync);
   return cudaSuccess;
 }

@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <functional>
 #include <limits>
@@ -98,6 +99,19 @@ std::vector<OpCase> memory_cases() {
                      Tensor z = e.f32(v, {77});
                      e.b().fill_zero(z);
                      return Outputs{e.get(f), e.get(ids), e.get(back), e.get(z)};
+                   }});
+  // scatter_rows (two pairs: a KV-cache append) then gather_rows move rows as bytes: exact.
+  cases.push_back({"scatter_gather_rows", {{0, 0}, {0, 0}, {0, 0}}, [](Env& e) {
+                     Tensor k = e.act(values(9 * 24, 20), {9, 24});
+                     Tensor v = e.act(values(9 * 24, 21), {9, 24});
+                     Tensor rows = e.i32({8, 2, 5, 0}, {4});
+                     const std::array<Backend::RowScatter, 2> pairs{
+                         Backend::RowScatter{k, e.act(values(4 * 24, 22), {4, 24})},
+                         Backend::RowScatter{v, e.act(values(4 * 24, 23), {4, 24})}};
+                     e.b().scatter_rows(pairs, rows);
+                     Tensor last = e.zeros({4, 24}, e.act());
+                     e.b().gather_rows(last, k, e.i32({1, 8, 8, 3}, {4}));
+                     return Outputs{e.get(k), e.get(v), e.get(last)};
                    }});
   // axpy then scale in the activation dtype: two roundings of the result, 2·kBf16Rounding;
   // fp32 math on identical inputs is exact to 2^-24.
@@ -542,6 +556,8 @@ const char* const kInterfaceOps[] = {"upload",
                                      "download",
                                      "fill_zero",
                                      "copy",
+                                     "scatter_rows",
+                                     "gather_rows",
                                      "matmul",
                                      "axpy",
                                      "scale",

@@ -1,0 +1,77 @@
+// Ops per decode step (docs/design.md §2.8), counted through the OpHook at depth 0 as
+// lora_grouping_test.cpp counts a training step's. A decode step used to append each slot's new
+// keys and values with two copies per slot and layer and gather each slot's last row with one
+// copy per slot; now one scatter_rows per layer and one gather_rows per LM-head chunk do it, from a
+// row index uploaded with the batch. For L layers and B slots (frozen model, greedy):
+//   before: 3 uploads + embedding + rmsnorm + L·(7 matmuls + rope_qk + attention + 2 add_rmsnorm
+//           + swiglu + 2B copies) + B copies + matmul + argmax + download = 8 + (12 + 2B)·L + B
+//   after:  3 uploads (ids, positions, row index) + embedding + rmsnorm + L·(12 + scatter_rows)
+//           + gather_rows + matmul + argmax + download                    = 9 + 13·L
+// (SmolLM2-135M, L = 30, B = 64: 4272 → 399 ops per step.) The counts do not depend on
+// the backend; cpu runs them here.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+
+#include "model_test_util.h"
+
+namespace smol::test {
+namespace {
+
+class OpCounter final : public OpHook {
+ public:
+  std::map<std::string, int64_t> ops;
+  void before_op(Backend&, const char* op, int depth) override {
+    if (depth == 0) ++ops[op];
+  }
+  void after_op(Backend&, const char*, int) override {}
+  int64_t total() const {
+    int64_t n = 0;
+    for (const auto& [op, count] : ops) n += count;
+    return n;
+  }
+};
+
+TEST(DecodeOps, OneScatterPerLayerAndOneGatherPerStepWhateverTheBatch) {
+  std::unique_ptr<Backend> cpu = make_backend("cpu");
+  std::unique_ptr<LlamaModel> model = load_tiny(*cpu, TrainMode::Frozen);
+  const int64_t L = model->config().num_hidden_layers;
+  for (const int32_t B : {1, 3}) {
+    model->reset_cache(4, 32);
+    std::vector<int32_t> slots;
+    std::vector<std::vector<int32_t>> prompts, next;
+    for (int32_t s = 0; s < B; ++s) {
+      slots.push_back(s);
+      prompts.push_back(std::vector<int32_t>(static_cast<size_t>(3 + 2 * s), 5 + s));
+      next.push_back({7 + s});
+    }
+    model->decode_greedy(slots, prompts);  // prefill (and every allocation) first
+    OpCounter counter;
+    cpu->set_op_hook(&counter);
+    model->decode_greedy(slots, next);
+    cpu->set_op_hook(nullptr);
+    const std::map<std::string, int64_t> want{{"upload", 3},
+                                              {"embedding_forward", 1},
+                                              {"rmsnorm_forward", 1},
+                                              {"matmul", 7 * L + 1},
+                                              {"rope_qk_forward", L},
+                                              {"scatter_rows", L},
+                                              {"attention_forward", L},
+                                              {"add_rmsnorm_forward", 2 * L},
+                                              {"swiglu_forward", L},
+                                              {"gather_rows", 1},
+                                              {"argmax", 1},
+                                              {"download", 1}};
+    EXPECT_EQ(counter.ops, want) << "B = " << B;
+    EXPECT_EQ(counter.total(), 9 + 13 * L) << "B = " << B;
+    const int64_t before = 8 + (12 + 2 * B) * L + B;
+    std::printf(
+        "[ measured ] decode step, %lld layers, batch %d: %lld ops (per-slot copies: %lld)\n",
+        static_cast<long long>(L), B, static_cast<long long>(counter.total()),
+        static_cast<long long>(before));
+  }
+}
+
+}  // namespace
+}  // namespace smol::test
