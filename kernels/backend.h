@@ -263,6 +263,11 @@ class Backend {
   void swiglu_forward(Tensor out, const Tensor& gate, const Tensor& up);
   void swiglu_backward(Tensor dgate, Tensor dup, const Tensor& dout, const Tensor& gate,
                        const Tensor& up);
+  // The same gradients side by side, dgate_up [T, 2F]: row t = (dgate[t, :], dup[t, :]), the
+  // layout one GEMM against the stacked [W_gate; W_up] [2F, C] reads (dx = dgate_up·[W_gate; W_up]
+  // with K = 2F instead of two GEMMs, the second re-reading dx: docs/design.md §2.9).
+  // dgate_up must not overlap dout, gate or up. Reported to the OpHook as "swiglu_backward".
+  void swiglu_backward(Tensor dgate_up, const Tensor& dout, const Tensor& gate, const Tensor& up);
 
   // Cross-entropy over logits [T, V] against targets I32 [T] (−100 = ignored).
   // losses F32 [T] gets −log softmax(logits)[target] (0 where ignored). If dlogits is given
@@ -363,6 +368,8 @@ class Backend {
   virtual void do_swiglu_forward(Tensor out, const Tensor& gate, const Tensor& up) = 0;
   virtual void do_swiglu_backward(Tensor dgate, Tensor dup, const Tensor& dout, const Tensor& gate,
                                   const Tensor& up) = 0;
+  virtual void do_swiglu_backward_concat(Tensor dgate_up, const Tensor& dout, const Tensor& gate,
+                                         const Tensor& up) = 0;
   virtual void do_cross_entropy(Tensor losses, Tensor* dlogits, const Tensor& logits,
                                 const Tensor& targets, float dloss_scale, Tensor argmax) = 0;
   virtual void do_argmax(Tensor out, const Tensor& x) = 0;

@@ -480,6 +480,28 @@ void Backend::swiglu_backward(Tensor dgate, Tensor dup, const Tensor& dout, cons
   do_swiglu_backward(dgate, dup, dout, gate, up);
 }
 
+void Backend::swiglu_backward(Tensor dgate_up, const Tensor& dout, const Tensor& gate,
+                              const Tensor& up) {
+  const char* op = "swiglu_backward";
+  for (const auto& [arg, t] : {std::pair<const char*, const Tensor*>{"dgate_up", &dgate_up},
+                               {"dout", &dout},
+                               {"gate", &gate},
+                               {"up", &up}})
+    check_float(*this, op, arg, *t);
+  check_same_shape(op, "gate", gate, "up", up);
+  check_same_shape(op, "dout", dout, "gate", gate);
+  SMOL_CHECK(gate.shape.rank == 2 && dgate_up.shape.rank == 2 &&
+                 dgate_up.shape[0] == gate.shape[0] && dgate_up.shape[1] == 2 * gate.shape[1],
+             op, ": dgate_up ", dgate_up.shape.str(), " must be [T, 2F] for gate ",
+             gate.shape.str(), " [T, F]");
+  SMOL_CHECK(dgate_up.dtype == gate.dtype && dout.dtype == gate.dtype && up.dtype == gate.dtype, op,
+             ": dgate_up, dout, gate and up must share one dtype");
+  for (const Tensor* t : {&dout, &gate, &up})
+    SMOL_CHECK(!overlap(dgate_up, *t), op, ": dgate_up overlaps an input");
+  HookScope hook(*this, op);
+  do_swiglu_backward_concat(dgate_up, dout, gate, up);
+}
+
 namespace {
 void check_cross_entropy(const Backend& be, const char* op, const Tensor& losses,
                          const Tensor* dlogits, const Tensor& logits, const Tensor& targets) {

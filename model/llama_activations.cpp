@@ -89,11 +89,12 @@ void LlamaActivations::ensure(Backend& backend, const LlamaConfig& config, int64
     arena_.plan(&grad.datt, act, Shape{cap, Q});
     arena_.plan(&grad.dact, act, Shape{cap, F});
     arena_.plan(&grad.dgate, act, Shape{cap, F});
-    arena_.plan(&grad.dup, act, Shape{cap, F});
+    arena_.plan_packed(&grad.dup, act, Shape{cap, F});  // dgate_up spans both
     arena_.plan(&grad.dnorm_unused, DType::F32, Shape{C});
   }
-  if (options.unfused_residual) arena_.plan(&proj_out, act, Shape{cap, C});
+  if (options.unfused) arena_.plan(&proj_out, act, Shape{cap, C});
   arena_.allocate(backend);
+  if (training) grad.dgate_up = Tensor{grad.dgate.data, act, Shape{cap, 2 * F}};
   for (LayerActivations& a : layers) {
     if (training && !options.keep_mlp_act) a.act = shared_act;
     if (training && !options.keep_mlp_input) a.ln2 = shared_ln2;

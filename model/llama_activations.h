@@ -36,16 +36,17 @@ struct BackwardScratch {
   Tensor dln;               // ∂L/∂(norm output) [T, C]
   Tensor dq, dk, dv;        // [T, Hq·D], [T, Hkv·D] x2
   Tensor datt;              // [T, Hq·D]
-  Tensor dact, dgate, dup;  // [T, F]
+  Tensor dact, dgate, dup;  // [T, F]; dup planned right after dgate
+  Tensor dgate_up;          // [T, 2F] over dgate and dup: the concatenated SwiGLU backward
   Tensor dnorm_unused;      // F32 [C]: sink for norm-weight grads of frozen norms
 };
 
 struct LlamaActivations {
   // What the model needs planned beyond the defaults; set before ensure() (a change re-plans).
   struct Options {
-    // proj_out [T, C]: the o_proj / down_proj output of the unfused residual path
-    // (LlamaModel::set_fused_residual(false), the tests' reference; docs/design.md §2.9).
-    bool unfused_residual = false;
+    // proj_out [T, C]: the o_proj / down_proj output of the unfused path
+    // (LlamaModel::set_fusion(false), the tests' reference; docs/design.md §2.9).
+    bool unfused = false;
     // Training keeps the SwiGLU output act [T, F] of every layer only when down_proj's backward
     // reads it (W_down trains, or down_proj has an adapter); otherwise one buffer serves every
     // layer (docs/design.md §2.9: nothing reads act after the down-projection's forward).
@@ -64,7 +65,7 @@ struct LlamaActivations {
   std::vector<Tensor> resid;             // residual stream entering each layer (+ final): n+1 or 1
   std::vector<LayerActivations> layers;  // n (training) or 1 (inference)
   Tensor ids, positions, targets;        // I32 [T]
-  Tensor proj_out;                       // [T, C] with options.unfused_residual, else empty
+  Tensor proj_out;                       // [T, C] with options.unfused, else empty
   Tensor lnf, rstdf;                     // final norm output [T, C], rstd F32 [T]
   Tensor logits;                         // LM-head chunk [lm_chunk, V] (dlogits in place)
   Tensor losses;                         // F32 [T]

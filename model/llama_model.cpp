@@ -15,9 +15,11 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <set>
 #include <span>
+#include <string>
 
 #include "common/splitmix64.h"
 #include "model/host_transfer.h"
@@ -94,6 +96,8 @@ struct LlamaModel::Impl {
     const bool full = mode == TrainMode::Full;
     acts.options.keep_mlp_act = full || adapted(Projection::Down);
     acts.options.keep_mlp_input = full || adapted(Projection::Gate) || adapted(Projection::Up);
+    const char* fusion = std::getenv("SMOL_FUSION");  // A/B switch (scripts/gpu-check.sh)
+    acts.options.unfused = fusion && std::string(fusion) == "0";
   }
 
   bool any_quantized() const { return !quant_by_name.empty(); }
@@ -336,7 +340,7 @@ struct LlamaModel::Impl {
     const int64_t Hq = config.num_attention_heads, Hkv = config.num_key_value_heads;
     const size_t n = weights.layers.size();
     const Tensor positions = slice1d(acts.positions, 0, T);
-    const bool fused = !acts.options.unfused_residual;
+    const bool fused = !acts.options.unfused;
     const Tensor proj_out = fused ? Tensor{} : leading(acts.proj_out, Shape{T, C});
     embed_tokens(b, leading(acts.resid_at(0), Shape{T, C}));
     for (size_t l = 0; l < n; ++l) {
@@ -503,9 +507,22 @@ struct LlamaModel::Impl {
     // MLP: h_{l+1} = h_mid + down(swiglu(gate(b), up(b))), b = rmsnorm(h_mid).
     project_backward(l, Projection::Down, dact, false, dresid, leading(a.act, Shape{T, F}), dropout,
                      seed);
-    backend.swiglu_backward(dgate, dup, dact, gate, up);
-    project_group_backward(l, LoraGroupId::GateUp, std::array{dgate, dup}, dln, false, ln2, dropout,
-                           seed);
+    const LoraLinear &gate_w = w[Projection::Gate], &up_w = w[Projection::Up];
+    const bool concat = !acts.options.unfused && w.gate_up.data && !gate_w.has_lora() &&
+                        !up_w.has_lora() && (!gate_w.weight_grad.data || w.gate_up_grad.data);
+    if (concat) {
+      // docs/design.md §2.9: [dgate | dup] [T, 2F] in one pass, then one GEMM for dx (K = 2F)
+      // and, in full fine-tuning, one for d[W_gate; W_up].
+      const Tensor dgu = leading(g.dgate_up, Shape{T, 2 * F});
+      backend.swiglu_backward(dgu, dact, gate, up);
+      if (w.gate_up_grad.data)
+        backend.matmul(w.gate_up_grad, dgu, ln2, Transpose::Yes, Transpose::No, 1.0f, 1.0f);
+      backend.matmul(dln, dgu, w.gate_up, Transpose::No, Transpose::No);
+    } else {
+      backend.swiglu_backward(dgate, dup, dact, gate, up);
+      project_group_backward(l, LoraGroupId::GateUp, std::array{dgate, dup}, dln, false, ln2,
+                             dropout, seed);
+    }
     backend.rmsnorm_backward(dresid, norm_grad_or_sink(w.post_norm_grad), dln,
                              leading(a.resid_mid, Shape{T, C}), w.post_norm,
                              leading(a.rstd2, Shape{T}));
@@ -687,12 +704,12 @@ void LlamaModel::plan_activations(int64_t tokens, bool training) {
                      training && impl_->mode != TrainMode::Frozen);
 }
 
-void LlamaModel::set_fused_residual(bool on) {
-  impl_->acts.options.unfused_residual = !on;
+void LlamaModel::set_fusion(bool on) {
+  impl_->acts.options.unfused = !on;
 }
 
-bool LlamaModel::fused_residual() const {
-  return !impl_->acts.options.unfused_residual;
+bool LlamaModel::fusion() const {
+  return !impl_->acts.options.unfused;
 }
 
 void LlamaModel::set_layer_backward_hook(std::function<void(size_t layer)> hook) {

@@ -126,12 +126,15 @@ class LlamaModel {
   // §4). Off: one adapter at a time, the reference the tests compare the grouped path with.
   void set_lora_grouping(bool on);
   bool lora_grouping() const;
-  // Residual adds inside the o_proj and down_proj GEMMs (docs/design.md §2.9, default on): each
-  // writes h + x·Wᵀ (+ LoRA) into the residual stream, the old residual as the matmul's addend,
-  // then a plain RMSNorm. Off: the projection writes a scratch tensor that add_rmsnorm_forward
-  // adds to the residual (one more bf16 rounding on cuda): the tests' reference.
-  void set_fused_residual(bool on);
-  bool fused_residual() const;
+  // The fusions of docs/design.md §2.9 (default on; the environment variable SMOL_FUSION=0 turns
+  // them off at construction, for A/B timing): the residual adds inside the o_proj and down_proj
+  // GEMMs (each writes h + x·Wᵀ (+ LoRA) into the residual stream, the old residual as the
+  // matmul's addend, then a plain RMSNorm), and, where gate and up have no adapters, the SwiGLU
+  // backward writing [dgate | dup] for one GEMM against [W_gate; W_up]. Off: each projection
+  // writes a scratch tensor that add_rmsnorm_forward adds to the residual, and dx of gate/up
+  // takes two GEMMs (each one more bf16 rounding on cuda): the tests' reference.
+  void set_fusion(bool on);
+  bool fusion() const;
 
   // ---- training ----------------------------------------------------------------------------
   // Forward over the packed rows; if the mode trains, also the backward, accumulating

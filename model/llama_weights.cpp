@@ -172,6 +172,17 @@ LlamaWeights::LlamaWeights(Backend& backend, const LlamaConfig& config, TrainMod
       group.A_grad = Tensor{first.lora_A_grad.data, DType::F32, Shape{rows, in}};
     }
   }
+  // [W_gate; W_up] as one view where W_up was packed right after W_gate.
+  for (LlamaLayerWeights& layer : layers) {
+    const LoraLinear &gate = layer[Projection::Gate], &up = layer[Projection::Up];
+    const size_t bytes = static_cast<size_t>(gate.weight.numel()) * dtype_size(gate.weight.dtype);
+    if (!gate.weight.data || up.weight.data != static_cast<char*>(gate.weight.data) + bytes)
+      continue;
+    const Shape stacked{2 * gate.weight.shape[0], gate.weight.shape[1]};
+    layer.gate_up = Tensor{gate.weight.data, gate.weight.dtype, stacked};
+    if (full && up.weight_grad.data == gate.weight_grad.as<float>() + gate.weight_grad.numel())
+      layer.gate_up_grad = Tensor{gate.weight_grad.data, DType::F32, stacked};
+  }
   // A frozen W must not receive a gradient even if a grad view was planned (it was not).
   if (!full)
     for (LlamaLayerWeights& layer : layers)

@@ -292,6 +292,10 @@ class CudaBackend final : public Backend {
                           const Tensor& up) override {
     SMOL_GPU_NS::swiglu_backward(ctx_, dgate, dup, dout, gate, up);
   }
+  void do_swiglu_backward_concat(Tensor dgate_up, const Tensor& dout, const Tensor& gate,
+                                 const Tensor& up) override {
+    SMOL_GPU_NS::swiglu_backward_concat(ctx_, dgate_up, dout, gate, up);
+  }
   void do_cross_entropy(Tensor losses, Tensor* dlogits, const Tensor& logits, const Tensor& targets,
                         float dloss_scale, Tensor argmax) override {
     SMOL_GPU_NS::cross_entropy(ctx_, losses, dlogits, logits, targets, dloss_scale, argmax);

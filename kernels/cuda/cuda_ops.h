@@ -45,6 +45,8 @@ void rope_qk(GpuContext& ctx, Tensor q, Tensor k, const Tensor& positions, float
 void swiglu_forward(GpuContext& ctx, Tensor out, const Tensor& gate, const Tensor& up);
 void swiglu_backward(GpuContext& ctx, Tensor dgate, Tensor dup, const Tensor& dout,
                      const Tensor& gate, const Tensor& up);
+void swiglu_backward_concat(GpuContext& ctx, Tensor dgate_up, const Tensor& dout,
+                            const Tensor& gate, const Tensor& up);        // swiglu.cu
 double sum_of_squares(GpuContext& ctx, std::span<const Tensor> tensors);  // global_norm.cu
 void sum_of_squares_into(GpuContext& ctx, Tensor out, std::span<const Tensor> tensors);
 void accumulate_sum(GpuContext& ctx, Tensor acc, const Tensor& x);  // accumulate_sum.cu

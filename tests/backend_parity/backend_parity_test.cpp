@@ -329,6 +329,15 @@ std::vector<OpCase> model_op_cases() {
                      e.b().swiglu_backward(dgate, dup, e.act(values(s.numel(), 62), s), gate, up);
                      return Outputs{e.get(out), e.get(dgate), e.get(dup)};
                    }});
+  // The concatenated backward (docs/design.md §2.9): [dgate | dup] rows, same math and bound.
+  cases.push_back({"swiglu_backward_concat", {{kBf16Rounding, 1e-6}}, [](Env& e) {
+                     const Shape s{9, 40};
+                     Tensor gate = e.act(values(s.numel(), 63, -4.0f, 4.0f), s);
+                     Tensor up = e.act(values(s.numel(), 64), s);
+                     Tensor dgate_up = e.zeros({9, 80}, e.act());
+                     e.b().swiglu_backward(dgate_up, e.act(values(s.numel(), 65), s), gate, up);
+                     return Outputs{e.get(dgate_up)};
+                   }});
   // Cross-entropy on identical logits: lse from fp32 sums of V exps vs the cpu's double sum of
   // approximate exps, |Δ| ≲ 2^-18 on |lse| ≤ 16 (2^-14 allowed); dlogits = s·(p − onehot)
   // rounded once plus the same 2^-14. Argmax of identical values is exact.

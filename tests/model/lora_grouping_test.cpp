@@ -57,7 +57,9 @@ LoraSettings lora_on(std::vector<Projection> targets, double dropout = 0.0) {
 //  stacked dA and one stacked dx matmul: n − 1 fewer of each.
 //  gate and up (equal shapes, one input) run their base x·Wᵀ as one matmul_batched
 //  (docs/design.md §2.9), not two matmuls, whether grouped or not; q, k, v do not (SmolLM2's k and
-//  v are narrower than q). In LoRA mode no W trains, so the backward has no batched dW.
+//  v are narrower than q). In LoRA mode no W trains, so the backward has no batched dW. When
+//  neither gate nor up has an adapter, their dx is one GEMM against [W_gate; W_up] (K = 2F) over
+//  the concatenated SwiGLU gradient instead of one per projection.
 int64_t expected_matmul_batched(int64_t layers) {
   return layers;  // one gate/up forward per layer
 }
@@ -74,6 +76,7 @@ int64_t expected_matmuls(int64_t layers, const std::vector<Projection>& targets,
       count += (mlp_in ? 0 : 1) + (adapted(p) ? 2 : 0);                       // forward
       count += (need_dx ? 1 : 0) + (adapted(p) ? 3 + (need_dx ? 1 : 0) : 0);  // backward
     }
+    if (!adapted(Projection::Gate) && !adapted(Projection::Up)) count -= 1;  // one dx GEMM
     if (!grouped) continue;
     const int64_t n_qkv = adapted(Projection::Q) + adapted(Projection::K) + adapted(Projection::V);
     const int64_t n_mlp = adapted(Projection::Gate) + adapted(Projection::Up);
