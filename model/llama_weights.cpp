@@ -90,7 +90,7 @@ LlamaWeights::LlamaWeights(Backend& backend, const LlamaConfig& config, TrainMod
           layer_prefix(l) + projection_module(Projection::Gate) + ".weight";
       const bool packed = proj == Projection::Up && !held_quantized.count(gate_name) &&
                           !held_quantized.count(name) &&
-                          static_cast<size_t>(shapes[p].numel()) * 2 % DeviceArena::kAlignment == 0;
+                          static_cast<size_t>(F * C) * 2 % DeviceArena::kAlignment == 0;
       base(name, &linear.weight, &linear.weight_grad, shapes[p], packed);
     }
     base(layer_prefix(l) + "input_layernorm.weight", &layer.input_norm, &layer.input_norm_grad,
