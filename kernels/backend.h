@@ -243,6 +243,24 @@ class Backend {
   // dW += dyᵀ·x is (Yes, No, 1, 1).
   void matmul(Tensor c, const Tensor& a, const Tensor& b, Transpose ta, Transpose tb,
               float alpha = 1.0f, float beta = 0.0f);
+  // The same with a separate addend (docs/design.md §2.9: a projection writing straight into the
+  // residual stream): c[M,N] = alpha · op(a) · op(b) + beta · addend, addend [M,N] of c's dtype.
+  // addend may be c itself (then this is the matmul above) but must not otherwise overlap c, a
+  // or b; c must not overlap a or b. cuda hands addend to cuBLASLt as the C operand (C ≠ D: one
+  // rounding of the sum, no extra pass); the default copies addend into c, then matmul with beta.
+  // Reported to the OpHook as "matmul".
+  void matmul(Tensor c, const Tensor& a, const Tensor& b, Transpose ta, Transpose tb, float alpha,
+              float beta, const Tensor& addend);
+  // A batch of equally shaped products (docs/design.md §2.9: gate and up of one input, and their
+  // full fine-tuning weight gradients): cs[i] = alpha · op(as[i]) · op(bs[i]) + beta · cs[i] for
+  // i < cs.size(), where `as` or `bs` may hold one tensor that every product shares. Exactly the
+  // results of the single matmuls. Every c must have its own memory (no two cs overlap, no c
+  // overlaps an operand). cuda runs one strided-batched cuBLASLt GEMM when each list is evenly
+  // spaced in memory (a shared operand: stride 0), else one GEMM per product; the default (cpu)
+  // runs the single matmuls. Reported to the OpHook as one "matmul_batched".
+  void matmul_batched(std::span<const Tensor> cs, std::span<const Tensor> as,
+                      std::span<const Tensor> bs, Transpose ta, Transpose tb, float alpha = 1.0f,
+                      float beta = 0.0f);
   // Block-quantised weights (docs/cpu-speed.md "Quantised inference"): y [T, N] = x [T, K] · Wᵀ
   // for W a QuantMatrix [N, K] (the Linear layout of matmul(y, x, W, No, Yes)); x and y F32. The
   // result equals dequantise-then-matmul within the rounding of x to int8 per 32-block (cpu:
@@ -309,6 +327,11 @@ class Backend {
   void swiglu_forward(Tensor out, const Tensor& gate, const Tensor& up);
   void swiglu_backward(Tensor dgate, Tensor dup, const Tensor& dout, const Tensor& gate,
                        const Tensor& up);
+  // The same gradients side by side, dgate_up [T, 2F]: row t = (dgate[t, :], dup[t, :]), the
+  // layout one GEMM against the stacked [W_gate; W_up] [2F, C] reads (dx = dgate_up·[W_gate; W_up]
+  // with K = 2F instead of two GEMMs, the second re-reading dx: docs/design.md §2.9).
+  // dgate_up must not overlap dout, gate or up. Reported to the OpHook as "swiglu_backward".
+  void swiglu_backward(Tensor dgate_up, const Tensor& dout, const Tensor& gate, const Tensor& up);
 
   // Cross-entropy over logits [T, V] against targets I32 [T] (−100 = ignored).
   // losses F32 [T] gets −log softmax(logits)[target] (0 where ignored). If dlogits is given
@@ -382,6 +405,13 @@ class Backend {
   GraphStats graph_stats_;  // counted by do_run_as_graph
   virtual void do_matmul(Tensor c, const Tensor& a, const Tensor& b, Transpose ta, Transpose tb,
                          float alpha, float beta) = 0;
+  // Default: do_matmul for each product in order.
+  virtual void do_matmul_batched(std::span<const Tensor> cs, std::span<const Tensor> as,
+                                 std::span<const Tensor> bs, Transpose ta, Transpose tb,
+                                 float alpha, float beta);
+  // Default: do_copy(c, addend), then do_matmul(c, ..., alpha, beta) (exact: the cpu path).
+  virtual void do_matmul_addend(Tensor c, const Tensor& a, const Tensor& b, Transpose ta,
+                                Transpose tb, float alpha, float beta, const Tensor& addend);
   // Default: throws (no backend reaches it: supports_quantized() is false unless overridden).
   virtual void do_matmul_quantized(std::span<const Tensor> ys, const Tensor& x,
                                    std::span<const QuantMatrix> ws);
@@ -407,6 +437,8 @@ class Backend {
   virtual void do_swiglu_forward(Tensor out, const Tensor& gate, const Tensor& up) = 0;
   virtual void do_swiglu_backward(Tensor dgate, Tensor dup, const Tensor& dout, const Tensor& gate,
                                   const Tensor& up) = 0;
+  virtual void do_swiglu_backward_concat(Tensor dgate_up, const Tensor& dout, const Tensor& gate,
+                                         const Tensor& up) = 0;
   virtual void do_cross_entropy(Tensor losses, Tensor* dlogits, const Tensor& logits,
                                 const Tensor& targets, float dloss_scale, Tensor argmax) = 0;
   virtual void do_argmax(Tensor out, const Tensor& x) = 0;

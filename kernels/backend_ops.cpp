@@ -182,6 +182,94 @@ void Backend::matmul(Tensor c, const Tensor& a, const Tensor& b, Transpose ta, T
   do_matmul(c, a, b, ta, tb, alpha, beta);
 }
 
+namespace {
+bool overlap(const Tensor& x, const Tensor& y) {
+  const auto *x0 = static_cast<const char*>(x.data), *y0 = static_cast<const char*>(y.data);
+  return x.bytes() > 0 && y.bytes() > 0 && x0 < y0 + y.bytes() && y0 < x0 + x.bytes();
+}
+}  // namespace
+
+void Backend::matmul(Tensor c, const Tensor& a, const Tensor& b, Transpose ta, Transpose tb,
+                     float alpha, float beta, const Tensor& addend) {
+  if (addend.data == c.data && addend.dtype == c.dtype && addend.shape == c.shape) {
+    matmul(c, a, b, ta, tb, alpha, beta);  // the addend is c: the plain op
+    return;
+  }
+  const char* op = "matmul";
+  check_float(*this, op, "c", c);
+  check_float(*this, op, "a", a);
+  check_weight(*this, op, "b", b);
+  check_float(*this, op, "addend", addend);
+  const int64_t m = ta == Transpose::No ? a.shape.rows() : a.shape.cols();
+  const int64_t k = ta == Transpose::No ? a.shape.cols() : a.shape.rows();
+  const int64_t kb = tb == Transpose::No ? b.shape.rows() : b.shape.cols();
+  const int64_t n = tb == Transpose::No ? b.shape.cols() : b.shape.rows();
+  SMOL_CHECK(k == kb, "matmul: inner dimensions differ: op(a) of ", a.shape.str(), " is ", m, "x",
+             k, ", op(b) of ", b.shape.str(), " is ", kb, "x", n);
+  SMOL_CHECK(c.shape.rows() == m && c.shape.cols() == n, "matmul: c ", c.shape.str(), " must be [",
+             m, ", ", n, "] for op(a) ", m, "x", k, " and op(b) ", kb, "x", n);
+  check_same_shape(op, "addend", addend, "c", c);
+  SMOL_CHECK(addend.dtype == c.dtype, "matmul: addend is ", dtype_name(addend.dtype), ", c is ",
+             dtype_name(c.dtype), " (the addend must have c's dtype)");
+  SMOL_CHECK(!overlap(addend, c), "matmul: addend overlaps c without being c");
+  SMOL_CHECK(!overlap(c, a) && !overlap(c, b), "matmul: c overlaps an operand (a or b)");
+  SMOL_CHECK(!overlap(addend, a) && !overlap(addend, b),
+             "matmul: addend overlaps an operand (a or b)");
+  HookScope scope(*this, op);
+  do_matmul_addend(c, a, b, ta, tb, alpha, beta, addend);
+}
+
+void Backend::matmul_batched(std::span<const Tensor> cs, std::span<const Tensor> as,
+                             std::span<const Tensor> bs, Transpose ta, Transpose tb, float alpha,
+                             float beta) {
+  const char* op = "matmul_batched";
+  const size_t n = cs.size();
+  SMOL_CHECK(n > 0, op, ": no products");
+  SMOL_CHECK((as.size() == n || as.size() == 1) && (bs.size() == n || bs.size() == 1), op, ": ", n,
+             " outputs need ", n, " (or one shared) a and b operands, got ", as.size(), " and ",
+             bs.size());
+  for (size_t i = 0; i < n; ++i) {
+    const Tensor& c = cs[i];
+    const Tensor& a = as[as.size() == 1 ? 0 : i];
+    const Tensor& b = bs[bs.size() == 1 ? 0 : i];
+    check_float(*this, op, "c", c);
+    check_float(*this, op, "a", a);
+    check_weight(*this, op, "b", b);
+    SMOL_CHECK(c.shape == cs[0].shape && c.dtype == cs[0].dtype && a.shape == as[0].shape &&
+                   a.dtype == as[0].dtype && b.shape == bs[0].shape && b.dtype == bs[0].dtype,
+               op, ": product ", i, " differs in shape or dtype from product 0 (c ", c.shape.str(),
+               ", a ", a.shape.str(), ", b ", b.shape.str(), ")");
+    for (size_t j = 0; j < i; ++j)
+      SMOL_CHECK(!overlap(c, cs[j]), op, ": outputs ", j, " and ", i, " overlap");
+    for (const Tensor& x : as) SMOL_CHECK(!overlap(c, x), op, ": output ", i, " overlaps an a");
+    for (const Tensor& x : bs) SMOL_CHECK(!overlap(c, x), op, ": output ", i, " overlaps a b");
+  }
+  const Tensor &a = as[0], &b = bs[0], &c = cs[0];
+  const int64_t m = ta == Transpose::No ? a.shape.rows() : a.shape.cols();
+  const int64_t k = ta == Transpose::No ? a.shape.cols() : a.shape.rows();
+  const int64_t kb = tb == Transpose::No ? b.shape.rows() : b.shape.cols();
+  const int64_t nn = tb == Transpose::No ? b.shape.cols() : b.shape.rows();
+  SMOL_CHECK(k == kb, op, ": inner dimensions differ: op(a) of ", a.shape.str(), " is ", m, "x", k,
+             ", op(b) of ", b.shape.str(), " is ", kb, "x", nn);
+  SMOL_CHECK(c.shape.rows() == m && c.shape.cols() == nn, op, ": c ", c.shape.str(), " must be [",
+             m, ", ", nn, "] for op(a) ", m, "x", k, " and op(b) ", kb, "x", nn);
+  HookScope scope(*this, op);
+  do_matmul_batched(cs, as, bs, ta, tb, alpha, beta);
+}
+
+void Backend::do_matmul_batched(std::span<const Tensor> cs, std::span<const Tensor> as,
+                                std::span<const Tensor> bs, Transpose ta, Transpose tb, float alpha,
+                                float beta) {
+  for (size_t i = 0; i < cs.size(); ++i)
+    do_matmul(cs[i], as[as.size() == 1 ? 0 : i], bs[bs.size() == 1 ? 0 : i], ta, tb, alpha, beta);
+}
+
+void Backend::do_matmul_addend(Tensor c, const Tensor& a, const Tensor& b, Transpose ta,
+                               Transpose tb, float alpha, float beta, const Tensor& addend) {
+  if (c.numel() > 0) do_copy(c, addend);
+  do_matmul(c, a, b, ta, tb, alpha, beta);
+}
+
 void Backend::matmul_quantized(Tensor y, const Tensor& x, const QuantMatrix& w) {
   matmul_quantized(std::span<const Tensor>(&y, 1), x, std::span<const QuantMatrix>(&w, 1));
 }
@@ -454,6 +542,28 @@ void Backend::swiglu_backward(Tensor dgate, Tensor dup, const Tensor& dout, cons
              op, ": dgate, dup, dout, gate and up must share one dtype");
   HookScope hook(*this, op);
   do_swiglu_backward(dgate, dup, dout, gate, up);
+}
+
+void Backend::swiglu_backward(Tensor dgate_up, const Tensor& dout, const Tensor& gate,
+                              const Tensor& up) {
+  const char* op = "swiglu_backward";
+  for (const auto& [arg, t] : {std::pair<const char*, const Tensor*>{"dgate_up", &dgate_up},
+                               {"dout", &dout},
+                               {"gate", &gate},
+                               {"up", &up}})
+    check_float(*this, op, arg, *t);
+  check_same_shape(op, "gate", gate, "up", up);
+  check_same_shape(op, "dout", dout, "gate", gate);
+  SMOL_CHECK(gate.shape.rank == 2 && dgate_up.shape.rank == 2 &&
+                 dgate_up.shape[0] == gate.shape[0] && dgate_up.shape[1] == 2 * gate.shape[1],
+             op, ": dgate_up ", dgate_up.shape.str(), " must be [T, 2F] for gate ",
+             gate.shape.str(), " [T, F]");
+  SMOL_CHECK(dgate_up.dtype == gate.dtype && dout.dtype == gate.dtype && up.dtype == gate.dtype, op,
+             ": dgate_up, dout, gate and up must share one dtype");
+  for (const Tensor* t : {&dout, &gate, &up})
+    SMOL_CHECK(!overlap(dgate_up, *t), op, ": dgate_up overlaps an input");
+  HookScope hook(*this, op);
+  do_swiglu_backward_concat(dgate_up, dout, gate, up);
 }
 
 namespace {

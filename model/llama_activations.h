@@ -36,11 +36,28 @@ struct BackwardScratch {
   Tensor dln;               // ∂L/∂(norm output) [T, C]
   Tensor dq, dk, dv;        // [T, Hq·D], [T, Hkv·D] x2
   Tensor datt;              // [T, Hq·D]
-  Tensor dact, dgate, dup;  // [T, F]
+  Tensor dact, dgate, dup;  // [T, F]; dup planned right after dgate
+  Tensor dgate_up;          // [T, 2F] over dgate and dup: the concatenated SwiGLU backward
   Tensor dnorm_unused;      // F32 [C]: sink for norm-weight grads of frozen norms
 };
 
 struct LlamaActivations {
+  // What the model needs planned beyond the defaults; set before ensure() (a change re-plans).
+  struct Options {
+    // proj_out [T, C]: the o_proj / down_proj output of the unfused path
+    // (LlamaModel::set_fusion(false), the tests' reference; docs/design.md §2.9).
+    bool unfused = false;
+    // Training keeps the SwiGLU output act [T, F] of every layer only when down_proj's backward
+    // reads it (W_down trains, or down_proj has an adapter); otherwise one buffer serves every
+    // layer (docs/design.md §2.9: nothing reads act after the down-projection's forward).
+    bool keep_mlp_act = true;
+    // Likewise post_attention_layernorm's output ln2 [T, C], the input of gate and up: kept per
+    // layer only when their backward reads it (W trains, or gate / up have an adapter).
+    bool keep_mlp_input = true;
+    bool operator==(const Options&) const = default;
+  };
+  Options options;
+
   int64_t capacity = 0;  // tokens the buffers hold
   bool training = false;
   int64_t lm_chunk = 0;  // rows of the LM-head chunk
@@ -48,7 +65,7 @@ struct LlamaActivations {
   std::vector<Tensor> resid;             // residual stream entering each layer (+ final): n+1 or 1
   std::vector<LayerActivations> layers;  // n (training) or 1 (inference)
   Tensor ids, positions, targets;        // I32 [T]
-  Tensor attn_out, mlp_out;              // o_proj and down_proj outputs [T, C]
+  Tensor proj_out;                       // [T, C] with options.unfused, else empty
   Tensor lnf, rstdf;                     // final norm output [T, C], rstd F32 [T]
   Tensor logits;                         // LM-head chunk [lm_chunk, V] (dlogits in place)
   Tensor losses;                         // F32 [T]
@@ -61,12 +78,13 @@ struct LlamaActivations {
   Tensor& resid_at(size_t l) { return training ? resid[l] : resid[0]; }
   LayerActivations& layer(size_t l) { return training ? layers[l] : layers[0]; }
 
-  // Makes sure buffers exist for T tokens in the given regime (training or not).
+  // Makes sure buffers exist for T tokens in the given regime (training or not) and options.
   void ensure(Backend& backend, const LlamaConfig& config, int64_t lora_rank, int64_t T,
               bool for_training);
 
  private:
   DeviceArena arena_;
+  Options planned_;  // the options the buffers were planned with
 };
 
 // A view of the first rows of `t` with shape `shape` (numel must fit): buffers are planned for

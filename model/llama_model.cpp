@@ -5,17 +5,21 @@
 // Forward over T packed tokens (rows back to back, positions restart per row):
 //   h = E[ids]; per layer: a = rmsnorm(h); q,k,v = a·W{q,k,v}ᵀ (+LoRA); RoPE(q,k);
 //   h += attention(q,k,v)·Woᵀ; b = rmsnorm(h); h += W_down(silu(W_gate b) ⊙ W_up b);
-//   logits = rmsnorm(h)·Eᵀ. Adjacent residual adds and norms are fused (add_rmsnorm_forward).
+//   logits = rmsnorm(h)·Eᵀ. The residual adds run inside the o_proj and down_proj GEMMs (the
+//   old residual as the matmul's addend, docs/design.md §2.9), each followed by a plain RMSNorm.
 // The LM head and cross-entropy run in chunks of rows so the [T, V] logits never exist in
 // training: the backend's lm_head_cross_entropy (per chunk, logits = h·Eᵀ, dlogits in place,
 // dh = dlogits·E, dE += dlogitsᵀ·h).
 #include "model/llama_model.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <set>
 #include <span>
+#include <string>
 
 #include "common/splitmix64.h"
 #include "model/host_transfer.h"
@@ -92,6 +96,17 @@ struct LlamaModel::Impl {
     loss_acc_buffer = backend.allocate(sizeof(float));  // zero-filled
     loss_acc = loss_acc_buffer.view(DType::F32, Shape{1});
     if (quantized) hold_quantized(*quantized);
+    // A projection's backward reads its input only for dW or its adapter (docs/design.md §2.9):
+    // down_proj's input act, and gate / up's input ln2.
+    auto adapted = [&](Projection p) {
+      return lora &&
+             std::find(lora->targets.begin(), lora->targets.end(), p) != lora->targets.end();
+    };
+    const bool full = mode == TrainMode::Full;
+    acts.options.keep_mlp_act = full || adapted(Projection::Down);
+    acts.options.keep_mlp_input = full || adapted(Projection::Gate) || adapted(Projection::Up);
+    const char* fusion = std::getenv("SMOL_FUSION");  // A/B switch (scripts/gpu-check.sh)
+    acts.options.unfused = fusion && std::string(fusion) == "0";
   }
 
   bool any_quantized() const { return !quant_by_name.empty(); }
@@ -177,8 +192,9 @@ struct LlamaModel::Impl {
 
   // ---- forward ------------------------------------------------------------------------------
   // base_done: y already holds x·Wᵀ (a group's quantised base matmuls ran together).
+  // addend: y = addend + x·Wᵀ (+ LoRA), the residual add inside the GEMM (docs/design.md §2.9).
   void project(size_t l, Projection p, Tensor y, const Tensor& x, bool dropout, uint64_t seed,
-               bool base_done = false) {
+               bool base_done = false, const Tensor& addend = {}) {
     const LoraLinear& linear = weights.layers[l][p];
     Tensor u;
     if (linear.has_lora())
@@ -186,7 +202,8 @@ struct LlamaModel::Impl {
     if (base_done)
       lora_adapter_forward(backend, linear, y, x, u, acts.lora, dropout, dropout_seed(seed, l, p));
     else
-      lora_linear_forward(backend, linear, y, x, u, acts.lora, dropout, dropout_seed(seed, l, p));
+      lora_linear_forward(backend, linear, y, x, u, acts.lora, dropout, dropout_seed(seed, l, p),
+                          addend);
   }
 
   // When every projection of a group is held quantised: their base matmuls as one
@@ -200,6 +217,43 @@ struct LlamaModel::Impl {
     }
     backend.matmul_quantized(ys.first(projections.size()), x,
                              std::span<const QuantMatrix>(ws.data(), projections.size()));
+    return true;
+  }
+
+  // When every projection of a group has a dense base weight of one shape and dtype (gate and up;
+  // q, k, v only where k and v are as wide as q): their base matmuls as one matmul_batched call,
+  // x shared (docs/design.md §2.9: one strided-batched GEMM on cuda, the weights and the outputs
+  // planned back to back). Returns whether it ran.
+  bool batched_group_base(size_t l, const std::vector<Projection>& projections,
+                          std::span<const Tensor> ys, const Tensor& x) {
+    std::array<Tensor, 3> ws;
+    for (size_t i = 0; i < projections.size(); ++i) {
+      const LoraLinear& linear = weights.layers[l][projections[i]];
+      if (linear.quantized() || !linear.weight.data) return false;
+      ws[i] = linear.weight;
+      if (ws[i].shape != ws[0].shape || ws[i].dtype != ws[0].dtype) return false;
+    }
+    const Tensor xs[1] = {x};
+    backend.matmul_batched(ys.first(projections.size()), xs,
+                           std::span<const Tensor>(ws.data(), projections.size()), Transpose::No,
+                           Transpose::Yes);
+    return true;
+  }
+
+  // The backward twin of batched_group_base for full fine-tuning: the group's dWᵢ += dyᵢᵀ·x as one
+  // matmul_batched (x shared). Returns whether it ran (every member's W trains, equal shapes).
+  bool batched_group_weight_grads(size_t l, const std::vector<Projection>& projections,
+                                  std::span<const Tensor> dys, const Tensor& x) {
+    std::array<Tensor, 3> dws;
+    for (size_t i = 0; i < projections.size(); ++i) {
+      dws[i] = weights.layers[l][projections[i]].weight_grad;
+      if (!dws[i].data || dws[i].shape != dws[0].shape || dys[i].shape != dys[0].shape)
+        return false;
+    }
+    const Tensor xs[1] = {x};
+    backend.matmul_batched(std::span<const Tensor>(dws.data(), projections.size()),
+                           dys.first(projections.size()), xs, Transpose::Yes, Transpose::No, 1.0f,
+                           1.0f);
     return true;
   }
 
@@ -228,7 +282,8 @@ struct LlamaModel::Impl {
   void project_group(size_t l, LoraGroupId g, std::span<const Tensor> ys, const Tensor& x,
                      bool dropout, uint64_t seed) {
     const std::vector<Projection> projections = lora_group_projections(g);
-    const bool base_done = quantized_group_base(l, projections, ys, x);
+    const bool base_done =
+        quantized_group_base(l, projections, ys, x) || batched_group_base(l, projections, ys, x);
     if (!grouped(l, g, dropout)) {
       for (size_t i = 0; i < projections.size(); ++i)
         project(l, projections[i], ys[i], x, dropout, seed, base_done);
@@ -258,9 +313,11 @@ struct LlamaModel::Impl {
   void project_group_backward(size_t l, LoraGroupId g, std::span<const Tensor> dys, Tensor dx,
                               bool accumulate, const Tensor& x, bool dropout, uint64_t seed) {
     const std::vector<Projection> projections = lora_group_projections(g);
+    const bool dw_done = batched_group_weight_grads(l, projections, dys, x);
     if (!grouped(l, g, dropout)) {
       for (size_t i = 0; i < projections.size(); ++i)
-        project_backward(l, projections[i], dx, accumulate || i > 0, dys[i], x, dropout, seed);
+        project_backward(l, projections[i], dx, accumulate || i > 0, dys[i], x, dropout, seed,
+                         dw_done);
       return;
     }
     const LlamaLayerWeights& w = weights.layers[l];
@@ -268,7 +325,7 @@ struct LlamaModel::Impl {
     const int64_t T = x.shape[0];
     for (size_t i = 0; i < projections.size(); ++i) {
       const LoraLinear& linear = w[projections[i]];
-      if (linear.weight_grad.data)
+      if (linear.weight_grad.data && !dw_done)
         backend.matmul(linear.weight_grad, dys[i], x, Transpose::Yes, Transpose::No, 1.0f, 1.0f);
       if (dx.data)
         backend.matmul(dx, dys[i], linear.weight, Transpose::No, Transpose::No, 1.0f,
@@ -302,13 +359,15 @@ struct LlamaModel::Impl {
     const int64_t Hq = config.num_attention_heads, Hkv = config.num_key_value_heads;
     const size_t n = weights.layers.size();
     const Tensor positions = slice1d(acts.positions, 0, T);
+    const bool fused = !acts.options.unfused;
+    const Tensor proj_out = fused ? Tensor{} : leading(acts.proj_out, Shape{T, C});
     embed_tokens(b, leading(acts.resid_at(0), Shape{T, C}));
     for (size_t l = 0; l < n; ++l) {
       LayerActivations& a = acts.layer(l);
       const LlamaLayerWeights& w = weights.layers[l];
       const Tensor h_in = leading(acts.resid_at(l), Shape{T, C});
       const Tensor ln1 = leading(a.ln1, Shape{T, C});
-      if (l == 0)
+      if (fused || l == 0)  // unfused: the previous layer's add_rmsnorm wrote ln1
         backend.rmsnorm_forward(ln1, leading(a.rstd1, Shape{T}), h_in, w.input_norm, eps());
       const Tensor q = leading(a.q, Shape{T, Q}), k = leading(a.k, Shape{T, KV}),
                    v = leading(a.v, Shape{T, KV});
@@ -331,31 +390,38 @@ struct LlamaModel::Impl {
       backend.attention_forward(att.reshaped(Shape{T, Hq, D}), leading(a.lse, Shape{T, Hq}),
                                 q.reshaped(Shape{T, Hq, D}), keys, values, b.layout,
                                 attention_scale());
-      const Tensor attn_out = leading(acts.attn_out, Shape{T, C});
-      project(l, Projection::O, attn_out, att, dropout, seed);
+      // The residual adds happen inside the o_proj and down_proj GEMMs, the old residual as
+      // the addend (cuBLASLt's C ≠ D), then a plain RMSNorm (docs/design.md §2.9).
       const Tensor resid_mid = leading(a.resid_mid, Shape{T, C});
       const Tensor ln2 = leading(a.ln2, Shape{T, C});
-      backend.add_rmsnorm_forward(resid_mid, ln2, leading(a.rstd2, Shape{T}), h_in, attn_out,
-                                  w.post_norm, eps());
+      if (fused) {
+        project(l, Projection::O, resid_mid, att, dropout, seed, false, h_in);
+        backend.rmsnorm_forward(ln2, leading(a.rstd2, Shape{T}), resid_mid, w.post_norm, eps());
+      } else {
+        project(l, Projection::O, proj_out, att, dropout, seed);
+        backend.add_rmsnorm_forward(resid_mid, ln2, leading(a.rstd2, Shape{T}), h_in, proj_out,
+                                    w.post_norm, eps());
+      }
       const int64_t F = config.intermediate_size;
       const Tensor gate = leading(a.gate, Shape{T, F}), up = leading(a.up, Shape{T, F}),
                    act = leading(a.act, Shape{T, F});
       project_group(l, LoraGroupId::GateUp, std::array{gate, up}, ln2, dropout, seed);
       backend.swiglu_forward(act, gate, up);
-      const Tensor mlp_out = leading(acts.mlp_out, Shape{T, C});
-      project(l, Projection::Down, mlp_out, act, dropout, seed);
       const Tensor h_out = leading(acts.resid_at(l + 1), Shape{T, C});
-      if (l + 1 < n) {
-        LayerActivations& next = acts.layer(l + 1);
-        backend.add_rmsnorm_forward(h_out, leading(next.ln1, Shape{T, C}),
-                                    leading(next.rstd1, Shape{T}), resid_mid, mlp_out,
-                                    weights.layers[l + 1].input_norm, eps());
-      } else {
-        backend.add_rmsnorm_forward(h_out, leading(acts.lnf, Shape{T, C}),
-                                    leading(acts.rstdf, Shape{T}), resid_mid, mlp_out,
-                                    weights.final_norm, eps());
+      if (fused) {
+        project(l, Projection::Down, h_out, act, dropout, seed, false, resid_mid);
+        continue;
       }
+      project(l, Projection::Down, proj_out, act, dropout, seed);
+      const bool last = l + 1 == n;
+      backend.add_rmsnorm_forward(
+          h_out, leading(last ? acts.lnf : acts.layer(l + 1).ln1, Shape{T, C}),
+          leading(last ? acts.rstdf : acts.layer(l + 1).rstd1, Shape{T}), resid_mid, proj_out,
+          last ? weights.final_norm : weights.layers[l + 1].input_norm, eps());
     }
+    if (fused)
+      backend.rmsnorm_forward(leading(acts.lnf, Shape{T, C}), leading(acts.rstdf, Shape{T}),
+                              leading(acts.resid_at(n), Shape{T, C}), weights.final_norm, eps());
   }
 
   // LM head + cross-entropy (the backend's chunked composite op, kernels/backend.h): fills
@@ -426,14 +492,16 @@ struct LlamaModel::Impl {
   }
 
   // ---- backward -----------------------------------------------------------------------------
+  // weight_grad_done: dW += dyᵀ·x already ran (a group's batched weight gradients).
   void project_backward(size_t l, Projection p, Tensor dx, bool accumulate, const Tensor& dy,
-                        const Tensor& x, bool dropout, uint64_t seed) {
+                        const Tensor& x, bool dropout, uint64_t seed,
+                        bool weight_grad_done = false) {
     const LoraLinear& linear = weights.layers[l][p];
     Tensor u;
     if (linear.has_lora())
       u = leading(acts.layer(l).lora_low[static_cast<int>(p)], Shape{x.shape[0], linear.rank()});
     lora_linear_backward(backend, linear, dx, accumulate, dy, x, u, acts.lora, dropout,
-                         dropout_seed(seed, l, p));
+                         dropout_seed(seed, l, p), weight_grad_done);
   }
 
   Tensor norm_grad_or_sink(const Tensor& grad) const {
@@ -457,9 +525,22 @@ struct LlamaModel::Impl {
     // MLP: h_{l+1} = h_mid + down(swiglu(gate(b), up(b))), b = rmsnorm(h_mid).
     project_backward(l, Projection::Down, dact, false, dresid, leading(a.act, Shape{T, F}), dropout,
                      seed);
-    backend.swiglu_backward(dgate, dup, dact, gate, up);
-    project_group_backward(l, LoraGroupId::GateUp, std::array{dgate, dup}, dln, false, ln2, dropout,
-                           seed);
+    const LoraLinear &gate_w = w[Projection::Gate], &up_w = w[Projection::Up];
+    const bool concat = !acts.options.unfused && w.gate_up.data && !gate_w.has_lora() &&
+                        !up_w.has_lora() && (!gate_w.weight_grad.data || w.gate_up_grad.data);
+    if (concat) {
+      // docs/design.md §2.9: [dgate | dup] [T, 2F] in one pass, then one GEMM for dx (K = 2F)
+      // and, in full fine-tuning, one for d[W_gate; W_up].
+      const Tensor dgu = leading(g.dgate_up, Shape{T, 2 * F});
+      backend.swiglu_backward(dgu, dact, gate, up);
+      if (w.gate_up_grad.data)
+        backend.matmul(w.gate_up_grad, dgu, ln2, Transpose::Yes, Transpose::No, 1.0f, 1.0f);
+      backend.matmul(dln, dgu, w.gate_up, Transpose::No, Transpose::No);
+    } else {
+      backend.swiglu_backward(dgate, dup, dact, gate, up);
+      project_group_backward(l, LoraGroupId::GateUp, std::array{dgate, dup}, dln, false, ln2,
+                             dropout, seed);
+    }
     backend.rmsnorm_backward(dresid, norm_grad_or_sink(w.post_norm_grad), dln,
                              leading(a.resid_mid, Shape{T, C}), w.post_norm,
                              leading(a.rstd2, Shape{T}));
@@ -633,6 +714,20 @@ void LlamaModel::set_lora_grouping(bool on) {
 
 bool LlamaModel::lora_grouping() const {
   return impl_->lora_grouping;
+}
+
+void LlamaModel::plan_activations(int64_t tokens, bool training) {
+  SMOL_CHECK(tokens > 0, "plan_activations: ", tokens, " tokens");
+  impl_->acts.ensure(impl_->backend, impl_->config, lora_rank_of(impl_->lora), tokens,
+                     training && impl_->mode != TrainMode::Frozen);
+}
+
+void LlamaModel::set_fusion(bool on) {
+  impl_->acts.options.unfused = !on;
+}
+
+bool LlamaModel::fusion() const {
+  return !impl_->acts.options.unfused;
 }
 
 void LlamaModel::set_layer_backward_hook(std::function<void(size_t layer)> hook) {

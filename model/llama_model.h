@@ -126,6 +126,15 @@ class LlamaModel {
   // §4). Off: one adapter at a time, the reference the tests compare the grouped path with.
   void set_lora_grouping(bool on);
   bool lora_grouping() const;
+  // The fusions of docs/design.md §2.9 (default on; the environment variable SMOL_FUSION=0 turns
+  // them off at construction, for A/B timing): the residual adds inside the o_proj and down_proj
+  // GEMMs (each writes h + x·Wᵀ (+ LoRA) into the residual stream, the old residual as the
+  // matmul's addend, then a plain RMSNorm), and, where gate and up have no adapters, the SwiGLU
+  // backward writing [dgate | dup] for one GEMM against [W_gate; W_up]. Off: each projection
+  // writes a scratch tensor that add_rmsnorm_forward adds to the residual, and dx of gate/up
+  // takes two GEMMs (each one more bf16 rounding on cuda): the tests' reference.
+  void set_fusion(bool on);
+  bool fusion() const;
 
   // ---- training ----------------------------------------------------------------------------
   // Forward over the packed rows; if the mode trains, also the backward, accumulating
@@ -150,6 +159,12 @@ class LlamaModel {
   // host (the LM head runs in chunks of rows as in training; argmax and per-token losses are
   // computed on the backend and downloaded once, 8 bytes per token).
   EvalForward forward_eval(const std::vector<TokenRow>& rows);
+
+  // Allocates the activation buffers for a batch of `tokens` packed tokens, as the first forward
+  // (with `training`: forward and backward) of that size would, without running it: a model's
+  // memory plan is then readable from Backend::memory_stats() (docs/design.md §2.9; a step on
+  // cuda-emu at SmolLM2's size would take far too long).
+  void plan_activations(int64_t tokens, bool training);
 
   // ---- inference ---------------------------------------------------------------------------
   // A KV cache for up to `slots` sequences of up to `max_len` tokens each.

@@ -52,7 +52,9 @@ LlamaWeights::LlamaWeights(Backend& backend, const LlamaConfig& config, TrainMod
   layers.resize(static_cast<size_t>(config.num_hidden_layers));
 
   // Base weights, in HF named_parameters order (the order PyTorch's optimizer sees them).
-  auto base = [&](const std::string& name, Tensor* value, Tensor* grad, Shape shape) {
+  // packed: directly after the previously planned tensor (no alignment gap), see below.
+  auto base = [&](const std::string& name, Tensor* value, Tensor* grad, Shape shape,
+                  bool packed = false) {
     const bool is_matrix = shape.rank == 2;  // norms are [C]
     const DType dtype = base_weight_dtype(backend, full, is_matrix, frozen);
     if (held_quantized.count(name)) {  // no dense copy: shape only (see the header)
@@ -60,8 +62,13 @@ LlamaWeights::LlamaWeights(Backend& backend, const LlamaConfig& config, TrainMod
       named_.push_back({name, value, nullptr, false});
       return;
     }
-    values_.plan(value, dtype, shape);
-    if (full) grads_.plan(grad, DType::F32, shape);
+    if (packed) {
+      values_.plan_packed(value, dtype, shape);
+      if (full) grads_.plan_packed(grad, DType::F32, shape);
+    } else {
+      values_.plan(value, dtype, shape);
+      if (full) grads_.plan(grad, DType::F32, shape);
+    }
     named_.push_back({name, value, full ? grad : nullptr, false});
   };
   base("model.embed_tokens.weight", &embed, &embed_grad, Shape{V, C});
@@ -71,8 +78,20 @@ LlamaWeights::LlamaWeights(Backend& backend, const LlamaConfig& config, TrainMod
     LlamaLayerWeights& layer = layers[l];
     for (int p = 0; p < kNumProjections; ++p) {
       LoraLinear& linear = layer.proj[p];
-      base(layer_prefix(l) + projection_module(static_cast<Projection>(p)) + ".weight",
-           &linear.weight, &linear.weight_grad, shapes[p]);
+      const std::string name =
+          layer_prefix(l) + projection_module(static_cast<Projection>(p)) + ".weight";
+      // W_up right after W_gate, no gap (docs/design.md §2.9): [W_gate; W_up] is one dense
+      // [2F, C] block in both arenas, the weights of one strided-batched GEMM at stride F·C.
+      // Only when W_gate was planned (not held quantised) and its bytes keep W_up on the arena's
+      // alignment (F·C·2 a multiple of 256 for bf16: SmolLM2's 1536·576 is); else W_up is
+      // planned as usual and the batch runs at whatever stride the arena gives it.
+      const Projection proj = static_cast<Projection>(p);
+      const std::string gate_name =
+          layer_prefix(l) + projection_module(Projection::Gate) + ".weight";
+      const bool packed = proj == Projection::Up && !held_quantized.count(gate_name) &&
+                          !held_quantized.count(name) &&
+                          static_cast<size_t>(F * C) * 2 % DeviceArena::kAlignment == 0;
+      base(name, &linear.weight, &linear.weight_grad, shapes[p], packed);
     }
     base(layer_prefix(l) + "input_layernorm.weight", &layer.input_norm, &layer.input_norm_grad,
          Shape{C});
@@ -152,6 +171,17 @@ LlamaWeights::LlamaWeights(Backend& backend, const LlamaConfig& config, TrainMod
       group.A = Tensor{first.lora_A.data, DType::F32, Shape{rows, in}};
       group.A_grad = Tensor{first.lora_A_grad.data, DType::F32, Shape{rows, in}};
     }
+  }
+  // [W_gate; W_up] as one view where W_up was packed right after W_gate.
+  for (LlamaLayerWeights& layer : layers) {
+    const LoraLinear &gate = layer[Projection::Gate], &up = layer[Projection::Up];
+    const size_t bytes = static_cast<size_t>(gate.weight.numel()) * dtype_size(gate.weight.dtype);
+    if (!gate.weight.data || up.weight.data != static_cast<char*>(gate.weight.data) + bytes)
+      continue;
+    const Shape stacked{2 * gate.weight.shape[0], gate.weight.shape[1]};
+    layer.gate_up = Tensor{gate.weight.data, gate.weight.dtype, stacked};
+    if (full && up.weight_grad.data == gate.weight_grad.as<float>() + gate.weight_grad.numel())
+      layer.gate_up_grad = Tensor{gate.weight_grad.data, DType::F32, stacked};
   }
   // A frozen W must not receive a gradient even if a grad view was planned (it was not).
   if (!full)

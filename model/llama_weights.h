@@ -44,6 +44,9 @@ struct LlamaLayerWeights {
   Tensor post_norm, post_norm_grad;    // [C]
   std::array<LoraLinear, kNumProjections> proj;
   std::array<LoraGroup, kNumLoraGroups> lora_groups;
+  // [W_gate; W_up] [2F, C] (and their stacked gradient when they train) as one view, when the two
+  // were planned back to back (docs/design.md §2.9); empty otherwise.
+  Tensor gate_up, gate_up_grad;
   const LoraGroup& group(LoraGroupId g) const { return lora_groups[static_cast<int>(g)]; }
   LoraLinear& operator[](Projection p) { return proj[static_cast<int>(p)]; }
   const LoraLinear& operator[](Projection p) const { return proj[static_cast<int>(p)]; }

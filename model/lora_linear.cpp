@@ -17,17 +17,22 @@ Tensor dropped_input(Backend& backend, const LoraLinear& layer, const Tensor& x,
 
 }  // namespace
 
-void linear_base_forward(Backend& backend, const LoraLinear& layer, Tensor y, const Tensor& x) {
-  if (layer.quantized())
+void linear_base_forward(Backend& backend, const LoraLinear& layer, Tensor y, const Tensor& x,
+                         const Tensor& addend) {
+  if (layer.quantized()) {
     backend.matmul_quantized(y, x, layer.quant);
-  else
+    if (addend.data) backend.axpy(y, addend, 1.0f);  // fp32 only (cpu): the same sum
+  } else if (addend.data) {
+    backend.matmul(y, x, layer.weight, Transpose::No, Transpose::Yes, 1.0f, 1.0f, addend);
+  } else {
     backend.matmul(y, x, layer.weight, Transpose::No, Transpose::Yes);
+  }
 }
 
 void lora_linear_forward(Backend& backend, const LoraLinear& layer, Tensor y, const Tensor& x,
                          Tensor lora_low, LoraScratch& scratch, bool apply_dropout,
-                         uint64_t dropout_seed) {
-  linear_base_forward(backend, layer, y, x);
+                         uint64_t dropout_seed, const Tensor& addend) {
+  linear_base_forward(backend, layer, y, x, addend);
   lora_adapter_forward(backend, layer, y, x, lora_low, scratch, apply_dropout, dropout_seed);
 }
 
@@ -42,10 +47,11 @@ void lora_adapter_forward(Backend& backend, const LoraLinear& layer, Tensor y, c
 
 void lora_linear_backward(Backend& backend, const LoraLinear& layer, Tensor dx, bool accumulate_dx,
                           const Tensor& dy, const Tensor& x, const Tensor& lora_low,
-                          LoraScratch& scratch, bool apply_dropout, uint64_t dropout_seed) {
+                          LoraScratch& scratch, bool apply_dropout, uint64_t dropout_seed,
+                          bool weight_grad_done) {
   SMOL_CHECK(!layer.quantized(), "LoRA backward: the base weight is held quantised (inference ",
              "only); training needs model.weights_in_memory: fp32");
-  if (layer.weight_grad.data)
+  if (layer.weight_grad.data && !weight_grad_done)
     backend.matmul(layer.weight_grad, dy, x, Transpose::Yes, Transpose::No, 1.0f, 1.0f);
   if (dx.data)
     backend.matmul(dx, dy, layer.weight, Transpose::No, Transpose::No, 1.0f,

@@ -37,8 +37,11 @@ struct LoraScratch {
   Tensor low;      // dy·B [T, r] in the backward; a group's stacked (dy·B)ᵀ [ΣR ≤ 3r, T]
 };
 
-// y [T, out] = x [T, in]·Wᵀ, the base matmul alone (dense or quantised W).
-void linear_base_forward(Backend& backend, const LoraLinear& layer, Tensor y, const Tensor& x);
+// y [T, out] = x [T, in]·Wᵀ (+ addend [T, out] when given), the base matmul alone (dense or
+// quantised W). The addend is the residual stream a projection adds into (docs/design.md §2.9):
+// the dense matmul takes it as its C operand (one rounding of the sum on cuda).
+void linear_base_forward(Backend& backend, const LoraLinear& layer, Tensor y, const Tensor& x,
+                         const Tensor& addend = {});
 
 // y [T, out] += s·(drop(x)·Aᵀ)·Bᵀ, the adapter alone (nothing without one), for a caller that
 // ran the base matmul itself (several quantised projections in one call). Arguments as below.
@@ -46,18 +49,22 @@ void lora_adapter_forward(Backend& backend, const LoraLinear& layer, Tensor y, c
                           Tensor lora_low, LoraScratch& scratch, bool apply_dropout,
                           uint64_t dropout_seed);
 
-// y [T, out] = x [T, in]·Wᵀ + s·(drop(x)·Aᵀ)·Bᵀ. `lora_low` [T, r] receives u = drop(x)·Aᵀ
-// (kept by the caller for the backward). dropout_seed is used only when apply_dropout.
+// y [T, out] = (addend +) x [T, in]·Wᵀ + s·(drop(x)·Aᵀ)·Bᵀ. `lora_low` [T, r] receives
+// u = drop(x)·Aᵀ (kept by the caller for the backward). dropout_seed is used only when
+// apply_dropout. With an addend (the residual stream, docs/design.md §2.9) the base matmul writes
+// addend + x·Wᵀ and the LoRA product accumulates onto it (β = 1), as without one.
 void lora_linear_forward(Backend& backend, const LoraLinear& layer, Tensor y, const Tensor& x,
                          Tensor lora_low, LoraScratch& scratch, bool apply_dropout,
-                         uint64_t dropout_seed);
+                         uint64_t dropout_seed, const Tensor& addend = {});
 
 // Given dy [T, out], x [T, in] and u = lora_low [T, r] from the forward:
 //   dW += dyᵀ·x (if W trains);  dB += s·dyᵀ·u;  dA += s·(dy·B)ᵀ·drop(x);
 //   dx (= or += when accumulate_dx) dy·W + s·drop'((dy·B)·A).
-// dx may be empty (data == nullptr) when no input gradient is needed.
+// dx may be empty (data == nullptr) when no input gradient is needed. weight_grad_done: the
+// caller already accumulated dW (several projections' dW in one batched matmul, §2.9).
 void lora_linear_backward(Backend& backend, const LoraLinear& layer, Tensor dx, bool accumulate_dx,
                           const Tensor& dy, const Tensor& x, const Tensor& lora_low,
-                          LoraScratch& scratch, bool apply_dropout, uint64_t dropout_seed);
+                          LoraScratch& scratch, bool apply_dropout, uint64_t dropout_seed,
+                          bool weight_grad_done = false);
 
 }  // namespace smol

@@ -180,6 +180,16 @@ run() {
         --mode all --breakdown >>"$step_log" 2>&1 || echo "training_bench $shape failed" >>"$step_log"
     done
   fi
+  # A/B of the fusions of docs/design.md §2.9 (residual adds in the GEMMs, the concatenated
+  # SwiGLU backward): the same step with SMOL_FUSION=0, LoRA q,v and full FT at 8 × 1024.
+  local unfused_log="$logs/training_bench_unfused.log"
+  : >"$unfused_log"
+  if [ -x "$dir/bench/training_bench" ]; then
+    for mode in lora full; do
+      SMOL_FUSION=0 timeout 300 "$dir/bench/training_bench" --device cuda --rows 8 --length 1024 \
+        --steps 5 --mode "$mode" >>"$unfused_log" 2>&1 || echo "unfused $mode failed" >>"$unfused_log"
+    done
+  fi
   # The reference stack on the same shapes, when the host has torch + transformers + peft.
   local torch_log="$logs/torch_peft_step.log"
   : >"$torch_log"
@@ -247,6 +257,9 @@ run() {
   echo
   echo "=== training step, SmolLM2-135M (training_bench --device cuda) ==="
   grep -E '^(lora|lora-all|full) ' "$step_log" 2>/dev/null || echo "(none; see $step_log)"
+  echo "--- the same with SMOL_FUSION=0 (docs/design.md §2.9 A/B; compare the 8 x 1024 rows above)"
+  grep -E '^(lora|full) ' "$unfused_log" 2>/dev/null | sed 's/^/unfused /' ||
+    echo "(none; see $unfused_log)"
   echo
   echo "=== the same step in PyTorch + PEFT (bf16 autocast, fused AdamW) and the ratio ==="
   grep -E '^torch-' "$torch_log" 2>/dev/null || tail -3 "$torch_log"

@@ -16,6 +16,7 @@ const char* category(const char* op) {
       {"copy", "fill/copy/axpy"},
       {"axpy", "fill/copy/axpy"},
       {"scale", "fill/copy/axpy"},
+      {"matmul_batched", "matmul"},  // gate/up as one GEMM (docs/design.md §2.9)
       {"embedding_forward", "embedding"},
       {"embedding_backward", "embedding"},
       {"rmsnorm_forward", "rmsnorm"},

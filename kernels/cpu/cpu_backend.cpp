@@ -115,6 +115,10 @@ class CpuBackend final : public Backend {
                           const Tensor& up) override {
     cpu::swiglu_backward(dgate, dup, dout, gate, up);
   }
+  void do_swiglu_backward_concat(Tensor dgate_up, const Tensor& dout, const Tensor& gate,
+                                 const Tensor& up) override {
+    cpu::swiglu_backward_concat(dgate_up, dout, gate, up);
+  }
 
   void do_cross_entropy(Tensor losses, Tensor* dlogits, const Tensor& logits, const Tensor& targets,
                         float dloss_scale, Tensor argmax) override {

@@ -54,6 +54,9 @@ void attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dout, con
 
 // cpu_swiglu.cpp
 void swiglu_forward(Tensor out, const Tensor& gate, const Tensor& up);
+// dgate_up [T, 2F]: row t = (dgate[t], dup[t]) (Backend::swiglu_backward's concatenated form).
+void swiglu_backward_concat(Tensor dgate_up, const Tensor& dout, const Tensor& gate,
+                            const Tensor& up);
 void swiglu_backward(Tensor dgate, Tensor dup, const Tensor& dout, const Tensor& gate,
                      const Tensor& up);
 

@@ -76,4 +76,15 @@ void swiglu_backward(Tensor dgate, Tensor dup, const Tensor& dout, const Tensor&
                          std::min(kChunk, n - begin));
 }
 
+void swiglu_backward_concat(Tensor dgate_up, const Tensor& dout, const Tensor& gate,
+                            const Tensor& up) {
+  const int64_t T = gate.shape[0], F = gate.shape[1];
+  float* out = dgate_up.as<float>();
+  // Row by row: the same vector loop, dgate to the row's first half and dup to its second.
+#pragma omp parallel for schedule(static) if (T * F > 32768)
+  for (int64_t t = 0; t < T; ++t)
+    swiglu_backward_loop(out + t * 2 * F, out + t * 2 * F + F, dout.as<float>() + t * F,
+                         gate.as<float>() + t * F, up.as<float>() + t * F, F);
+}
+
 }  // namespace smol::cpu

@@ -400,6 +400,15 @@ class CudaBackend final : public Backend {
                  float alpha, float beta) override {
     SMOL_GPU_NS::matmul(ctx_, c, a, b, ta, tb, alpha, beta);
   }
+  void do_matmul_addend(Tensor c, const Tensor& a, const Tensor& b, Transpose ta, Transpose tb,
+                        float alpha, float beta, const Tensor& addend) override {
+    SMOL_GPU_NS::matmul(ctx_, c, a, b, ta, tb, alpha, beta, &addend);
+  }
+  void do_matmul_batched(std::span<const Tensor> cs, std::span<const Tensor> as,
+                         std::span<const Tensor> bs, Transpose ta, Transpose tb, float alpha,
+                         float beta) override {
+    SMOL_GPU_NS::matmul_batched(ctx_, cs, as, bs, ta, tb, alpha, beta);
+  }
   void do_axpy(Tensor y, const Tensor& x, float alpha) override {
     SMOL_GPU_NS::axpy(ctx_, y, x, alpha);
   }
@@ -448,6 +457,10 @@ class CudaBackend final : public Backend {
   void do_swiglu_backward(Tensor dgate, Tensor dup, const Tensor& dout, const Tensor& gate,
                           const Tensor& up) override {
     SMOL_GPU_NS::swiglu_backward(ctx_, dgate, dup, dout, gate, up);
+  }
+  void do_swiglu_backward_concat(Tensor dgate_up, const Tensor& dout, const Tensor& gate,
+                                 const Tensor& up) override {
+    SMOL_GPU_NS::swiglu_backward_concat(ctx_, dgate_up, dout, gate, up);
   }
   void do_cross_entropy(Tensor losses, Tensor* dlogits, const Tensor& logits, const Tensor& targets,
                         float dloss_scale, Tensor argmax) override {

@@ -27,8 +27,10 @@ struct MatmulPlan {
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   cublasLtMatmulAlgo_t algo{};
 };
-// M, N, K, ta, tb, in dtype, out dtype, operand alignment in bytes (matmul.cu)
-using MatmulKey = std::tuple<int64_t, int64_t, int64_t, int, int, int, int, int>;
+// M, N, K, ta, tb, in dtype, out dtype, operand alignment in bytes, then the strided batch
+// (count, element strides of a, b, c; count 1 and strides 0 when not batched) (matmul.cu)
+using MatmulKey = std::tuple<int64_t, int64_t, int64_t, int, int, int, int, int, int64_t, int64_t,
+                             int64_t, int64_t>;
 
 class GpuContext {
  public:

@@ -26,8 +26,13 @@ void gather_rows(GpuContext& ctx, Tensor dst, const Tensor& src, const Tensor& i
 void axpy(GpuContext& ctx, Tensor y, const Tensor& x, float alpha);  // elementwise.cu
 void scale(GpuContext& ctx, Tensor x, float alpha);                  // elementwise.cu
 void dropout(GpuContext& ctx, Tensor out, const Tensor& in, float p, uint64_t seed);  // dropout.cu
+// matmul.cu: c = alpha·op(a)·op(b) + beta·(addend ? *addend : c) (addend: cuBLASLt's C ≠ D)
 void matmul(GpuContext& ctx, Tensor c, const Tensor& a, const Tensor& b, Transpose ta, Transpose tb,
-            float alpha, float beta);        // matmul.cu
+            float alpha, float beta, const Tensor* addend = nullptr);
+// matmul.cu: Backend::matmul_batched (one strided-batched GEMM when the lists are evenly spaced)
+void matmul_batched(GpuContext& ctx, std::span<const Tensor> cs, std::span<const Tensor> as,
+                    std::span<const Tensor> bs, Transpose ta, Transpose tb, float alpha,
+                    float beta);
 void destroy_matmul_plans(GpuContext& ctx);  // matmul.cu
 void embedding_forward(GpuContext& ctx, Tensor out, const Tensor& ids, const Tensor& table);
 void embedding_backward(GpuContext& ctx, Tensor dtable, const Tensor& dout, const Tensor& ids);
@@ -43,6 +48,8 @@ void rope_qk(GpuContext& ctx, Tensor q, Tensor k, const Tensor& positions, float
 void swiglu_forward(GpuContext& ctx, Tensor out, const Tensor& gate, const Tensor& up);
 void swiglu_backward(GpuContext& ctx, Tensor dgate, Tensor dup, const Tensor& dout,
                      const Tensor& gate, const Tensor& up);
+void swiglu_backward_concat(GpuContext& ctx, Tensor dgate_up, const Tensor& dout,
+                            const Tensor& gate, const Tensor& up);        // swiglu.cu
 double sum_of_squares(GpuContext& ctx, std::span<const Tensor> tensors);  // global_norm.cu
 void sum_of_squares_into(GpuContext& ctx, Tensor out, std::span<const Tensor> tensors);
 void accumulate_sum(GpuContext& ctx, Tensor acc, const Tensor& x);  // accumulate_sum.cu

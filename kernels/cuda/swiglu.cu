@@ -4,6 +4,8 @@
 //   dup   = dout · silu(g)
 // fp32 math, one rounding per output. 8 elements per thread, 16-byte accesses when every
 // pointer is 16-byte aligned, scalar tail. dgate/dup may alias dout (read before written).
+// The concatenated backward writes row t of dgate_up [T, 2F] as (dgate[t], dup[t]), the operand
+// of one GEMM against [W_gate; W_up] (docs/design.md §2.9); same math, same bits.
 #include "kernels/cuda/cuda_ops.h"
 
 namespace smol::SMOL_GPU_NS {
@@ -46,7 +48,53 @@ __global__ void swiglu_backward_kernel(T* dgate /* [n] */, T* dup /* [n] */,
   store8(dup, du, i, n, vec);
 }
 
+// dgate_up [T, 2F] from dout, gate, up [T, F] (n = T·F elements). vec: every pointer 16-byte
+// aligned and F % 8 == 0, so a thread's 8 elements lie in one row and its stores are 16-byte.
+template <typename T>
+__global__ void swiglu_backward_concat_kernel(T* dgate_up /* [T, 2F] */, const T* dout /* [n] */,
+                                              const T* gate /* [n] */, const T* up /* [n] */,
+                                              int64_t n, int64_t F, bool vec) {
+  const int64_t i = (int64_t{blockIdx.x} * blockDim.x + threadIdx.x) * 8;
+  if (i >= n) return;
+  float d[8], g[8], u[8], dg[8], du[8];
+  load8(d, dout, i, n, vec);
+  load8(g, gate, i, n, vec);
+  load8(u, up, i, n, vec);
+  for (int j = 0; j < 8; ++j) {
+    const float s = sigmoid(g[j]);
+    du[j] = d[j] * g[j] * s;
+    dg[j] = d[j] * u[j] * s * (1.0f + g[j] * (1.0f - s));
+  }
+  if (vec) {
+    T* row = dgate_up + (i / F) * 2 * F;
+    const int64_t f = i % F;
+    store8(row, dg, f, F, true);
+    store8(row + F, du, f, F, true);
+    return;
+  }
+  for (int j = 0; j < 8 && i + j < n; ++j) {
+    T* row = dgate_up + ((i + j) / F) * 2 * F;
+    const int64_t f = (i + j) % F;
+    row[f] = from_float<T>(dg[j]);
+    row[F + f] = from_float<T>(du[j]);
+  }
+}
+
 }  // namespace
+
+void swiglu_backward_concat(GpuContext& ctx, Tensor dgate_up, const Tensor& dout,
+                            const Tensor& gate, const Tensor& up) {
+  const char* op = "swiglu_backward";
+  const int64_t n = gate.numel(), F = gate.shape.cols();
+  if (n == 0) return;
+  const bool vec = F % 8 == 0 && aligned16(dgate_up.data) && aligned16(dout.data) &&
+                   aligned16(gate.data) && aligned16(up.data);
+  dispatch_float(gate.dtype, op, [&](auto tag) {
+    using T = decltype(tag);
+    launch(swiglu_backward_concat_kernel<T>, ceil_div(n, 8 * kThreads), kThreads, 0, ctx.stream(),
+           dgate_up.as<T>(), dout.as<T>(), gate.as<T>(), up.as<T>(), n, F, vec);
+  });
+}
 
 void swiglu_forward(GpuContext& ctx, Tensor out, const Tensor& gate, const Tensor& up) {
   const char* op = "swiglu_forward";

@@ -8,6 +8,14 @@
 // violations return CUBLAS_STATUS_INVALID_VALUE like the real library. bf16 operands are
 // widened to fp32 (exact), multiplied with sgemm (fp32 accumulation, CUBLAS_COMPUTE_32F) and
 // D rounded once to its type — the numerics of a cuBLASLt bf16 GEMM up to summation order.
+//
+// C ≠ D (docs/design.md §2.9: the residual stream as the addend): C is read through its own
+// layout and D written through its own; in place (C == D) the two layouts must be equal, and
+// out of place C must not overlap D (a GPU would race on it). Strided batches
+// (CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT / STRIDED_BATCH_OFFSET): every layout must carry the same
+// batch count; matrix i of a layout starts i·stride elements after matrix 0 (stride 0: one
+// matrix shared by the batch); D's matrices must not overlap each other (stride ≥ its stored
+// size), and the whole strided span of each matrix must lie inside one device allocation.
 #include <cblas.h>
 
 #include <algorithm>
@@ -25,6 +33,8 @@ struct EmuLayout {
   cudaDataType type;
   uint64_t rows, cols;
   int64_t ld;
+  int32_t batch_count = 1;
+  int64_t batch_stride = 0;  // elements
 };
 struct EmuDesc {
   cublasComputeType_t compute;
@@ -83,6 +93,12 @@ void store_element(void* base, cudaDataType t, size_t i, float v) {
 
 size_t stored_elements(const EmuLayout& l) {
   return l.cols == 0 ? 0 : static_cast<size_t>(l.ld) * (l.cols - 1) + l.rows;
+}
+
+// Elements from matrix 0's first to the last matrix's last element of a strided batch.
+size_t batch_span(const EmuLayout& l) {
+  const size_t one = stored_elements(l);
+  return one == 0 ? 0 : static_cast<size_t>(l.batch_stride) * (l.batch_count - 1) + one;
 }
 
 bool layout_valid(const EmuLayout& l) {
@@ -155,6 +171,29 @@ cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t layout) {
   return CUBLAS_STATUS_SUCCESS;
 }
 
+cublasStatus_t cublasLtMatrixLayoutSetAttribute(cublasLtMatrixLayout_t layout,
+                                                cublasLtMatrixLayoutAttribute_t attr,
+                                                const void* buf, size_t size) {
+  EmuLayout& l = *reinterpret_cast<EmuLayout*>(layout);
+  if (attr == CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT) {
+    int32_t count = 0;
+    if (size != sizeof count) return CUBLAS_STATUS_INVALID_VALUE;
+    std::memcpy(&count, buf, size);
+    if (count < 1) return CUBLAS_STATUS_INVALID_VALUE;
+    l.batch_count = count;
+    return CUBLAS_STATUS_SUCCESS;
+  }
+  if (attr == CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET) {
+    int64_t stride = 0;
+    if (size != sizeof stride) return CUBLAS_STATUS_INVALID_VALUE;
+    std::memcpy(&stride, buf, size);
+    if (stride < 0) return CUBLAS_STATUS_NOT_SUPPORTED;  // the backend never asks for one
+    l.batch_stride = stride;
+    return CUBLAS_STATUS_SUCCESS;
+  }
+  return CUBLAS_STATUS_NOT_SUPPORTED;  // the emu answers only what the backend uses
+}
+
 cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t* pref) {
   *pref = reinterpret_cast<cublasLtMatmulPreference_t>(new EmuPreference{});
   return CUBLAS_STATUS_SUCCESS;
@@ -191,8 +230,11 @@ bool shapes_agree(const EmuDesc& d, const EmuLayout& a, const EmuLayout& b, cons
   *k = d.trans_a == CUBLAS_OP_N ? a.cols : a.rows;
   const uint64_t kb = d.trans_b == CUBLAS_OP_N ? b.rows : b.cols;
   *n = d.trans_b == CUBLAS_OP_N ? b.cols : b.rows;
+  const int32_t count = dd.batch_count;
   return kb == *k && c.rows == *m && c.cols == *n && dd.rows == *m && dd.cols == *n &&
-         c.type == dd.type && a.type == b.type;
+         c.type == dd.type && a.type == b.type && a.batch_count == count &&
+         b.batch_count == count && c.batch_count == count &&
+         (count == 1 || dd.batch_stride >= static_cast<int64_t>(stored_elements(dd)));
 }
 }  // namespace
 
@@ -230,43 +272,61 @@ cublasStatus_t run_matmul(const EmuDesc op, const EmuLayout la, const EmuLayout 
                           bool has_algo, uint64_t algo_alignment, bool check_only) {
   uint64_t m, n, k;
   if (!shapes_agree(op, la, lb, lc, ld, &m, &n, &k)) return CUBLAS_STATUS_INVALID_VALUE;
-  if (lc.ld != ld.ld && c != d) return CUBLAS_STATUS_INVALID_VALUE;
+  const bool reads_c = beta_value != 0.0f;
+  auto bytes_of = [](const EmuLayout& l) { return batch_span(l) * element_size(l.type); };
+  // In place, C and D must be described alike; out of place, C must not overlap D.
+  if (c == d && (lc.ld != ld.ld || lc.batch_stride != ld.batch_stride))
+    return CUBLAS_STATUS_INVALID_VALUE;
+  if (c != d && reads_c) {
+    const auto *c0 = static_cast<const char*>(c), *d0 = static_cast<const char*>(d);
+    if (c0 < d0 + bytes_of(ld) && d0 < c0 + bytes_of(lc)) return CUBLAS_STATUS_INVALID_VALUE;
+  }
   // Every stored matrix must sit inside device memory, as its layout describes it.
-  if (!is_device_range(a, stored_elements(la) * element_size(la.type)) ||
-      !is_device_range(b, stored_elements(lb) * element_size(lb.type)) ||
-      !is_device_range(d, stored_elements(ld) * element_size(ld.type)) ||
-      (beta_value != 0.0f && !is_device_range(c, stored_elements(lc) * element_size(lc.type))))
+  if (!is_device_range(a, bytes_of(la)) || !is_device_range(b, bytes_of(lb)) ||
+      !is_device_range(d, bytes_of(ld)) || (reads_c && !is_device_range(c, bytes_of(lc))))
     return CUBLAS_STATUS_INVALID_VALUE;
   if (has_algo) {
     const uint64_t align = algo_alignment ? algo_alignment : 256;
     auto aligned = [&](const void* p) { return reinterpret_cast<uintptr_t>(p) % align == 0; };
-    if (!aligned(a) || !aligned(b) || !aligned(d) || (beta_value != 0.0f && !aligned(c)))
+    auto stride_aligned = [&](const EmuLayout& l) {
+      return (static_cast<uint64_t>(l.batch_stride) * element_size(l.type)) % align == 0;
+    };
+    if (!aligned(a) || !aligned(b) || !aligned(d) || (reads_c && !aligned(c)) ||
+        !stride_aligned(la) || !stride_aligned(lb) || !stride_aligned(ld) ||
+        (reads_c && !stride_aligned(lc)))
       return CUBLAS_STATUS_INVALID_VALUE;
   }
   if (check_only || m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
 
-  const std::vector<float> fa = widen(a, la);
-  const std::vector<float> fb = widen(b, lb);
-  std::vector<float> fd(stored_elements(ld), 0.0f);
-  if (beta_value != 0.0f) {
-    const std::vector<float> fc = widen(c, lc);
-    for (uint64_t col = 0; col < n; ++col)
-      for (uint64_t row = 0; row < m; ++row) fd[col * ld.ld + row] = fc[col * lc.ld + row];
-  }
-  if (k > 0) {
-    cblas_sgemm(CblasColMajor, op.trans_a == CUBLAS_OP_T ? CblasTrans : CblasNoTrans,
-                op.trans_b == CUBLAS_OP_T ? CblasTrans : CblasNoTrans, static_cast<int>(m),
-                static_cast<int>(n), static_cast<int>(k), alpha_value, fa.data(),
-                static_cast<int>(la.ld), fb.data(), static_cast<int>(lb.ld), beta_value, fd.data(),
-                static_cast<int>(ld.ld));
-  } else {
-    for (float& x : fd) x *= beta_value;
-  }
-  for (uint64_t col = 0; col < n; ++col)
-    for (uint64_t row = 0; row < m; ++row) {
-      const size_t i = col * ld.ld + row;
-      store_element(d, ld.type, i, fd[i]);
+  auto at = [](const void* p, const EmuLayout& l, int32_t i) {
+    return static_cast<const char*>(p) +
+           static_cast<size_t>(i) * l.batch_stride * element_size(l.type);
+  };
+  for (int32_t i = 0; i < ld.batch_count; ++i) {
+    const std::vector<float> fa = widen(at(a, la, i), la);
+    const std::vector<float> fb = widen(at(b, lb, i), lb);
+    std::vector<float> fd(stored_elements(ld), 0.0f);
+    if (reads_c) {
+      const std::vector<float> fc = widen(at(c, lc, i), lc);
+      for (uint64_t col = 0; col < n; ++col)
+        for (uint64_t row = 0; row < m; ++row) fd[col * ld.ld + row] = fc[col * lc.ld + row];
     }
+    if (k > 0) {
+      cblas_sgemm(CblasColMajor, op.trans_a == CUBLAS_OP_T ? CblasTrans : CblasNoTrans,
+                  op.trans_b == CUBLAS_OP_T ? CblasTrans : CblasNoTrans, static_cast<int>(m),
+                  static_cast<int>(n), static_cast<int>(k), alpha_value, fa.data(),
+                  static_cast<int>(la.ld), fb.data(), static_cast<int>(lb.ld), beta_value,
+                  fd.data(), static_cast<int>(ld.ld));
+    } else {
+      for (float& x : fd) x *= beta_value;
+    }
+    void* di = const_cast<char*>(at(d, ld, i));
+    for (uint64_t col = 0; col < n; ++col)
+      for (uint64_t row = 0; row < m; ++row) {
+        const size_t e = col * ld.ld + row;
+        store_element(di, ld.type, e, fd[e]);
+      }
+  }
   return CUBLAS_STATUS_SUCCESS;
 }
 

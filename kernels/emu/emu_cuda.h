@@ -156,6 +156,10 @@ cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t desc,
 cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t* layout, cudaDataType type,
                                           uint64_t rows, uint64_t cols, int64_t ld);
 cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t layout);
+// BATCH_COUNT (int32) and STRIDED_BATCH_OFFSET (int64, elements) only.
+cublasStatus_t cublasLtMatrixLayoutSetAttribute(cublasLtMatrixLayout_t layout,
+                                                cublasLtMatrixLayoutAttribute_t attr,
+                                                const void* buf, size_t size);
 cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t* pref);
 cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t pref);
 cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t pref,
@@ -376,6 +380,7 @@ inline void __stcs(T* p, T v) {
 #define cublasLtMatmulDescSetAttribute ::smol::emu::cublasLtMatmulDescSetAttribute
 #define cublasLtMatrixLayoutCreate ::smol::emu::cublasLtMatrixLayoutCreate
 #define cublasLtMatrixLayoutDestroy ::smol::emu::cublasLtMatrixLayoutDestroy
+#define cublasLtMatrixLayoutSetAttribute ::smol::emu::cublasLtMatrixLayoutSetAttribute
 #define cublasLtMatmulPreferenceCreate ::smol::emu::cublasLtMatmulPreferenceCreate
 #define cublasLtMatmulPreferenceDestroy ::smol::emu::cublasLtMatmulPreferenceDestroy
 #define cublasLtMatmulPreferenceSetAttribute ::smol::emu::cublasLtMatmulPreferenceSetAttribute

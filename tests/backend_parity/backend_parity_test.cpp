@@ -160,6 +160,36 @@ std::vector<OpCase> matmul_cases() {
                                   Transpose::Yes, 0.5f, 1.0f);
                      return Outputs{e.get(c)};
                    }});
+  // The residual add inside the GEMM (docs/design.md §2.9): c = h + 0.5·a·bᵀ with h a separate
+  // addend (cuBLASLt's C ≠ D). One rounding of the sum; same bound as above.
+  cases.push_back({"matmul_addend", {{kBf16Rounding, 0x1p-12}, {0, 0}}, [](Env& e) {
+                     const int64_t m = 16, n = 24, k = 64;
+                     Tensor a = e.act(values(m * k, 16), {m, k});
+                     Tensor b = e.act(values(n * k, 17), {n, k});
+                     Tensor h = e.act(values(m * n, 18), {m, n});
+                     Tensor c = e.zeros({m, n}, e.act());
+                     e.b().matmul(c, a, b, Transpose::No, Transpose::Yes, 0.5f, 1.0f, h);
+                     return Outputs{e.get(c), e.get(h)};  // h untouched (exact)
+                   }});
+  // gate and up from one input (a shared, b two row blocks of one tensor, outputs back to back:
+  // one strided-batched GEMM on cuda), then their weight gradients (b shared, F32 outputs
+  // accumulated). Same bound as the single matmuls; F32 outputs are not rounded.
+  cases.push_back({"matmul_batched", {{kBf16Rounding, 0x1p-12}, {0, 0x1p-12}}, [](Env& e) {
+                     const int64_t T = 16, F = 24, C = 32;
+                     Tensor x = e.act(values(T * C, 19), {T, C});
+                     Tensor w = e.act(values(2 * F * C, 20), {2 * F, C});
+                     Tensor y = e.zeros({2 * T, F}, e.act());
+                     const Tensor xs[1] = {x};
+                     const Tensor ws[2] = {w.rows(0, F), w.rows(F, F)};
+                     const Tensor ys[2] = {y.rows(0, T), y.rows(T, T)};
+                     e.b().matmul_batched(ys, xs, ws, Transpose::No, Transpose::Yes);
+                     Tensor dy = e.act(values(2 * T * F, 21), {2 * T, F});
+                     Tensor dw = e.f32(values(2 * F * C, 22), {2 * F, C});
+                     const Tensor dys[2] = {dy.rows(0, T), dy.rows(T, T)};
+                     const Tensor dws[2] = {dw.rows(0, F), dw.rows(F, F)};
+                     e.b().matmul_batched(dws, dys, xs, Transpose::Yes, Transpose::No, 0.5f, 1.0f);
+                     return Outputs{e.get(y), e.get(dw)};
+                   }});
   return cases;
 }
 
@@ -312,6 +342,15 @@ std::vector<OpCase> model_op_cases() {
                      Tensor dgate = e.zeros(s, e.act()), dup = e.zeros(s, e.act());
                      e.b().swiglu_backward(dgate, dup, e.act(values(s.numel(), 62), s), gate, up);
                      return Outputs{e.get(out), e.get(dgate), e.get(dup)};
+                   }});
+  // The concatenated backward (docs/design.md §2.9): [dgate | dup] rows, same math and bound.
+  cases.push_back({"swiglu_backward_concat", {{kBf16Rounding, 1e-6}}, [](Env& e) {
+                     const Shape s{9, 40};
+                     Tensor gate = e.act(values(s.numel(), 63, -4.0f, 4.0f), s);
+                     Tensor up = e.act(values(s.numel(), 64), s);
+                     Tensor dgate_up = e.zeros({9, 80}, e.act());
+                     e.b().swiglu_backward(dgate_up, e.act(values(s.numel(), 65), s), gate, up);
+                     return Outputs{e.get(dgate_up)};
                    }});
   // Cross-entropy on identical logits: lse from fp32 sums of V exps vs the cpu's double sum of
   // approximate exps, |Δ| ≲ 2^-18 on |lse| ≤ 16 (2^-14 allowed); dlogits = s·(p − onehot)
@@ -559,6 +598,7 @@ const char* const kInterfaceOps[] = {"upload",
                                      "scatter_rows",
                                      "gather_rows",
                                      "matmul",
+                                     "matmul_batched",
                                      "axpy",
                                      "scale",
                                      "embedding_forward",

@@ -108,6 +108,47 @@ TEST_F(CudaOpsTest, SwigluForwardAndBackwardMatchCpu) {
   }
 }
 
+// The concatenated backward (docs/design.md §2.9) writes row t of dgate_up [T, 2F] as
+// (dgate[t], dup[t]): the same bits as the split op on the same device (same kernel math), and
+// cpu within one rounding. F = 1536 takes the 16-byte path, F = 1539 the scalar one (a thread's
+// 8 elements then straddle rows). A dgate_up overlapping an input is refused.
+TEST_F(CudaOpsTest, SwigluBackwardConcatenatedEqualsTheSplitOp) {
+  for (int64_t f : {1536, 1539}) {
+    const int64_t t = 5;
+    const auto gate = rounded_bf16(random_vector(t * f, 17, -6.0f, 6.0f));
+    const auto up = rounded_bf16(random_vector(t * f, 18));
+    const auto dout = rounded_bf16(random_vector(t * f, 19));
+    Owned g = make_tensor(*dev_, gate, {t, f}, DType::BF16);
+    Owned u = make_tensor(*dev_, up, {t, f}, DType::BF16);
+    Owned d = make_tensor(*dev_, dout, {t, f}, DType::BF16);
+    Owned dg = make_tensor(*dev_, std::vector<float>(t * f, 0.0f), {t, f}, DType::BF16);
+    Owned du = make_tensor(*dev_, std::vector<float>(t * f, 0.0f), {t, f}, DType::BF16);
+    Owned dgu = make_tensor(*dev_, std::vector<float>(2 * t * f, 0.0f), {t, 2 * f}, DType::BF16);
+    dev_->swiglu_backward(dg.tensor, du.tensor, d.tensor, g.tensor, u.tensor);
+    dev_->swiglu_backward(dgu.tensor, d.tensor, g.tensor, u.tensor);
+    const std::vector<float> split_g = read(*dev_, dg.tensor), split_u = read(*dev_, du.tensor);
+    const std::vector<float> concat = read(*dev_, dgu.tensor);
+    std::vector<float> expect(concat.size());
+    for (int64_t r = 0; r < t; ++r)
+      for (int64_t c = 0; c < f; ++c) {
+        expect[r * 2 * f + c] = split_g[r * f + c];
+        expect[r * 2 * f + f + c] = split_u[r * f + c];
+      }
+    EXPECT_EQ(concat, expect) << "F = " << f;
+    Owned gc = make_tensor(*cpu_, gate, {t, f}, DType::F32);
+    Owned uc = make_tensor(*cpu_, up, {t, f}, DType::F32);
+    Owned dc = make_tensor(*cpu_, dout, {t, f}, DType::F32);
+    Owned dguc = make_tensor(*cpu_, std::vector<float>(2 * t * f, 0.0f), {t, 2 * f}, DType::F32);
+    cpu_->swiglu_backward(dguc.tensor, dc.tensor, gc.tensor, uc.tensor);
+    expect_close(concat, read(*cpu_, dguc.tensor), kBf16Rounding, 1e-6,
+                 "swiglu_backward [dgate | dup] F = " + std::to_string(f));
+    EXPECT_THROW(dev_->swiglu_backward(
+                     Tensor{g.tensor.data, DType::BF16, Shape{t, 2 * f}}.rows(0, t / 2),
+                     d.tensor.rows(0, t / 2), g.tensor.rows(0, t / 2), u.tensor.rows(0, t / 2)),
+                 Error);
+  }
+}
+
 TEST_F(CudaOpsTest, EmbeddingForwardAndBackwardMatchCpu) {
   const int64_t vocab = 37, channels = 77, tokens = 19;  // repeated ids accumulate
   const auto table = rounded_bf16(random_vector(vocab * channels, 10));

@@ -55,6 +55,14 @@ LoraSettings lora_on(std::vector<Projection> targets, double dropout = 0.0) {
 //  frozen in LoRA mode).
 //  grouped: a group (q,k,v or gate,up) with n ≥ 2 adapters runs one stacked u matmul, one
 //  stacked dA and one stacked dx matmul: n − 1 fewer of each.
+//  gate and up (equal shapes, one input) run their base x·Wᵀ as one matmul_batched
+//  (docs/design.md §2.9), not two matmuls, whether grouped or not; q, k, v do not (SmolLM2's k and
+//  v are narrower than q). In LoRA mode no W trains, so the backward has no batched dW. When
+//  neither gate nor up has an adapter, their dx is one GEMM against [W_gate; W_up] (K = 2F) over
+//  the concatenated SwiGLU gradient instead of one per projection.
+int64_t expected_matmul_batched(int64_t layers) {
+  return layers;  // one gate/up forward per layer
+}
 int64_t expected_matmuls(int64_t layers, const std::vector<Projection>& targets, bool grouped) {
   auto adapted = [&](Projection p) {
     return std::find(targets.begin(), targets.end(), p) != targets.end();
@@ -63,10 +71,12 @@ int64_t expected_matmuls(int64_t layers, const std::vector<Projection>& targets,
   for (int64_t l = 0; l < layers; ++l) {
     for (Projection p : kAllProjections) {
       const bool qkv = p == Projection::Q || p == Projection::K || p == Projection::V;
+      const bool mlp_in = p == Projection::Gate || p == Projection::Up;  // base: matmul_batched
       const bool need_dx = l > 0 || !qkv;
-      count += adapted(p) ? 3 : 1;                                            // forward
+      count += (mlp_in ? 0 : 1) + (adapted(p) ? 2 : 0);                       // forward
       count += (need_dx ? 1 : 0) + (adapted(p) ? 3 + (need_dx ? 1 : 0) : 0);  // backward
     }
+    if (!adapted(Projection::Gate) && !adapted(Projection::Up)) count -= 1;  // one dx GEMM
     if (!grouped) continue;
     const int64_t n_qkv = adapted(Projection::Q) + adapted(Projection::K) + adapted(Projection::V);
     const int64_t n_mlp = adapted(Projection::Gate) + adapted(Projection::Up);
@@ -115,6 +125,8 @@ TEST(LoraGrouping, OpCountsPerStepAtSmolLm2Shape) {
       cpu->set_op_hook(nullptr);
       EXPECT_EQ(counter.ops["matmul"], expected_matmuls(config.num_hidden_layers, targets, grouped))
           << label << (grouped ? " grouped" : " per projection");
+      EXPECT_EQ(counter.ops["matmul_batched"], expected_matmul_batched(config.num_hidden_layers))
+          << label;
       // RoPE: one fused op per layer and direction, no separate rope on q and k.
       EXPECT_EQ(counter.ops["rope_qk_forward"], config.num_hidden_layers) << label;
       EXPECT_EQ(counter.ops["rope_qk_backward"], config.num_hidden_layers) << label;

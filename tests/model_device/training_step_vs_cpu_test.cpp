@@ -78,6 +78,38 @@ TEST(TrainingStepOnDevice, LoraAllProjectionsMatchesCpu) {
   compare_steps(run_step(*on_device), run_step(*on_cpu));
 }
 
+// The residual adds inside the o_proj / down_proj GEMMs (docs/design.md §2.9) against the
+// unfused path (projection to a scratch tensor, then add_rmsnorm) and cpu, for LoRA on q, v
+// only — where no backward reads the SwiGLU output act or gate/up's input ln2, so every layer
+// shares one buffer of each — and for full fine-tuning (gate/up's dW as one batched matmul).
+// Fusing removes one bf16 rounding per residual add (the projection's own), so the bounds above
+// hold for both paths; both measured errors are printed.
+void compare_fused_and_unfused(TrainMode mode, const std::optional<LoraSettings>& lora) {
+  auto device = device_backend();
+  if (!device) GTEST_SKIP() << "device " << device_under_test() << " is not available here";
+  auto cpu = make_cpu_backend();
+  auto on_device = load_tiny(*device, mode, lora);
+  auto on_cpu = load_tiny(*cpu, mode, lora);
+  if (lora) randomise_lora(*on_cpu, *on_device, 11);
+  on_device->set_fusion(true);  // the default (unless SMOL_FUSION=0)
+  const StepResult cpu_step = run_step(*on_cpu);
+  std::printf("fused residual adds (default):\n");
+  compare_steps(run_step(*on_device), cpu_step);
+  on_device->set_fusion(false);
+  std::printf("unfused (projection, then add_rmsnorm):\n");
+  compare_steps(run_step(*on_device), cpu_step);
+}
+
+TEST(TrainingStepOnDevice, FusedResidualMatchesUnfusedAndCpuLoraQv) {
+  LoraSettings qv = all_projections();
+  qv.targets = {Projection::Q, Projection::V};
+  compare_fused_and_unfused(TrainMode::Lora, qv);
+}
+
+TEST(TrainingStepOnDevice, FusedResidualMatchesUnfusedAndCpuFullFineTuning) {
+  compare_fused_and_unfused(TrainMode::Full, std::nullopt);
+}
+
 TEST(TrainingStepOnDevice, FullFineTuningMatchesCpu) {
   auto device = device_backend();
   if (!device) GTEST_SKIP() << "device " << device_under_test() << " is not available here";
