@@ -29,11 +29,19 @@ got=$("$BIN" generate --model "$MODEL" --chat --prompt "What is 12*7?" --max-new
       --raw) || fail "generate exited $?"
 want=$(printf '12*7 = 89\n\nThis is a multi-digit')
 [ "$got" = "$want" ] || fail "greedy continuation differs from HF: got '$got'"
-# The same with the weights kept quantised (int8 dot products, docs/cpu-speed.md): these 16
-# tokens have margins well above the quantised model's logit error, so the text is the same.
+# The same with the weights kept quantised (int8 dot products, docs/cpu-speed.md). Its logits
+# differ from fp32 by up to ≈ 0.7 here, and fp32's margin between its top two tokens is 0.38 at
+# the "8" of "89" and 0.09 at token 14 (measured): the quantised text may take the other branch
+# there (int8 activations turn last-bit differences into quantisation-size ones, so even a change
+# of summation order can flip such a token). Its first two tokens have margins of 1.4 and 5:
+# those must agree. Logit-level agreement with fp32 is tested in
+# tests/model/quant_model_test.cpp (RealModelQuantized).
 got=$("$BIN" generate --model "$MODEL" --chat --prompt "What is 12*7?" --max-new-tokens 16 \
       --raw --weights quantized) || fail "generate --weights quantized exited $?"
-[ "$got" = "$want" ] || fail "quantised greedy continuation differs: got '$got'"
+case "$got" in
+  12*) ;;
+  *) fail "quantised greedy continuation does not start as fp32's '12': got '$got'" ;;
+esac
 err=$("$BIN" generate --model "$MODEL" --prompt hi --weights int3 2>&1 >/dev/null) &&
   fail "--weights int3 was accepted"
 echo "$err" | grep -q "weights" || fail "--weights int3: unclear message: $err"
