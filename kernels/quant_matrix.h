@@ -31,7 +31,7 @@ constexpr QuantFormatTraits quant_format_traits(QuantFormat format) {
     case QuantFormat::Q4_K:
       return {"Q4_K", 256, 144};
     case QuantFormat::Q4_1_R2:  // Q4_1's values in another layout: named as the file's format
-      return {"Q4_1", 32, 20};   // per block: 16 bytes of nibbles + fp16 d + fp16 m, as Q4_1
+      return {"Q4_1", 32, 20};  // per block: 16 bytes of nibbles + fp16 d + fp16 m, as Q4_1
   }
   return {"?", 1, 0};
 }
