@@ -2,10 +2,11 @@
 // go to "<path>.tmp.<pid>", are flushed, and the temporary is renamed over `path` (rename is
 // atomic on POSIX file systems). On any failure the temporary is removed and an Error names
 // the file and the system's reason (a full disk reads "No space left on device", a file-size
-// limit "File too large"). Atomic against the process dying (kill -9): the page cache survives
-// it. There is no fsync, so a power loss may still lose the newest files (docs/run-directory.md
-// "Crash safety"). Used for every output a user or a resumed run reads back (configs, metrics
-// snapshots, JSON state, reports); safetensors has its own streaming writer built the same way.
+// limit "File too large"). Atomic against the process dying (kill -9), and durable: the
+// temporary is fsync'ed before the rename and the directory after it (common/durable_sync.h), so
+// a power cut leaves either the old file or the whole new one (docs/run-directory.md "Crash
+// safety"). Used for every output a user or a resumed run reads back (configs, metrics
+// snapshots, JSON state, reports, safetensors through its streaming writer).
 #pragma once
 
 #include <unistd.h>
@@ -19,6 +20,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/durable_sync.h"
 #include "common/error.h"
 
 namespace smol {
@@ -53,11 +55,18 @@ inline void write_file_atomically(const std::string& path,
     out.close();  // the last buffered bytes are written here
     if (out.fail()) fail(out, "error writing");
   }
+  try {
+    sync_to_disk(tmp_path, /*directory=*/false);
+  } catch (...) {
+    std::remove(tmp_path.c_str());
+    throw;
+  }
   if (std::rename(tmp_path.c_str(), path.c_str()) != 0) {
     const int error = errno;
     std::remove(tmp_path.c_str());
     throw_error("cannot rename ", tmp_path, " to ", path, ": ", std::strerror(error));
   }
+  sync_to_disk(parent_directory_of(path), /*directory=*/true);
 }
 
 inline void write_file_atomically(const std::string& path, std::string_view bytes) {

@@ -9,6 +9,7 @@
 #include <map>
 
 #include "common/atomic_file.h"
+#include "common/durable_sync.h"
 #include "common/error.h"
 #include "common/regular_file.h"
 #include "data/bounded_json.h"
@@ -218,11 +219,20 @@ std::string save_checkpoint(const std::string& output_dir, const CheckpointWrite
     fs::remove_all(tmp_dir, ec);
     throw;
   }
+  // Durable before it is named (common/durable_sync.h): every file was fsync'ed as it was
+  // written; the directory's entries now, and the new name in the output directory after.
+  try {
+    sync_to_disk(tmp_dir.string(), /*directory=*/true);
+  } catch (...) {
+    fs::remove_all(tmp_dir, ec);
+    throw;
+  }
   fs::rename(tmp_dir, final_dir, ec);
   if (ec) {
     fs::remove_all(tmp_dir, ec);
     throw_error("cannot rename ", tmp_dir.string(), " to ", final_dir.string());
   }
+  sync_to_disk(final_dir.parent_path().string(), /*directory=*/true);
   return final_dir.string();
 }
 
