@@ -165,19 +165,27 @@ void Backend::do_run_as_graph(std::unique_ptr<Graph>& graph, const std::function
 
 // ---- dense linear algebra ----------------------------------------------------------------------
 
+namespace {
+// c [m, n] = op(a) [m, k] · op(b) [k, n]: the shapes every matmul form checks.
+void check_matmul_shapes(const char* op, const Tensor& c, const Tensor& a, const Tensor& b,
+                         Transpose ta, Transpose tb) {
+  const int64_t m = ta == Transpose::No ? a.shape.rows() : a.shape.cols();
+  const int64_t k = ta == Transpose::No ? a.shape.cols() : a.shape.rows();
+  const int64_t kb = tb == Transpose::No ? b.shape.rows() : b.shape.cols();
+  const int64_t n = tb == Transpose::No ? b.shape.cols() : b.shape.rows();
+  SMOL_CHECK(k == kb, op, ": inner dimensions differ: op(a) of ", a.shape.str(), " is ", m, "x", k,
+             ", op(b) of ", b.shape.str(), " is ", kb, "x", n);
+  SMOL_CHECK(c.shape.rows() == m && c.shape.cols() == n, op, ": c ", c.shape.str(), " must be [", m,
+             ", ", n, "] for op(a) ", m, "x", k, " and op(b) ", kb, "x", n);
+}
+}  // namespace
+
 void Backend::matmul(Tensor c, const Tensor& a, const Tensor& b, Transpose ta, Transpose tb,
                      float alpha, float beta) {
   check_float(*this, "matmul", "c", c);
   check_float(*this, "matmul", "a", a);
   check_weight(*this, "matmul", "b", b);
-  const int64_t m = ta == Transpose::No ? a.shape.rows() : a.shape.cols();
-  const int64_t k = ta == Transpose::No ? a.shape.cols() : a.shape.rows();
-  const int64_t kb = tb == Transpose::No ? b.shape.rows() : b.shape.cols();
-  const int64_t n = tb == Transpose::No ? b.shape.cols() : b.shape.rows();
-  SMOL_CHECK(k == kb, "matmul: inner dimensions differ: op(a) of ", a.shape.str(), " is ", m, "x",
-             k, ", op(b) of ", b.shape.str(), " is ", kb, "x", n);
-  SMOL_CHECK(c.shape.rows() == m && c.shape.cols() == n, "matmul: c ", c.shape.str(), " must be [",
-             m, ", ", n, "] for op(a) ", m, "x", k, " and op(b) ", kb, "x", n);
+  check_matmul_shapes("matmul", c, a, b, ta, tb);
   HookScope scope(*this, "matmul");
   do_matmul(c, a, b, ta, tb, alpha, beta);
 }
@@ -200,14 +208,7 @@ void Backend::matmul(Tensor c, const Tensor& a, const Tensor& b, Transpose ta, T
   check_float(*this, op, "a", a);
   check_weight(*this, op, "b", b);
   check_float(*this, op, "addend", addend);
-  const int64_t m = ta == Transpose::No ? a.shape.rows() : a.shape.cols();
-  const int64_t k = ta == Transpose::No ? a.shape.cols() : a.shape.rows();
-  const int64_t kb = tb == Transpose::No ? b.shape.rows() : b.shape.cols();
-  const int64_t n = tb == Transpose::No ? b.shape.cols() : b.shape.rows();
-  SMOL_CHECK(k == kb, "matmul: inner dimensions differ: op(a) of ", a.shape.str(), " is ", m, "x",
-             k, ", op(b) of ", b.shape.str(), " is ", kb, "x", n);
-  SMOL_CHECK(c.shape.rows() == m && c.shape.cols() == n, "matmul: c ", c.shape.str(), " must be [",
-             m, ", ", n, "] for op(a) ", m, "x", k, " and op(b) ", kb, "x", n);
+  check_matmul_shapes("matmul", c, a, b, ta, tb);
   check_same_shape(op, "addend", addend, "c", c);
   SMOL_CHECK(addend.dtype == c.dtype, "matmul: addend is ", dtype_name(addend.dtype), ", c is ",
              dtype_name(c.dtype), " (the addend must have c's dtype)");
@@ -244,15 +245,7 @@ void Backend::matmul_batched(std::span<const Tensor> cs, std::span<const Tensor>
     for (const Tensor& x : as) SMOL_CHECK(!overlap(c, x), op, ": output ", i, " overlaps an a");
     for (const Tensor& x : bs) SMOL_CHECK(!overlap(c, x), op, ": output ", i, " overlaps a b");
   }
-  const Tensor &a = as[0], &b = bs[0], &c = cs[0];
-  const int64_t m = ta == Transpose::No ? a.shape.rows() : a.shape.cols();
-  const int64_t k = ta == Transpose::No ? a.shape.cols() : a.shape.rows();
-  const int64_t kb = tb == Transpose::No ? b.shape.rows() : b.shape.cols();
-  const int64_t nn = tb == Transpose::No ? b.shape.cols() : b.shape.rows();
-  SMOL_CHECK(k == kb, op, ": inner dimensions differ: op(a) of ", a.shape.str(), " is ", m, "x", k,
-             ", op(b) of ", b.shape.str(), " is ", kb, "x", nn);
-  SMOL_CHECK(c.shape.rows() == m && c.shape.cols() == nn, op, ": c ", c.shape.str(), " must be [",
-             m, ", ", nn, "] for op(a) ", m, "x", k, " and op(b) ", kb, "x", nn);
+  check_matmul_shapes(op, cs[0], as[0], bs[0], ta, tb);
   HookScope scope(*this, op);
   do_matmul_batched(cs, as, bs, ta, tb, alpha, beta);
 }

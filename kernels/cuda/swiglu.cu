@@ -29,13 +29,12 @@ __global__ void swiglu_forward_kernel(T* out /* [n] */, const T* gate /* [n] */,
   store8(out, g, i, n, vec);
 }
 
+// The SwiGLU gradients of 8 elements from i: dup = d·g·σ(g), dgate = d·u·σ(g)·(1 + g·(1 − σ(g))).
 template <typename T>
-__global__ void swiglu_backward_kernel(T* dgate /* [n] */, T* dup /* [n] */,
-                                       const T* dout /* [n] */, const T* gate /* [n] */,
-                                       const T* up /* [n] */, int64_t n, bool vec) {
-  const int64_t i = (int64_t{blockIdx.x} * blockDim.x + threadIdx.x) * 8;
-  if (i >= n) return;
-  float d[8], g[8], u[8], dg[8], du[8];
+__device__ __forceinline__ void swiglu_grad8(float (&dg)[8], float (&du)[8], const T* dout,
+                                             const T* gate, const T* up, int64_t i, int64_t n,
+                                             bool vec) {
+  float d[8], g[8], u[8];
   load8(d, dout, i, n, vec);
   load8(g, gate, i, n, vec);
   load8(u, up, i, n, vec);
@@ -44,6 +43,16 @@ __global__ void swiglu_backward_kernel(T* dgate /* [n] */, T* dup /* [n] */,
     du[j] = d[j] * g[j] * s;
     dg[j] = d[j] * u[j] * s * (1.0f + g[j] * (1.0f - s));
   }
+}
+
+template <typename T>
+__global__ void swiglu_backward_kernel(T* dgate /* [n] */, T* dup /* [n] */,
+                                       const T* dout /* [n] */, const T* gate /* [n] */,
+                                       const T* up /* [n] */, int64_t n, bool vec) {
+  const int64_t i = (int64_t{blockIdx.x} * blockDim.x + threadIdx.x) * 8;
+  if (i >= n) return;
+  float dg[8], du[8];
+  swiglu_grad8(dg, du, dout, gate, up, i, n, vec);
   store8(dgate, dg, i, n, vec);
   store8(dup, du, i, n, vec);
 }
@@ -56,15 +65,8 @@ __global__ void swiglu_backward_concat_kernel(T* dgate_up /* [T, 2F] */, const T
                                               int64_t n, int64_t F, bool vec) {
   const int64_t i = (int64_t{blockIdx.x} * blockDim.x + threadIdx.x) * 8;
   if (i >= n) return;
-  float d[8], g[8], u[8], dg[8], du[8];
-  load8(d, dout, i, n, vec);
-  load8(g, gate, i, n, vec);
-  load8(u, up, i, n, vec);
-  for (int j = 0; j < 8; ++j) {
-    const float s = sigmoid(g[j]);
-    du[j] = d[j] * g[j] * s;
-    dg[j] = d[j] * u[j] * s * (1.0f + g[j] * (1.0f - s));
-  }
+  float dg[8], du[8];
+  swiglu_grad8(dg, du, dout, gate, up, i, n, vec);
   if (vec) {
     T* row = dgate_up + (i / F) * 2 * F;
     const int64_t f = i % F;

@@ -22,20 +22,6 @@
 namespace smol::test {
 namespace {
 
-class OpCounter final : public OpHook {
- public:
-  std::map<std::string, int64_t> ops;
-  void before_op(Backend&, const char* op, int depth) override {
-    if (depth == 0) ++ops[op];
-  }
-  void after_op(Backend&, const char*, int) override {}
-  int64_t total() const {
-    int64_t n = 0;
-    for (const auto& [op, count] : ops) n += count;
-    return n;
-  }
-};
-
 TEST(DecodeOps, OneScatterPerLayerAndOneGatherPerStepWhateverTheBatch) {
   std::unique_ptr<Backend> cpu = make_backend("cpu");
   std::unique_ptr<LlamaModel> model = load_tiny(*cpu, TrainMode::Frozen);

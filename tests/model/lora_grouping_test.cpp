@@ -18,22 +18,6 @@
 namespace smol::test {
 namespace {
 
-// Counts the ops a backend runs at depth 0 (the ones the model calls; a composite's primitives
-// on the cpu backend are depth 1).
-class OpCounter final : public OpHook {
- public:
-  std::map<std::string, int64_t> ops;
-  void before_op(Backend&, const char* op, int depth) override {
-    if (depth == 0) ++ops[op];
-  }
-  void after_op(Backend&, const char*, int) override {}
-  int64_t total() const {
-    int64_t n = 0;
-    for (const auto& [op, count] : ops) n += count;
-    return n;
-  }
-};
-
 const std::vector<Projection> kAllProjections{Projection::Q,   Projection::K,    Projection::V,
                                               Projection::O,   Projection::Gate, Projection::Up,
                                               Projection::Down};

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -86,5 +87,21 @@ inline void randomise_lora(LlamaModel& a, LlamaModel& b, uint32_t seed) {
     b.write_tensor(name, t);
   }
 }
+
+// Counts the ops a backend runs at depth 0 (the ones the model calls; a composite's primitives
+// on the cpu backend are depth 1): the op-count tests' instrument.
+class OpCounter final : public OpHook {
+ public:
+  std::map<std::string, int64_t> ops;
+  void before_op(Backend&, const char* op, int depth) override {
+    if (depth == 0) ++ops[op];
+  }
+  void after_op(Backend&, const char*, int) override {}
+  int64_t total() const {
+    int64_t n = 0;
+    for (const auto& [op, count] : ops) n += count;
+    return n;
+  }
+};
 
 }  // namespace smol::test

@@ -44,22 +44,34 @@ bool same_bits(const std::vector<std::vector<float>>& a, const std::vector<std::
   return true;
 }
 
+// The named backend, or nullptr when this build lacks it (cuda-emu in a cpu-only build).
+std::unique_ptr<Backend> backend_if_built(const std::string& name) {
+  try {
+    return make_backend(name);
+  } catch (const Error&) {
+    return nullptr;
+  }
+}
+
+// The tiny golden Llama with LoRA r 4 (alpha 8) on its default targets, factors randomised (the
+// same seed every call, so two calls build equal models).
+std::unique_ptr<LlamaModel> randomised_tiny_lora(Backend& backend) {
+  LoraSettings lora;
+  lora.r = 4;
+  lora.alpha = 8;
+  auto model = load_tiny(backend, TrainMode::Lora, lora);
+  randomise_trainable(backend, *model);
+  return model;
+}
+
 TEST(SkippedUpdate, NonFiniteGradientSkipsTheUpdateAndIsReportedLazily) {
   for (const std::string device_name : {"cpu", "cuda-emu"}) {
     for (const float bad :
          {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
       SCOPED_TRACE(device_name + (std::isnan(bad) ? " NaN" : " inf"));
-      std::unique_ptr<Backend> backend;
-      try {
-        backend = make_backend(device_name);
-      } catch (const Error&) {
-        continue;
-      }
-      LoraSettings lora;
-      lora.r = 4;
-      lora.alpha = 8;
-      auto model = load_tiny(*backend, TrainMode::Lora, lora);
-      randomise_trainable(*backend, *model);
+      std::unique_ptr<Backend> backend = backend_if_built(device_name);
+      if (!backend) continue;
+      auto model = randomised_tiny_lora(*backend);
       AdamWSettings settings;
       settings.weight_decay = 0.01;
       settings.max_grad_norm = 1.0;
@@ -120,19 +132,10 @@ TEST(SkippedUpdate, NonFiniteGradientSkipsTheUpdateAndIsReportedLazily) {
 TEST(SkippedUpdate, NonFiniteLossSkipsTheUpdateOnTheDevice) {
   for (const std::string device_name : {"cpu", "cuda-emu"}) {
     SCOPED_TRACE(device_name);
-    std::unique_ptr<Backend> backend;
-    try {
-      backend = make_backend(device_name);
-    } catch (const Error&) {
-      continue;
-    }
-    LoraSettings lora;
-    lora.r = 4;
-    lora.alpha = 8;
-    auto model = load_tiny(*backend, TrainMode::Lora, lora);
-    auto twin = load_tiny(*backend, TrainMode::Lora, lora);  // the synchronous path
-    randomise_trainable(*backend, *model);
-    randomise_trainable(*backend, *twin);
+    std::unique_ptr<Backend> backend = backend_if_built(device_name);
+    if (!backend) continue;
+    auto model = randomised_tiny_lora(*backend);
+    auto twin = randomised_tiny_lora(*backend);  // the synchronous path
     AdamWSettings settings;
     settings.max_grad_norm = 1.0;
     AdamW optimizer(*backend, model->trainable_params(), settings);
