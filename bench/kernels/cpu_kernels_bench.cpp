@@ -198,22 +198,31 @@ void BM_CpuAttentionBackward(benchmark::State& state) {
 }
 BENCHMARK(BM_CpuAttentionBackward)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// Decoding: one new token per sequence against a 512-token cache.
+// Decoding: one new token per sequence against a cache of `cache` tokens per sequence.
+// Args: sequences, cache length (batch 1 over a short chat context, as `generate`; 4 and 16
+// sequences over 512, as the batched generative eval).
 void BM_CpuAttentionDecode(benchmark::State& state) {
+  const int64_t seqs = state.range(0), cache = state.range(1), tokens = seqs * cache;
   Bench b;
-  Tensor q = b.random({kSeqs, kQHeads, kHeadDim}, 1),
-         k = b.random({kTokens, kKvHeads, kHeadDim}, 2);
-  Tensor v = b.random({kTokens, kKvHeads, kHeadDim}, 3);
-  Tensor out = b.zeros(q.shape), lse = b.zeros({kSeqs, kQHeads});
+  Tensor q = b.random({seqs, kQHeads, kHeadDim}, 1), k = b.random({tokens, kKvHeads, kHeadDim}, 2);
+  Tensor v = b.random({tokens, kKvHeads, kHeadDim}, 3);
+  Tensor out = b.zeros(q.shape), lse = b.zeros({seqs, kQHeads});
   AttentionLayout layout;
-  for (int32_t s = 0; s < kSeqs; ++s)
-    layout.seqs.push_back({s, 1, static_cast<int32_t>(s * kSeqLen), static_cast<int32_t>(kSeqLen)});
+  for (int32_t s = 0; s < seqs; ++s)
+    layout.seqs.push_back({s, 1, static_cast<int32_t>(s * cache), static_cast<int32_t>(cache)});
   layout.max_q_len = 1;
-  layout.max_k_len = static_cast<int32_t>(kSeqLen);
+  layout.max_k_len = static_cast<int32_t>(cache);
   for (auto _ : state) b->attention_forward(out, lse, q, k, v, layout, 0.125f);
-  set_bytes(state, 2.0 * kTokens * kKvHeads * kHeadDim * 4);  // K and V read once
+  set_bytes(state, 2.0 * tokens * kKvHeads * kHeadDim * 4);  // K and V read once
 }
-BENCHMARK(BM_CpuAttentionDecode)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_CpuAttentionDecode)
+    ->ArgNames({"seqs", "cache"})
+    ->Args({1, 64})
+    ->Args({1, 512})
+    ->Args({4, 512})
+    ->Args({16, 512})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 // ---- SwiGLU --------------------------------------------------------------------------------
 void BM_CpuSwigluForward(benchmark::State& state) {

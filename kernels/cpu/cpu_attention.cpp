@@ -37,8 +37,8 @@ namespace smol::cpu {
 namespace {
 
 constexpr int64_t kMaxVectorDim = 256;  // largest head dim (stack accumulators)
-// Query heads per kv head that attend_one_query keeps accumulators for on the stack; larger
-// groups take the block path.
+// Query heads per kv head the decode path keeps scores for on the stack (attention_decode);
+// larger groups take the block path.
 constexpr int64_t kMaxGroup = 8;
 
 struct AttentionDims {
@@ -275,15 +275,48 @@ float exp_shifted_row(float* scores, int64_t visible, int64_t n, float* max_scor
   return sum_lanes(sum8);
 }
 
-// Decoding: one query row of each of the `group` query heads that share a kv head, attending to
-// n_keys cached keys. Scores come straight from the key rows (a dot product over D, no transpose:
-// with one query per head the block product would spend as long transposing the cache as using
-// it), each key and value row is read once for all the group's heads, and the softmax is the
-// forward's exp_shifted_row. scores: group × n_keys floats of scratch.
-SMOL_CPU_MULTIVERSION
-void attend_one_query(float* out, int64_t out_stride, float* lse, const float* q, int64_t q_stride,
-                      const float* k, const float* v, int64_t kv_stride, int64_t n_keys,
-                      int64_t group, int64_t D, float scale, float* scores) {
+// ---- decoding: one query per sequence -----------------------------------------------------
+// A decode step's queries are single rows (docs/cpu-speed.md "Attention while decoding"). Each
+// (sequence, kv head) attends its `group` query heads to the cached keys, cut into splits of at
+// most kDecodeSplitKeys keys (split-K, as flash-decoding): one split per work item, so a batch
+// of one over a long context still spreads over the threads. A split keeps the unnormalised
+// partial softmax of its keys — m (max score), l = Σ exp(s_j − m), acc = Σ exp(s_j − m)·v_j —
+// and the splits of a head merge in key order:
+//   M = max_s m_s,  L = Σ_s l_s·exp(m_s − M),  out = Σ_s acc_s·exp(m_s − M) / L,  lse = M + log L
+// A head with one split writes acc / l and m + log l directly (the merge would multiply by
+// exp(0) = 1: the same value). The split length is fixed, never derived from the thread count,
+// so results do not depend on OMP_NUM_THREADS. Below kDecodeParallelWork multiply-adds the
+// step runs on the calling thread: a parallel region costs more than a short context's
+// attention (batch 1 over a 64-token chat context is ≈ 37K multiply-adds per layer).
+constexpr int64_t kDecodeSplitKeys = 256;
+constexpr int64_t kDecodeParallelWork = int64_t{1} << 16;
+
+struct DecodeSplit {
+  int32_t seq, kv_head, key_begin, key_end;
+  int64_t partial;  // index of its first head's partial in DecodePartials
+};
+// Per (split, head of the group): m, l and acc [D].
+struct DecodePartials {
+  int64_t head_dim;
+  std::vector<float> values;  // (2 + D) floats per partial
+  float* m(int64_t i) { return values.data() + i * (2 + head_dim); }
+  float* l(int64_t i) { return m(i) + 1; }
+  float* acc(int64_t i) { return m(i) + 2; }
+};
+
+// The partial softmax of the `group` query heads q (one row each, q_stride apart) over keys
+// [0, n_keys) of k, v: scores are dot products straight from the key rows (with one query per
+// head, a transposed copy of the keys would cost as much as using them), each key and value row
+// is read once for all the group's heads, the softmax is the forward's exp_shifted_row.
+// scores: group × n_keys floats of scratch.
+// kD > 0 fixes the head dim at compile time (SmolLM2's 64): the loops over it unroll and each
+// head's accumulator stays in registers while the values stream past; kD = 0 reads D at run time.
+template <int64_t kD>
+SMOL_CPU_MULTIVERSION void attend_keys(DecodePartials& parts, int64_t first, const float* q,
+                                       int64_t q_stride, const float* k, const float* v,
+                                       int64_t kv_stride, int64_t n_keys, int64_t group,
+                                       int64_t runtime_d, float scale, float* scores) {
+  const int64_t D = kD > 0 ? kD : runtime_d;
   for (int64_t j = 0; j < n_keys; ++j) {
     const float* kj = k + j * kv_stride;
     for (int64_t g = 0; g < group; ++g) {
@@ -294,25 +327,96 @@ void attend_one_query(float* out, int64_t out_stride, float* lse, const float* q
       scores[g * n_keys + j] = scale * dot;
     }
   }
-  float inv_sum[kMaxGroup];
   for (int64_t g = 0; g < group; ++g) {
-    float max_score;
-    const float sum = exp_shifted_row(scores + g * n_keys, n_keys, n_keys, &max_score);
-    lse[g] = max_score + std::log(sum);
-    inv_sum[g] = 1.0f / sum;
-  }
-  float acc[kMaxGroup][kMaxVectorDim] = {};
-  for (int64_t j = 0; j < n_keys; ++j) {
-    const float* vj = v + j * kv_stride;
-    for (int64_t g = 0; g < group; ++g) {
-      const float p = scores[g * n_keys + j];
-      float* a = acc[g];
+    const float* p = scores + g * n_keys;
+    *parts.l(first + g) = exp_shifted_row(scores + g * n_keys, n_keys, n_keys, parts.m(first + g));
+    float* a = parts.acc(first + g);
+    if constexpr (kD > 0) {
+      float acc[kD] = {};
+      for (int64_t j = 0; j < n_keys; ++j) {
+        const float* vj = v + j * kv_stride;
 #pragma omp simd
-      for (int64_t c = 0; c < D; ++c) a[c] += p * vj[c];
+        for (int64_t c = 0; c < kD; ++c) acc[c] += p[j] * vj[c];
+      }
+      std::copy_n(acc, kD, a);
+    } else {
+      std::fill_n(a, D, 0.0f);
+      for (int64_t j = 0; j < n_keys; ++j) {
+        const float* vj = v + j * kv_stride;
+#pragma omp simd
+        for (int64_t c = 0; c < D; ++c) a[c] += p[j] * vj[c];
+      }
     }
   }
-  for (int64_t g = 0; g < group; ++g)
-    for (int64_t c = 0; c < D; ++c) out[g * out_stride + c] = acc[g][c] * inv_sum[g];
+}
+
+void attention_decode(float* out, float* lse, const float* q, const float* k, const float* v,
+                      const AttentionLayout& layout, const AttentionDims& d, float scale) {
+  const int64_t D = d.head_dim, q_stride = d.q_heads * D, kv_stride = d.kv_heads * D;
+  std::vector<DecodeSplit> splits;
+  int64_t partials = 0, work = 0;
+  for (size_t s = 0; s < layout.seqs.size(); ++s) {
+    const SeqSpan& sp = layout.seqs[s];
+    if (sp.q_len == 0) continue;
+    work += int64_t{sp.k_len} * d.q_heads * D;
+    for (int32_t h = 0; h < d.kv_heads; ++h)
+      for (int32_t j = 0; j < sp.k_len; j += kDecodeSplitKeys) {
+        const int32_t j1 = static_cast<int32_t>(std::min<int64_t>(sp.k_len, j + kDecodeSplitKeys));
+        splits.push_back({static_cast<int32_t>(s), h, j, j1, partials});
+        partials += d.group;
+      }
+  }
+  DecodePartials parts{D, std::vector<float>(static_cast<size_t>(partials * (2 + D)))};
+  const int64_t n_splits = static_cast<int64_t>(splits.size());
+#pragma omp parallel if (work >= kDecodeParallelWork && n_splits > 1)
+  {
+    float scores[kMaxGroup * kDecodeSplitKeys];
+#pragma omp for schedule(dynamic)
+    for (int64_t i = 0; i < n_splits; ++i) {
+      const DecodeSplit& split = splits[i];
+      const SeqSpan& sp = layout.seqs[split.seq];
+      const int64_t key0 = int64_t{sp.k_begin} + split.key_begin;
+      (D == 64 ? attend_keys<64>
+               : attend_keys<0>)(parts, split.partial,
+                                 q + int64_t{sp.q_begin} * q_stride + split.kv_head * d.group * D,
+                                 D, k + key0 * kv_stride + split.kv_head * D,
+                                 v + key0 * kv_stride + split.kv_head * D, kv_stride,
+                                 split.key_end - split.key_begin, d.group, D, scale, scores);
+    }
+  }
+  // Merge each head's splits in key order (they are consecutive in `splits`).
+  for (int64_t i = 0; i < n_splits;) {
+    int64_t end = i + 1;
+    while (end < n_splits && splits[end].seq == splits[i].seq &&
+           splits[end].kv_head == splits[i].kv_head)
+      ++end;
+    const SeqSpan& sp = layout.seqs[splits[i].seq];
+    for (int64_t g = 0; g < d.group; ++g) {
+      const int64_t h = splits[i].kv_head * d.group + g;
+      float* o = out + int64_t{sp.q_begin} * q_stride + h * D;
+      const int64_t first = splits[i].partial + g;
+      if (end == i + 1) {
+        const float sum = *parts.l(first), inv_sum = 1.0f / sum;
+        lse[int64_t{sp.q_begin} * d.q_heads + h] = *parts.m(first) + std::log(sum);
+        for (int64_t c = 0; c < D; ++c) o[c] = parts.acc(first)[c] * inv_sum;
+        continue;
+      }
+      float m = -INFINITY;
+      for (int64_t s = i; s < end; ++s) m = std::max(m, *parts.m(splits[s].partial + g));
+      float sum = 0.0f;
+      for (int64_t c = 0; c < D; ++c) o[c] = 0.0f;
+      for (int64_t s = i; s < end; ++s) {
+        const int64_t part = splits[s].partial + g;
+        const float w = std::exp(*parts.m(part) - m);
+        sum += *parts.l(part) * w;
+        for (int64_t c = 0; c < D; ++c) o[c] += parts.acc(part)[c] * w;
+      }
+      const float inv_sum = 1.0f / sum;
+      for (int64_t c = 0; c < D; ++c) o[c] *= inv_sum;
+      lse[int64_t{sp.q_begin} * d.q_heads + h] = m + std::log(sum);
+    }
+    i = end;
+  }
 }
 
 // ---- backward ------------------------------------------------------------------------------
@@ -410,6 +514,14 @@ void attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k,
                        const AttentionLayout& layout, float scale, bool avx512) {
   const BlockProduct block_product = block_product_for(avx512);
   const AttentionDims d = attention_dims("attention_forward", q, k);
+  const bool decoding =
+      d.group <= kMaxGroup && std::all_of(layout.seqs.begin(), layout.seqs.end(),
+                                          [](const SeqSpan& sp) { return sp.q_len <= 1; });
+  if (decoding) {
+    attention_decode(out.as<float>(), lse.as<float>(), q.as<float>(), k.as<float>(), v.as<float>(),
+                     layout, d, scale);
+    return;
+  }
   const int64_t D = d.head_dim;
   const int64_t q_stride = d.q_heads * D, kv_stride = d.kv_heads * D;  // floats per token row
   // Work items: (sequence, kv head, block of up to kQueryBlock queries). An item transposes
@@ -447,13 +559,6 @@ void attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k,
       const float* v_base = pv + int64_t{sp.k_begin} * kv_stride + item.kv_head * D;
       const int64_t block_keys = offset + item.i_end;  // keys the block's last query sees
       const int64_t rows = item.i_end - item.i_begin;
-      if (rows == 1 && d.group <= kMaxGroup) {  // decoding (or a one-token sequence)
-        const int64_t row = int64_t{sp.q_begin} + item.i_begin, h0 = item.kv_head * d.group;
-        attend_one_query(po + row * q_stride + h0 * D, D, pl + row * d.q_heads + h0,
-                         pq + row * q_stride + h0 * D, D, k_base, v_base, kv_stride, block_keys,
-                         d.group, D, scale, scores.data());
-        continue;
-      }
       const int64_t ld = round_up(block_keys, kKeyTile);
       transpose_keys(keys_t.data(), ld, k_base, kv_stride, block_keys, D);
       for (int64_t h = item.kv_head * d.group; h < (item.kv_head + 1) * d.group; ++h) {

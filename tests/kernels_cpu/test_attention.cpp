@@ -4,6 +4,10 @@
 // and KV-cache decoding (q_len < k_len).
 #include <algorithm>
 
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
 #include "tests/kernels_cpu/test_util.h"
 
 namespace smol::test {
@@ -43,6 +47,15 @@ std::vector<Case> cases() {
   decode.max_q_len = 3;
   decode.max_k_len = 9;
   out.push_back({"decode_qlen_lt_klen_gqa9x3", 4, 16, 9, 3, 8, decode});
+  // A decode step (every q_len 1) takes the split-K path: caches of 300 and 600 keys cut into
+  // 256-key splits merged afterwards, one key, and an empty slot; head_dim 64 (the unrolled
+  // variant) and 8 (the run-time one).
+  AttentionLayout steps;
+  steps.seqs = {{0, 1, 0, 300}, {1, 1, 300, 1}, {2, 0, 301, 0}, {2, 1, 301, 600}};
+  steps.max_q_len = 1;
+  steps.max_k_len = 600;
+  out.push_back({"decode_split_k_d64_gqa9x3", 3, 901, 9, 3, 64, steps, false});
+  out.push_back({"decode_split_k_d8_gqa4x2", 3, 901, 4, 2, 8, steps, false});
   return out;
 }
 
@@ -101,6 +114,36 @@ TEST(CpuAttention, ForwardMatchesDoubleReference) {
     expect_near_all(dev.get(out), ref, 1e-5, 1e-5, c.name + " out");
     expect_near_all(dev.get(lse), ref_lse, 1e-5, 1e-5, c.name + " lse");
   }
+}
+
+// The decode path's splits have a fixed length, so a thread count changes who computes a split,
+// never what is summed: one thread and two give the same bits.
+TEST(CpuAttention, DecodeIsIndependentOfTheThreadCount) {
+#if defined(_OPENMP)
+  const Case c = cases()[cases().size() - 2];  // decode_split_k_d64_gqa9x3
+  Device dev;
+  const auto q = random_floats(c.q_tokens * c.q_heads * c.head_dim, 21, -2, 2);
+  const auto k = random_floats(c.k_tokens * c.kv_heads * c.head_dim, 22, -2, 2);
+  const auto v = random_floats(c.k_tokens * c.kv_heads * c.head_dim, 23);
+  Tensor tq = dev.f32({c.q_tokens, c.q_heads, c.head_dim}, q);
+  Tensor tk = dev.f32({c.k_tokens, c.kv_heads, c.head_dim}, k);
+  Tensor tv = dev.f32({c.k_tokens, c.kv_heads, c.head_dim}, v);
+  std::vector<std::vector<float>> results;
+  const int threads_before = omp_get_max_threads();
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    Tensor out = dev.zeros(tq.shape), lse = dev.zeros({c.q_tokens, c.q_heads});
+    dev->attention_forward(out, lse, tq, tk, tv, c.layout, 0.125f);
+    std::vector<float> both = dev.get(out), l = dev.get(lse);
+    both.insert(both.end(), l.begin(), l.end());
+    results.push_back(std::move(both));
+  }
+  omp_set_num_threads(threads_before);
+  EXPECT_EQ(results[0], results[1]);
+  EXPECT_EQ(results[0], results[2]);
+#else
+  GTEST_SKIP() << "built without OpenMP: one thread only";
+#endif
 }
 
 TEST(CpuAttention, RowsOutsideLayoutUntouchedByForward) {
