@@ -7,13 +7,15 @@
 //               tokens/s × bytes/token as a share of the bandwidth
 // Timings: best of --repeats runs. With --profile, decode's time by op (OpTimer).
 // With --kernels instead: the quantised matmul's two methods against dense sgemm, by T.
+// With --paired N instead: N rounds of (bandwidth pass, quantised batch-1 decode), the share of
+// the bandwidth per round and its median (run_paired).
 // With --device D (cuda, cuda-emu) instead: the GPU decode path (docs/design.md §2.8) —
 // greedy decode steps for each --batches size (default 1,16,64; 32-token prompts), tokens/s of
 // all sequences together and ms per step, with the decode step as a CUDA graph and eagerly,
 // A/B in one process (Backend::set_graphs_enabled; SMOL_CUDA_GRAPHS only sets the default),
 // beside the step's floor: its bf16 weight bytes at 3.35 TB/s (H100 SXM). Weights: the GGUF
 // when present (dequantised), else init_random at SmolLM2-135M's shape.
-//   decode_bench [--model GGUF] [--steps N] [--repeats N] [--profile] [--kernels]
+//   decode_bench [--model GGUF] [--steps N] [--repeats N] [--profile] [--kernels] [--paired N]
 //                [--device D] [--batches 1,16,64]
 #include <cblas.h>
 #include <omp.h>
@@ -42,23 +44,33 @@ using smol::bench::tokens;
 
 // Streaming read bandwidth, bytes/s: a reduction over a buffer far larger than the caches.
 // Integer sums, so the compiler vectorises the loop (a float sum would be a serial chain).
-double read_bandwidth() {
-  const size_t n = (size_t{512} << 20) / sizeof(uint32_t);
-  std::vector<uint32_t> buffer(n);
+class BandwidthProbe {
+ public:
+  BandwidthProbe() : buffer_((size_t{512} << 20) / sizeof(uint32_t)) {
+    const size_t n = buffer_.size();
 #pragma omp parallel for schedule(static)
-  for (size_t i = 0; i < n; ++i) buffer[i] = static_cast<uint32_t>(i & 7);
-  double best = 0;
-  volatile uint32_t sink = 0;
-  for (int pass = 0; pass < 5; ++pass) {
-    const auto t = Clock::now();
-    uint32_t sum = 0;
-#pragma omp parallel for schedule(static) reduction(+ : sum)
-    for (size_t i = 0; i < n; ++i) sum += buffer[i];
-    best = std::max(best, n * sizeof(uint32_t) / since(t));
-    sink = sink + sum;
+    for (size_t i = 0; i < n; ++i) buffer_[i] = static_cast<uint32_t>(i & 7);
   }
-  return best;
-}
+  // Best of `passes` passes over the buffer.
+  double measure(int passes) {
+    const size_t n = buffer_.size();
+    const uint32_t* data = buffer_.data();
+    double best = 0;
+    for (int pass = 0; pass < passes; ++pass) {
+      const auto t = Clock::now();
+      uint32_t sum = 0;
+#pragma omp parallel for schedule(static) reduction(+ : sum)
+      for (size_t i = 0; i < n; ++i) sum += data[i];
+      best = std::max(best, n * sizeof(uint32_t) / since(t));
+      sink_ = sink_ + sum;
+    }
+    return best;
+  }
+
+ private:
+  std::vector<uint32_t> buffer_;
+  volatile uint32_t sink_ = 0;
+};
 
 // Bytes of weights one forward step reads: the 7 projections and the LM head (the embedding
 // lookup and the norms are a few KB).
@@ -142,6 +154,7 @@ void kernel_table(const smol::LoadedModel& m) {
 struct Options {
   std::string model = std::string(SMOL_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
   int steps = 32, repeats = 3;
+  int paired = 0;  // --paired N: N rounds of (bandwidth pass, quantised batch-1 decode run)
   bool profile = false, kernels = false;
   std::string device = "cpu";
   std::vector<int> batches{1, 16, 64};
@@ -274,6 +287,42 @@ void run(const Options& o, bool quantized, double bandwidth) {
   }
 }
 
+// --paired: the share of the bandwidth measured in pairs, each decode run next to its own
+// bandwidth pass, so that a virtual machine whose bandwidth drifts between minutes (this
+// project's development machine: 22–43 GB/s) compares like with like. Quantised weights,
+// batch 1, `steps` greedy steps after a 32-token prompt; rounds alternate probe and decode and
+// the median ratio is the result.
+void run_paired(const Options& o, BandwidthProbe& probe) {
+  const smol::LoadedModel loaded = smol::load_model(o.model, smol::LoadOptions{true});
+  auto backend = smol::make_backend("cpu");
+  smol::LlamaModel model(*backend, loaded.config, smol::TrainMode::Frozen, std::nullopt,
+                         smol::FrozenWeights::ActivationDtype, &loaded.quantized);
+  model.load_weights(loaded.weights);
+  const double bytes = weight_bytes(loaded);
+  std::printf(
+      "decode_bench --paired: %s, %d OpenMP threads, quantised weights, batch 1, %d "
+      "steps per run, %.1f MB of weights per step\n\n",
+      o.model.c_str(), omp_get_max_threads(), o.steps, bytes / 1e6);
+  std::printf("| round | bandwidth GB/s | tokens/s | weights GB/s | %% of bandwidth |\n");
+  std::printf("|-------|----------------|----------|--------------|----------------|\n");
+  std::vector<double> shares;
+  for (int round = 0; round < o.paired; ++round) {
+    const double bandwidth = probe.measure(2);
+    model.reset_cache(1, 32 + o.steps + 1);
+    std::vector<int32_t> ids = model.decode_greedy({0}, {tokens(32, 0)});
+    const auto t = Clock::now();
+    for (int step = 0; step < o.steps; ++step) ids = model.decode_greedy({0}, {{ids[0]}});
+    const double tokens_per_s = o.steps / since(t);
+    shares.push_back(tokens_per_s * bytes / bandwidth);
+    std::printf("| %5d | %14.1f | %8.1f | %12.1f | %13.1f%% |\n", round + 1, bandwidth / 1e9,
+                tokens_per_s, tokens_per_s * bytes / 1e9, 100 * shares.back());
+    std::fflush(stdout);
+  }
+  std::sort(shares.begin(), shares.end());
+  std::printf("\nmedian share of the bandwidth: %.1f%% (range %.1f%% to %.1f%%)\n",
+              100 * shares[shares.size() / 2], 100 * shares.front(), 100 * shares.back());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -285,6 +334,8 @@ int main(int argc, char** argv) try {
       o.steps = std::max(1, std::atoi(argv[++i]));
     else if (!std::strcmp(argv[i], "--repeats") && i + 1 < argc)
       o.repeats = std::max(1, std::atoi(argv[++i]));
+    else if (!std::strcmp(argv[i], "--paired") && i + 1 < argc)
+      o.paired = std::max(1, std::atoi(argv[++i]));
     else if (!std::strcmp(argv[i], "--profile"))
       o.profile = true;
     else if (!std::strcmp(argv[i], "--kernels"))
@@ -301,7 +352,7 @@ int main(int argc, char** argv) try {
     } else
       smol::throw_error("unknown argument '", argv[i],
                         "' (decode_bench [--model GGUF] [--steps N] [--repeats N] [--profile] "
-                        "[--kernels] [--device D] [--batches 1,16,64])");
+                        "[--kernels] [--paired N] [--device D] [--batches 1,16,64])");
   }
   if (o.device != "cpu") {
     run_device(o);
@@ -313,7 +364,12 @@ int main(int argc, char** argv) try {
     kernel_table(smol::load_model(o.model, smol::LoadOptions{true}));
     return 0;
   }
-  const double bandwidth = read_bandwidth();
+  BandwidthProbe probe;
+  if (o.paired > 0) {
+    run_paired(o, probe);
+    return 0;
+  }
+  const double bandwidth = probe.measure(5);
   std::printf("decode_bench: %s, %d OpenMP threads, best of %d runs, %d decode steps\n",
               o.model.c_str(), omp_get_max_threads(), o.repeats, o.steps);
   std::printf("streaming read bandwidth: %.1f GB/s (512 MB buffer)\n\n", bandwidth / 1e9);
