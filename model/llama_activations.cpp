@@ -26,8 +26,10 @@ void LlamaActivations::ensure(Backend& backend, const LlamaConfig& config, int64
   } else {
     capacity = std::max<int64_t>(T, capacity + capacity / 2);
   }
+  if (for_training) capacity = std::max(capacity, reserved_tokens);
   training = for_training;
   planned_ = options;
+  ++plans;
   const DType act = backend.activation_dtype();
   const int64_t C = config.hidden_size, F = config.intermediate_size, V = config.vocab_size;
   const int64_t Q = config.q_dim(), KV = config.kv_dim(), Hq = config.num_attention_heads;

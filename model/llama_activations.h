@@ -60,6 +60,11 @@ struct LlamaActivations {
 
   int64_t capacity = 0;  // tokens the buffers hold
   bool training = false;
+  // The least capacity of a training plan (LlamaModel::plan_activations): a run that planned for
+  // its largest micro-batch keeps that plan whatever order the batches come in, and returns to
+  // it after an evaluation batch too large for it (which plans inference buffers meanwhile).
+  int64_t reserved_tokens = 0;
+  int64_t plans = 0;  // how many times ensure() planned the buffers (tests, docs/design.md §2.9)
   int64_t lm_chunk = 0;  // rows of the LM-head chunk
 
   std::vector<Tensor> resid;             // residual stream entering each layer (+ final): n+1 or 1

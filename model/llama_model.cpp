@@ -718,8 +718,13 @@ bool LlamaModel::lora_grouping() const {
 
 void LlamaModel::plan_activations(int64_t tokens, bool training) {
   SMOL_CHECK(tokens > 0, "plan_activations: ", tokens, " tokens");
-  impl_->acts.ensure(impl_->backend, impl_->config, lora_rank_of(impl_->lora), tokens,
-                     training && impl_->mode != TrainMode::Frozen);
+  const bool trains = training && impl_->mode != TrainMode::Frozen;
+  if (trains) impl_->acts.reserved_tokens = tokens;
+  impl_->acts.ensure(impl_->backend, impl_->config, lora_rank_of(impl_->lora), tokens, trains);
+}
+
+int64_t LlamaModel::activation_plans() const {
+  return impl_->acts.plans;
 }
 
 void LlamaModel::set_fusion(bool on) {

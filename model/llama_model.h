@@ -164,7 +164,11 @@ class LlamaModel {
   // (with `training`: forward and backward) of that size would, without running it: a model's
   // memory plan is then readable from Backend::memory_stats() (docs/design.md §2.9; a step on
   // cuda-emu at SmolLM2's size would take far too long).
+  // With `training`, `tokens` also becomes the least capacity of every later training plan: the
+  // trainer plans once for its largest micro-batch (engine/train/trainer.cpp).
   void plan_activations(int64_t tokens, bool training);
+  // How many times the activation buffers were planned (a re-plan frees and allocates them).
+  int64_t activation_plans() const;
 
   // ---- inference ---------------------------------------------------------------------------
   // A KV cache for up to `slots` sequences of up to `max_len` tokens each.

@@ -2,6 +2,7 @@
 #include "engine/train/train_batches.h"
 
 #include <algorithm>
+#include <functional>
 
 #include "common/error.h"
 #include "data/sampling_order.h"
@@ -55,6 +56,19 @@ std::vector<std::vector<TokenRow>> TrainBatches::next_update(DataCursor& cursor)
     cursor.micro_batch = 0;
   }
   return update;
+}
+
+int64_t most_tokens_in_rows(const std::vector<TokenizedExample>& examples, int64_t rows) {
+  std::vector<int64_t> lengths;
+  lengths.reserve(examples.size());
+  for (const TokenizedExample& e : examples)
+    lengths.push_back(static_cast<int64_t>(e.input_ids.size()));
+  const size_t take = std::min(lengths.size(), static_cast<size_t>(std::max<int64_t>(rows, 0)));
+  std::partial_sort(lengths.begin(), lengths.begin() + static_cast<std::ptrdiff_t>(take),
+                    lengths.end(), std::greater<>());
+  int64_t tokens = 0;
+  for (size_t i = 0; i < take; ++i) tokens += lengths[i];
+  return tokens;
 }
 
 }  // namespace smol

@@ -47,4 +47,8 @@ class TrainBatches {
   std::vector<int64_t> cached_order_;
 };
 
+// The most input tokens `rows` of these examples can hold together (the sum of the `rows`
+// longest): what the trainer plans its activations for, once (LlamaModel::plan_activations).
+int64_t most_tokens_in_rows(const std::vector<TokenizedExample>& examples, int64_t rows);
+
 }  // namespace smol

@@ -430,6 +430,15 @@ int train_ranks(Session& s, const TrainOptions& options, Communicator& comm,
   // Global micro-batches: each rank keeps its share (engine/dist/data_parallel.h).
   TrainBatches batches(train_examples, plan.micro_batch_size * comm.world_size(), plan.accumulation,
                        t.data_seed, t.dataloader_drop_last);
+  // Activations planned once, for the largest micro-batch this rank can be given (its share of
+  // a global micro-batch is at most micro_batch_size rows), so that no step allocates
+  // (docs/design.md §2.9; an evaluation batch larger than that plans inference buffers meanwhile).
+  {
+    const int64_t most = most_tokens_in_rows(train_examples, plan.micro_batch_size);
+    model.plan_activations(std::max<int64_t>(most, 1), /*training=*/true);
+    say("activations: planned once, for " + std::to_string(most) +
+        " tokens per micro-batch (the longest rows)");
+  }
 
   AdamWSettings adamw;
   adamw.beta1 = t.adam_beta1;
