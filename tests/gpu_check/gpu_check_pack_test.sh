@@ -1,6 +1,6 @@
 #!/bin/sh
 # gpu-check.sh --pack on an existing build: every *_tests binary of the build and the
-# smolengine CLI must land in the bundle's bin/, the libraries in lib.tar.gz, and the golden
+# smolengine CLI must land in the bundle's bin/, the libraries in lib/ (packed into payload.tar.xz), and the golden
 # test data under src/tests. Usage: gpu_check_pack_test.sh GPU_CHECK_SH BUILD_DIR
 set -eu
 script=$1
