@@ -25,6 +25,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -229,13 +230,30 @@ void run_device(const Options& o) {
   backend->set_graphs_enabled(graphs_default);
 }
 
+// The GGUF on the cpu backend for inference, its weights fp32 or kept quantised. The model
+// points into `loaded` (the quantised matrices), so both live on the heap and move together.
+struct CpuModel {
+  std::unique_ptr<smol::LoadedModel> loaded;
+  std::unique_ptr<smol::Backend> backend;
+  std::unique_ptr<smol::LlamaModel> model;
+};
+CpuModel load_cpu_model(const std::string& path, bool quantized) {
+  CpuModel m;
+  m.loaded =
+      std::make_unique<smol::LoadedModel>(smol::load_model(path, smol::LoadOptions{quantized}));
+  m.backend = smol::make_backend("cpu");
+  m.model = std::make_unique<smol::LlamaModel>(
+      *m.backend, m.loaded->config, smol::TrainMode::Frozen, std::nullopt,
+      smol::FrozenWeights::ActivationDtype, &m.loaded->quantized);
+  m.model->load_weights(m.loaded->weights);
+  return m;
+}
+
 void run(const Options& o, bool quantized, double bandwidth) {
-  const smol::LoadedModel loaded = smol::load_model(o.model, smol::LoadOptions{quantized});
-  auto backend = smol::make_backend("cpu");
-  smol::LlamaModel model(*backend, loaded.config, smol::TrainMode::Frozen, std::nullopt,
-                         smol::FrozenWeights::ActivationDtype, &loaded.quantized);
-  model.load_weights(loaded.weights);
-  const double bytes = weight_bytes(loaded);
+  CpuModel m = load_cpu_model(o.model, quantized);
+  smol::Backend* backend = m.backend.get();
+  smol::LlamaModel& model = *m.model;
+  const double bytes = weight_bytes(*m.loaded);
   const char* kind = quantized ? "quantized" : "fp32";
   auto row = [&](const std::string& what, double tokens_per_s, double bytes_per_token) {
     std::printf("| %-9s | %-28s | %10.1f |", kind, what.c_str(), tokens_per_s);
@@ -293,12 +311,9 @@ void run(const Options& o, bool quantized, double bandwidth) {
 // batch 1, `steps` greedy steps after a 32-token prompt; rounds alternate probe and decode and
 // the median ratio is the result.
 void run_paired(const Options& o, BandwidthProbe& probe) {
-  const smol::LoadedModel loaded = smol::load_model(o.model, smol::LoadOptions{true});
-  auto backend = smol::make_backend("cpu");
-  smol::LlamaModel model(*backend, loaded.config, smol::TrainMode::Frozen, std::nullopt,
-                         smol::FrozenWeights::ActivationDtype, &loaded.quantized);
-  model.load_weights(loaded.weights);
-  const double bytes = weight_bytes(loaded);
+  CpuModel m = load_cpu_model(o.model, /*quantized=*/true);
+  smol::LlamaModel& model = *m.model;
+  const double bytes = weight_bytes(*m.loaded);
   std::printf(
       "decode_bench --paired: %s, %d OpenMP threads, quantised weights, batch 1, %d "
       "steps per run, %.1f MB of weights per step\n\n",

@@ -92,21 +92,30 @@ std::vector<double> attention_ref(const Case& c, const std::vector<double>& q,
   return out;
 }
 
+// Random q, k, v for a case (seeds seed, seed + 1, seed + 2) on the host and on the device.
+// Values of q and k in [-2, 2] give scores up to ~|D·4·scale|, so the softmax is far from
+// uniform.
+struct ForwardInputs {
+  std::vector<float> q, k, v;
+  Tensor tq, tk, tv;
+  ForwardInputs(Device& dev, const Case& c, uint32_t seed)
+      : q(random_floats(c.q_tokens * c.q_heads * c.head_dim, seed, -2, 2)),
+        k(random_floats(c.k_tokens * c.kv_heads * c.head_dim, seed + 1, -2, 2)),
+        v(random_floats(c.k_tokens * c.kv_heads * c.head_dim, seed + 2)),
+        tq(dev.f32({c.q_tokens, c.q_heads, c.head_dim}, q)),
+        tk(dev.f32({c.k_tokens, c.kv_heads, c.head_dim}, k)),
+        tv(dev.f32({c.k_tokens, c.kv_heads, c.head_dim}, v)) {}
+};
+
 TEST(CpuAttention, ForwardMatchesDoubleReference) {
   for (const Case& c : cases()) {
     SCOPED_TRACE(c.name);
     Device dev;
     const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-    // Values in [-2, 2] give scores up to ~|D·4·scale| so the softmax is far from uniform.
-    const auto q = random_floats(c.q_tokens * c.q_heads * c.head_dim, 11, -2, 2);
-    const auto k = random_floats(c.k_tokens * c.kv_heads * c.head_dim, 12, -2, 2);
-    const auto v = random_floats(c.k_tokens * c.kv_heads * c.head_dim, 13);
-    Tensor tq = dev.f32({c.q_tokens, c.q_heads, c.head_dim}, q);
-    Tensor tk = dev.f32({c.k_tokens, c.kv_heads, c.head_dim}, k);
-    Tensor tv = dev.f32({c.k_tokens, c.kv_heads, c.head_dim}, v);
-    Tensor out = dev.zeros(tq.shape), lse = dev.zeros({c.q_tokens, c.q_heads});
-    dev->attention_forward(out, lse, tq, tk, tv, c.layout, scale);
-    auto ref = attention_ref(c, to_double(q), to_double(k), to_double(v), scale);
+    const ForwardInputs in(dev, c, 11);
+    Tensor out = dev.zeros(in.tq.shape), lse = dev.zeros({c.q_tokens, c.q_heads});
+    dev->attention_forward(out, lse, in.tq, in.tk, in.tv, c.layout, scale);
+    auto ref = attention_ref(c, to_double(in.q), to_double(in.k), to_double(in.v), scale);
     const std::vector<double> ref_lse(ref.begin() + out.numel(), ref.end());
     ref.resize(out.numel());
     // fp32 scores/exp/weighted sums of ≤ 11 terms: relative error a few ulp (≈1e-6); 1e-5
@@ -122,18 +131,13 @@ TEST(CpuAttention, DecodeIsIndependentOfTheThreadCount) {
 #if defined(_OPENMP)
   const Case c = cases()[cases().size() - 2];  // decode_split_k_d64_gqa9x3
   Device dev;
-  const auto q = random_floats(c.q_tokens * c.q_heads * c.head_dim, 21, -2, 2);
-  const auto k = random_floats(c.k_tokens * c.kv_heads * c.head_dim, 22, -2, 2);
-  const auto v = random_floats(c.k_tokens * c.kv_heads * c.head_dim, 23);
-  Tensor tq = dev.f32({c.q_tokens, c.q_heads, c.head_dim}, q);
-  Tensor tk = dev.f32({c.k_tokens, c.kv_heads, c.head_dim}, k);
-  Tensor tv = dev.f32({c.k_tokens, c.kv_heads, c.head_dim}, v);
+  const ForwardInputs in(dev, c, 21);
   std::vector<std::vector<float>> results;
   const int threads_before = omp_get_max_threads();
   for (int threads : {1, 2, 3}) {
     omp_set_num_threads(threads);
-    Tensor out = dev.zeros(tq.shape), lse = dev.zeros({c.q_tokens, c.q_heads});
-    dev->attention_forward(out, lse, tq, tk, tv, c.layout, 0.125f);
+    Tensor out = dev.zeros(in.tq.shape), lse = dev.zeros({c.q_tokens, c.q_heads});
+    dev->attention_forward(out, lse, in.tq, in.tk, in.tv, c.layout, 0.125f);
     std::vector<float> both = dev.get(out), l = dev.get(lse);
     both.insert(both.end(), l.begin(), l.end());
     results.push_back(std::move(both));
