@@ -273,7 +273,9 @@ void BM_cuda_adamw_step(benchmark::State& state) {
       list.push_back({a.make(*b, {each}, DType::F32), a.make(*b, {each}, DType::F32),
                       a.make(*b, {each}, DType::F32), a.make(*b, {each}, DType::F32, 0, 0.01f),
                       0.01f});
-  const AdamWHyper hyper{1e-4f, 0.9f, 0.999f, 1e-8f, 10, 1.0f};
+  AdamWHyper hyper;  // betas, eps and grad_scale at their defaults; no device clipping
+  hyper.lr = 1e-4f;
+  hyper.step = 10;
   run(state, 7.0 * 4 * tensors * each, 0, [&] { b->adamw_step(list, hyper); });
 }
 BENCHMARK(BM_cuda_adamw_step)->UseRealTime();
