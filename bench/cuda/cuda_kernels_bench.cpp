@@ -1,17 +1,27 @@
 // Microbenchmarks of the cuda backend's kernels at SmolLM2-135M shapes (C = 576, F = 1536,
 // 9 query / 3 kv heads of 64, V = 49152) over T = 4096 tokens (8 rows of 512; attention also
-// at 8 × 1024 and 16 × 512, and decode), random data.
-// Each reports bytes/s (memory-bound ops: bytes read + written) or FLOP/s (matmuls). Timing is
-// wall clock around the op plus a synchronize, averaged by Google Benchmark's iterations.
+// at 8 × 1024 and 16 × 512, and decode; the fused LM head + cross-entropy at 8 × 1024 and
+// 16 × 512), random data.
+// Each reports bytes/s (memory-bound ops: bytes read + written) or FLOP/s (matmuls), and beside
+// them the share of the device's peak (device_peak.h): counters "%peak_FLOP" (achieved FLOP/s
+// over the dense bf16 tensor-core peak) and "%peak_BW" (bytes/s over the HBM bandwidth), 0 where
+// the peak is unknown; the device and its peaks are printed once on stderr. Timing is wall
+// clock around the op plus a synchronize, averaged by Google Benchmark's iterations.
 // Device: SMOL_BENCH_DEVICE (default "cuda"; "cuda-emu" works but is not a product path).
+// SMOL_BENCH_TINY=1 runs the LM-head cases at 1/16 of their tokens and vocabulary, so a cuda-emu
+// smoke run finishes in seconds (its numbers mean nothing).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "bench/cuda/device_peak.h"
 #include "kernels/backend.h"
 
 namespace smol {
@@ -30,6 +40,28 @@ Backend* device() {
     }
   }();
   return backend.get();
+}
+
+// The peaks of the device under test, queried once; none for cuda-emu (its "device" is the CPU).
+const bench::DevicePeak& device_peak() {
+  static const bench::DevicePeak peak = [] {
+    bench::DevicePeak p;
+    Backend* b = device();
+    if (b == nullptr || b->name() == "cuda-emu") {
+      p.name = b ? "cuda-emu (CPU emulation)" : "no device";
+      p.source = "none";
+    } else {
+      p = bench::query_device_peak(b->device_ordinal());
+    }
+    std::fprintf(stderr, "device peak: %s\n", bench::describe(p).c_str());
+    return p;
+  }();
+  return peak;
+}
+
+bool tiny_shapes() {
+  const char* env = std::getenv("SMOL_BENCH_TINY");
+  return env && std::string(env) == "1";
 }
 
 struct Arena {
@@ -58,13 +90,15 @@ struct Arena {
 };
 
 // Runs op under the benchmark loop and reports `bytes` per iteration as bytes/s, `flops` as a
-// FLOP/s counter.
+// FLOP/s counter, and both as percentages of the device's peaks.
 template <typename Op>
 void run(benchmark::State& state, double bytes, double flops, Op&& op) {
   Backend* b = device();
   if (b == nullptr) {
     // Every run carries the same counter set: the CSV reporter requires it.
     state.counters["FLOP/s"] = 0;
+    state.counters["%peak_FLOP"] = 0;
+    state.counters["%peak_BW"] = 0;
     state.SkipWithError("device cuda unavailable (no GPU or driver)");
     for (auto _ : state) {
     }
@@ -72,14 +106,25 @@ void run(benchmark::State& state, double bytes, double flops, Op&& op) {
   }
   op();  // warm-up: plans, scratch
   b->synchronize();
+  // The loop's wall time (what UseRealTime reports), for the shares of the peaks below.
+  const auto start = std::chrono::steady_clock::now();
   for (auto _ : state) {
     op();
     b->synchronize();
   }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   state.SetBytesProcessed(static_cast<int64_t>(bytes * state.iterations()));
   // Always present (0 for memory-bound ops) so every CSV row has the same columns.
   state.counters["FLOP/s"] =
       benchmark::Counter(flops * state.iterations(), benchmark::Counter::kIsRate);
+  // Achieved rates over the peaks, in percent; 0 where the peak is unknown.
+  const bench::DevicePeak& peak = device_peak();
+  const double per_second = static_cast<double>(state.iterations()) / std::max(seconds, 1e-12);
+  state.counters["%peak_FLOP"] =
+      peak.tensor_flops > 0 ? 100.0 * flops * per_second / peak.tensor_flops : 0.0;
+  state.counters["%peak_BW"] =
+      peak.hbm_bytes_per_s > 0 ? 100.0 * bytes * per_second / peak.hbm_bytes_per_s : 0.0;
 }
 
 void BM_cuda_rmsnorm_forward(benchmark::State& state) {
@@ -228,7 +273,9 @@ void BM_cuda_adamw_step(benchmark::State& state) {
       list.push_back({a.make(*b, {each}, DType::F32), a.make(*b, {each}, DType::F32),
                       a.make(*b, {each}, DType::F32), a.make(*b, {each}, DType::F32, 0, 0.01f),
                       0.01f});
-  const AdamWHyper hyper{1e-4f, 0.9f, 0.999f, 1e-8f, 10, 1.0f};
+  AdamWHyper hyper;  // betas, eps and grad_scale at their defaults; no device clipping
+  hyper.lr = 1e-4f;
+  hyper.step = 10;
   run(state, 7.0 * 4 * tensors * each, 0, [&] { b->adamw_step(list, hyper); });
 }
 BENCHMARK(BM_cuda_adamw_step)->UseRealTime();
@@ -259,6 +306,94 @@ void BM_cuda_cross_entropy(benchmark::State& state) {
       [&] { b->cross_entropy(losses, &logits, logits, targets, 1.0f / tokens); });
 }
 BENCHMARK(BM_cuda_cross_entropy)->UseRealTime();
+
+// The fused LM head + cross-entropy (Backend::lm_head_cross_entropy, kernels/
+// lm_head_cross_entropy.cpp: on cuda the composite's chunks of 256 rows — logits GEMM, the
+// two-pass cross-entropy with its gradient in place, dh GEMM, and with full fine-tuning the dW
+// GEMM) at SmolLM2-135M's tied head (C = 576, V = 49152, bf16 weight), forward with gradient as
+// a training step calls it: host targets given, no argmax. Args: sequences, length, masked
+// percent (the first that share of each sequence is prompt, label −100, as the seed's SFT rows
+// are; the op skips those rows), full fine-tuning (1: dW [V, C] fp32 accumulated too).
+// FLOPs and bytes follow what the op runs (lm_head_work mirrors its chunking): per computed row
+// 2·V·C for the logits, 2·V·C for dh, 2·V·C for dW; bytes per chunk of r rows: logits GEMM
+// r·C + V·C read and r·V written (bf16), cross-entropy 2 reads + 1 write of r·V (bf16, as
+// BM_cuda_cross_entropy), dh GEMM r·V + V·C read and r·C written, dW GEMM r·V + r·C read and
+// V·C fp32 read and written; skipped rows cost their zeroed loss and dh. That is each launch's
+// operands once, an upper bound on HBM traffic (a chunk's 25 MB of logits can stay in an H100's
+// 50 MB L2). At 8 × 1024, all supervised: 928 GFLOP and 7.7 GB, of which the weight re-read per
+// chunk is 3.6 GB (0.94 ms at 989 TFLOP/s, 2.3 ms at 3.35 TB/s); with dW 1.39 TFLOP and 15.7 GB,
+// 7.2 GB of it the fp32 dW read and written by each of the 32 chunks.
+struct LmHeadWork {
+  int64_t computed_rows = 0, chunks = 0, skipped_rows = 0;
+};
+
+// The chunks lm_head_cross_entropy runs for these host targets (training: no argmax).
+LmHeadWork lm_head_work(const std::vector<int32_t>& targets) {
+  LmHeadWork w;
+  const int64_t T = static_cast<int64_t>(targets.size());
+  int64_t t0 = 0;
+  while (t0 < T) {
+    int64_t first = t0;
+    while (first < T && targets[first] == -100) ++first;
+    w.skipped_rows += first - t0;
+    if (first == T) break;
+    int64_t rows = std::min(Backend::kLmHeadChunkRows, T - first);
+    while (targets[first + rows - 1] == -100) --rows;
+    w.computed_rows += rows;
+    ++w.chunks;
+    t0 = first + rows;
+  }
+  return w;
+}
+
+void BM_cuda_lm_head_cross_entropy(benchmark::State& state) {
+  const int64_t shrink = tiny_shapes() ? 16 : 1;
+  const int64_t seqs = state.range(0), len = state.range(1) / shrink;
+  const int64_t masked = len * state.range(2) / 100;
+  const bool full_ft = state.range(3) != 0;
+  const int64_t T = seqs * len, C = kChannels, V = kVocab / shrink;
+  std::vector<int32_t> host_targets(static_cast<size_t>(T));
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(V - 1));
+  for (int64_t t = 0; t < T; ++t) host_targets[t] = t % len < masked ? -100 : token(rng);
+  const LmHeadWork work = lm_head_work(host_targets);
+  const double r = static_cast<double>(work.computed_rows), vc = static_cast<double>(V * C);
+  const double flops = (full_ft ? 6.0 : 4.0) * r * vc;
+  double bytes = 2.0 * (r * C + work.chunks * vc + r * V)    // logits GEMM
+                 + 3.0 * 2.0 * r * V                         // cross-entropy
+                 + 2.0 * (r * V + work.chunks * vc + r * C)  // dh GEMM
+                 + (4.0 + 2.0 * C) * work.skipped_rows;      // zeroed losses and dh rows
+  if (full_ft) bytes += 2.0 * (r * V + r * C) + 8.0 * work.chunks * vc;  // dW GEMM
+  Backend* b = device();
+  Arena a;
+  LmHeadOutputs out;
+  Tensor hidden, weight, targets, scratch;
+  if (b) {
+    hidden = a.make(*b, {T, C}, DType::BF16);
+    weight = a.make(*b, {V, C}, DType::BF16, -0.05f, 0.05f);
+    targets = a.make(*b, {T}, DType::I32);
+    b->upload(targets, host_targets.data());
+    scratch = a.make(*b, {std::min(T, Backend::kLmHeadChunkRows), V}, DType::BF16);
+    out.losses = a.make(*b, {T}, DType::F32);
+    out.dhidden = a.make(*b, {T, C}, DType::BF16);
+    if (full_ft) out.dweight = a.make(*b, {V, C}, DType::F32);
+  }
+  const float loss_scale = 1.0f / static_cast<float>(std::max<int64_t>(1, T - seqs * masked));
+  run(state, bytes, flops, [&] {
+    b->lm_head_cross_entropy(out, hidden, weight, targets, scratch, loss_scale, host_targets);
+  });
+  // A label, not a counter: every CSV row must carry the same counters.
+  state.SetLabel(std::to_string(work.computed_rows) + " rows in " + std::to_string(work.chunks) +
+                 " chunks");
+}
+BENCHMARK(BM_cuda_lm_head_cross_entropy)
+    ->ArgNames({"seqs", "len", "masked%", "fullFT"})
+    ->Args({8, 1024, 0, 0})
+    ->Args({16, 512, 0, 0})
+    ->Args({8, 1024, 25, 0})
+    ->Args({8, 1024, 0, 1})
+    ->Args({16, 512, 0, 1})
+    ->UseRealTime();
 
 // Attention at SmolLM2 shapes (9 query / 3 kv heads of 64, bf16: the flash kernels of
 // kernels/cuda/flash_attention.cu). Training packs: state.range(0) sequences of state.range(1)

@@ -32,6 +32,16 @@
 // Every kernel streams its tiles through shared memory with cp.async (async_copy.h), double-
 // buffered: the loads of the next tile are in flight while the tensor cores work on the current
 // one; two barriers per tile (data landed / buffer released) order the block.
+//
+// Longest supported length (docs/design.md §2.5). No resource of these kernels grows with the
+// sequence: shared memory, registers and the work lists are per 64-row tile or 128-key split;
+// only a block's loop does (a query tile walks ≤ L/64 key tiles, a dK/dV block its query tiles,
+// the combine ⌈L/128⌉ splits), and every running sum (m, ℓ, the accumulators) is fp32. What
+// bounds L: the layout's int32 rows (AttentionLayout, attention_layout.h: a pack of q or k rows
+// holds < 2^31 tokens; element offsets are formed in int64), the grid (x: tiles or splits
+// < 2^31; y: heads ≤ 65535, checked below), and memory for q, k, v. The engine bounds every
+// sequence by the model's context (max_position_embeddings: 8192 for SmolLM2), the length
+// tests/cuda_ops runs the forward at on cuda-emu.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -637,6 +647,14 @@ bool flash_attention_supported(const Tensor& q, const Tensor& k, const Tensor& v
   return true;
 }
 
+namespace {
+// The grid's y dimension holds a head (gridDim.y ≤ 65535 on every CUDA device): the one launch
+// limit a layout can reach before its int32 rows do (header comment).
+void check_head_grid(const char* op, int64_t heads) {
+  SMOL_CHECK(heads <= 65535, op, ": ", heads, " heads exceed the 65535 of a launch grid's y");
+}
+}  // namespace
+
 bool flash_use_decode(const DeviceAttentionLayout& dl, int64_t hq, int64_t hkv) {
   return dl.max_q_len * (hq / hkv) <= kDecodeMaxRows && dl.decode_split_count > 0;
 }
@@ -646,6 +664,7 @@ void flash_attention_forward(GpuContext& ctx, Tensor out, Tensor lse, const Tens
                              float scale) {
   const int hq = static_cast<int>(q.shape[1]), hkv = static_cast<int>(k.shape[1]);
   const float scale_log2 = scale * kLog2e;
+  check_head_grid("attention_forward", q.shape[1]);
   if (dl.query_tile_count == 0) return;  // no sequence has queries
   dispatch_head_dim(q.shape[2], [&](auto head_dim) {
     constexpr int D = decltype(head_dim)::value;
@@ -683,6 +702,7 @@ void flash_attention_backward(GpuContext& ctx, Tensor dq, Tensor dk, Tensor dv, 
   const int64_t tq = q.shape[0], tk = k.shape[0];
   const int hq = static_cast<int>(q.shape[1]), hkv = static_cast<int>(k.shape[1]);
   const int dim = static_cast<int>(q.shape[2]);
+  check_head_grid("attention_backward", q.shape[1]);
   // Rows outside the layout are zeroed; the kernels overwrite every covered row.
   if (!dl.covers_all_queries && tq > 0)
     cuda_check(cudaMemsetAsync(dq.data, 0, dq.bytes(), ctx.stream()), "zero dq");
