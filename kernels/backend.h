@@ -358,16 +358,22 @@ class Backend {
   void rope_qk_backward(Tensor dq, Tensor dk, const Tensor& positions, float theta);
 
   // The LM head and its cross-entropy without ever holding the [T, V] logits (docs/design.md
-  // §2): over chunks of kLmHeadChunkRows rows, logits = hidden·weightᵀ (hidden [T, C], weight
+  // §2): over chunks of as many rows as logits_scratch holds, logits = hidden·weightᵀ (hidden
+  // [T, C], weight
   // [V, C], tied or untied), then cross_entropy against targets I32 [T] into out.losses, the
   // optional argmax, and with out.dhidden: dlogits = loss_scale·(softmax − onehot) in place,
   // dhidden = dlogits·weight, and with out.dweight also dweight += dlogitsᵀ·hidden.
-  // logits_scratch [≥ min(T, kLmHeadChunkRows), V] of a float dtype holds one chunk's logits.
+  // logits_scratch [R ≥ 1, V] of a float dtype holds one chunk's logits: R rows a chunk, so
+  // callers size it by lm_head_chunk_rows() (fewer, larger chunks re-read the weight and, in full
+  // fine-tuning, read and write dweight fewer times; docs/design.md §2.6).
   // host_targets, when not empty, holds the same T values as targets on the host: a chunk with
   // no supervised target and no argmax wanted is then skipped (its losses and dhidden rows are
   // zeroed: both are exactly zero). out.losses is 0 at every ignored position either way, so
   // Σ losses is the supervised sum.
   static constexpr int64_t kLmHeadChunkRows = 256;
+  // The rows of logits_scratch this backend's LM head works best with (default
+  // kLmHeadChunkRows: 256 fp32 rows of SmolLM2's vocabulary are 50 MB; cuda: 1024).
+  virtual int64_t lm_head_chunk_rows() const { return kLmHeadChunkRows; }
   void lm_head_cross_entropy(const LmHeadOutputs& out, const Tensor& hidden, const Tensor& weight,
                              const Tensor& targets, Tensor logits_scratch, float loss_scale,
                              std::span<const int32_t> host_targets = {});

@@ -1,7 +1,8 @@
 // The default body of the composite op lm_head_cross_entropy (kernels/backend.h), built from
 // the primitives matmul, cross_entropy and argmax; a backend may override it with a fused one.
 //
-// Per chunk of R = kLmHeadChunkRows rows (the [T, V] logits never exist, docs/design.md §2):
+// Per chunk of R rows, R = the rows of logits_scratch (the [T, V] logits never exist,
+// docs/design.md §2):
 //   logits[R, V] = hidden[R, C] · Wᵀ                    (matmul No, Yes)
 //   losses[R], dlogits = s·(softmax − onehot) in place   (cross_entropy)
 //   dhidden[R, C] = dlogits · W                           (matmul No, No)
@@ -10,7 +11,7 @@
 // with their gradient (a chunk without a supervised target calls argmax alone).
 //
 // Which rows run: with host targets and no argmax wanted (training), a chunk starts at the next
-// supervised row and ends at the last supervised row within kLmHeadChunkRows of its start, so
+// supervised row and ends at the last supervised row within R rows of its start, so
 // rows outside every chunk — the masked prompt of an SFT row, padding — cost no LM-head work at
 // all (their losses and dhidden are exactly zero, written as such). Unsupervised rows inside a
 // chunk are computed and give zero loss and gradient (cross_entropy's −100 rule). The LM head is
@@ -38,9 +39,10 @@ void Backend::do_lm_head_cross_entropy(const LmHeadOutputs& out, const Tensor& h
   const Tensor dhidden2d = backward ? out.dhidden.reshaped(Shape{T, C}) : Tensor{};
   const bool skip_unsupervised = !host_targets.empty() && !out.argmax.data;
   const auto is_supervised = [&](int64_t t) { return host_targets[t] != -100; };
+  const int64_t chunk_rows = logits_scratch.shape.rows();
   int64_t t0 = 0;
   while (t0 < T) {
-    int64_t rows = std::min(kLmHeadChunkRows, T - t0);
+    int64_t rows = std::min(chunk_rows, T - t0);
     if (skip_unsupervised) {
       // Zero the unsupervised run before the chunk, then end the chunk at its last supervised row.
       int64_t first = t0;
@@ -51,7 +53,7 @@ void Backend::do_lm_head_cross_entropy(const LmHeadOutputs& out, const Tensor& h
       }
       if (first == T) break;
       t0 = first;
-      rows = std::min(kLmHeadChunkRows, T - t0);
+      rows = std::min(chunk_rows, T - t0);
       while (!is_supervised(t0 + rows - 1)) --rows;
     }
     const int64_t chunk_begin = t0;
