@@ -327,8 +327,9 @@ struct LmHeadWork {
   int64_t computed_rows = 0, chunks = 0, skipped_rows = 0;
 };
 
-// The chunks lm_head_cross_entropy runs for these host targets (training: no argmax).
-LmHeadWork lm_head_work(const std::vector<int32_t>& targets) {
+// The chunks lm_head_cross_entropy runs for these host targets (training: no argmax) with a
+// logits scratch of `chunk_rows` rows.
+LmHeadWork lm_head_work(const std::vector<int32_t>& targets, int64_t chunk_rows) {
   LmHeadWork w;
   const int64_t T = static_cast<int64_t>(targets.size());
   int64_t t0 = 0;
@@ -337,7 +338,7 @@ LmHeadWork lm_head_work(const std::vector<int32_t>& targets) {
     while (first < T && targets[first] == -100) ++first;
     w.skipped_rows += first - t0;
     if (first == T) break;
-    int64_t rows = std::min(Backend::kLmHeadChunkRows, T - first);
+    int64_t rows = std::min(chunk_rows, T - first);
     while (targets[first + rows - 1] == -100) --rows;
     w.computed_rows += rows;
     ++w.chunks;
@@ -356,7 +357,10 @@ void BM_cuda_lm_head_cross_entropy(benchmark::State& state) {
   std::mt19937 rng(7);
   std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(V - 1));
   for (int64_t t = 0; t < T; ++t) host_targets[t] = t % len < masked ? -100 : token(rng);
-  const LmHeadWork work = lm_head_work(host_targets);
+  Backend* b = device();
+  // The model's chunk: as many rows as the backend asks for (Backend::lm_head_chunk_rows).
+  const int64_t chunk_rows = std::min(T, b ? b->lm_head_chunk_rows() : Backend::kLmHeadChunkRows);
+  const LmHeadWork work = lm_head_work(host_targets, chunk_rows);
   const double r = static_cast<double>(work.computed_rows), vc = static_cast<double>(V * C);
   const double flops = (full_ft ? 6.0 : 4.0) * r * vc;
   double bytes = 2.0 * (r * C + work.chunks * vc + r * V)    // logits GEMM
@@ -364,7 +368,6 @@ void BM_cuda_lm_head_cross_entropy(benchmark::State& state) {
                  + 2.0 * (r * V + work.chunks * vc + r * C)  // dh GEMM
                  + (4.0 + 2.0 * C) * work.skipped_rows;      // zeroed losses and dh rows
   if (full_ft) bytes += 2.0 * (r * V + r * C) + 8.0 * work.chunks * vc;  // dW GEMM
-  Backend* b = device();
   Arena a;
   LmHeadOutputs out;
   Tensor hidden, weight, targets, scratch;
@@ -373,7 +376,7 @@ void BM_cuda_lm_head_cross_entropy(benchmark::State& state) {
     weight = a.make(*b, {V, C}, DType::BF16, -0.05f, 0.05f);
     targets = a.make(*b, {T}, DType::I32);
     b->upload(targets, host_targets.data());
-    scratch = a.make(*b, {std::min(T, Backend::kLmHeadChunkRows), V}, DType::BF16);
+    scratch = a.make(*b, {chunk_rows, V}, DType::BF16);
     out.losses = a.make(*b, {T}, DType::F32);
     out.dhidden = a.make(*b, {T, C}, DType::BF16);
     if (full_ft) out.dweight = a.make(*b, {V, C}, DType::F32);
