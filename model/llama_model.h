@@ -153,6 +153,10 @@ class LlamaModel {
   // The accumulator read_loss() reads, F32 [1] on the device: for callers that keep the loss on
   // the device past the step (engine/train/step_losses.h) — they copy it and zero it themselves.
   Tensor loss_accumulator() const;
+  // The CUDA graph a whole optimizer step is recorded into (engine/train_step.cpp `train_step`,
+  // Backend::run_as_graph, docs/design.md §2.8), kept with the model between steps as the decode
+  // step's graph is; empty until the first step that records one.
+  std::unique_ptr<Backend::Graph>& step_graph();
   // Forward only; returns logits [Σ len, vocab] on the host (row by row, packed) and the loss.
   ForwardResult forward_logits(const std::vector<TokenRow>& rows, std::vector<float>* logits);
   // Evaluation forward: no dropout, no gradients, and the [T, vocab] logits never reach the
