@@ -2,6 +2,7 @@
 // (see train_step.h).
 #include "engine/train_step.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -67,10 +68,60 @@ TrainStepResult accumulate_gradients(LlamaModel& model,
   return result;
 }
 
+namespace {
+
+// The trainer's step (loss deferred, no per-micro-batch hook) as one recorded piece of device
+// work (docs/design.md §2.8 "The training step as one graph"): zero the gradients, forward and
+// backward of every micro-batch, clip + AdamW with the device loss check, the loss into its
+// StepLosses slot, zero the gradients again — the same ops in the same order as the eager step
+// below, inside Backend::run_as_graph, which records them into one CUDA graph where the backend
+// has graphs enabled and otherwise runs them directly. What a capture cannot hold happens first,
+// on the host: the activation arena is sized for the step's largest micro-batch (an allocation
+// cannot be captured; the arena's size changes no result: the LM-head chunks are fixed rows),
+// the StepLosses slot is freed (its download, once per `capacity` steps), and the learning rate
+// is taken. The work may run twice on the host (a capture abandoned for an eager run when a
+// scratch area must grow: NeedsEagerRun), so it first puts back the one piece of host state it
+// changes, the optimizer's step count; every per-step value (lr, step count for the bias
+// correction, dropout seeds, layouts, chunk plan) is an argument recorded at each step.
+TrainStepResult recorded_train_step(LlamaModel& model, AdamW& optimizer, const LrSchedule& schedule,
+                                    const std::vector<std::vector<TokenRow>>& micro_batches,
+                                    uint64_t dropout_seed, StepLosses& losses) {
+  int64_t largest = 0;
+  for (const auto& batch : micro_batches) {
+    int64_t tokens = 0;
+    for (const TokenRow& row : batch) tokens += static_cast<int64_t>(row.input_ids.size());
+    largest = std::max(largest, tokens);
+  }
+  if (largest > 0) model.plan_activations(largest, /*training=*/true);
+  losses.make_room();
+  const int64_t steps_before = optimizer.steps_done();
+  const double lr = schedule.lr(steps_before);
+  TrainStepResult result;
+  model.backend().run_as_graph(model.step_graph(), [&] {
+    optimizer.restore_steps_done(steps_before);
+    model.zero_grads();
+    result = accumulate_gradients(model, micro_batches, dropout_seed, nullptr, nullptr, nullptr,
+                                  /*read_loss=*/false);
+    result.optimizer = optimizer.step(lr, model.loss_accumulator());
+    losses.copy_to_slot(model);
+    model.zero_grads();
+  });
+  losses.commit(result.optimizer.step, result.supervised);
+  return result;
+}
+
+}  // namespace
+
 TrainStepResult train_step(LlamaModel& model, AdamW& optimizer, const LrSchedule& schedule,
                            const std::vector<std::vector<TokenRow>>& micro_batches,
                            uint64_t dropout_seed, const MicroBatchHook& after_backward,
                            StepLosses* deferred_losses) {
+  // A hook between micro-batches runs host work (the legacy refactor's linear algebra, with host
+  // waits) in the middle of the step, and the synchronous loss read is a host wait before the
+  // update: both steps run eagerly, op by op.
+  if (deferred_losses != nullptr && !after_backward)
+    return recorded_train_step(model, optimizer, schedule, micro_batches, dropout_seed,
+                               *deferred_losses);
   model.zero_grads();
   const bool defer = deferred_losses != nullptr;
   TrainStepResult result = accumulate_gradients(model, micro_batches, dropout_seed, after_backward,

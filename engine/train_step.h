@@ -64,6 +64,10 @@ TrainStepResult accumulate_gradients(LlamaModel& model,
 // update (a non-finite loss skips it, AdamW::step) and recorded there for a later read; the
 // returned loss is NaN. Without it the loss is read (one wait) and a non-finite one throws
 // before the update.
+// With deferred_losses and no after_backward, the step's device work is one
+// Backend::run_as_graph: one CUDA graph on cuda / cuda-emu with graphs enabled (recorded every
+// step, updated in place or instantiated; bit-identical to the eager step), the same ops run
+// directly elsewhere (docs/design.md §2.8). The graph lives in model.step_graph().
 TrainStepResult train_step(LlamaModel& model, AdamW& optimizer, const LrSchedule& schedule,
                            const std::vector<std::vector<TokenRow>>& micro_batches,
                            uint64_t dropout_seed, const MicroBatchHook& after_backward = nullptr,

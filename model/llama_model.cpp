@@ -75,6 +75,8 @@ struct LlamaModel::Impl {
   Tensor decode_kv_rows;
   // The decode step's graph (Backend::run_as_graph, docs/design.md §2.8), kept between steps.
   std::unique_ptr<Backend::Graph> decode_graph;
+  // The optimizer step's graph (step_graph(), engine/train_step.cpp), kept between steps.
+  std::unique_ptr<Backend::Graph> step_graph;
   Tensor loss_acc;
   std::function<void(size_t)> layer_backward_hook;  // data parallelism's bucket trigger
   bool lora_grouping = true;                        // set_lora_grouping
@@ -719,7 +721,7 @@ bool LlamaModel::lora_grouping() const {
 void LlamaModel::plan_activations(int64_t tokens, bool training) {
   SMOL_CHECK(tokens > 0, "plan_activations: ", tokens, " tokens");
   const bool trains = training && impl_->mode != TrainMode::Frozen;
-  if (trains) impl_->acts.reserved_tokens = tokens;
+  if (trains) impl_->acts.reserved_tokens = std::max(impl_->acts.reserved_tokens, tokens);
   impl_->acts.ensure(impl_->backend, impl_->config, lora_rank_of(impl_->lora), tokens, trains);
 }
 
@@ -771,6 +773,10 @@ double LlamaModel::read_loss() {
 
 Tensor LlamaModel::loss_accumulator() const {
   return impl_->loss_acc;
+}
+
+std::unique_ptr<Backend::Graph>& LlamaModel::step_graph() {
+  return impl_->step_graph;
 }
 
 ForwardResult LlamaModel::forward_logits(const std::vector<TokenRow>& rows,

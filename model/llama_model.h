@@ -153,6 +153,10 @@ class LlamaModel {
   // The accumulator read_loss() reads, F32 [1] on the device: for callers that keep the loss on
   // the device past the step (engine/train/step_losses.h) — they copy it and zero it themselves.
   Tensor loss_accumulator() const;
+  // The CUDA graph a whole optimizer step is recorded into (engine/train_step.cpp `train_step`,
+  // Backend::run_as_graph, docs/design.md §2.8), kept with the model between steps as the decode
+  // step's graph is; empty until the first step that records one.
+  std::unique_ptr<Backend::Graph>& step_graph();
   // Forward only; returns logits [Σ len, vocab] on the host (row by row, packed) and the loss.
   ForwardResult forward_logits(const std::vector<TokenRow>& rows, std::vector<float>* logits);
   // Evaluation forward: no dropout, no gradients, and the [T, vocab] logits never reach the
@@ -164,8 +168,10 @@ class LlamaModel {
   // (with `training`: forward and backward) of that size would, without running it: a model's
   // memory plan is then readable from Backend::memory_stats() (docs/design.md §2.9; a step on
   // cuda-emu at SmolLM2's size would take far too long).
-  // With `training`, `tokens` also becomes the least capacity of every later training plan: the
-  // trainer plans once for its largest micro-batch (engine/train/trainer.cpp).
+  // With `training`, `tokens` also raises the least capacity of every later training plan to
+  // at least itself: the trainer plans once for its largest micro-batch
+  // (engine/train/trainer.cpp), and each graph-recorded step makes sure of its own before the
+  // capture (engine/train_step.cpp).
   void plan_activations(int64_t tokens, bool training);
   // How many times the activation buffers were planned (a re-plan frees and allocates them).
   int64_t activation_plans() const;

@@ -9,8 +9,9 @@
 #   scripts/gpu-check.sh --run DIR                run every test binary with
 #                                                 SMOL_TEST_DEVICE=cuda, then the benchmarks
 #                                                 (kernels, training step with MFU, generative
-#                                                 eval, prefill/decode, decode steps with CUDA
-#                                                 graphs off/on); a short table last
+#                                                 eval, prefill/decode, decode and training
+#                                                 steps with CUDA graphs off/on); a short
+#                                                 table last
 #
 # The bundle (~50 MB: binaries and libraries xz-compressed) fits the device machine's 64 MiB
 # carry; the host's CUDA toolkit and NCCL wheel provide cuBLAS, cuSOLVER and libnccl.
@@ -23,7 +24,7 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -190,6 +191,17 @@ run() {
         --steps 5 --mode "$mode" >>"$unfused_log" 2>&1 || echo "unfused $mode failed" >>"$unfused_log"
     done
   fi
+  # The training step as one CUDA graph and eagerly (docs/design.md §2.8; training_bench
+  # --graphs both: the same model off, then on, in one process), LoRA q,v and full FT at 8 × 1024.
+  local train_graph_log="$logs/training_bench_graphs.log"
+  : >"$train_graph_log"
+  if [ -x "$dir/bench/training_bench" ]; then
+    for mode in lora full; do
+      timeout 300 "$dir/bench/training_bench" --device cuda --rows 8 --length 1024 --steps 5 \
+        --mode "$mode" --graphs both >>"$train_graph_log" 2>&1 ||
+        echo "training_bench --graphs both $mode failed" >>"$train_graph_log"
+    done
+  fi
   # The reference stack on the same shapes, when the host has torch + transformers + peft.
   local torch_log="$logs/torch_peft_step.log"
   : >"$torch_log"
@@ -260,6 +272,10 @@ run() {
   echo "--- the same with SMOL_FUSION=0 (docs/design.md §2.9 A/B; compare the 8 x 1024 rows above)"
   grep -E '^(lora|full) ' "$unfused_log" 2>/dev/null | sed 's/^/unfused /' ||
     echo "(none; see $unfused_log)"
+  echo
+  echo "=== training step, CUDA graphs off / on (training_bench --graphs both; SMOL_CUDA_GRAPHS) ==="
+  grep -E '^(lora|full) |failed|error' "$train_graph_log" 2>/dev/null ||
+    echo "(none; see $train_graph_log)"
   echo
   echo "=== the same step in PyTorch + PEFT (bf16 autocast, fused AdamW) and the ratio ==="
   grep -E '^torch-' "$torch_log" 2>/dev/null || tail -3 "$torch_log"

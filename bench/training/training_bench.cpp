@@ -2,6 +2,7 @@
 // AdamW, schedule) at SmolLM2-135M shape with random weights, on any backend:
 //   training_bench [--rows N] [--length L] [--steps S] [--device D] [--mode lora|lora-all|full|all]
 //                  [--peak-tflops P] [--breakdown] [--cpu-precision fp32|bf16]
+//                  [--graphs default|on|off|both]
 // Default 4 × 512 tokens, 2 timed steps after one warm-up step; modes: LoRA r 8 on q,v
 // (`lora`), LoRA r 8 on all seven projections (`lora-all`), full fine-tuning (`full`).
 //
@@ -20,6 +21,12 @@
 // so the shares are exact but the step is slower than the timed ones).
 // --cpu-precision bf16: frozen base weights stored in bf16 (training.cpu_precision: bf16,
 // docs/cpu-speed.md "bf16 on cpu"); LoRA modes only (full fine-tuning is skipped with a note).
+// Each step is the trainer's (engine/train_step.h with deferred losses: no host wait in the step;
+// the losses are read once, after the timed steps), which on cuda runs as one CUDA graph
+// (docs/design.md §2.8). --graphs: the backend's default (SMOL_CUDA_GRAPHS, on), on, off, or
+// both — the same model timed with graphs off, then on, one line each ("graphs off" / "graphs
+// on"), each after two warm-up steps (the first recording of a new shape runs eagerly while the
+// scratch areas and the capture staging grow). A backend without graphs (cpu) prints "graphs off".
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -32,6 +39,7 @@
 #include "common/error.h"
 #include "engine/lr_schedule.h"
 #include "engine/optimizer.h"
+#include "engine/train/step_losses.h"
 #include "engine/train_step.h"
 #include "model/random_init.h"
 
@@ -43,6 +51,7 @@ struct Options {
   double peak_tflops = 0;  // 0: the device's default (cuda 989), none on cpu
   bool breakdown = false;
   std::string cpu_precision = "fp32";
+  std::string graphs = "default";  // default | on | off | both
 };
 
 struct Mode {
@@ -88,7 +97,8 @@ void bench(smol::Backend& backend, const Mode& mode, const Options& o) {
   smol::AdamWSettings settings;
   settings.weight_decay = 0.01;
   smol::AdamW optimizer(backend, model.trainable_params(), settings);
-  const smol::LrSchedule schedule(smol::LrScheduleKind::Cosine, 2e-4, o.steps + 3, 0);
+  // Long enough for both --graphs settings, their warm-ups and the breakdown step.
+  const smol::LrSchedule schedule(smol::LrScheduleKind::Cosine, 2e-4, 2 * (o.steps + 2) + 2, 0);
   smol::SeededRng rng(7);
   std::vector<smol::TokenRow> batch(o.rows);
   for (smol::TokenRow& row : batch) {
@@ -99,34 +109,58 @@ void bench(smol::Backend& backend, const Mode& mode, const Options& o) {
   }
   int64_t trainable = 0;
   for (const auto& p : model.trainable_params()) trainable += p.value.numel();
-  smol::train_step(model, optimizer, schedule, {batch}, 0);  // warm-up: buffers, caches
-  backend.synchronize();
-  const auto start = std::chrono::steady_clock::now();
-  for (int s = 0; s < o.steps; ++s) smol::train_step(model, optimizer, schedule, {batch}, s + 1);
-  backend.synchronize();
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / o.steps;
-  const double tokens = static_cast<double>(o.rows) * o.length;
-  const double flops =
-      flops_per_token(config, mode, mode.train == smol::TrainMode::Lora ? trainable : 0, o.length);
-  const double achieved_tflops = flops * tokens / seconds / 1e12;
-  const double peak_mb = static_cast<double>(backend.memory_stats().peak - memory_before) / 1e6;
-  double peak = o.peak_tflops;
-  if (peak == 0 && backend.name().rfind("cuda", 0) == 0 && backend.name() != "cuda-emu") peak = 989;
-  char mfu[32] = "";
-  if (peak > 0) std::snprintf(mfu, sizeof(mfu), "  MFU %5.1f%%", 100 * achieved_tflops / peak);
-  std::printf(
-      "%-8s %-9s %-4s trainable %11lld  batch %d x %d  step %8.3f s  %10.1f tokens/s  %6.2f "
-      "GFLOP/token  %8.3f TFLOP/s%s  peak memory %8.1f MB\n",
-      mode.name, backend.name().c_str(), o.cpu_precision.c_str(), static_cast<long long>(trainable),
-      o.rows, o.length, seconds, tokens / seconds, flops / 1e9, achieved_tflops, mfu, peak_mb);
+  smol::StepLosses losses(backend);
+  int64_t step_seed = 0;
+  auto step = [&] {
+    smol::train_step(model, optimizer, schedule, {batch}, static_cast<uint64_t>(step_seed++),
+                     nullptr, &losses);
+  };
+  std::vector<int> graph_settings;  // -1: the backend's default, 0 off, 1 on
+  if (o.graphs == "both")
+    graph_settings = {0, 1};
+  else
+    graph_settings = {o.graphs == "on" ? 1 : o.graphs == "off" ? 0 : -1};
+  const bool default_graphs = backend.graphs_enabled();
+  for (const int graphs : graph_settings) {
+    if (graphs >= 0) backend.set_graphs_enabled(graphs == 1);
+    const char* graphs_tag = backend.graphs_enabled() ? "on" : "off";  // cpu: always off
+    // Warm-up: buffers, caches, and (graphs on) the first recordings, which run eagerly while a
+    // scratch area or the capture staging grows.
+    for (int w = 0; w < 2; ++w) step();
+    backend.synchronize();
+    const auto start = std::chrono::steady_clock::now();
+    for (int s = 0; s < o.steps; ++s) step();
+    backend.synchronize();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / o.steps;
+    losses.read();  // one download, outside the timed steps
+    const double tokens = static_cast<double>(o.rows) * o.length;
+    const double flops = flops_per_token(
+        config, mode, mode.train == smol::TrainMode::Lora ? trainable : 0, o.length);
+    const double achieved_tflops = flops * tokens / seconds / 1e12;
+    const double peak_mb = static_cast<double>(backend.memory_stats().peak - memory_before) / 1e6;
+    double peak = o.peak_tflops;
+    if (peak == 0 && backend.name().rfind("cuda", 0) == 0 && backend.name() != "cuda-emu")
+      peak = 989;
+    char mfu[32] = "";
+    if (peak > 0) std::snprintf(mfu, sizeof(mfu), "  MFU %5.1f%%", 100 * achieved_tflops / peak);
+    std::printf(
+        "%-8s %-9s %-4s graphs %-3s trainable %11lld  batch %d x %d  step %8.3f s  %10.1f "
+        "tokens/s  %6.2f GFLOP/token  %8.3f TFLOP/s%s  peak memory %8.1f MB\n",
+        mode.name, backend.name().c_str(), o.cpu_precision.c_str(), graphs_tag,
+        static_cast<long long>(trainable), o.rows, o.length, seconds, tokens / seconds, flops / 1e9,
+        achieved_tflops, mfu, peak_mb);
+    std::fflush(stdout);
+  }
+  backend.set_graphs_enabled(default_graphs);
 
   if (!o.breakdown) return;
   double total = 0;
   std::vector<std::pair<std::string, double>> shares;
   {
+    // An OpHook makes run_as_graph run the step op by op (kernels/backend.h).
     smol::OpTimer timer(backend);
-    smol::train_step(model, optimizer, schedule, {batch}, o.steps + 1);
+    step();
     for (const auto& [category, s] : timer.seconds) {
       shares.emplace_back(category, s);
       total += s;
@@ -167,6 +201,8 @@ int main(int argc, char** argv) {
       o.peak_tflops = std::atof(value.c_str());
     else if (key == "--cpu-precision")
       o.cpu_precision = value;
+    else if (key == "--graphs")
+      o.graphs = value;
     else {
       std::fprintf(stderr, "error: unknown option %s\n", key.c_str());
       return 2;
@@ -184,6 +220,11 @@ int main(int argc, char** argv) {
   if (o.cpu_precision != "fp32" && o.cpu_precision != "bf16") {
     std::fprintf(stderr, "error: --cpu-precision must be fp32 or bf16, not %s\n",
                  o.cpu_precision.c_str());
+    return 2;
+  }
+  if (o.graphs != "default" && o.graphs != "on" && o.graphs != "off" && o.graphs != "both") {
+    std::fprintf(stderr, "error: --graphs must be default, on, off or both, not %s\n",
+                 o.graphs.c_str());
     return 2;
   }
   if (!known) {

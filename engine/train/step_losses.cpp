@@ -12,10 +12,24 @@ StepLosses::StepLosses(Backend& backend, int64_t capacity) : backend_(backend) {
 }
 
 void StepLosses::record(LlamaModel& model, int64_t step, int64_t supervised) {
+  make_room();
+  copy_to_slot(model);
+  commit(step, supervised);
+}
+
+void StepLosses::make_room() {
   if (static_cast<int64_t>(slots_.size()) == sums_.numel()) move_slots_to_host();
+}
+
+void StepLosses::copy_to_slot(LlamaModel& model) {
+  SMOL_CHECK(static_cast<int64_t>(slots_.size()) < sums_.numel(),
+             "internal: StepLosses::copy_to_slot without make_room");
   const Tensor accumulator = model.loss_accumulator();
   backend_.copy(sums_.elements(static_cast<int64_t>(slots_.size()), 1), accumulator);
   backend_.fill_zero(accumulator);
+}
+
+void StepLosses::commit(int64_t step, int64_t supervised) {
   slots_.push_back({step, supervised});
 }
 

@@ -33,6 +33,13 @@ class StepLosses {
   // Moves the model's accumulated Σ CE (this step's) into the next slot and zeroes the
   // accumulator; `supervised` is the step's N (of the whole step, every rank's tokens).
   void record(LlamaModel& model, int64_t step, int64_t supervised);
+  // record() in three parts, for a step recorded as a CUDA graph (engine/train_step.cpp), whose
+  // device work may be recorded, abandoned and run again (Backend::run_as_graph): make_room()
+  // before the work (the one host wait, when every slot is taken, happens outside the capture),
+  // copy_to_slot() inside it (two device ops, no host state changes), commit() after it.
+  void make_room();
+  void copy_to_slot(LlamaModel& model);
+  void commit(int64_t step, int64_t supervised);
   // Every recorded step's loss since the last read, in step order (one host wait), then forgets
   // them.
   std::vector<StepLoss> read();

@@ -53,7 +53,8 @@ GpuContext::GpuContext(int device) : device_(device) {
     cuda_check(cudaEventCreate(&staging_done_[h]), "cudaEventCreate(upload staging)");
   }
   cuda_check(cudaMallocHost(&download_staging_, kStagingBytes), "cudaMallocHost(download)");
-  cuda_check(cudaEventCreate(&capture_staging_read_), "cudaEventCreate(capture staging)");
+  for (CaptureStaging& slot : capture_slots_)
+    cuda_check(cudaEventCreate(&slot.read), "cudaEventCreate(capture staging)");
 #if defined(SMOL_CUDA_EMU)
   device_checks_ = true;
 #endif
@@ -64,22 +65,24 @@ GpuContext::GpuContext(int device) : device_(device) {
 void GpuContext::upload(void* device_dst, const void* host, size_t bytes) {
   if (bytes == 0) return;
   if (capturing_) {
-    // The graph's copy node reads the staged bytes at launch: they stay untouched until the
-    // next prepare_capture (which waits for that launch).
+    // The graph's copy node reads the staged bytes at launch: the slot stays untouched until
+    // prepare_capture takes it again (after that launch has run).
     const size_t rounded = (bytes + 255) / 256 * 256;
-    if (capture_staging_used_ + rounded > capture_staging_bytes_) {
+    CaptureStaging& slot = capture_slots_[capture_slot_];
+    if (capture_staging_used_ + rounded > slot.bytes) {
       capture_staging_wanted_ =
           std::max(capture_staging_wanted_, 2 * (capture_staging_used_ + rounded));
       throw NeedsEagerRun("upload of " + std::to_string(bytes) +
                           " bytes does not fit the capture staging");
     }
-    char* staged = capture_staging_ + capture_staging_used_;
+    char* staged = slot.data + capture_staging_used_;
     std::memcpy(staged, host, bytes);
     capture_staging_used_ += rounded;
     cuda_check(cudaMemcpyAsync(device_dst, staged, bytes, cudaMemcpyHostToDevice, stream_),
                "upload (captured)");
     return;
   }
+  if (counting_uploads_) counted_upload_bytes_ += (bytes + 255) / 256 * 256;
   if (const void* staged = stage_upload(host, bytes)) {
     cuda_check(cudaMemcpyAsync(device_dst, staged, bytes, cudaMemcpyHostToDevice, stream_),
                "upload");
@@ -161,21 +164,30 @@ void* GpuContext::stage_upload(const void* host, size_t bytes) {
 }
 
 void GpuContext::prepare_capture() {
-  if (capture_staging_pending_) {
-    cuda_check(cudaEventSynchronize(capture_staging_read_), "cudaEventSynchronize");
-    capture_staging_pending_ = false;
+  capture_slot_ = (capture_slot_ + 1) % kCaptureStagingSlots;
+  CaptureStaging& slot = capture_slots_[capture_slot_];
+  if (slot.pending) {
+    // The launch that last read this slot ran long ago in the steady state (two captures back):
+    // ask first, and wait only when it has not (docs/design.md §2.8 "staging ring").
+    const cudaError_t state = cudaEventQuery(slot.read);
+    if (state == cudaErrorNotReady) {
+      (void)cudaGetLastError();  // not an error: the launch is still queued
+      cuda_check(cudaEventSynchronize(slot.read), "cudaEventSynchronize(capture staging)");
+    } else {
+      cuda_check(state, "cudaEventQuery(capture staging)");
+    }
+    slot.pending = false;
   }
   capture_staging_used_ = 0;
-  if (capture_staging_wanted_ > capture_staging_bytes_) {
-    if (capture_staging_)
-      cuda_check(cudaFreeHost(capture_staging_), "cudaFreeHost(capture staging)");
-    capture_staging_ = nullptr;
-    capture_staging_bytes_ = 0;
+  if (capture_staging_wanted_ > slot.bytes) {
+    if (slot.data) cuda_check(cudaFreeHost(slot.data), "cudaFreeHost(capture staging)");
+    slot.data = nullptr;
+    slot.bytes = 0;
     void* staging = nullptr;
     cuda_check(cudaMallocHost(&staging, capture_staging_wanted_),
                "cudaMallocHost(capture staging)");
-    capture_staging_ = static_cast<char*>(staging);
-    capture_staging_bytes_ = capture_staging_wanted_;
+    slot.data = static_cast<char*>(staging);
+    slot.bytes = capture_staging_wanted_;
   }
 }
 
@@ -186,15 +198,28 @@ void GpuContext::abandon_capture() {
 
 void GpuContext::graph_launched() {
   if (capture_staging_used_ == 0) return;
-  cuda_check(cudaEventRecord(capture_staging_read_, stream_), "cudaEventRecord(capture staging)");
-  capture_staging_pending_ = true;
+  CaptureStaging& slot = capture_slots_[capture_slot_];
+  cuda_check(cudaEventRecord(slot.read, stream_), "cudaEventRecord(capture staging)");
+  slot.pending = true;
+}
+
+void GpuContext::begin_eager_rerun() {
+  counting_uploads_ = true;
+  counted_upload_bytes_ = 0;
+}
+
+void GpuContext::end_eager_rerun() {
+  counting_uploads_ = false;
+  capture_staging_wanted_ = std::max(capture_staging_wanted_, 2 * counted_upload_bytes_);
 }
 
 GpuContext::~GpuContext() {
   // Destructors must not throw: errors while tearing down are ignored.
   cudaStreamSynchronize(stream_);
-  cudaEventDestroy(capture_staging_read_);
-  cudaFreeHost(capture_staging_);
+  for (CaptureStaging& slot : capture_slots_) {
+    cudaEventDestroy(slot.read);
+    cudaFreeHost(slot.data);
+  }
   destroy_matmul_plans(*this);
   cudaFree(scratch_);
   cudaFree(scratch2_);
@@ -338,7 +363,14 @@ class CudaBackend final : public Backend {
     } catch (const NeedsEagerRun&) {
       discard_capture();
       ++graph_stats_.eager_fallbacks;
-      work();
+      ctx_.begin_eager_rerun();
+      try {
+        work();
+      } catch (...) {
+        ctx_.end_eager_rerun();
+        throw;
+      }
+      ctx_.end_eager_rerun();
       return;
     } catch (const Error& e) {
       // Something the capture refused (a host wait, an allocation): CUDA invalidated the capture.

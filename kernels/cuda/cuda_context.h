@@ -91,9 +91,13 @@ class GpuContext {
   const void* store_attention_layout(std::vector<int32_t> key, const void* host, size_t bytes);
 
   // ---- stream capture (docs/design.md §2.8) --------------------------------------------------
-  // Before cudaStreamBeginCapture: waits until the previous graph launch has read the capture
-  // staging (no wait in the steady state of decoding: its step ended with a download), and
-  // grows the staging to what an abandoned capture asked for (pinned allocation: not in a capture).
+  // The capture staging is a ring of kCaptureStagingSlots pinned areas, one per capture in turn:
+  // a graph's copy nodes read their slot when the graph runs, so a slot is refilled only after
+  // the launch that last read it has run. Before cudaStreamBeginCapture: takes the next slot,
+  // waits for its last launch only when that launch has not run yet (cudaEventQuery first: in
+  // the steady state of training the host records step k while the device runs step k − 1, and
+  // the slot's reader, step k − 2, is long done — no host wait), and grows the slot to what an
+  // abandoned capture asked for (pinned allocation: not in a capture).
   void prepare_capture();
   // While true, upload() stages into the capture staging (the graph's copy node reads it at
   // launch), device checks are off, and growing scratch, the layout area or a rope table
@@ -105,6 +109,12 @@ class GpuContext {
   void abandon_capture();
   // After cudaGraphLaunch: marks the capture staging as read by work now queued.
   void graph_launched();
+  // Around the eager run that replaces an abandoned capture: its uploads are counted, and the
+  // capture staging is then sized for all of them (twice their bytes), so that a step with many
+  // uploads (a training step: each micro-batch's ids, positions, targets and layout, AdamW's
+  // tensor table) needs one abandoned capture, not one per upload that did not fit.
+  void begin_eager_rerun();
+  void end_eager_rerun();
 
  private:
   static constexpr size_t kWorkspaceBytes = size_t{32} << 20;  // llm.c's cuBLASLt workspace
@@ -131,10 +141,19 @@ class GpuContext {
   void* layout_device_ = nullptr;
   size_t layout_bytes_ = 0;
   bool capturing_ = false;
-  char* capture_staging_ = nullptr;  // pinned; read by the last launched graph's copy nodes
-  size_t capture_staging_bytes_ = 0, capture_staging_used_ = 0, capture_staging_wanted_ = 0;
-  cudaEvent_t capture_staging_read_ = nullptr;
-  bool capture_staging_pending_ = false;  // a launched graph may still read the staging
+  // One slot of the capture staging ring (prepare_capture).
+  struct CaptureStaging {
+    char* data = nullptr;  // pinned; read by the copy nodes of the last graph captured into it
+    size_t bytes = 0;
+    cudaEvent_t read = nullptr;  // recorded after that graph's launch
+    bool pending = false;        // a launched graph may still read the slot
+  };
+  static constexpr int kCaptureStagingSlots = 2;
+  CaptureStaging capture_slots_[kCaptureStagingSlots];
+  int capture_slot_ = 0;  // the slot the current (or last) capture fills
+  size_t capture_staging_used_ = 0, capture_staging_wanted_ = 0;
+  bool counting_uploads_ = false;  // begin_eager_rerun .. end_eager_rerun
+  size_t counted_upload_bytes_ = 0;
 };
 
 // Calls f(tag) with tag a float or bf16 value matching dtype; other dtypes are an Error.

@@ -12,6 +12,9 @@
 #include <random>
 #include <vector>
 
+#include "common/error.h"
+#include "kernels/emu/emu_capture.h"
+
 namespace smol::emu::nccl {
 
 struct EmuNcclComm {
@@ -114,6 +117,17 @@ bool reducible(ncclDataType_t t, ncclRedOp_t op) {
          (op == ncclSum || op == ncclMax);
 }
 
+// The collectives exchange over MPI when called, not when a graph runs: recorded into a stream
+// capture they would move the capture-time bytes once and nothing at launch. A GPU captures NCCL
+// (>= 2.9) collectives; the emulator cannot, so it refuses loudly instead of computing something
+// else (data parallelism runs its steps eagerly, docs/design.md §2.8).
+void refuse_in_capture(cudaStream_t stream, const char* call) {
+  if (stream_capturing(stream))
+    throw_error("cuda-emu: ", call,
+                " during a stream capture is not emulated (cuda-emu's NCCL exchanges over MPI at "
+                "the call, not when the graph runs; docs/design.md §2.8)");
+}
+
 }  // namespace
 
 ncclResult_t ncclGetUniqueId(ncclUniqueId* id) {
@@ -182,7 +196,9 @@ const char* ncclGetErrorString(ncclResult_t result) {
 }
 
 ncclResult_t ncclAllReduce(const void* sendbuff, void* recvbuff, size_t count,
-                           ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm, cudaStream_t) {
+                           ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm,
+                           cudaStream_t stream) {
+  refuse_in_capture(stream, "ncclAllReduce");
   const size_t bytes = count * type_bytes(datatype);
   if (comm == nullptr || !reducible(datatype, op) || !device(sendbuff, bytes) ||
       !device(recvbuff, bytes))
@@ -195,7 +211,8 @@ ncclResult_t ncclAllReduce(const void* sendbuff, void* recvbuff, size_t count,
 
 ncclResult_t ncclReduceScatter(const void* sendbuff, void* recvbuff, size_t recvcount,
                                ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm,
-                               cudaStream_t) {
+                               cudaStream_t stream) {
+  refuse_in_capture(stream, "ncclReduceScatter");
   if (comm == nullptr || !reducible(datatype, op)) return ncclInvalidArgument;
   const size_t bytes = recvcount * type_bytes(datatype);
   if (!device(sendbuff, bytes * comm->size) || !device(recvbuff, bytes)) return ncclInvalidArgument;
@@ -207,7 +224,8 @@ ncclResult_t ncclReduceScatter(const void* sendbuff, void* recvbuff, size_t recv
 }
 
 ncclResult_t ncclAllGather(const void* sendbuff, void* recvbuff, size_t sendcount,
-                           ncclDataType_t datatype, ncclComm_t comm, cudaStream_t) {
+                           ncclDataType_t datatype, ncclComm_t comm, cudaStream_t stream) {
+  refuse_in_capture(stream, "ncclAllGather");
   if (comm == nullptr || type_bytes(datatype) == 0) return ncclInvalidArgument;
   const size_t bytes = sendcount * type_bytes(datatype);
   if (!device(sendbuff, bytes) || !device(recvbuff, bytes * comm->size) || bytes > INT_MAX)
@@ -222,7 +240,9 @@ ncclResult_t ncclAllGather(const void* sendbuff, void* recvbuff, size_t sendcoun
 }
 
 ncclResult_t ncclBroadcast(const void* sendbuff, void* recvbuff, size_t count,
-                           ncclDataType_t datatype, int root, ncclComm_t comm, cudaStream_t) {
+                           ncclDataType_t datatype, int root, ncclComm_t comm,
+                           cudaStream_t stream) {
+  refuse_in_capture(stream, "ncclBroadcast");
   if (comm == nullptr || type_bytes(datatype) == 0 || root < 0 || root >= comm->size)
     return ncclInvalidArgument;
   const size_t bytes = count * type_bytes(datatype);
