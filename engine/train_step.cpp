@@ -77,12 +77,13 @@ namespace {
 // below, inside Backend::run_as_graph, which records them into one CUDA graph where the backend
 // has graphs enabled and otherwise runs them directly. What a capture cannot hold happens first,
 // on the host: the activation arena is sized for the step's largest micro-batch (an allocation
-// cannot be captured; the arena's size changes no result: the LM-head chunks are fixed rows),
-// the StepLosses slot is freed (its download, once per `capacity` steps), and the learning rate
-// is taken. The work may run twice on the host (a capture abandoned for an eager run when a
-// scratch area must grow: NeedsEagerRun), so it first puts back the one piece of host state it
-// changes, the optimizer's step count; every per-step value (lr, step count for the bias
-// correction, dropout seeds, layouts, chunk plan) is an argument recorded at each step.
+// cannot be captured; the arena's size changes no result: an LM-head chunk is min(T,
+// lm_head_chunk_rows) rows whatever the capacity), the StepLosses slot is freed (its download, once
+// per `capacity` steps), and the learning rate is taken. The work may run twice on the host (a
+// capture abandoned for an eager run when a scratch area must grow: NeedsEagerRun), so it first
+// puts back the one piece of host state it changes, the optimizer's step count; every per-step
+// value (lr, step count for the bias correction, dropout seeds, layouts, chunk plan) is an argument
+// recorded at each step.
 TrainStepResult recorded_train_step(LlamaModel& model, AdamW& optimizer, const LrSchedule& schedule,
                                     const std::vector<std::vector<TokenRow>>& micro_batches,
                                     uint64_t dropout_seed, StepLosses& losses) {
