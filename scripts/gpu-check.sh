@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # gpu-check.sh — build the test suites and kernel benchmarks for a GPU on a build machine, and
 # run them natively on a GPU host that has only the NVIDIA driver and the CUDA 13 runtime
-# libraries (no compiler, no network). docs/design.md §10.4.
+# libraries (no compiler, no network). docs/design.md §10 (item 4).
 #
 #   scripts/gpu-check.sh --pack DIR [--arch 90]   build (Release, one CUDA arch, default sm_90)
 #                                                 and bundle binaries + their non-CUDA shared
@@ -10,21 +10,23 @@
 #                                                 SMOL_TEST_DEVICE=cuda, then the benchmarks
 #                                                 (kernels, training step with MFU, generative
 #                                                 eval, prefill/decode, decode and training
-#                                                 steps with CUDA graphs off/on); a short
-#                                                 table last
+#                                                 steps with CUDA graphs off/on), all in
+#                                                 one time budget; one summary table last
 #
 # The bundle (~50 MB: binaries and libraries xz-compressed) fits the device machine's 64 MiB
 # carry; the host's CUDA toolkit and NCCL wheel provide cuBLAS, cuSOLVER and libnccl.
 #
 # Environment: SMOL_BUILD_DIR (default build-gpu-pack), SMOL_GPU_CHECK_NO_BUILD=1 (pack what
 # SMOL_BUILD_DIR already holds, without configuring or building: the ctest of --pack uses it),
-# SMOL_GPU_CHECK_TIMEOUT (seconds per test binary, default 240), SMOL_GPU_CHECK_TESTS (test
+# SMOL_GPU_CHECK_TIMEOUT (seconds per test binary, default 240), SMOL_GPU_CHECK_BUDGET (seconds
+# for the whole --run, default 450), SMOL_GPU_CHECK_TEST_BUDGET (of which the test suites, default
+# 200), SMOL_GPU_CHECK_TESTS (test
 # binaries to run, default all), SMOL_BENCH_DEVICE (default cuda) and
 # SMOL_GPU_CHECK_COMPRESS=none (leave the bundle uncompressed).
 set -euo pipefail
 
 usage() {
-  sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -139,7 +141,40 @@ run() {
 
   local logs="$dir/logs"
   mkdir -p "$logs"
-  local summary="" failed=0
+  # One call, one budget (issue 12: everything in under 8 minutes): SMOL_GPU_CHECK_BUDGET seconds
+  # in all (default 450, which leaves the unpacking and the tables inside 8 minutes), of which the
+  # test suites may take SMOL_GPU_CHECK_TEST_BUDGET (default 200). Each stage runs under the
+  # smaller of its own limit and what is left; a stage with under 20 s left is skipped and named
+  # in the summary. The benchmarks run most telling first.
+  local budget=${SMOL_GPU_CHECK_BUDGET:-450} test_budget=${SMOL_GPU_CHECK_TEST_BUDGET:-200}
+  local skipped=""
+  SECONDS=0
+  # limit WANT [CAP]: the seconds the next stage may take (CAP: the budget it draws on), 0 to skip.
+  limit() {
+    local want=$1 cap=${2:-$budget} left
+    ((cap <= budget)) || cap=$budget
+    left=$((cap - SECONDS))
+    if ((left < 20)); then echo 0; elif ((want < left)); then echo "$want"; else echo "$left"; fi
+  }
+  # stage NAME WANT LOG COMMAND...: COMMAND, its output appended to LOG, under limit WANT.
+  stage() {
+    local name=$1 want=$2 log=$3 t
+    shift 3
+    t=$(limit "$want")
+    if [ "$t" = 0 ]; then
+      skipped+="$name; "
+      if [[ $log != *.csv ]]; then echo "(not run: the budget was spent)" >>"$log"; fi
+      return 0
+    fi
+    echo "gpu-check: $name (at ${SECONDS} s, up to $t s)"
+    if [[ $log == *.csv ]]; then  # a table: its stderr (the device line, errors) beside it
+      timeout "$t" "$@" >>"$log" 2>>"${log%.csv}.err" || echo "$name failed or ran out of time" >>"${log%.csv}.err"
+    else
+      timeout "$t" "$@" >>"$log" 2>&1 || echo "$name failed or ran out of time" >>"$log"
+    fi
+  }
+
+  local summary="" failed=0 passed=0 not_run=0
   local selected=${SMOL_GPU_CHECK_TESTS:-$(cd "$dir/bin" && ls -- *_tests)}
   # comm_mpi_tests is itself one rank of an mpirun job (ctest starts it so); dist_tests starts
   # its ranks with mpirun, which a bare GPU host lacks (the MPI libraries travel in the bundle,
@@ -148,95 +183,100 @@ run() {
   for name in $selected; do
     if [ "$name" = comm_mpi_tests ] || { [ "$name" = dist_tests ] && ! command -v mpirun >/dev/null 2>&1; }; then
       summary+=$(printf '%-22s %-4s %s' "$name" "NOT RUN" "(multi-process: needs mpirun; CI runs it)")$'\n'
+      not_run=$((not_run + 1))
     else
       kept+="$name "
     fi
   done
   selected=$kept
   for name in $selected; do
-    local bin="$dir/bin/$name"
+    local bin="$dir/bin/$name" t
     local status=PASS
-    timeout "$timeout_s" "$bin" --gtest_brief=1 >"$logs/$name.log" 2>&1 || status=FAIL
-    [ $status = FAIL ] && failed=$((failed + 1))
+    t=$(limit "$timeout_s" "$test_budget")
+    if [ "$t" = 0 ]; then
+      summary+=$(printf '%-22s %-4s %s' "$name" "NOT RUN" "(the tests' budget was spent)")$'\n'
+      not_run=$((not_run + 1))
+      skipped+="$name; "
+      continue
+    fi
+    timeout "$t" "$bin" --gtest_brief=1 >"$logs/$name.log" 2>&1 || status=FAIL
+    if [ $status = FAIL ]; then failed=$((failed + 1)); else passed=$((passed + 1)); fi
     local counts
     counts=$(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$logs/$name.log" | sed 's/^\[ *//; s/ *\]//' | tr '\n' ' ')
     summary+=$(printf '%-22s %-4s %s' "$name" "$status" "$counts")$'\n'
-    echo "gpu-check: $name $status"
+    echo "gpu-check: $name $status (at ${SECONDS} s)"
   done
 
-  local bench_csv="$logs/cuda_kernels_bench.csv"
-  if [ -x "$dir/bench/cuda_kernels_bench" ]; then
-    "$dir/bench/cuda_kernels_bench" --benchmark_min_time=0.2 --benchmark_format=csv \
-      >"$bench_csv" 2>"$logs/cuda_kernels_bench.err" || echo "gpu-check: benchmark run failed"
-  fi
-
-  # End to end: a whole optimizer step at SmolLM2-135M shape (tokens/s, MFU, peak memory, op
-  # breakdown) at the issue's two packings, and prefill / decode throughput.
-  local step_log="$logs/training_bench.log"
+  local bench_csv="$logs/cuda_kernels_bench.csv" step_log="$logs/training_bench.log"
+  local eval_log="$logs/eval_speed.log" decode_log="$logs/decode_bench.log"
+  local train_graph_log="$logs/training_bench_graphs.log"
+  local unfused_log="$logs/training_bench_unfused.log" torch_log="$logs/torch_peft_step.log"
+  local model_log="$logs/model_bench.log"
+  : >"$bench_csv"
+  : >"${bench_csv%.csv}.err"
   : >"$step_log"
+  : >"$eval_log"
+  : >"$decode_log"
+  : >"$train_graph_log"
+  : >"$unfused_log"
+  : >"$torch_log"
+  : >"$model_log"
+  # End to end: a whole optimizer step at SmolLM2-135M shape (tokens/s, MFU, peak memory, op
+  # breakdown) at the issue's two packings.
   if [ -x "$dir/bench/training_bench" ]; then
     for shape in "8 1024" "16 512"; do
       set -- $shape
-      timeout 300 "$dir/bench/training_bench" --device cuda --rows "$1" --length "$2" --steps 5 \
-        --mode all --breakdown >>"$step_log" 2>&1 || echo "training_bench $shape failed" >>"$step_log"
+      stage "training_bench $1x$2" 150 "$step_log" "$dir/bench/training_bench" --device cuda \
+        --rows "$1" --length "$2" --steps 5 --mode all --breakdown
+    done
+  fi
+  # Generative GSM8K evaluation: 1,319 questions × 256 greedy tokens (random weights: an upper
+  # bound, configs/bench/gsm8k_eval_speed.yaml).
+  if [ -x "$dir/bin/smolengine" ] && [ -f "$dir/tokenizer/tokenizer.json" ]; then
+    stage "generative eval" 120 "$eval_log" "$dir/bin/smolengine" eval \
+      "$dir/src/configs/bench/gsm8k_eval_speed.yaml" --device cuda --data-dir "$dir/shared/data" \
+      --set tokenizer.name_or_path="$dir/tokenizer" --set training.output_dir="$logs/eval_speed"
+  fi
+  # Kernels: attention, the fused LM head, matmuls, elementwise ops, with their share of the
+  # device's peak.
+  if [ -x "$dir/bench/cuda_kernels_bench" ]; then
+    stage "cuda_kernels_bench" 120 "$bench_csv" "$dir/bench/cuda_kernels_bench" \
+      --benchmark_min_time=0.2 --benchmark_format=csv
+  fi
+  # The decode step as a CUDA graph and eagerly (SMOL_CUDA_GRAPHS A/B in one process,
+  # docs/design.md §2.8): greedy steps at batch 1, 16, 64, tokens/s and ms per step.
+  if [ -x "$dir/bench/decode_bench" ]; then
+    stage "decode graphs A/B" 90 "$decode_log" "$dir/bench/decode_bench" --device cuda \
+      --batches 1,16,64 --steps 64 --repeats 3
+  fi
+  # The training step as one CUDA graph and eagerly (docs/design.md §2.8; training_bench
+  # --graphs both: the same model off, then on, in one process), LoRA q,v and full FT at 8 × 1024.
+  if [ -x "$dir/bench/training_bench" ]; then
+    for mode in lora full; do
+      stage "training graphs A/B $mode" 90 "$train_graph_log" "$dir/bench/training_bench" \
+        --device cuda --rows 8 --length 1024 --steps 5 --mode "$mode" --graphs both
     done
   fi
   # A/B of the fusions of docs/design.md §2.9 (residual adds in the GEMMs, the concatenated
   # SwiGLU backward): the same step with SMOL_FUSION=0, LoRA q,v and full FT at 8 × 1024.
-  local unfused_log="$logs/training_bench_unfused.log"
-  : >"$unfused_log"
   if [ -x "$dir/bench/training_bench" ]; then
     for mode in lora full; do
-      SMOL_FUSION=0 timeout 300 "$dir/bench/training_bench" --device cuda --rows 8 --length 1024 \
-        --steps 5 --mode "$mode" >>"$unfused_log" 2>&1 || echo "unfused $mode failed" >>"$unfused_log"
-    done
-  fi
-  # The training step as one CUDA graph and eagerly (docs/design.md §2.8; training_bench
-  # --graphs both: the same model off, then on, in one process), LoRA q,v and full FT at 8 × 1024.
-  local train_graph_log="$logs/training_bench_graphs.log"
-  : >"$train_graph_log"
-  if [ -x "$dir/bench/training_bench" ]; then
-    for mode in lora full; do
-      timeout 300 "$dir/bench/training_bench" --device cuda --rows 8 --length 1024 --steps 5 \
-        --mode "$mode" --graphs both >>"$train_graph_log" 2>&1 ||
-        echo "training_bench --graphs both $mode failed" >>"$train_graph_log"
+      stage "fusion A/B $mode" 90 "$unfused_log" env SMOL_FUSION=0 "$dir/bench/training_bench" \
+        --device cuda --rows 8 --length 1024 --steps 5 --mode "$mode"
     done
   fi
   # The reference stack on the same shapes, when the host has torch + transformers + peft.
-  local torch_log="$logs/torch_peft_step.log"
-  : >"$torch_log"
   if python3 -c 'import torch, transformers, peft' 2>/dev/null; then
     for shape in "8 1024" "16 512"; do
       set -- $shape
-      timeout 300 python3 "$dir/compare/torch_peft_step.py" --device cuda --rows "$1" \
-        --length "$2" --steps 5 --mode all >>"$torch_log" 2>&1 ||
-        echo "torch_peft_step $shape failed" >>"$torch_log"
+      stage "torch+peft $1x$2" 150 "$torch_log" python3 "$dir/compare/torch_peft_step.py" \
+        --device cuda --rows "$1" --length "$2" --steps 5 --mode all
     done
   else
     echo "(torch, transformers or peft not importable here)" >>"$torch_log"
   fi
-  local model_log="$logs/model_bench.log"
   if [ -x "$dir/bench/model_bench" ]; then
-    timeout 300 "$dir/bench/model_bench" --device cuda >"$model_log" 2>&1 ||
-      echo "model_bench failed" >>"$model_log"
-  fi
-
-  # The decode step as a CUDA graph and eagerly (SMOL_CUDA_GRAPHS A/B in one process,
-  # docs/design.md §2.8): greedy steps at batch 1, 16, 64, tokens/s and ms per step.
-  local decode_log="$logs/decode_bench.log"
-  if [ -x "$dir/bench/decode_bench" ]; then
-    timeout 240 "$dir/bench/decode_bench" --device cuda --batches 1,16,64 --steps 64 --repeats 3 \
-      >"$decode_log" 2>&1 || echo "decode_bench failed" >>"$decode_log"
-  fi
-
-  # Generative GSM8K evaluation: 1,319 questions × 256 greedy tokens (random weights: an upper
-  # bound, configs/bench/gsm8k_eval_speed.yaml).
-  local eval_log="$logs/eval_speed.log"
-  : >"$eval_log"
-  if [ -x "$dir/bin/smolengine" ] && [ -f "$dir/tokenizer/tokenizer.json" ]; then
-    timeout 300 "$dir/bin/smolengine" eval "$dir/src/configs/bench/gsm8k_eval_speed.yaml" \
-      --device cuda --data-dir "$dir/shared/data" --set tokenizer.name_or_path="$dir/tokenizer" \
-      --set training.output_dir="$logs/eval_speed" >"$eval_log" 2>&1 || echo "eval failed" >>"$eval_log"
+    stage "model_bench" 90 "$model_log" "$dir/bench/model_bench" --device cuda
   fi
 
   echo
@@ -261,7 +301,10 @@ run() {
           printf "%-40s %s\n", name, "error: " msg; next }
         rate = (fl != "" && fl + 0 > 0) ? sprintf("%8.2f TFLOP/s", fl / 1e12) : sprintf("%8.1f GB/s", bw / 1e9)
         scale = unit == "ns" ? 1e-3 : unit == "ms" ? 1e3 : unit == "s" ? 1e6 : 1
-        printf "%-40s %12.1f us %s\n", name, t * scale, rate
+        pf = col["\"%peak_FLOP\""] ? $(col["\"%peak_FLOP\""]) + 0 : 0
+        pb = col["\"%peak_BW\""] ? $(col["\"%peak_BW\""]) + 0 : 0
+        peak = (pf > 0 ? sprintf("  %5.1f%% of peak FLOP/s", pf) : "") (pb > 0 ? sprintf("  %5.1f%% of peak bandwidth", pb) : "")
+        printf "%-40s %12.1f us %s%s\n", name, t * scale, rate, peak
       }' "$bench_csv"
   else
     echo "(no benchmark output; see $logs/cuda_kernels_bench.err)"
@@ -299,6 +342,61 @@ run() {
   echo "=== decode step, CUDA graphs off / on (decode_bench --device cuda; SMOL_CUDA_GRAPHS) ==="
   grep -E '^(step floor|\| (graphs|on|off) )|failed|error' "$decode_log" 2>/dev/null ||
     echo "(none; see $decode_log)"
+
+  # ---- one table: the numbers issue 12 asks for, each from its log above -------------------
+  echo
+  echo "=== summary: $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1) ==="
+  printf '| %-44s | %s |\n' "what" "result"
+  printf '|%s|%s|\n' "----------------------------------------------" "------------------------------------------------"
+  printf '| %-44s | %s |\n' "test suites (SMOL_TEST_DEVICE=cuda)" \
+    "$passed pass, $failed fail, $not_run not run"
+  # training_bench lines: mode device precision graphs G trainable N batch R x L step S s
+  # X tokens/s ... [MFU M%] peak memory P MB
+  awk -v tag="" '/^(lora|lora-all|full) / {
+      match($0, /batch [0-9]+ x [0-9]+/); shape = substr($0, RSTART + 6, RLENGTH - 6); gsub(/ /, "", shape)
+      match($0, /[0-9.]+ tokens\/s/); tps = substr($0, RSTART, RLENGTH)
+      mfu = ""; if (match($0, /MFU +[0-9.]+%/)) mfu = ", " substr($0, RSTART, RLENGTH)
+      mem = ""; if (match($0, /peak memory +[0-9.]+ MB/)) mem = ", " substr($0, RSTART, RLENGTH)
+      printf "| %-44s | %s%s%s |\n", "training step " $1 " " shape, tps, mfu, mem }' "$step_log"
+  awk '/^(lora|full) / {
+      g = ""; if (match($0, /graphs (on|off)/)) g = substr($0, RSTART + 7, RLENGTH - 7)
+      match($0, /[0-9.]+ tokens\/s/); r[$1] = r[$1] (r[$1] == "" ? "" : " / ") substr($0, RSTART, RLENGTH - 9)
+      n[$1] = n[$1] (n[$1] == "" ? "" : "/") g }
+    END { for (m in r) printf "| %-44s | %s tokens/s |\n", "training step " m " 8x1024, graphs " n[m], r[m] }' \
+    "$train_graph_log" | sort
+  awk '/^(lora|full) / { match($0, /[0-9.]+ tokens\/s/)
+      printf "| %-44s | %s |\n", "training step " $1 " 8x1024, SMOL_FUSION=0", substr($0, RSTART, RLENGTH) }' \
+    "$unfused_log"
+  awk '/^(lora|lora-all|full) / || /^torch-/ {
+         mode = $1; sub(/^torch-/, "", mode)
+         match($0, /batch [0-9]+ x [0-9]+/); key = mode " " substr($0, RSTART, RLENGTH)
+         match($0, /[0-9.]+ tokens\/s/); tps = substr($0, RSTART, RLENGTH) + 0
+         if ($1 ~ /^torch-/) theirs[key] = tps; else ours[key] = tps }
+       END { for (k in ours) if (k in theirs && theirs[k] > 0)
+               printf "| %-44s | %.2fx |\n", "vs torch+peft " k, ours[k] / theirs[k] }' \
+    "$step_log" "$torch_log" 2>/dev/null | sort
+  awk 'function value(key,   v) { if (!match($0, "\"" key "\": *[0-9.eE+-]+")) return ""
+        v = substr($0, RSTART, RLENGTH); sub(/^[^:]*: */, "", v); return v }
+      { v = value("eval_runtime"); if (v != "") rt = v
+        v = value("eval_generated_samples"); if (v != "") n = v }
+      END { if (rt != "") printf "| %-44s | %s s for %s questions |\n", "generative GSM8K eval", rt, n }' \
+    "$eval_log"
+  # decode_bench --device rows: | graphs | batch | tokens/s | ms/step | ...
+  awk -F'|' '$2 ~ /^ *(on|off) *$/ { g = $2; gsub(/ /, "", g); b = $3; gsub(/ /, "", b)
+      t = $4; gsub(/ /, "", t); r[b] = r[b] (r[b] == "" ? "" : ", ") "graphs " g " " t }
+    END { for (b in r) printf "| %-44s | %s tokens/s |\n", "decode batch " b, r[b] }' "$decode_log" | sort -t' ' -k4 -n
+  if [ -s "$bench_csv" ]; then
+    awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+      /^"BM_cuda_(attention|lm_head)/ {
+        name = $1; gsub(/"/, "", name); sub(/^BM_cuda_/, "", name); sub(/\/real_time$/, "", name)
+        fl = col["\"FLOP/s\""] ? $(col["\"FLOP/s\""]) + 0 : 0
+        pf = col["\"%peak_FLOP\""] ? $(col["\"%peak_FLOP\""]) + 0 : 0
+        extra = pf > 0 ? sprintf(", %.1f%% of peak", pf) : ""
+        if (fl > 0) printf "| %-44s | %.1f TFLOP/s%s |\n", name, fl / 1e12, extra }' \
+      "$bench_csv"
+  fi
+  printf '| %-44s | %s |\n' "gpu-check time" "${SECONDS} s of a ${budget} s budget"
+  [ -n "$skipped" ] && printf '| %-44s | %s |\n' "not run (budget spent)" "$skipped"
   return $((failed > 0))
 }
 
