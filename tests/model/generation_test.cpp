@@ -2,9 +2,15 @@
 // seeded sampling.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <map>
+#include <numeric>
+#include <random>
 
+#include "kernels/backend.h"
 #include "model/generation.h"
+#include "model/sampling.h"
 #include "model_test_util.h"
 
 namespace smol::test {
@@ -140,6 +146,68 @@ TEST(Sampling, FrequenciesFollowTheTemperedSoftmax) {
   for (int i = 0; i < n; ++i) ++kept[sample_token(logits, 4, nucleus, 0, i)];
   EXPECT_EQ(kept[0] + kept[1], 0);
   EXPECT_NEAR(kept[3] / double(n), 4.0 / 7.0, 0.0175);
+}
+
+// sample_token sorts only as much of the vocabulary as the draw needs (model/sampling.cpp); this
+// is the straightforward algorithm it replaced — every token sorted by probability (stable: ties
+// by lower id), the nucleus the shortest prefix whose cumulative probability reaches top_p, the
+// draw walking that prefix — which it must equal token for token.
+int32_t sample_by_full_sort(const std::vector<float>& logits, const SamplingParams& params,
+                            uint64_t stream, uint64_t step) {
+  const double inv_t = 1.0 / params.temperature;
+  const float max_logit = *std::max_element(logits.begin(), logits.end());
+  std::vector<double> prob(logits.size());
+  double total = 0;
+  for (size_t i = 0; i < logits.size(); ++i)
+    total += prob[i] = std::exp((logits[i] - max_logit) * inv_t);
+  std::vector<int32_t> order(logits.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int32_t a, int32_t b) { return prob[a] > prob[b]; });
+  size_t keep = 0;
+  double cumulative = 0;
+  while (keep < order.size()) {
+    cumulative += prob[order[keep]] / total;
+    ++keep;
+    if (cumulative >= params.top_p) break;
+  }
+  double nucleus = 0;
+  for (size_t i = 0; i < keep; ++i) nucleus += prob[order[i]];
+  const double u = dropout_uniform(params.seed, stream * 0x100000001B3ull + step) * nucleus;
+  double acc = 0;
+  for (size_t i = 0; i < keep; ++i) {
+    acc += prob[order[i]];
+    if (u < acc) return order[i];
+  }
+  return order[keep - 1];
+}
+
+TEST(Sampling, PartialSortDrawsWhatAFullSortDraws) {
+  // SmolLM2's vocabulary size; logits spread like a language model's (a few strong candidates
+  // over a long tail), flat ones, and ones with many exact ties (rounded to 0.5).
+  const int64_t vocab = 49152;
+  std::mt19937 rng(5);
+  for (int shape = 0; shape < 3; ++shape) {
+    std::vector<float> logits(static_cast<size_t>(vocab));
+    std::normal_distribution<float> normal(0.0f, shape == 1 ? 0.3f : 3.0f);
+    for (float& x : logits) x = shape == 2 ? std::round(2 * normal(rng)) / 2 : normal(rng);
+    if (shape == 0)
+      for (int k = 0; k < 5; ++k) logits[static_cast<size_t>(rng() % vocab)] += 12.0f - 2 * k;
+    for (const SamplingParams params :
+         {SamplingParams{1.0f, 0.9f, 3}, SamplingParams{0.7f, 0.5f, 4},
+          SamplingParams{1.3f, 0.999f, 5}, SamplingParams{1.0f, 1.0f, 6}}) {
+      int differ = 0;
+      for (uint64_t step = 0; step < 25; ++step)
+        differ += sample_token(logits.data(), vocab, params, 2, step) !=
+                  sample_by_full_sort(logits, params, 2, step);
+      // top_p < 1: the same nucleus in the same order and the same sums, so the same token.
+      // top_p = 1: the nucleus is every token, its mass summed in id order rather than by
+      // probability — a 1e-16 relative difference in u, so a different token only if u falls
+      // within that of a boundary: never in practice.
+      EXPECT_EQ(differ, 0) << "shape " << shape << ", temperature " << params.temperature
+                           << ", top_p " << params.top_p;
+    }
+  }
 }
 
 TEST(Sampling, RefusesBadParameters) {
