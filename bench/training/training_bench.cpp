@@ -283,27 +283,34 @@ void bench(smol::Backend& backend, const Mode& mode, const Options& o) {
   std::printf("           breakdown (%s, one eager step %.2f ms)%s\n",
               events ? "device events" : "wall clock after a synchronize per op", 1e3 * total,
               with_floors ? "" : "  (floors: give --peak-tflops and --peak-gbps)");
-  std::printf("           %-45s %9s  %6s  %6s  %s\n", "category", "ms", "share", "ops",
-              with_floors ? "floor ms (§2.6)" : "");
+  std::printf("           %-45s %9s  %6s  %6s%s\n", "category", "ms", "share", "ops",
+              with_floors ? "  floor ms (§2.6)" : "");
   double floor_total = 0;
   for (const auto& [category, s] : shares) {
     char floor[48] = "";
     if (with_floors) {
       const auto it = floors.seconds.find(category);
       if (it != floors.seconds.end()) {
-        std::snprintf(floor, sizeof(floor), "%9.3f  (%5.1f%% of measured)", 1e3 * it->second,
+        std::snprintf(floor, sizeof(floor), "  %9.3f  (%5.1f%% of measured)", 1e3 * it->second,
                       s > 0 ? 100 * it->second / s : 0.0);
         floor_total += it->second;
       } else {
-        std::snprintf(floor, sizeof(floor), "%9s", "—");
+        std::snprintf(floor, sizeof(floor), "  %9s", "—");
       }
     }
-    std::printf("           %-45s %9.3f  %5.1f%%  %6ld  %s\n", category.c_str(), 1e3 * s,
+    std::printf("           %-45s %9.3f  %5.1f%%  %6ld%s\n", category.c_str(), 1e3 * s,
                 100 * s / total, timer.calls[category], floor);
   }
   if (with_floors)
     std::printf("           %-45s %9.3f  %6s  %6s  %9.3f\n", "total", 1e3 * total, "", "",
                 1e3 * floor_total);
+  // The ops inside categories that group several (attention forward vs backward, matmul vs the
+  // batched gate/up GEMM, ...): where a category's time goes.
+  for (const auto& [op, s] : timer.op_seconds) {
+    if (timer.seconds.count(op)) continue;  // an op that is its own category
+    std::printf("             op %-42s %9.3f  %5.1f%%  %6ld\n", op.c_str(), 1e3 * s,
+                100 * s / total, timer.op_calls[op]);
+  }
   std::fflush(stdout);
 }
 
