@@ -158,6 +158,19 @@ class Backend {
   virtual void* record_event() { return nullptr; }
   virtual void wait_event(void* event) { (void)event; }
   virtual void destroy_event(void* event) { (void)event; }
+  // Timing events, for profilers that must not synchronise per op (bench/model/op_timer.h):
+  // record_timing_event() records an event with timing enabled on this backend's stream — into
+  // `reuse` when given (an event from an earlier call, so a profiler can keep a pool), else into
+  // a fresh one the caller owns (destroy_event frees it) — and returns it. elapsed_ms(start,
+  // end) is the device time between two such events; both must have completed (synchronize()
+  // once after the last one), else it throws. Default: no timing events (nullptr; elapsed_ms
+  // throws), so callers fall back to the wall clock (cpu, whose ops finish before they return).
+  // cuda-emu records the host time of the call, which there is when the work before it ran.
+  virtual void* record_timing_event(void* reuse) {
+    (void)reuse;
+    return nullptr;
+  }
+  virtual double elapsed_ms(void* start, void* end);
   // Debug mode for checks that only the device can make cheaply (token ids and targets inside
   // the vocabulary, read where the kernel reads them): each costs a host wait, so the cuda
   // backend runs them only when asked (default: on for cuda-emu, off for cuda; the environment
@@ -234,7 +247,7 @@ class Backend {
   // abandoned before any of its work ran and `work` runs directly instead (counted in
   // eager_fallbacks): `work` may run twice on the host, so it must not change host state that
   // a second run would see. Without graphs, or with an OpHook installed (a hook observes ops as
-  // they run; timing hooks synchronise after each), `work` runs directly.
+  // they run; a wall-clock timing hook synchronises after each), `work` runs directly.
   void run_as_graph(std::unique_ptr<Graph>& graph, const std::function<void()>& work);
 
   // ---- dense linear algebra ----------------------------------------------------------------

@@ -80,6 +80,11 @@ void Backend::download(void* host, const Tensor& src) {
 }
 
 // Not reported to the hook: a hook may itself synchronise (to time an op) and is not an op.
+double Backend::elapsed_ms(void*, void*) {
+  throw_error("elapsed_ms: backend ", name(),
+              " has no timing events (record_timing_event gave none)");
+}
+
 void Backend::synchronize() {
   do_synchronize();
 }

@@ -1,7 +1,7 @@
 // training_bench: one full optimizer step (forward + backward over the rows, global-norm clip,
 // AdamW, schedule) at SmolLM2-135M shape with random weights, on any backend:
 //   training_bench [--rows N] [--length L] [--steps S] [--device D] [--mode lora|lora-all|full|all]
-//                  [--peak-tflops P] [--breakdown] [--cpu-precision fp32|bf16]
+//                  [--peak-tflops P] [--peak-gbps B] [--breakdown] [--cpu-precision fp32|bf16]
 //                  [--graphs default|on|off|both]
 // Default 4 × 512 tokens, 2 timed steps after one warm-up step; modes: LoRA r 8 on q,v
 // (`lora`), LoRA r 8 on all seven projections (`lora-all`), full fine-tuning (`full`).
@@ -17,8 +17,14 @@
 // The per-token FLOPs count what the step must compute, not recomputation, so MFU compares
 // across implementations. --peak-tflops: the device's dense peak (H100/H200 SXM bf16: 989;
 // default 989 on cuda, none on cpu, where MFU is not printed unless a peak is given).
-// --breakdown adds one step timed op by op (bench/model/op_timer.h: a synchronize after each op,
-// so the shares are exact but the step is slower than the timed ones).
+// --breakdown adds one eager step timed op by op (bench/model/op_timer.h): on cuda with device
+// timing events around every op and one wait at the end, elsewhere by the wall clock after a
+// synchronize per op (the shares are exact but that step is slower than the timed ones). Per
+// category: exclusive ms, share of the step, ops run, and where docs/design.md §2.6's table
+// has a row (matmul, attention, cross_entropy, rmsnorm, rope, swiglu, optimizer) the roofline
+// floor at this shape (step_floors below), from --peak-tflops and --peak-gbps (the device's
+// memory bandwidth in GB/s; default 3350 on cuda, H100 SXM; no floors on cpu unless both are
+// given).
 // --cpu-precision bf16: frozen base weights stored in bf16 (training.cpu_precision: bf16,
 // docs/cpu-speed.md "bf16 on cpu"); LoRA modes only (full fine-tuning is skipped with a note).
 // Each step is the trainer's (engine/train_step.h with deferred losses: no host wait in the step;
@@ -31,6 +37,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -49,6 +57,7 @@ struct Options {
   int rows = 4, length = 512, steps = 2;
   std::string device = "cpu", mode = "all";
   double peak_tflops = 0;  // 0: the device's default (cuda 989), none on cpu
+  double peak_gbps = 0;    // 0: the device's default (cuda 3350), none on cpu
   bool breakdown = false;
   std::string cpu_precision = "fp32";
   std::string graphs = "default";  // default | on | off | both
@@ -71,6 +80,101 @@ double flops_per_token(const smol::LlamaConfig& c, const Mode& mode, int64_t lor
       4.0 * c.num_attention_heads * c.head_dim * mean_keys * c.num_hidden_layers;
   if (mode.train == smol::TrainMode::Full) return 3 * (2 * matmul_weights + attention);
   return 2 * 2 * matmul_weights + 3 * attention + 6.0 * static_cast<double>(lora_params);
+}
+
+// The device's dense bf16 peak and memory bandwidth (H100 SXM: 989 TFLOP/s, 3.35 TB/s; the
+// defaults on cuda, none elsewhere unless given).
+bool real_cuda(const smol::Backend& backend) {
+  return backend.name().rfind("cuda", 0) == 0 && backend.name() != "cuda-emu";
+}
+double device_peak_tflops(const smol::Backend& backend, const Options& o) {
+  return o.peak_tflops > 0 ? o.peak_tflops : real_cuda(backend) ? 989 : 0;
+}
+double device_peak_gbps(const smol::Backend& backend, const Options& o) {
+  return o.peak_gbps > 0 ? o.peak_gbps : real_cuda(backend) ? 3350 : 0;
+}
+
+// The roofline floor of each breakdown category over one step (docs/design.md §2.6's rule: a
+// kernel's floor is max(FLOPs / peak, bytes / bandwidth), each input read once and each output
+// written once, activations in the backend's dtype, fp32 gradients of trainable weights), summed
+// over the step's kernels at the bench's shape. Categories without a row in §2.6's table
+// (embedding, fill/copy/axpy, the LM head's own slicing, dropout, uploads) get none.
+struct Floors {
+  double peak_flops, bytes_per_second, elem;  // elem: bytes of an activation
+  std::map<std::string, double> seconds;      // category → floor seconds
+  double kernel(double flops, double bytes) const {
+    return std::max(flops / peak_flops, bytes / bytes_per_second);
+  }
+  // [M, K] × [K, N] → [M, N]; `accumulate`: the output is read too; `out_bytes`: its element size.
+  void matmul(double M, double K, double N, bool accumulate = false, double out_bytes = 0) {
+    if (out_bytes == 0) out_bytes = elem;
+    const double bytes = elem * (M * K + K * N) + out_bytes * M * N * (accumulate ? 2 : 1);
+    seconds["matmul"] += kernel(2 * M * K * N, bytes);
+  }
+};
+
+Floors step_floors(const smol::LlamaConfig& c, const Mode& mode,
+                   const std::optional<smol::LoraSettings>& lora, int rows, int length,
+                   int64_t lm_head_chunk_rows, int64_t trainable, double peak_tflops,
+                   double peak_gbps, double elem) {
+  Floors f{peak_tflops * 1e12, peak_gbps * 1e9, elem, {}};
+  const double T = static_cast<double>(rows) * length, C = static_cast<double>(c.hidden_size),
+               F = static_cast<double>(c.intermediate_size), V = static_cast<double>(c.vocab_size);
+  const double Q = static_cast<double>(c.q_dim()), KV = static_cast<double>(c.kv_dim());
+  const bool full = mode.train == smol::TrainMode::Full;
+  struct Projection {
+    smol::Projection which;
+    double in, out;
+  };
+  const Projection projections[] = {{smol::Projection::Q, C, Q},    {smol::Projection::K, C, KV},
+                                    {smol::Projection::V, C, KV},   {smol::Projection::O, Q, C},
+                                    {smol::Projection::Gate, C, F}, {smol::Projection::Up, C, F},
+                                    {smol::Projection::Down, F, C}};
+  for (int layer = 0; layer < c.num_hidden_layers; ++layer) {
+    for (const Projection& p : projections) {
+      f.matmul(T, p.in, p.out);                     // forward
+      f.matmul(T, p.out, p.in);                     // dX
+      if (full) f.matmul(p.in, T, p.out, true, 4);  // dW, fp32, accumulated
+      if (lora && std::count(lora->targets.begin(), lora->targets.end(), p.which)) {
+        const double r = static_cast<double>(lora->r);
+        f.matmul(T, p.in, r);            // x·A
+        f.matmul(T, r, p.out, true);     // + (x·A)·B
+        f.matmul(r, T, p.out, true, 4);  // dB
+        f.matmul(T, p.out, r);           // dY·Bᵀ
+        f.matmul(p.in, T, r, true, 4);   // dA
+        f.matmul(T, r, p.in, true);      // dX += (dY·Bᵀ)·Aᵀ
+      }
+    }
+  }
+  // The LM head, chunk by chunk (each chunk re-reads the weight; docs/design.md §2.6).
+  const double chunk = std::min<double>(T, static_cast<double>(lm_head_chunk_rows));
+  for (double done = 0; done < T; done += chunk) {
+    const double R = std::min(chunk, T - done);
+    f.matmul(R, C, V);                     // logits
+    f.matmul(R, V, C);                     // dh
+    if (full) f.matmul(V, R, C, true, 4);  // dW of the tied embedding, fp32
+  }
+  // Flash attention: causal, k̄ = (L + 1) / 2 keys a query; backward 2.5 × forward's FLOPs.
+  const double attn_flops = 4.0 * c.num_attention_heads * c.head_dim * T * (length + 1) / 2.0;
+  for (int layer = 0; layer < c.num_hidden_layers; ++layer) {
+    f.seconds["attention"] += f.kernel(attn_flops, elem * T * (2 * Q + 2 * KV));  // q k v → o
+    f.seconds["attention"] +=
+        f.kernel(2.5 * attn_flops, elem * T * (4 * Q + 2 * KV) + elem * T * (Q + 2 * KV));
+  }
+  // Cross-entropy over the logits: two passes and the gradient written in place.
+  f.seconds["cross_entropy"] += f.kernel(0, 3 * elem * T * V);
+  // Elementwise, per layer (forward + backward): two residual add + RMSNorms (read residual
+  // and delta, write the sum and the normed row; backward reads dy, x, the residual gradient
+  // and writes dx), RoPE of q and k (read + write, both ways), SwiGLU (3 [T, F] forward, 5
+  // backward); the final norm once.
+  const double norms = 2.0 * c.num_hidden_layers + 1;
+  f.seconds["rmsnorm"] += f.kernel(0, norms * 8 * elem * T * C);
+  f.seconds["rope"] += f.kernel(0, c.num_hidden_layers * 4 * elem * T * (Q + KV));
+  f.seconds["swiglu"] += f.kernel(0, c.num_hidden_layers * 8 * elem * T * F);
+  // AdamW and the grad norm over the fp32 trainable weights: read p, g, m, v, write p, m, v,
+  // and g once more for the norm.
+  f.seconds["optimizer"] += f.kernel(0, 32.0 * static_cast<double>(trainable));
+  return f;
 }
 
 void bench(smol::Backend& backend, const Mode& mode, const Options& o) {
@@ -139,9 +243,7 @@ void bench(smol::Backend& backend, const Mode& mode, const Options& o) {
         config, mode, mode.train == smol::TrainMode::Lora ? trainable : 0, o.length);
     const double achieved_tflops = flops * tokens / seconds / 1e12;
     const double peak_mb = static_cast<double>(backend.memory_stats().peak - memory_before) / 1e6;
-    double peak = o.peak_tflops;
-    if (peak == 0 && backend.name().rfind("cuda", 0) == 0 && backend.name() != "cuda-emu")
-      peak = 989;
+    const double peak = device_peak_tflops(backend, o);
     char mfu[32] = "";
     if (peak > 0) std::snprintf(mfu, sizeof(mfu), "  MFU %5.1f%%", 100 * achieved_tflops / peak);
     std::printf(
@@ -155,21 +257,61 @@ void bench(smol::Backend& backend, const Mode& mode, const Options& o) {
   backend.set_graphs_enabled(default_graphs);
 
   if (!o.breakdown) return;
+  // One eager step (an OpHook makes run_as_graph run the step op by op: kernels/backend.h),
+  // timed with device events where the backend has them (cuda: no synchronize per op, one
+  // wait at the end), else by the wall clock after a synchronize per op (cpu).
+  smol::OpTimer timer(backend, smol::OpTimer::Clock::DeviceEvents);
+  step();
+  timer.finish();
   double total = 0;
   std::vector<std::pair<std::string, double>> shares;
-  {
-    // An OpHook makes run_as_graph run the step op by op (kernels/backend.h).
-    smol::OpTimer timer(backend);
-    step();
-    for (const auto& [category, s] : timer.seconds) {
-      shares.emplace_back(category, s);
-      total += s;
-    }
+  for (const auto& [category, s] : timer.seconds) {
+    shares.emplace_back(category, s);
+    total += s;
   }
   std::sort(shares.begin(), shares.end(),
             [](const auto& a, const auto& b) { return a.second > b.second; });
-  for (const auto& [category, s] : shares)
-    std::printf("           %-45s %9.2f ms  %5.1f%%\n", category.c_str(), 1e3 * s, 100 * s / total);
+  const bool events = timer.clock() == smol::OpTimer::Clock::DeviceEvents;
+  const double peak_tflops = device_peak_tflops(backend, o);
+  const double peak_gbps = device_peak_gbps(backend, o);
+  const bool with_floors = peak_tflops > 0 && peak_gbps > 0;
+  Floors floors{};
+  if (with_floors)
+    floors = step_floors(config, mode, lora, o.rows, o.length, backend.lm_head_chunk_rows(),
+                         trainable, peak_tflops, peak_gbps,
+                         backend.activation_dtype() == smol::DType::BF16 ? 2.0 : 4.0);
+  std::printf("           breakdown (%s, one eager step %.2f ms)%s\n",
+              events ? "device events" : "wall clock after a synchronize per op", 1e3 * total,
+              with_floors ? "" : "  (floors: give --peak-tflops and --peak-gbps)");
+  std::printf("           %-45s %9s  %6s  %6s%s\n", "category", "ms", "share", "ops",
+              with_floors ? "  floor ms (§2.6)" : "");
+  double floor_total = 0;
+  for (const auto& [category, s] : shares) {
+    char floor[48] = "";
+    if (with_floors) {
+      const auto it = floors.seconds.find(category);
+      if (it != floors.seconds.end()) {
+        std::snprintf(floor, sizeof(floor), "  %9.3f  (%5.1f%% of measured)", 1e3 * it->second,
+                      s > 0 ? 100 * it->second / s : 0.0);
+        floor_total += it->second;
+      } else {
+        std::snprintf(floor, sizeof(floor), "  %9s", "—");
+      }
+    }
+    std::printf("           %-45s %9.3f  %5.1f%%  %6ld%s\n", category.c_str(), 1e3 * s,
+                100 * s / total, timer.calls[category], floor);
+  }
+  if (with_floors)
+    std::printf("           %-45s %9.3f  %6s  %6s  %9.3f\n", "total", 1e3 * total, "", "",
+                1e3 * floor_total);
+  // The ops inside categories that group several (attention forward vs backward, matmul vs the
+  // batched gate/up GEMM, ...): where a category's time goes.
+  for (const auto& [op, s] : timer.op_seconds) {
+    if (timer.seconds.count(op)) continue;  // an op that is its own category
+    std::printf("             op %-42s %9.3f  %5.1f%%  %6ld\n", op.c_str(), 1e3 * s,
+                100 * s / total, timer.op_calls[op]);
+  }
+  std::fflush(stdout);
 }
 
 }  // namespace
@@ -199,6 +341,8 @@ int main(int argc, char** argv) {
       o.mode = value;
     else if (key == "--peak-tflops")
       o.peak_tflops = std::atof(value.c_str());
+    else if (key == "--peak-gbps")
+      o.peak_gbps = std::atof(value.c_str());
     else if (key == "--cpu-precision")
       o.cpu_precision = value;
     else if (key == "--graphs")
@@ -211,8 +355,9 @@ int main(int argc, char** argv) {
   const std::vector<Mode> modes{{"lora", smol::TrainMode::Lora, false},
                                 {"lora-all", smol::TrainMode::Lora, true},
                                 {"full", smol::TrainMode::Full, false}};
-  if (o.rows < 1 || o.length < 2 || o.steps < 1 || o.peak_tflops < 0) {
-    std::fprintf(stderr, "error: --rows, --steps ≥ 1, --length ≥ 2, --peak-tflops ≥ 0\n");
+  if (o.rows < 1 || o.length < 2 || o.steps < 1 || o.peak_tflops < 0 || o.peak_gbps < 0) {
+    std::fprintf(stderr,
+                 "error: --rows, --steps ≥ 1, --length ≥ 2, --peak-tflops, --peak-gbps ≥ 0\n");
     return 2;
   }
   bool known = o.mode == "all";

@@ -146,6 +146,7 @@ void install_fault_handler() {
 
 struct EmuEvent {
   std::chrono::steady_clock::time_point time;
+  bool recorded = false;  // cudaEventElapsedTime refuses an event never recorded, as a GPU does
 };
 struct EmuStream {
   int id = 0;
@@ -358,7 +359,9 @@ cudaError_t cudaEventDestroy(cudaEvent_t event) {
   return cudaSuccess;
 }
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
-  reinterpret_cast<EmuEvent*>(event)->time = std::chrono::steady_clock::now();
+  auto* e = reinterpret_cast<EmuEvent*>(event);
+  e->time = std::chrono::steady_clock::now();
+  e->recorded = true;
   return cudaSuccess;
 }
 cudaError_t cudaEventQuery(cudaEvent_t) {
@@ -370,7 +373,12 @@ cudaError_t cudaEventSynchronize(cudaEvent_t) {
   count_wait(&HostWaitCounts::event_sync);
   return cudaSuccess;
 }
+// Host time between the two records: the emulator runs the work queued before a record when it
+// is enqueued, so that is the time the device took (launch overhead included).
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+  if (!start || !end) return cudaErrorInvalidResourceHandle;
+  if (!reinterpret_cast<EmuEvent*>(start)->recorded || !reinterpret_cast<EmuEvent*>(end)->recorded)
+    return cudaErrorInvalidResourceHandle;  // the CUDA runtime's answer for an unrecorded event
   const auto d = reinterpret_cast<EmuEvent*>(end)->time - reinterpret_cast<EmuEvent*>(start)->time;
   *ms = std::chrono::duration<float, std::milli>(d).count();
   return cudaSuccess;
