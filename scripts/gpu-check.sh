@@ -320,17 +320,8 @@ run() {
   grep -E '^(lora|full) |failed|error' "$train_graph_log" 2>/dev/null ||
     echo "(none; see $train_graph_log)"
   echo
-  echo "=== the same step in PyTorch + PEFT (bf16 autocast, fused AdamW) and the ratio ==="
+  echo "=== the same step in PyTorch + PEFT (bf16 autocast, fused AdamW; the ratio is in the summary) ==="
   grep -E '^torch-' "$torch_log" 2>/dev/null || tail -3 "$torch_log"
-  # Ratio per (mode, batch): ours / torch's tokens/s, lines matched by mode and "batch R x L".
-  awk '/^(lora|lora-all|full) / || /^torch-/ {
-         mode = $1; sub(/^torch-/, "", mode)
-         match($0, /batch [0-9]+ x [0-9]+/); key = mode " " substr($0, RSTART, RLENGTH)
-         match($0, /[0-9.]+ tokens\/s/); tps = substr($0, RSTART, RLENGTH) + 0
-         if ($1 ~ /^torch-/) theirs[key] = tps; else ours[key] = tps }
-       END { for (k in ours) if (k in theirs && theirs[k] > 0)
-               printf "ratio %-28s smolengine / torch+peft = %.2f\n", k, ours[k] / theirs[k] }' \
-    "$step_log" "$torch_log" 2>/dev/null | sort
   echo
   echo "=== generative GSM8K eval, 1,319 questions (smolengine eval --device cuda) ==="
   grep -E '"eval_(runtime|generated_tokens|generated_samples)"|error|failed' "$eval_log" 2>/dev/null ||
@@ -367,6 +358,7 @@ run() {
   awk '/^(lora|full) / { match($0, /[0-9.]+ tokens\/s/)
       printf "| %-44s | %s |\n", "training step " $1 " 8x1024, SMOL_FUSION=0", substr($0, RSTART, RLENGTH) }' \
     "$unfused_log"
+  # Ratio per (mode, batch): ours / torch's tokens/s, lines matched by mode and "batch R x L".
   awk '/^(lora|lora-all|full) / || /^torch-/ {
          mode = $1; sub(/^torch-/, "", mode)
          match($0, /batch [0-9]+ x [0-9]+/); key = mode " " substr($0, RSTART, RLENGTH)
