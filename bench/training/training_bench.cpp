@@ -15,16 +15,17 @@
 //                    (frozen weights need dX only; attention has no weights but its backward
 //                    costs twice its forward)
 // The per-token FLOPs count what the step must compute, not recomputation, so MFU compares
-// across implementations. --peak-tflops: the device's dense peak (H100/H200 SXM bf16: 989;
-// default 989 on cuda, none on cpu, where MFU is not printed unless a peak is given).
+// across implementations. --peak-tflops: the device's dense peak (default on cuda: the part
+// found at run time, bench/cuda/device_peak.h — H100 SXM and H200 989, H100 PCIe 756 — and none
+// for a part not in its table; none on cpu, where MFU is not printed unless a peak is given).
 // --breakdown adds one eager step timed op by op (bench/model/op_timer.h): on cuda with device
 // timing events around every op and one wait at the end, elsewhere by the wall clock after a
 // synchronize per op (the shares are exact but that step is slower than the timed ones). Per
 // category: exclusive ms, share of the step, ops run, and where docs/design.md §2.6's table
 // has a row (matmul, attention, cross_entropy, rmsnorm, rope, swiglu, optimizer) the roofline
 // floor at this shape (step_floors below), from --peak-tflops and --peak-gbps (the device's
-// memory bandwidth in GB/s; default 3350 on cuda, H100 SXM; no floors on cpu unless both are
-// given).
+// memory bandwidth in GB/s; default on cuda the part's, e.g. 3350 for an H100 SXM; no floors on
+// cpu unless both are given).
 // --cpu-precision bf16: frozen base weights stored in bf16 (training.cpu_precision: bf16,
 // docs/cpu-speed.md "bf16 on cpu"); LoRA modes only (full fine-tuning is skipped with a note).
 // Each step is the trainer's (engine/train_step.h with deferred losses: no host wait in the step;
@@ -49,6 +50,9 @@
 #include "engine/optimizer.h"
 #include "engine/train/step_losses.h"
 #include "engine/train_step.h"
+#if defined(SMOL_BENCH_DEVICE_PEAK)
+#include "bench/cuda/device_peak.h"
+#endif
 #include "model/random_init.h"
 
 namespace {
@@ -56,8 +60,8 @@ namespace {
 struct Options {
   int rows = 4, length = 512, steps = 2;
   std::string device = "cpu", mode = "all";
-  double peak_tflops = 0;  // 0: the device's default (cuda 989), none on cpu
-  double peak_gbps = 0;    // 0: the device's default (cuda 3350), none on cpu
+  double peak_tflops = 0;  // 0: the device's own (use_device_peaks), none on cpu
+  double peak_gbps = 0;    // 0: the device's own (use_device_peaks), none on cpu
   bool breakdown = false;
   std::string cpu_precision = "fp32";
   std::string graphs = "default";  // default | on | off | both
@@ -82,16 +86,25 @@ double flops_per_token(const smol::LlamaConfig& c, const Mode& mode, int64_t lor
   return 2 * 2 * matmul_weights + 3 * attention + 6.0 * static_cast<double>(lora_params);
 }
 
-// The device's dense bf16 peak and memory bandwidth (H100 SXM: 989 TFLOP/s, 3.35 TB/s; the
-// defaults on cuda, none elsewhere unless given).
+// The device's dense bf16 peak and memory bandwidth: --peak-tflops / --peak-gbps when given;
+// on a real cuda device the part found at run time (bench/cuda/device_peak.h: H100 SXM 989
+// TFLOP/s and 3.35 TB/s, H100 PCIe 756 and 2.0, H200 989 and 4.8; another part's bandwidth from
+// its memory attributes and no compute peak, so no MFU is claimed); none elsewhere.
 bool real_cuda(const smol::Backend& backend) {
   return backend.name().rfind("cuda", 0) == 0 && backend.name() != "cuda-emu";
 }
-double device_peak_tflops(const smol::Backend& backend, const Options& o) {
-  return o.peak_tflops > 0 ? o.peak_tflops : real_cuda(backend) ? 989 : 0;
-}
-double device_peak_gbps(const smol::Backend& backend, const Options& o) {
-  return o.peak_gbps > 0 ? o.peak_gbps : real_cuda(backend) ? 3350 : 0;
+// Fills the peaks the flags left unset from the device found at run time (a real cuda device
+// only), and says which part and figures were used.
+void use_device_peaks(const smol::Backend& backend, Options& o) {
+#if defined(SMOL_BENCH_DEVICE_PEAK)
+  if (!real_cuda(backend) || (o.peak_tflops > 0 && o.peak_gbps > 0)) return;
+  const smol::bench::DevicePeak peak = smol::bench::query_device_peak(backend.device_ordinal());
+  if (o.peak_tflops <= 0) o.peak_tflops = peak.tensor_flops / 1e12;
+  if (o.peak_gbps <= 0) o.peak_gbps = peak.hbm_bytes_per_s / 1e9;
+  std::printf("device: %s\n", smol::bench::describe(peak).c_str());
+#else
+  (void)backend, (void)o;
+#endif
 }
 
 // The roofline floor of each breakdown category over one step (docs/design.md §2.6's rule: a
@@ -243,7 +256,7 @@ void bench(smol::Backend& backend, const Mode& mode, const Options& o) {
         config, mode, mode.train == smol::TrainMode::Lora ? trainable : 0, o.length);
     const double achieved_tflops = flops * tokens / seconds / 1e12;
     const double peak_mb = static_cast<double>(backend.memory_stats().peak - memory_before) / 1e6;
-    const double peak = device_peak_tflops(backend, o);
+    const double peak = o.peak_tflops;
     char mfu[32] = "";
     if (peak > 0) std::snprintf(mfu, sizeof(mfu), "  MFU %5.1f%%", 100 * achieved_tflops / peak);
     std::printf(
@@ -272,8 +285,8 @@ void bench(smol::Backend& backend, const Mode& mode, const Options& o) {
   std::sort(shares.begin(), shares.end(),
             [](const auto& a, const auto& b) { return a.second > b.second; });
   const bool events = timer.clock() == smol::OpTimer::Clock::DeviceEvents;
-  const double peak_tflops = device_peak_tflops(backend, o);
-  const double peak_gbps = device_peak_gbps(backend, o);
+  const double peak_tflops = o.peak_tflops;
+  const double peak_gbps = o.peak_gbps;
   const bool with_floors = peak_tflops > 0 && peak_gbps > 0;
   Floors floors{};
   if (with_floors)
@@ -379,6 +392,7 @@ int main(int argc, char** argv) {
   }
   try {
     auto backend = smol::make_backend(o.device);
+    use_device_peaks(*backend, o);
     for (const Mode& m : modes)
       if (o.mode == "all" || o.mode == m.name) bench(*backend, m, o);
   } catch (const smol::Error& e) {
