@@ -15,12 +15,17 @@ inline std::string device_under_test() {
   return env && *env ? env : "cuda-emu";
 }
 
-inline std::unique_ptr<Backend> device_backend() {
+// The backend `name`, or null when this build does not have it.
+inline std::unique_ptr<Backend> backend_if_built(const std::string& name) {
   try {
-    return make_backend(device_under_test());
+    return make_backend(name);
   } catch (const Error&) {
     return nullptr;
   }
+}
+
+inline std::unique_ptr<Backend> device_backend() {
+  return backend_if_built(device_under_test());
 }
 
 }  // namespace smol::test

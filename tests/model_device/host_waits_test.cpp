@@ -14,6 +14,7 @@
 #include <cmath>
 #include <random>
 
+#include "device_test_util.h"
 #include "engine/optimizer.h"
 #include "engine/train_step.h"
 #include "kernels/emu/emu_host_waits.h"
@@ -45,12 +46,8 @@ LoraSettings lora_qv() {
 }
 
 TEST(HostWaits, LoraOptimizerStepOnCudaEmuStaysWithinBudget) {
-  std::unique_ptr<Backend> device;
-  try {
-    device = make_backend("cuda-emu");
-  } catch (const Error&) {
-    GTEST_SKIP() << "cuda-emu is not in this build";
-  }
+  std::unique_ptr<Backend> device = backend_if_built("cuda-emu");
+  if (!device) GTEST_SKIP() << "cuda-emu is not in this build";
   device->set_device_checks(false);  // the product configuration (the debug mode reads flags)
   auto model = load_tiny(*device, TrainMode::Lora, lora_qv());
   randomise_trainable(*device, *model);
@@ -111,12 +108,8 @@ TEST(HostWaits, LoraOptimizerStepOnCudaEmuStaysWithinBudget) {
 // double per micro-batch and accumulated in fp32 (≤ 2^-24 relative per add, two adds).
 TEST(HostWaits, DeferredLossEqualsDownloadedLoss) {
   for (const std::string device_name : {"cpu", "cuda-emu"}) {
-    std::unique_ptr<Backend> backend;
-    try {
-      backend = make_backend(device_name);
-    } catch (const Error&) {
-      continue;
-    }
+    std::unique_ptr<Backend> backend = backend_if_built(device_name);
+    if (!backend) continue;
     auto deferred = load_tiny(*backend, TrainMode::Lora, lora_qv());
     auto downloaded = load_tiny(*backend, TrainMode::Lora, lora_qv());
     double want = 0;

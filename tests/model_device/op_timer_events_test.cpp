@@ -15,6 +15,7 @@
 #include <set>
 
 #include "bench/model/op_timer.h"
+#include "device_test_util.h"
 #include "engine/optimizer.h"
 #include "engine/train/step_losses.h"
 #include "engine/train_step.h"
@@ -62,12 +63,8 @@ TEST(OpTimerEvents, CpuFallsBackToTheWallClock) {
 }
 
 TEST(OpTimerEvents, TrainingStepOnCudaEmuMatchesTheWallClockBreakdownWithOneWait) {
-  std::unique_ptr<Backend> emu;
-  try {
-    emu = make_backend("cuda-emu");
-  } catch (const Error&) {
-    GTEST_SKIP() << "cuda-emu is not in this build";
-  }
+  std::unique_ptr<Backend> emu = backend_if_built("cuda-emu");
+  if (!emu) GTEST_SKIP() << "cuda-emu is not in this build";
   emu->set_device_checks(false);   // the product configuration (the debug mode reads flags)
   emu->set_graphs_enabled(false);  // a hook runs the step eagerly anyway (docs/design.md §2.8)
   Trainer device(*emu);
