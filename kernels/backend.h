@@ -356,6 +356,13 @@ class Backend {
                      float dloss_scale, Tensor argmax = {});
   // out I32 [T] = argmax over the last dimension of x [T, V] (first maximum wins).
   void argmax(Tensor out, const Tensor& x);
+  // ---- sampled decoding on the device (docs/design.md §3 "Sampling") ----
+  // out I32 [T]: row t's token drawn from logits F32 [T, V] at temperature > 0 within the top_p
+  // nucleus, with the uniform uniforms F32 [T][t] in [0, 1), by the exact rule of
+  // kernels/token_sampling.h (the same token on every backend). A row holding a value that is not
+  // finite gets −(i + 1), i its first such index, for the caller to report.
+  void sample_tokens(Tensor out, const Tensor& logits, const Tensor& uniforms, float temperature,
+                     float top_p);
 
   // Dropout with a counter-based mask: element e of the flattened tensor is kept iff
   // hash(seed, e) ≥ p, kept values scaled by 1/(1−p). The same (seed, p) gives the same mask
@@ -461,6 +468,8 @@ class Backend {
   virtual void do_cross_entropy(Tensor losses, Tensor* dlogits, const Tensor& logits,
                                 const Tensor& targets, float dloss_scale, Tensor argmax) = 0;
   virtual void do_argmax(Tensor out, const Tensor& x) = 0;
+  virtual void do_sample_tokens(Tensor out, const Tensor& logits, const Tensor& uniforms,
+                                float temperature, float top_p) = 0;
   virtual void do_dropout(Tensor out, const Tensor& in, float p, uint64_t seed) = 0;
   // Default: rope_forward / rope_backward on q, then on k (rope_qk.cpp).
   virtual void do_rope_qk(Tensor q, Tensor k, const Tensor& positions, float theta, bool backward);

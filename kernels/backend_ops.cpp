@@ -3,11 +3,13 @@
 // do_<op>. The checks used to be repeated in kernels/cpu/cpu_checks.h and in each cuda op file;
 // what stays there is only what a backend alone knows (sizes its kernels cannot handle).
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <string_view>
 
 #include "kernels/backend.h"
 #include "kernels/backend_checks.h"
+#include "kernels/token_sampling.h"
 
 namespace smol {
 
@@ -602,6 +604,24 @@ void Backend::argmax(Tensor out, const Tensor& x) {
              " must have a last dimension in [1, 2^31)");
   HookScope hook(*this, "argmax");
   do_argmax(out, x);
+}
+
+void Backend::sample_tokens(Tensor out, const Tensor& logits, const Tensor& uniforms,
+                            float temperature, float top_p) {
+  check_i32("sample_tokens", "out", out);
+  check_dtype("sample_tokens", "logits", logits, DType::F32);
+  check_rank("sample_tokens", "logits", logits, 2, "[T, V]");
+  check_dtype("sample_tokens", "uniforms", uniforms, DType::F32);
+  check_vector("sample_tokens", "out", out, logits.shape.rows());
+  check_vector("sample_tokens", "uniforms", uniforms, logits.shape.rows());
+  SMOL_CHECK(logits.shape.cols() > 0 && logits.shape.cols() <= kSamplingMaxVocab,
+             "sample_tokens: logits ", logits.shape.str(), " must have a vocabulary in [1, ",
+             kSamplingMaxVocab, "]");
+  SMOL_CHECK(std::isfinite(temperature) && temperature > 0.0f, "sample_tokens: temperature ",
+             temperature, " must be > 0 (greedy decoding is argmax)");
+  SMOL_CHECK(top_p > 0.0f && top_p <= 1.0f, "sample_tokens: top_p ", top_p, " must be in (0, 1]");
+  HookScope hook(*this, "sample_tokens");
+  do_sample_tokens(out, logits, uniforms, temperature, top_p);
 }
 
 void Backend::dropout(Tensor out, const Tensor& in, float p, uint64_t seed) {

@@ -67,7 +67,8 @@ std::vector<GenerationResult> generate(LlamaModel& model,
   // Non-finite logits (NaN / Inf weights, an overflow) must not pass for an answer: greedy
   // argmax over NaN picks id 0, often a stop token, which would print nothing and exit 0.
   // The first call (the prefill, where weights first meet the data) downloads the logits and
-  // checks them; later greedy steps pick on the device. Sampled steps check every row.
+  // checks them; later steps pick on the device, greedy or sampled (the sampler reports a
+  // non-finite row itself, as a negative id).
   auto check_finite = [&](const std::vector<float>& logits, size_t row, size_t prompt) {
     const float* begin = logits.data() + row * static_cast<size_t>(vocab);
     const float* bad =
@@ -102,12 +103,22 @@ std::vector<GenerationResult> generate(LlamaModel& model,
       call_slots.push_back(seq.slot);
       feeds.push_back(seq.feed);
     }
-    // Greedy decoding picks on the device (4 bytes per sequence come back instead of 4·V).
+    // After the prefill every step picks on the device: 4 bytes per sequence come back instead
+    // of 4·V, and the host sampler's sort stays out of the loop (docs/design.md §3).
     const bool greedy = options.sampling.temperature <= 0.0f;
-    const bool device_pick = greedy && !first_call;
+    const bool device_pick = !first_call;
     first_call = false;
-    const std::vector<int32_t> picked =
-        device_pick ? model.decode_greedy(call_slots, feeds) : std::vector<int32_t>();
+    std::vector<int32_t> picked;
+    if (device_pick && greedy) {
+      picked = model.decode_greedy(call_slots, feeds);
+    } else if (device_pick) {
+      std::vector<float> uniforms;
+      for (const Live& seq : live)
+        uniforms.push_back(
+            sampling_uniform(options.sampling, seq.prompt, results[seq.prompt].tokens.size()));
+      picked = model.decode_sampled(call_slots, feeds, uniforms, options.sampling.temperature,
+                                    options.sampling.top_p);
+    }
     const std::vector<float> logits =
         device_pick ? std::vector<float>() : model.decode(call_slots, feeds);
     std::vector<Live> still;
@@ -116,6 +127,9 @@ std::vector<GenerationResult> generate(LlamaModel& model,
       GenerationResult& out = results[seq.prompt];
       const uint64_t step = out.tokens.size();
       if (!device_pick) check_finite(logits, i, seq.prompt);
+      SMOL_CHECK(!device_pick || picked[i] >= 0, "generate: the model's logits for prompt ",
+                 seq.prompt, " are not finite (at token id ", -picked[i] - 1,
+                 "): the weights hold NaN or Inf, or the computation overflowed");
       const int32_t token = device_pick ? picked[i]
                                         : sample_token(logits.data() + i * vocab, vocab,
                                                        options.sampling, seq.prompt, step);

@@ -73,6 +73,8 @@ struct LlamaModel::Impl {
   // forward_layers(use_cache) runs.
   Buffer decode_index_buffer;
   Tensor decode_kv_rows;
+  // A sampled decode step's uniforms, F32 [n] on the device (uploaded with the batch).
+  Buffer decode_uniform_buffer;
   // The decode step's graph (Backend::run_as_graph, docs/design.md §2.8), kept between steps.
   std::unique_ptr<Backend::Graph> decode_graph;
   // The optimizer step's graph (step_graph(), engine/train_step.cpp), kept between steps.
@@ -831,15 +833,24 @@ void LlamaModel::truncate_cache(int32_t slot, int32_t length) {
   impl_->cache.set_length(slot, length);
 }
 
-// decode and decode_greedy share this: runs the new tokens through the layers (appending to the
-// cache) and the LM head on each slot's last new token. With keep_logits the logits are left
-// in decode_logits_buffer, F32 [n, V]; otherwise each slot's greedy token (argmax, first maximum
-// wins) in acts.argmax[0, n). The device work after the uploads runs as one graph where the
-// backend has graphs (docs/design.md §2.8): the step's host work — packing, the index, every
-// allocation — happens before it, and nothing inside waits for the host.
+// How a decode step ends: the logits kept, or one token per slot picked on the device.
+struct DecodePick {
+  enum class Kind { KeepLogits, Greedy, Sampled } kind = Kind::KeepLogits;
+  const std::vector<float>* uniforms = nullptr;  // Sampled: one per slot
+  float temperature = 0.0f, top_p = 1.0f;
+};
+
+// decode, decode_greedy and decode_sampled share this: runs the new tokens through the layers
+// (appending to the cache) and the LM head on each slot's last new token. KeepLogits leaves the
+// logits in decode_logits_buffer, F32 [n, V]; Greedy and Sampled leave each slot's token in
+// acts.argmax[0, n) (argmax, first maximum wins; or Backend::sample_tokens). The device work
+// after the uploads runs as one graph where the backend has graphs (docs/design.md §2.8): the
+// step's host work — packing, the index, every allocation — happens before it, and nothing
+// inside waits for the host.
 template <typename Impl>
 void decode_step(Impl& m, const std::vector<int32_t>& slots,
-                 const std::vector<std::vector<int32_t>>& new_tokens, bool keep_logits) {
+                 const std::vector<std::vector<int32_t>>& new_tokens, const DecodePick& pick) {
+  const bool keep_logits = pick.kind == DecodePick::Kind::KeepLogits;
   SMOL_CHECK(!m.cache.empty(), "decode: call reset_cache(slots, max_len) first");
   std::vector<int32_t> cached;
   for (size_t i = 0; i < slots.size(); ++i) {
@@ -882,6 +893,18 @@ void decode_step(Impl& m, const std::vector<int32_t>& slots,
   m.backend.upload(slice1d(m.acts.ids, 0, T), b.ids.data());
   m.backend.upload(slice1d(m.acts.positions, 0, T), b.positions.data());
   m.backend.upload(all_rows, index.data());
+  Tensor uniforms;
+  if (pick.kind == DecodePick::Kind::Sampled) {
+    SMOL_CHECK(pick.uniforms && static_cast<int64_t>(pick.uniforms->size()) == n,
+               "decode_sampled: ", pick.uniforms ? pick.uniforms->size() : 0, " uniforms for ", n,
+               " slots");
+    if (m.decode_uniform_buffer.bytes() < static_cast<size_t>(n) * sizeof(float)) {
+      m.decode_uniform_buffer = Buffer();
+      m.decode_uniform_buffer = m.backend.allocate(static_cast<size_t>(n) * sizeof(float));
+    }
+    uniforms = m.decode_uniform_buffer.view(DType::F32, Shape{n});
+    m.backend.upload(uniforms, pick.uniforms->data());
+  }
   m.decode_kv_rows = slice1d(all_rows, 0, T);
   const Tensor last_rows = slice1d(all_rows, T, n);
   m.backend.run_as_graph(m.decode_graph, [&] {
@@ -900,7 +923,11 @@ void decode_step(Impl& m, const std::vector<int32_t>& slots,
       else
         m.backend.matmul(out, gathered, m.weights.output_weight(), Transpose::No, Transpose::Yes);
       // On the device: 4 bytes per sequence come back, not 4·V.
-      if (!keep_logits) m.backend.argmax(slice1d(m.acts.argmax, s0, rows), out);
+      if (pick.kind == DecodePick::Kind::Greedy)
+        m.backend.argmax(slice1d(m.acts.argmax, s0, rows), out);
+      else if (pick.kind == DecodePick::Kind::Sampled)
+        m.backend.sample_tokens(slice1d(m.acts.argmax, s0, rows), out, slice1d(uniforms, s0, rows),
+                                pick.temperature, pick.top_p);
     }
   });
   m.decode_kv_rows = Tensor{};
@@ -910,7 +937,7 @@ void decode_step(Impl& m, const std::vector<int32_t>& slots,
 std::vector<float> LlamaModel::decode(const std::vector<int32_t>& slots,
                                       const std::vector<std::vector<int32_t>>& new_tokens) {
   Impl& m = *impl_;
-  decode_step(m, slots, new_tokens, /*keep_logits=*/true);
+  decode_step(m, slots, new_tokens, DecodePick{});
   if (slots.empty()) return {};
   const int64_t n = static_cast<int64_t>(slots.size()), V = m.config.vocab_size;
   return download_f32(m.backend, m.decode_logits_buffer.view(DType::F32, Shape{n, V}));
@@ -919,7 +946,21 @@ std::vector<float> LlamaModel::decode(const std::vector<int32_t>& slots,
 std::vector<int32_t> LlamaModel::decode_greedy(
     const std::vector<int32_t>& slots, const std::vector<std::vector<int32_t>>& new_tokens) {
   Impl& m = *impl_;
-  decode_step(m, slots, new_tokens, /*keep_logits=*/false);
+  decode_step(m, slots, new_tokens, DecodePick{DecodePick::Kind::Greedy});
+  std::vector<int32_t> tokens(slots.size());
+  if (!slots.empty())
+    m.backend.download(tokens.data(),
+                       slice1d(m.acts.argmax, 0, static_cast<int64_t>(slots.size())));
+  return tokens;
+}
+
+std::vector<int32_t> LlamaModel::decode_sampled(const std::vector<int32_t>& slots,
+                                                const std::vector<std::vector<int32_t>>& new_tokens,
+                                                const std::vector<float>& uniforms,
+                                                float temperature, float top_p) {
+  Impl& m = *impl_;
+  decode_step(m, slots, new_tokens,
+              DecodePick{DecodePick::Kind::Sampled, &uniforms, temperature, top_p});
   std::vector<int32_t> tokens(slots.size());
   if (!slots.empty())
     m.backend.download(tokens.data(),

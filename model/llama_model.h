@@ -187,6 +187,14 @@ class LlamaModel {
   // sample_token at temperature 0): only the chosen ids come back to the host.
   std::vector<int32_t> decode_greedy(const std::vector<int32_t>& slots,
                                      const std::vector<std::vector<int32_t>>& new_tokens);
+  // decode followed by a sampled pick on the device (Backend::sample_tokens: the exact rule of
+  // kernels/token_sampling.h at temperature > 0 and top_p, slot i drawing with uniforms[i]):
+  // only the chosen ids come back. A slot whose logits are not finite gets −(i + 1), i the
+  // first such token id.
+  std::vector<int32_t> decode_sampled(const std::vector<int32_t>& slots,
+                                      const std::vector<std::vector<int32_t>>& new_tokens,
+                                      const std::vector<float>& uniforms, float temperature,
+                                      float top_p);
   int32_t cache_length(int32_t slot) const;
   // Forgets a slot's tokens past `length` (0 = empty slot, reusable for a new sequence).
   void truncate_cache(int32_t slot, int32_t length);

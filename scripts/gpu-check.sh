@@ -209,6 +209,7 @@ run() {
 
   local bench_csv="$logs/cuda_kernels_bench.csv" step_log="$logs/training_bench.log"
   local eval_log="$logs/eval_speed.log" decode_log="$logs/decode_bench.log"
+  local sampled_log="$logs/decode_sampled.log"
   local train_graph_log="$logs/training_bench_graphs.log"
   local unfused_log="$logs/training_bench_unfused.log" torch_log="$logs/torch_peft_step.log"
   local model_log="$logs/model_bench.log"
@@ -217,6 +218,7 @@ run() {
   : >"$step_log"
   : >"$eval_log"
   : >"$decode_log"
+  : >"$sampled_log"
   : >"$train_graph_log"
   : >"$unfused_log"
   : >"$torch_log"
@@ -248,6 +250,9 @@ run() {
   if [ -x "$dir/bench/decode_bench" ]; then
     stage "decode graphs A/B" 90 "$decode_log" "$dir/bench/decode_bench" --device cuda \
       --batches 1,16,64 --steps 64 --repeats 3
+    # Sampled steps draw on the device too (Backend::sample_tokens, docs/design.md §3).
+    stage "decode sampled" 45 "$sampled_log" "$dir/bench/decode_bench" --device cuda \
+      --batches 1,64 --steps 64 --repeats 2 --temperature 0.8
   fi
   # The training step as one CUDA graph and eagerly (docs/design.md §2.8; training_bench
   # --graphs both: the same model off, then on, in one process), LoRA q,v and full FT at 8 × 1024.
@@ -377,6 +382,9 @@ run() {
   awk -F'|' '$2 ~ /^ *(on|off) *$/ { g = $2; gsub(/ /, "", g); b = $3; gsub(/ /, "", b)
       t = $4; gsub(/ /, "", t); r[b] = r[b] (r[b] == "" ? "" : ", ") "graphs " g " " t }
     END { for (b in r) printf "| %-44s | %s tokens/s |\n", "decode batch " b, r[b] }' "$decode_log" | sort -t' ' -k4 -n
+  awk -F'|' '$2 ~ /^ *on *$/ { b = $3; gsub(/ /, "", b); t = $4; gsub(/ /, "", t)
+      printf "| %-44s | %s tokens/s |\n", "decode sampled (T 0.8, top_p 0.9) batch " b, t }' \
+    "$sampled_log" 2>/dev/null
   if [ -s "$bench_csv" ]; then
     awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
       /^"BM_cuda_(attention|lm_head)/ {

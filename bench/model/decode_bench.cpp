@@ -14,9 +14,10 @@
 // all sequences together and ms per step, with the decode step as a CUDA graph and eagerly,
 // A/B in one process (Backend::set_graphs_enabled; SMOL_CUDA_GRAPHS only sets the default),
 // beside the step's floor: its bf16 weight bytes at 3.35 TB/s (H100 SXM). Weights: the GGUF
-// when present (dequantised), else init_random at SmolLM2-135M's shape.
+// when present (dequantised), else init_random at SmolLM2-135M's shape. With --temperature T the
+// steps are sampled on the device (top_p 0.9) instead of greedy.
 //   decode_bench [--model GGUF] [--steps N] [--repeats N] [--profile] [--kernels] [--paired N]
-//                [--device D] [--batches 1,16,64]
+//                [--device D] [--batches 1,16,64] [--temperature T]
 #include <cblas.h>
 #include <omp.h>
 
@@ -35,6 +36,7 @@
 #include "kernels/backend.h"
 #include "kernels/cpu/cpu_quant_matmul.h"
 #include "model/llama_model.h"
+#include "model/sampling.h"
 #include "op_timer.h"
 
 namespace {
@@ -159,6 +161,7 @@ struct Options {
   bool profile = false, kernels = false;
   std::string device = "cpu";
   std::vector<int> batches{1, 16, 64};
+  float temperature = 0.0f;  // --temperature T (with --device): sampled steps, top_p 0.9
 };
 
 // --device: graph vs eager decode steps on a GPU backend, one table row per (batch, mode).
@@ -184,10 +187,25 @@ void run_device(const Options& o) {
                            3.0 * C * config.intermediate_size;
   const double weight_bytes = 2.0 * (config.num_hidden_layers * per_layer + config.vocab_size * C);
   const double floor_ms = weight_bytes / 3.35e12 * 1e3;
+  // Greedy steps pick by argmax on the device; sampled ones (--temperature) by
+  // Backend::sample_tokens, also on the device (docs/design.md §3 "Sampling").
+  const smol::SamplingParams sampling{o.temperature, 0.9f, 7};
+  auto pick = [&](const std::vector<int32_t>& slots, const std::vector<std::vector<int32_t>>& next,
+                  uint64_t step) {
+    if (o.temperature <= 0.0f) return model.decode_greedy(slots, next);
+    std::vector<float> uniforms;
+    for (size_t b = 0; b < slots.size(); ++b)
+      uniforms.push_back(smol::sampling_uniform(sampling, b, step));
+    return model.decode_sampled(slots, next, uniforms, sampling.temperature, sampling.top_p);
+  };
+  char kind[64] = "greedy";
+  if (o.temperature > 0.0f)
+    std::snprintf(kind, sizeof kind, "sampled (temperature %.2f, top_p 0.90)", o.temperature);
   std::printf(
-      "decode_bench: %s, device %s, best of %d runs of %d greedy steps after a 32-token "
+      "decode_bench: %s, device %s, best of %d runs of %d %s steps after a 32-token "
       "prompt\nstep floor: %.1f MB of bf16 weights at 3.35 TB/s = %.3f ms\n\n",
-      source.c_str(), backend->name().c_str(), o.repeats, o.steps, weight_bytes / 1e6, floor_ms);
+      source.c_str(), backend->name().c_str(), o.repeats, o.steps, kind, weight_bytes / 1e6,
+      floor_ms);
   std::printf("| %-6s | %5s | %10s | %8s | %8s | %11s |\n", "graphs", "batch", "tokens/s",
               "ms/step", "x floor", "graph nodes");
   std::printf("|--------|-------|------------|----------|----------|-------------|\n");
@@ -203,14 +221,14 @@ void run_device(const Options& o) {
         std::vector<int32_t> slots;
         std::vector<std::vector<int32_t>> next;
         for (int b = 0; b < batch; ++b) slots.push_back(b), next.push_back(tokens(prompt, b));
-        std::vector<int32_t> ids = model.decode_greedy(slots, next);
+        std::vector<int32_t> ids = pick(slots, next, 0);
         for (int b = 0; b < batch; ++b) next[b] = {ids[b]};
-        ids = model.decode_greedy(slots, next);  // warm-up: the first one-token step
+        ids = pick(slots, next, 1);  // warm-up: the first one-token step
         const uint64_t before = backend->graph_stats().launches;
         const auto t = Clock::now();
         for (int step = 0; step < o.steps; ++step) {
           for (int b = 0; b < batch; ++b) next[b] = {ids[b]};
-          ids = model.decode_greedy(slots, next);  // ends with a download: the step is done
+          ids = pick(slots, next, 2 + step);  // ends with a download: the step is done
         }
         const double s = since(t);
         best = std::max(best, batch * o.steps / s);
@@ -355,6 +373,8 @@ int main(int argc, char** argv) try {
       o.profile = true;
     else if (!std::strcmp(argv[i], "--kernels"))
       o.kernels = true;
+    else if (!std::strcmp(argv[i], "--temperature") && i + 1 < argc)
+      o.temperature = std::stof(argv[++i]);
     else if (!std::strcmp(argv[i], "--device") && i + 1 < argc)
       o.device = argv[++i];
     else if (!std::strcmp(argv[i], "--batches") && i + 1 < argc) {

@@ -126,6 +126,10 @@ class CpuBackend final : public Backend {
     cpu::cross_entropy(losses, dlogits, logits, targets, dloss_scale);
   }
   void do_argmax(Tensor out, const Tensor& x) override { cpu::argmax(out, x); }
+  void do_sample_tokens(Tensor out, const Tensor& logits, const Tensor& uniforms, float temperature,
+                        float top_p) override {
+    cpu::sample_tokens(out, logits, uniforms, temperature, top_p);
+  }
 
   void do_dropout(Tensor out, const Tensor& in, float p, uint64_t seed) override {
     cpu::dropout(out, in, p, seed);

@@ -64,6 +64,9 @@ void swiglu_backward(Tensor dgate, Tensor dup, const Tensor& dout, const Tensor&
 void cross_entropy(Tensor losses, Tensor* dlogits, const Tensor& logits, const Tensor& targets,
                    float dloss_scale);
 void argmax(Tensor out, const Tensor& x);
+// cpu_sample_tokens.cpp: Backend::sample_tokens by the host rule (kernels/token_sampling.h)
+void sample_tokens(Tensor out, const Tensor& logits, const Tensor& uniforms, float temperature,
+                   float top_p);
 
 // cpu_dropout.cpp
 void dropout(Tensor out, const Tensor& in, float p, uint64_t seed);

@@ -521,6 +521,10 @@ class CudaBackend final : public Backend {
     SMOL_GPU_NS::cross_entropy(ctx_, losses, dlogits, logits, targets, dloss_scale, argmax);
   }
   void do_argmax(Tensor out, const Tensor& x) override { SMOL_GPU_NS::argmax(ctx_, out, x); }
+  void do_sample_tokens(Tensor out, const Tensor& logits, const Tensor& uniforms, float temperature,
+                        float top_p) override {
+    SMOL_GPU_NS::sample_tokens(ctx_, out, logits, uniforms, temperature, top_p);
+  }
   void do_dropout(Tensor out, const Tensor& in, float p, uint64_t seed) override {
     SMOL_GPU_NS::dropout(ctx_, out, in, p, seed);
   }

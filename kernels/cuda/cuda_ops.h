@@ -57,6 +57,8 @@ void adamw_step(GpuContext& ctx, std::span<AdamWTensor> tensors, const AdamWHype
 void cross_entropy(GpuContext& ctx, Tensor losses, Tensor* dlogits, const Tensor& logits,
                    const Tensor& targets, float dloss_scale, Tensor argmax);  // cross_entropy.cu
 void argmax(GpuContext& ctx, Tensor out, const Tensor& x);                    // argmax.cu
+void sample_tokens(GpuContext& ctx, Tensor out, const Tensor& logits, const Tensor& uniforms,
+                   float temperature, float top_p);  // sample_tokens.cu
 void attention_forward(GpuContext& ctx, Tensor out, Tensor lse, const Tensor& q, const Tensor& k,
                        const Tensor& v, const AttentionLayout& layout, float scale);
 void attention_backward(GpuContext& ctx, Tensor dq, Tensor dk, Tensor dv, const Tensor& dout,

@@ -290,6 +290,9 @@ inline int atomicAdd(int* a, int v) {
 inline unsigned atomicAdd(unsigned* a, unsigned v) {
   return ::smol::emu::atomic_add(a, v);
 }
+inline unsigned long long atomicAdd(unsigned long long* a, unsigned long long v) {
+  return ::smol::emu::atomic_add(a, v);
+}
 inline int atomicMax(int* a, int v) {
   return ::smol::emu::atomic_max(a, v);
 }

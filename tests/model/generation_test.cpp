@@ -9,6 +9,7 @@
 #include <random>
 
 #include "kernels/backend.h"
+#include "kernels/token_sampling.h"
 #include "model/generation.h"
 #include "model/sampling.h"
 #include "model_test_util.h"
@@ -148,12 +149,12 @@ TEST(Sampling, FrequenciesFollowTheTemperedSoftmax) {
   EXPECT_NEAR(kept[3] / double(n), 4.0 / 7.0, 0.0175);
 }
 
-// sample_token sorts only as much of the vocabulary as the draw needs (model/sampling.cpp); this
-// is the straightforward algorithm it replaced — every token sorted by probability (stable: ties
+// The textbook algorithm in double precision — every token sorted by probability (stable: ties
 // by lower id), the nucleus the shortest prefix whose cumulative probability reaches top_p, the
-// draw walking that prefix — which it must equal token for token.
-int32_t sample_by_full_sort(const std::vector<float>& logits, const SamplingParams& params,
-                            uint64_t stream, uint64_t step) {
+// draw walking that prefix. The engine's rule (kernels/token_sampling.h) is this algorithm on
+// integer weights ⌊p · 2⁴⁰⌋ from an fma-only exponential.
+int32_t sample_in_double(const std::vector<float>& logits, const SamplingParams& params,
+                         uint64_t stream, uint64_t step) {
   const double inv_t = 1.0 / params.temperature;
   const float max_logit = *std::max_element(logits.begin(), logits.end());
   std::vector<double> prob(logits.size());
@@ -173,7 +174,7 @@ int32_t sample_by_full_sort(const std::vector<float>& logits, const SamplingPara
   }
   double nucleus = 0;
   for (size_t i = 0; i < keep; ++i) nucleus += prob[order[i]];
-  const double u = dropout_uniform(params.seed, stream * 0x100000001B3ull + step) * nucleus;
+  const double u = sampling_uniform(params, stream, step) * nucleus;
   double acc = 0;
   for (size_t i = 0; i < keep; ++i) {
     acc += prob[order[i]];
@@ -182,11 +183,35 @@ int32_t sample_by_full_sort(const std::vector<float>& logits, const SamplingPara
   return order[keep - 1];
 }
 
+// The rule with a full stable sort of the integer weights: what sample_token's partial sorts
+// (kernels/cpu/cpu_sample_tokens.cpp) and the device's radix search must equal exactly.
+int32_t sample_by_full_sort(const std::vector<float>& logits, const SamplingParams& params,
+                            uint64_t stream, uint64_t step) {
+  const float max_logit = *std::max_element(logits.begin(), logits.end());
+  const float inv_t = 1.0f / params.temperature;
+  std::vector<uint64_t> w(logits.size());
+  uint64_t total = 0;
+  for (size_t i = 0; i < logits.size(); ++i)
+    total += w[i] = sampling_weight(logits[i], max_logit, inv_t);
+  std::vector<int32_t> order(logits.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return w[a] > w[b]; });
+  const uint64_t target = nucleus_target(total, params.top_p);
+  uint64_t nucleus = 0;
+  for (size_t i = 0; nucleus < target; ++i) nucleus += w[order[i]];
+  const uint64_t x = draw_target(nucleus, sampling_uniform(params, stream, step));
+  uint64_t cumulative = 0;
+  for (int32_t token : order)
+    if ((cumulative += w[token]) > x) return token;
+  return -1;
+}
+
 TEST(Sampling, PartialSortDrawsWhatAFullSortDraws) {
   // SmolLM2's vocabulary size; logits spread like a language model's (a few strong candidates
   // over a long tail), flat ones, and ones with many exact ties (rounded to 0.5).
   const int64_t vocab = 49152;
   std::mt19937 rng(5);
+  int differ_from_double = 0, draws = 0;
   for (int shape = 0; shape < 3; ++shape) {
     std::vector<float> logits(static_cast<size_t>(vocab));
     std::normal_distribution<float> normal(0.0f, shape == 1 ? 0.3f : 3.0f);
@@ -197,17 +222,57 @@ TEST(Sampling, PartialSortDrawsWhatAFullSortDraws) {
          {SamplingParams{1.0f, 0.9f, 3}, SamplingParams{0.7f, 0.5f, 4},
           SamplingParams{1.3f, 0.999f, 5}, SamplingParams{1.0f, 1.0f, 6}}) {
       int differ = 0;
-      for (uint64_t step = 0; step < 25; ++step)
-        differ += sample_token(logits.data(), vocab, params, 2, step) !=
-                  sample_by_full_sort(logits, params, 2, step);
-      // top_p < 1: the same nucleus in the same order and the same sums, so the same token.
-      // top_p = 1: the nucleus is every token, its mass summed in id order rather than by
-      // probability — a 1e-16 relative difference in u, so a different token only if u falls
-      // within that of a boundary: never in practice.
+      for (uint64_t step = 0; step < 12; ++step) {
+        const int32_t token = sample_token(logits.data(), vocab, params, 2, step);
+        differ += token != sample_by_full_sort(logits, params, 2, step);
+        differ_from_double += token != sample_in_double(logits, params, 2, step);
+        ++draws;
+      }
+      // Integer sums in the same strict order: the same token, always.
       EXPECT_EQ(differ, 0) << "shape " << shape << ", temperature " << params.temperature
                            << ", top_p " << params.top_p;
     }
   }
+  // Against double precision the cumulative masses differ by the exponential's few float ulps
+  // (≈ 1e-7 relative) and the 2⁻⁴⁰ truncation: a token changes only where u lands that close to
+  // a boundary, ≈ 1e-7 · (tokens walked) a draw. Over 144 draws: expected far below 1.
+  EXPECT_LE(differ_from_double, 1) << "of " << draws << " draws";
+}
+
+TEST(Sampling, TheRuleIsExactAtTheNucleusAndDrawBoundaries) {
+  // Four equal logits: four weights of exactly 2⁴⁰. top_p = 0.5 keeps ids 0 and 1 (their mass
+  // reaches half exactly); u below ½ draws id 0, u = ½ draws id 1.
+  const float equal[4] = {1.5f, 1.5f, 1.5f, 1.5f};
+  EXPECT_EQ(sample_from_logits(equal, 4, 1.0f, 0.5f, 0.5f - 0x1p-24f), 0);
+  EXPECT_EQ(sample_from_logits(equal, 4, 1.0f, 0.5f, 0.5f), 1);
+  EXPECT_EQ(sample_from_logits(equal, 4, 1.0f, 0.5f, 1.0f - 0x1p-24f), 1);
+  // The smallest float above ½ needs a third token, and at u just below 1 it is drawn.
+  EXPECT_EQ(sample_from_logits(equal, 4, 1.0f, std::nextafter(0.5f, 1.0f), 1.0f - 0x1p-24f), 2);
+  EXPECT_EQ(sample_from_logits(equal, 4, 1.0f, 1.0f, 1.0f - 0x1p-24f), 3);
+  // At least one token, however small top_p; the nucleus target is exact.
+  EXPECT_EQ(sample_from_logits(equal, 4, 1.0f, 1e-30f, 0.99f), 0);
+  EXPECT_EQ(nucleus_target(uint64_t{4} << 40, 0.5f), uint64_t{2} << 40);
+  EXPECT_EQ(nucleus_target(uint64_t{4} << 40, 0.75f), uint64_t{3} << 40);
+  EXPECT_EQ(nucleus_target(10, 0.25f), 3u);  // ⌈2.5⌉
+  EXPECT_EQ(nucleus_target(12345, 1.0f), 12345u);
+  EXPECT_EQ(draw_target(uint64_t{1} << 40, 0.5f), uint64_t{1} << 39);
+  // The first non-finite logit is reported as −(i + 1).
+  const float bad[3] = {0.0f, NAN, INFINITY};
+  EXPECT_EQ(sample_from_logits(bad, 3, 1.0f, 1.0f, 0.5f), -2);
+}
+
+TEST(Sampling, TheRuleExponentialIsWithinAFewUlpsOfExp) {
+  // sampling_exp replaces libm's expf so that host and device round alike; it must still be
+  // the exponential: relative error ≤ 2⁻²² over the range it serves (measured: 7.3e-8).
+  double worst = 0;
+  for (float z = -28.0f; z <= 0.0f; z += 0.001953125f) {
+    const double want = std::exp(static_cast<double>(z));
+    worst = std::max(worst, std::abs(sampling_exp(z) - want) / want);
+  }
+  EXPECT_LE(worst, 0x1p-22) << "worst relative error " << worst;
+  EXPECT_EQ(sampling_exp(0.0f), 1.0f);
+  EXPECT_EQ(sampling_weight(3.0f, 3.0f, 1.0f), uint64_t{1} << 40);  // the most probable token
+  EXPECT_EQ(sampling_weight(-40.0f, 0.0f, 1.0f), 0u);               // below 2⁻⁴⁰
 }
 
 TEST(Sampling, RefusesBadParameters) {
