@@ -392,8 +392,13 @@ class Backend {
   // Σ losses is the supervised sum.
   static constexpr int64_t kLmHeadChunkRows = 256;
   // The rows of logits_scratch this backend's LM head works best with (default
-  // kLmHeadChunkRows: 256 fp32 rows of SmolLM2's vocabulary are 50 MB; cuda: 1024).
-  virtual int64_t lm_head_chunk_rows() const { return kLmHeadChunkRows; }
+  // kLmHeadChunkRows: 256 fp32 rows of SmolLM2's vocabulary are 50 MB; cuda: 1024, and 4096
+  // when weight_trains — full fine-tuning, whose chunks also read and write the fp32 weight
+  // gradient; docs/design.md §2.6).
+  virtual int64_t lm_head_chunk_rows(bool weight_trains = false) const {
+    (void)weight_trains;
+    return kLmHeadChunkRows;
+  }
   void lm_head_cross_entropy(const LmHeadOutputs& out, const Tensor& hidden, const Tensor& weight,
                              const Tensor& targets, Tensor logits_scratch, float loss_scale,
                              std::span<const int32_t> host_targets = {});

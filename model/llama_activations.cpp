@@ -35,7 +35,7 @@ void LlamaActivations::ensure(Backend& backend, const LlamaConfig& config, int64
   const int64_t Q = config.q_dim(), KV = config.kv_dim(), Hq = config.num_attention_heads;
   const int64_t n = config.num_hidden_layers;
   const int64_t cap = capacity;
-  lm_chunk = std::min<int64_t>(cap, backend.lm_head_chunk_rows());
+  lm_chunk = std::min<int64_t>(cap, backend.lm_head_chunk_rows(training && options.lm_head_trains));
 
   arena_.reset();
   resid.assign(static_cast<size_t>(training ? n + 1 : 1), Tensor{});

@@ -54,6 +54,9 @@ struct LlamaActivations {
     // Likewise post_attention_layernorm's output ln2 [T, C], the input of gate and up: kept per
     // layer only when their backward reads it (W trains, or gate / up have an adapter).
     bool keep_mlp_input = true;
+    // The LM head's weight trains (full fine-tuning): its chunk may be larger, so the fp32
+    // weight gradient is read and written fewer times (Backend::lm_head_chunk_rows).
+    bool lm_head_trains = false;
     bool operator==(const Options&) const = default;
   };
   Options options;

@@ -109,6 +109,7 @@ struct LlamaModel::Impl {
     const bool full = mode == TrainMode::Full;
     acts.options.keep_mlp_act = full || adapted(Projection::Down);
     acts.options.keep_mlp_input = full || adapted(Projection::Gate) || adapted(Projection::Up);
+    acts.options.lm_head_trains = full;
     const char* fusion = std::getenv("SMOL_FUSION");  // A/B switch (scripts/gpu-check.sh)
     acts.options.unfused = fusion && std::string(fusion) == "0";
   }

@@ -359,7 +359,8 @@ void BM_cuda_lm_head_cross_entropy(benchmark::State& state) {
   for (int64_t t = 0; t < T; ++t) host_targets[t] = t % len < masked ? -100 : token(rng);
   Backend* b = device();
   // The model's chunk: as many rows as the backend asks for (Backend::lm_head_chunk_rows).
-  const int64_t chunk_rows = std::min(T, b ? b->lm_head_chunk_rows() : Backend::kLmHeadChunkRows);
+  const int64_t chunk_rows =
+      std::min(T, b ? b->lm_head_chunk_rows(full_ft) : Backend::kLmHeadChunkRows);
   const LmHeadWork work = lm_head_work(host_targets, chunk_rows);
   const double r = static_cast<double>(work.computed_rows), vc = static_cast<double>(V * C);
   const double flops = (full_ft ? 6.0 : 4.0) * r * vc;

@@ -290,8 +290,9 @@ void bench(smol::Backend& backend, const Mode& mode, const Options& o) {
   const bool with_floors = peak_tflops > 0 && peak_gbps > 0;
   Floors floors{};
   if (with_floors)
-    floors = step_floors(config, mode, lora, o.rows, o.length, backend.lm_head_chunk_rows(),
-                         trainable, peak_tflops, peak_gbps,
+    floors = step_floors(config, mode, lora, o.rows, o.length,
+                         backend.lm_head_chunk_rows(mode.train == smol::TrainMode::Full), trainable,
+                         peak_tflops, peak_gbps,
                          backend.activation_dtype() == smol::DType::BF16 ? 2.0 : 4.0);
   std::printf("           breakdown (%s, one eager step %.2f ms)%s\n",
               events ? "device events" : "wall clock after a synchronize per op", 1e3 * total,
