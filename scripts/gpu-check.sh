@@ -100,7 +100,7 @@ pack() {
   fi
   mkdir -p "$dir/src/configs/bench" "$dir/compare"
   cp "$repo/configs/bench/gsm8k_eval_speed.yaml" "$dir/src/configs/bench/"
-  cp "$repo/bench/compare/torch_peft_step.py" "$dir/compare/"
+  cp "$repo/bench/compare/torch_peft_step.py" "$repo/bench/compare/torch_attention.py" "$dir/compare/"
 
   # Small test data at the paths the tests expect relative to SMOL_SOURCE_DIR.
   cp -r "$repo/tests/golden" "$dir/src/tests/"
@@ -209,7 +209,7 @@ run() {
 
   local bench_csv="$logs/cuda_kernels_bench.csv" step_log="$logs/training_bench.log"
   local eval_log="$logs/eval_speed.log" decode_log="$logs/decode_bench.log"
-  local sampled_log="$logs/decode_sampled.log"
+  local sampled_log="$logs/decode_sampled.log" sdpa_log="$logs/torch_attention.log"
   local train_graph_log="$logs/training_bench_graphs.log"
   local unfused_log="$logs/training_bench_unfused.log" torch_log="$logs/torch_peft_step.log"
   local model_log="$logs/model_bench.log"
@@ -219,6 +219,7 @@ run() {
   : >"$eval_log"
   : >"$decode_log"
   : >"$sampled_log"
+  : >"$sdpa_log"
   : >"$train_graph_log"
   : >"$unfused_log"
   : >"$torch_log"
@@ -280,6 +281,14 @@ run() {
   else
     echo "(torch, transformers or peft not importable here)" >>"$torch_log"
   fi
+  # Vendor attention on the same shapes as BM_cuda_attention_*: torch SDPA's flash, cuDNN and
+  # memory-efficient kernels (docs/design.md §2.5: cuDNN is compared here, not built in).
+  if python3 -c 'import torch' 2>/dev/null; then
+    stage "torch sdpa attention" 60 "$sdpa_log" python3 "$dir/compare/torch_attention.py" \
+      --device cuda
+  else
+    echo "(torch not importable here)" >>"$sdpa_log"
+  fi
   if [ -x "$dir/bench/model_bench" ]; then
     stage "model_bench" 90 "$model_log" "$dir/bench/model_bench" --device cuda
   fi
@@ -339,6 +348,10 @@ run() {
   grep -E '^(step floor|\| (graphs|on|off) )|failed|error' "$decode_log" 2>/dev/null ||
     echo "(none; see $decode_log)"
 
+  echo
+  echo "=== vendor attention on the same shapes (bench/compare/torch_attention.py) ==="
+  cat "$sdpa_log" 2>/dev/null || echo "(none)"
+
   # ---- one table: the numbers issue 12 asks for, each from its log above -------------------
   echo
   echo "=== summary: $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1) ==="
@@ -395,6 +408,11 @@ run() {
         if (fl > 0) printf "| %-44s | %.1f TFLOP/s%s |\n", name, fl / 1e12, extra }' \
       "$bench_csv"
   fi
+  # torch_attention.py lines: torch-sdpa NAME SxL: forward F ms X TFLOP/s, backward B ms Y TFLOP/s
+  awk '/^torch-sdpa .*TFLOP/ { line = $0; sub(/^torch-sdpa +/, "", line)
+      split(line, part, ":"); name = part[1]; gsub(/ +/, " ", name)
+      n = split(part[2], w, " "); printf "| %-44s | forward %s, backward %s TFLOP/s |\n",
+        "torch sdpa " name, w[4], w[9] }' "$sdpa_log" 2>/dev/null
   printf '| %-44s | %s |\n' "gpu-check time" "${SECONDS} s of a ${budget} s budget"
   [ -n "$skipped" ] && printf '| %-44s | %s |\n' "not run (budget spent)" "$skipped"
   return $((failed > 0))
