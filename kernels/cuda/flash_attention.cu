@@ -226,6 +226,14 @@ __device__ __forceinline__ void store_rows(bf16* const (&dst_row)[2], const Frag
 // store_rows for RoPE'd inputs (header comment "Fused RoPE backward"): each row's values
 // (times factor[r]) rotated by −angle at position[r] before the one rounding to bf16. Pair i < D/2
 // is (fragment n, n + D/16) at the same slot: column i = n·8 + 2t + e.
+// Full unrolling under nvcc (g++ for cuda-emu does not need it): the rotation indexes fragments
+// n and n + D/16, and a loop left rolled would move the accumulators to local memory.
+#if defined(__CUDACC__)
+#define SMOL_FLASH_UNROLL _Pragma("unroll")
+#else
+#define SMOL_FLASH_UNROLL
+#endif
+
 template <int D>
 __device__ __forceinline__ void store_rows_rope_backward(bf16* const (&dst_row)[2],
                                                          const FragC (&acc)[D / 8],
@@ -234,10 +242,13 @@ __device__ __forceinline__ void store_rows_rope_backward(bf16* const (&dst_row)[
                                                          const float* inv_freq, int lane) {
   constexpr int kHalfFrags = D / 16;  // fragments covering columns [0, D/2)
   const int t = lane % 4;
+  SMOL_FLASH_UNROLL
   for (int r = 0; r < 2; ++r) {
     if (dst_row[r] == nullptr) continue;
+    SMOL_FLASH_UNROLL
     for (int n = 0; n < kHalfFrags; ++n) {
       float lo[2], hi[2];
+      SMOL_FLASH_UNROLL
       for (int e = 0; e < 2; ++e) {
         float sin_a, cos_a;
         rope_sin_cos(position[r], inv_freq[n * 8 + 2 * t + e], -1.0f, sin_a, cos_a);
