@@ -768,6 +768,11 @@ void flash_attention_backward(GpuContext& ctx, Tensor dq, Tensor dk, Tensor dv, 
   const int hq = static_cast<int>(q.shape[1]), hkv = static_cast<int>(k.shape[1]);
   const int dim = static_cast<int>(q.shape[2]);
   check_head_grid("attention_backward", q.shape[1]);
+  // RoPE'd q and k: the table rope.cu uses (uploaded once per (theta, D); fetched before this
+  // op's memsets and kernels, so a capture that must allocate it records none of them), the
+  // token positions.
+  const int* positions = rotary ? static_cast<const int*>(rotary->positions.as<int>()) : nullptr;
+  const float* inv_freq = rotary ? ctx.rope_inv_freq(rotary->theta, dim) : nullptr;
   // Rows outside the layout are zeroed; the kernels overwrite every covered row.
   if (!dl.covers_all_queries && tq > 0)
     cuda_check(cudaMemsetAsync(dq.data, 0, dq.bytes(), ctx.stream()), "zero dq");
@@ -778,9 +783,6 @@ void flash_attention_backward(GpuContext& ctx, Tensor dq, Tensor dk, Tensor dv, 
   if (dl.query_tile_count == 0) return;
   float* delta = static_cast<float*>(ctx.scratch(sizeof(float) * std::max<int64_t>(1, tq * hq)));
   const float scale_log2 = scale * kLog2e;
-  // RoPE'd q and k: the table rope.cu uses (uploaded once per (theta, D)), the token positions.
-  const int* positions = rotary ? static_cast<const int*>(rotary->positions.as<int>()) : nullptr;
-  const float* inv_freq = rotary ? ctx.rope_inv_freq(rotary->theta, dim) : nullptr;
   launch(flash_delta_kernel, ceil_div(tq * hq, 256), 256, 0, ctx.stream(), delta,
          static_cast<const bf16*>(dout.as<bf16>()), static_cast<const bf16*>(out.as<bf16>()),
          tq * hq, dim);
