@@ -377,6 +377,34 @@ class Backend {
   void rope_qk_forward(Tensor q, Tensor k, const Tensor& positions, float theta);
   void rope_qk_backward(Tensor dq, Tensor dk, const Tensor& positions, float theta);
 
+  // ---- fused RoPE: attention backward, decode append (docs/design.md §2.7 "Fused RoPE") -------
+  // The rotation a layer's q and k carry (rope_qk_forward's arguments): positions I32 [T], theta.
+  struct Rotary {
+    Tensor positions;
+    float theta = 0.0f;
+  };
+  // attention_backward for q and k that rope_qk_forward rotated: dq and dk are the gradients
+  // with respect to the un-rotated q and k, i.e. exactly attention_backward followed by
+  // rope_qk_backward(dq, dk, rotary.positions, rotary.theta). q and k share their T rows
+  // (Tq == Tk, a training pack): a dq row's position is positions[its token], a dk row's too.
+  // Default: that composition (its two ops report to the OpHook at depth + 1); cuda's flash
+  // kernels rotate dq and dk in registers before their one store (no rope launch, one rounding
+  // to bf16 instead of two). Reported as "attention_rope_backward".
+  void attention_rope_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dout, const Tensor& q,
+                               const Tensor& k, const Tensor& v, const Tensor& out,
+                               const Tensor& lse, const AttentionLayout& layout, float scale,
+                               const Rotary& rotary);
+  // Decode's RoPE and KV-cache append as one op: rotates q [T, Hq, D] and k [T, Hkv, D] in place
+  // and writes k's rotated rows and v's rows [T, Hkv, D] to rows index[t] of k_cache and v_cache
+  // [R, Hkv, D] (one dtype for q, k, v and both caches), bit for bit the result of
+  // rope_qk_forward(q, k, rotary.positions, rotary.theta) then
+  // scatter_rows({{k_cache, k}, {v_cache, v}}, index) over [R, Hkv·D] rows (index I32 [T], each
+  // in [0, R) and distinct; outside: as scatter_rows). Default: those two ops (at depth + 1);
+  // cuda: one launch. Reported as "rope_append_kv".
+  void rope_append_kv(Tensor q, Tensor k, const Tensor& v, Tensor k_cache, Tensor v_cache,
+                      const Tensor& index, const Rotary& rotary);
+  // ---- end of fused RoPE --------------------------------------------------------------------
+
   // The LM head and its cross-entropy without ever holding the [T, V] logits (docs/design.md
   // §2): over chunks of as many rows as logits_scratch holds, logits = hidden·weightᵀ (hidden
   // [T, C], weight
@@ -478,6 +506,15 @@ class Backend {
   virtual void do_dropout(Tensor out, const Tensor& in, float p, uint64_t seed) = 0;
   // Default: rope_forward / rope_backward on q, then on k (rope_qk.cpp).
   virtual void do_rope_qk(Tensor q, Tensor k, const Tensor& positions, float theta, bool backward);
+  // ---- fused RoPE (defaults: the compositions, kernels/rope_qk.cpp) -------------------------
+  virtual void do_attention_rope_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dout,
+                                          const Tensor& q, const Tensor& k, const Tensor& v,
+                                          const Tensor& out, const Tensor& lse,
+                                          const AttentionLayout& layout, float scale,
+                                          const Rotary& rotary);
+  virtual void do_rope_append_kv(Tensor q, Tensor k, const Tensor& v, Tensor k_cache,
+                                 Tensor v_cache, const Tensor& index, const Rotary& rotary);
+  // ---- end of fused RoPE --------------------------------------------------------------------
   // Default: the chunked loop over matmul, cross_entropy and argmax (backend.cpp).
   virtual void do_lm_head_cross_entropy(const LmHeadOutputs& out, const Tensor& hidden,
                                         const Tensor& weight, const Tensor& targets,

@@ -4,6 +4,7 @@
 // what stays there is only what a backend alone knows (sizes its kernels cannot handle).
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <limits>
 #include <string_view>
 
@@ -485,6 +486,20 @@ void check_attention(const Backend& be, const char* op, const Tensor& out, const
                " > k_len ", sp.k_len);
   }
 }
+// attention_backward's contract (shared by attention_rope_backward).
+void check_attention_backward(const Backend& be, const char* op, const Tensor& dq, const Tensor& dk,
+                              const Tensor& dv, const Tensor& dout, const Tensor& q,
+                              const Tensor& k, const Tensor& v, const Tensor& out,
+                              const Tensor& lse, const AttentionLayout& layout) {
+  check_attention(be, op, out, lse, q, k, v, layout);
+  check_same_shape(op, "dq", dq, "q", q);
+  check_same_shape(op, "dk", dk, "k", k);
+  check_same_shape(op, "dv", dv, "v", v);
+  check_same_shape(op, "dout", dout, "out", out);
+  SMOL_CHECK(dq.dtype == q.dtype && dk.dtype == q.dtype && dv.dtype == q.dtype &&
+                 dout.dtype == q.dtype && out.dtype == q.dtype,
+             op, ": dq, dk, dv, dout and out must have the dtype of q (", dtype_name(q.dtype), ")");
+}
 }  // namespace
 
 void Backend::attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k,
@@ -499,16 +514,55 @@ void Backend::attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& 
                                  const Tensor& out, const Tensor& lse,
                                  const AttentionLayout& layout, float scale) {
   const char* op = "attention_backward";
-  check_attention(*this, op, out, lse, q, k, v, layout);
-  check_same_shape(op, "dq", dq, "q", q);
-  check_same_shape(op, "dk", dk, "k", k);
-  check_same_shape(op, "dv", dv, "v", v);
-  check_same_shape(op, "dout", dout, "out", out);
-  SMOL_CHECK(dq.dtype == q.dtype && dk.dtype == q.dtype && dv.dtype == q.dtype &&
-                 dout.dtype == q.dtype && out.dtype == q.dtype,
-             op, ": dq, dk, dv, dout and out must have the dtype of q (", dtype_name(q.dtype), ")");
+  check_attention_backward(*this, op, dq, dk, dv, dout, q, k, v, out, lse, layout);
   HookScope hook(*this, op);
   do_attention_backward(dq, dk, dv, dout, q, k, v, out, lse, layout, scale);
+}
+
+// ---- fused RoPE (docs/design.md §2.7 "Fused RoPE") ---------------------------------------------
+
+void Backend::attention_rope_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dout,
+                                      const Tensor& q, const Tensor& k, const Tensor& v,
+                                      const Tensor& out, const Tensor& lse,
+                                      const AttentionLayout& layout, float scale,
+                                      const Rotary& rotary) {
+  const char* op = "attention_rope_backward";
+  check_attention_backward(*this, op, dq, dk, dv, dout, q, k, v, out, lse, layout);
+  // The rotation's own contract, as rope_qk_backward(dq, dk) would check it (same T for q, k).
+  check_rope_qk(*this, op, dq, dk, rotary.positions, rotary.theta);
+  HookScope hook(*this, op);
+  do_attention_rope_backward(dq, dk, dv, dout, q, k, v, out, lse, layout, scale, rotary);
+}
+
+void Backend::rope_append_kv(Tensor q, Tensor k, const Tensor& v, Tensor k_cache, Tensor v_cache,
+                             const Tensor& index, const Rotary& rotary) {
+  const char* op = "rope_append_kv";
+  check_rope_qk(*this, op, q, k, rotary.positions, rotary.theta);
+  check_float(*this, op, "v", v);
+  check_float(*this, op, "k_cache", k_cache);
+  check_float(*this, op, "v_cache", v_cache);
+  check_same_shape(op, "v", v, "k", k);
+  check_rank(op, "k_cache", k_cache, 3, "[R, Hkv, D]");
+  check_same_shape(op, "v_cache", v_cache, "k_cache", k_cache);
+  SMOL_CHECK(k_cache.shape[1] == k.shape[1] && k_cache.shape[2] == k.shape[2], op, ": k_cache ",
+             k_cache.shape.str(), " must have the heads and head dim of k ", k.shape.str());
+  SMOL_CHECK(q.dtype == k.dtype && v.dtype == k.dtype && k_cache.dtype == k.dtype &&
+                 v_cache.dtype == k.dtype,
+             op,
+             ": q, k, v, k_cache and v_cache must share one dtype (rows are appended bit for bit)");
+  check_i32(op, "index", index);
+  check_vector(op, "index", index, k.shape[0]);
+  // The rows a thread writes must not be rows another thread reads.
+  auto overlap = [](const Tensor& a, const Tensor& b) {
+    const char *a0 = static_cast<const char*>(a.data), *b0 = static_cast<const char*>(b.data);
+    return a.bytes() > 0 && b.bytes() > 0 && a0 < b0 + b.bytes() && b0 < a0 + a.bytes();
+  };
+  for (const Tensor* cache : {&k_cache, &v_cache})
+    for (const Tensor* src : std::initializer_list<const Tensor*>{&q, &k, &v})
+      SMOL_CHECK(!overlap(*cache, *src), op, ": the caches must not overlap q, k or v");
+  SMOL_CHECK(!overlap(k_cache, v_cache), op, ": k_cache and v_cache overlap");
+  HookScope scope(*this, op);
+  if (k.shape[0] > 0) do_rope_append_kv(q, k, v, k_cache, v_cache, index, rotary);
 }
 
 void Backend::swiglu_forward(Tensor out, const Tensor& gate, const Tensor& up) {

@@ -377,17 +377,27 @@ struct LlamaModel::Impl {
       const Tensor q = leading(a.q, Shape{T, Q}), k = leading(a.k, Shape{T, KV}),
                    v = leading(a.v, Shape{T, KV});
       project_group(l, LoraGroupId::Qkv, std::array{q, k, v}, ln1, dropout, seed);
-      backend.rope_qk_forward(q.reshaped(Shape{T, Hq, D}), k.reshaped(Shape{T, Hkv, D}), positions,
-                              theta());
       Tensor keys = k.reshaped(Shape{T, Hkv, D}), values = v.reshaped(Shape{T, Hkv, D});
-      if (use_cache) {
-        // Every slot's new keys and values to the rows after its cached ones: one op per layer
+      if (use_cache && fused) {
+        // RoPE and the KV-cache append as one op (docs/design.md §2.7 "Fused RoPE"): q and k
+        // rotated, every slot's new keys and values to the rows after its cached ones
         // (decode_kv_rows[t] is token t's cache row; docs/design.md §2.8).
         const int64_t rows = static_cast<int64_t>(cache.slots()) * cache.max_len();
-        const std::array<Backend::RowScatter, 2> appends{
-            Backend::RowScatter{cache.keys(l).reshaped(Shape{rows, KV}), k},
-            Backend::RowScatter{cache.values(l).reshaped(Shape{rows, KV}), v}};
-        backend.scatter_rows(appends, decode_kv_rows);
+        backend.rope_append_kv(q.reshaped(Shape{T, Hq, D}), keys, values,
+                               cache.keys(l).reshaped(Shape{rows, Hkv, D}),
+                               cache.values(l).reshaped(Shape{rows, Hkv, D}), decode_kv_rows,
+                               Backend::Rotary{positions, theta()});
+      } else {
+        backend.rope_qk_forward(q.reshaped(Shape{T, Hq, D}), keys, positions, theta());
+        if (use_cache) {  // unfused: the append as its own op, one per layer
+          const int64_t rows = static_cast<int64_t>(cache.slots()) * cache.max_len();
+          const std::array<Backend::RowScatter, 2> appends{
+              Backend::RowScatter{cache.keys(l).reshaped(Shape{rows, KV}), k},
+              Backend::RowScatter{cache.values(l).reshaped(Shape{rows, KV}), v}};
+          backend.scatter_rows(appends, decode_kv_rows);
+        }
+      }
+      if (use_cache) {
         keys = cache.keys(l);
         values = cache.values(l);
       }
@@ -555,14 +565,25 @@ struct LlamaModel::Impl {
     project_backward(l, Projection::O, datt, false, dresid, att, dropout, seed);
     const Tensor dq = leading(g.dq, Shape{T, Q}), dk = leading(g.dk, Shape{T, KV}),
                  dv = leading(g.dv, Shape{T, KV});
-    backend.attention_backward(dq.reshaped(Shape{T, Hq, D}), dk.reshaped(Shape{T, Hkv, D}),
-                               dv.reshaped(Shape{T, Hkv, D}), datt.reshaped(Shape{T, Hq, D}),
-                               leading(a.q, Shape{T, Hq, D}), leading(a.k, Shape{T, Hkv, D}),
-                               leading(a.v, Shape{T, Hkv, D}), att.reshaped(Shape{T, Hq, D}),
-                               leading(a.lse, Shape{T, Hq}), b.layout, attention_scale());
     const Tensor positions = slice1d(acts.positions, 0, T);
-    backend.rope_qk_backward(dq.reshaped(Shape{T, Hq, D}), dk.reshaped(Shape{T, Hkv, D}), positions,
-                             theta());
+    // dq, dk with respect to the un-rotated q, k: the attention backward with RoPE's backward
+    // fused into its stores (docs/design.md §2.7 "Fused RoPE"); unfused: the two ops.
+    const Tensor dq3 = dq.reshaped(Shape{T, Hq, D}), dk3 = dk.reshaped(Shape{T, Hkv, D});
+    if (!acts.options.unfused) {
+      backend.attention_rope_backward(dq3, dk3, dv.reshaped(Shape{T, Hkv, D}),
+                                      datt.reshaped(Shape{T, Hq, D}), leading(a.q, Shape{T, Hq, D}),
+                                      leading(a.k, Shape{T, Hkv, D}),
+                                      leading(a.v, Shape{T, Hkv, D}), att.reshaped(Shape{T, Hq, D}),
+                                      leading(a.lse, Shape{T, Hq}), b.layout, attention_scale(),
+                                      Backend::Rotary{positions, theta()});
+    } else {
+      backend.attention_backward(dq3, dk3, dv.reshaped(Shape{T, Hkv, D}),
+                                 datt.reshaped(Shape{T, Hq, D}), leading(a.q, Shape{T, Hq, D}),
+                                 leading(a.k, Shape{T, Hkv, D}), leading(a.v, Shape{T, Hkv, D}),
+                                 att.reshaped(Shape{T, Hq, D}), leading(a.lse, Shape{T, Hq}),
+                                 b.layout, attention_scale());
+      backend.rope_qk_backward(dq3, dk3, positions, theta());
+    }
     // Below layer 0 the input gradient only matters when the embedding trains.
     const bool need_dx = l > 0 || embed_trains();
     const Tensor dx = need_dx ? dln : Tensor{};

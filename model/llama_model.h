@@ -132,7 +132,9 @@ class LlamaModel {
   // matmul's addend, then a plain RMSNorm), and, where gate and up have no adapters, the SwiGLU
   // backward writing [dgate | dup] for one GEMM against [W_gate; W_up]. Off: each projection
   // writes a scratch tensor that add_rmsnorm_forward adds to the residual, and dx of gate/up
-  // takes two GEMMs (each one more bf16 rounding on cuda): the tests' reference.
+  // takes two GEMMs (each one more bf16 rounding on cuda): the tests' reference. The fused RoPE
+  // ops of §2.7 follow the same switch: on, attention_rope_backward and (decoding)
+  // rope_append_kv; off, attention_backward + rope_qk_backward and rope_qk_forward + scatter_rows.
   void set_fusion(bool on);
   bool fusion() const;
 

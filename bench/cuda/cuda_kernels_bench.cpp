@@ -458,6 +458,40 @@ void BM_cuda_attention_backward(benchmark::State& state) {
 }
 BENCHMARK(BM_cuda_attention_backward)->Args({8, 1024})->Args({16, 512})->UseRealTime();
 
+// The fused RoPE backward A/B (docs/design.md §2.7 "Fused RoPE"): state.range(2) = 0 runs a
+// layer's training backward as before, attention_backward then rope_qk_backward (one more
+// launch, dq and dk read and written again: 25 MB at 8 × 1024); 1 runs attention_rope_backward,
+// the flash kernels rotating dq and dk before their store. Same work counted for both, so the
+// FLOP/s compare directly (gpu-check's table lists both rows).
+void BM_cuda_attention_rope_backward(benchmark::State& state) {
+  Backend* b = device();
+  AttentionBench x(b, state.range(0), state.range(1), state.range(1));
+  const bool fused = state.range(2) != 0;
+  Tensor positions;
+  if (b) {
+    positions = x.arena.make(*b, {x.tokens}, DType::I32);
+    std::vector<int32_t> host(static_cast<size_t>(x.tokens));
+    for (int64_t t = 0; t < x.tokens; ++t) host[t] = static_cast<int32_t>(t % state.range(1));
+    b->upload(positions, host.data());
+  }
+  run(state, 5 * x.q_bytes() + 4 * x.kv_bytes(), 2.5 * x.causal_flops, [&] {
+    if (fused) {
+      b->attention_rope_backward(x.dq, x.dk, x.dv, x.dout, x.q, x.k, x.v, x.out, x.lse, x.layout,
+                                 0.125f, Backend::Rotary{positions, 10000.0f});
+    } else {
+      b->attention_backward(x.dq, x.dk, x.dv, x.dout, x.q, x.k, x.v, x.out, x.lse, x.layout,
+                            0.125f);
+      b->rope_qk_backward(x.dq, x.dk, positions, 10000.0f);
+    }
+  });
+}
+BENCHMARK(BM_cuda_attention_rope_backward)
+    ->Args({8, 1024, 0})
+    ->Args({8, 1024, 1})
+    ->Args({16, 512, 0})
+    ->Args({16, 512, 1})
+    ->UseRealTime();
+
 // Decode: state.range(0) sequences, one new token each over state.range(1) cached keys (the
 // split-K kernel). Memory-bound: the whole K/V cache is read once.
 void BM_cuda_attention_decode(benchmark::State& state) {

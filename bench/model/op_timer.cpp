@@ -31,6 +31,8 @@ const char* category(const char* op) {
       {"rope_qk_backward", "rope"},
       {"attention_forward", "attention"},
       {"attention_backward", "attention"},
+      {"attention_rope_backward", "attention"},  // with RoPE's backward fused (§2.7)
+      {"rope_append_kv", "rope"},                // decode's RoPE + KV-cache append (§2.7)
       {"swiglu_forward", "swiglu"},
       {"swiglu_backward", "swiglu"},
       {"sum_of_squares", "optimizer"},

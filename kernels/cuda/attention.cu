@@ -358,4 +358,18 @@ void attention_backward(GpuContext& ctx, Tensor dq, Tensor dk, Tensor dv, const 
   });
 }
 
+bool attention_rope_backward(GpuContext& ctx, Tensor dq, Tensor dk, Tensor dv, const Tensor& dout,
+                             const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                             const Tensor& lse, const AttentionLayout& layout, float scale,
+                             const Backend::Rotary& rotary) {
+  // Only the flash kernels rotate in their epilogue; the simple kernels (F32, odd head dims)
+  // leave the composition to the caller.
+  if (!flash_attention_supported(q, k, v, {&dq, &dk, &dv, &dout, &out})) return false;
+  if (q.shape[0] == 0) return true;  // Tq == Tk == 0: nothing to write
+  const DeviceAttentionLayout dl =
+      upload_layout(ctx, "attention_rope_backward", layout, q.shape[0], k.shape[0]);
+  flash_attention_backward(ctx, dq, dk, dv, dout, q, k, v, out, lse, dl, scale, &rotary);
+  return true;
+}
+
 }  // namespace smol::SMOL_GPU_NS

@@ -508,6 +508,23 @@ class CudaBackend final : public Backend {
                              const AttentionLayout& layout, float scale) override {
     SMOL_GPU_NS::attention_backward(ctx_, dq, dk, dv, dout, q, k, v, out, lse, layout, scale);
   }
+  // Fused RoPE (docs/design.md §2.7): the flash backward rotates dq, dk before its store; other
+  // tensors (F32, odd head dims) take the default composition.
+  void do_attention_rope_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dout,
+                                  const Tensor& q, const Tensor& k, const Tensor& v,
+                                  const Tensor& out, const Tensor& lse,
+                                  const AttentionLayout& layout, float scale,
+                                  const Rotary& rotary) override {
+    if (!SMOL_GPU_NS::attention_rope_backward(ctx_, dq, dk, dv, dout, q, k, v, out, lse, layout,
+                                              scale, rotary))
+      Backend::do_attention_rope_backward(dq, dk, dv, dout, q, k, v, out, lse, layout, scale,
+                                          rotary);
+  }
+  void do_rope_append_kv(Tensor q, Tensor k, const Tensor& v, Tensor k_cache, Tensor v_cache,
+                         const Tensor& index, const Rotary& rotary) override {
+    SMOL_GPU_NS::rope_append_kv(ctx_, q, k, v, k_cache, v_cache, index, rotary.positions,
+                                rotary.theta);
+  }
   void do_swiglu_forward(Tensor out, const Tensor& gate, const Tensor& up) override {
     SMOL_GPU_NS::swiglu_forward(ctx_, out, gate, up);
   }

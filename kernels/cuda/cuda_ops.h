@@ -64,5 +64,14 @@ void attention_forward(GpuContext& ctx, Tensor out, Tensor lse, const Tensor& q,
 void attention_backward(GpuContext& ctx, Tensor dq, Tensor dk, Tensor dv, const Tensor& dout,
                         const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                         const Tensor& lse, const AttentionLayout& layout, float scale);
+// attention.cu: Backend::attention_rope_backward through the flash kernels' fused rotation;
+// false (nothing done) when the flash kernels do not take these tensors.
+bool attention_rope_backward(GpuContext& ctx, Tensor dq, Tensor dk, Tensor dv, const Tensor& dout,
+                             const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                             const Tensor& lse, const AttentionLayout& layout, float scale,
+                             const Backend::Rotary& rotary);
+// rope.cu: Backend::rope_append_kv in one launch.
+void rope_append_kv(GpuContext& ctx, Tensor q, Tensor k, const Tensor& v, Tensor k_cache,
+                    Tensor v_cache, const Tensor& index, const Tensor& positions, float theta);
 
 }  // namespace smol::SMOL_GPU_NS

@@ -29,6 +29,13 @@
 // The dq pass recomputes S and dP (7 tile products per (query, key) tile pair instead of FA2's
 // 5), the price of a dq with no float atomics and a fixed summation order.
 //
+// Fused RoPE backward (Backend::attention_rope_backward, docs/design.md §2.7 "Fused RoPE"): when
+// q and k were rotated by RoPE, the gradients wanted are those of the un-rotated q and k, i.e.
+// dq and dk rotated by the negative angle. A lane's accumulator holds columns c and c + D/2 of
+// its rows in the same register slot of fragments n and n + D/16, so both kernels rotate their
+// fp32 accumulators in registers (rope_math.h, the code rope.cu runs) right before their one
+// store: no rope launch, no second read and write of dq and dk, one rounding to bf16.
+//
 // Every kernel streams its tiles through shared memory with cp.async (async_copy.h), double-
 // buffered: the loads of the next tile are in flight while the tensor cores work on the current
 // one; two barriers per tile (data landed / buffer released) order the block.
@@ -53,6 +60,7 @@
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/flash_attention.h"
 #include "kernels/cuda/mma.h"
+#include "kernels/cuda/rope_math.h"
 
 namespace smol::SMOL_GPU_NS {
 namespace {
@@ -211,6 +219,46 @@ __device__ __forceinline__ void store_rows(bf16* const (&dst_row)[2], const Frag
       const uint32_t packed =
           mma::pack_bf16x2(acc[n].x[2 * r] * factor[r], acc[n].x[2 * r + 1] * factor[r]);
       memcpy(dst_row[r] + n * 8 + 2 * t, &packed, 4);
+    }
+  }
+}
+
+// store_rows for RoPE'd inputs (header comment "Fused RoPE backward"): each row's values
+// (times factor[r]) rotated by −angle at position[r] before the one rounding to bf16. Pair i < D/2
+// is (fragment n, n + D/16) at the same slot: column i = n·8 + 2t + e.
+// Full unrolling under nvcc (g++ for cuda-emu does not need it): the rotation indexes fragments
+// n and n + D/16, and a loop left rolled would move the accumulators to local memory.
+#if defined(__CUDACC__)
+#define SMOL_FLASH_UNROLL _Pragma("unroll")
+#else
+#define SMOL_FLASH_UNROLL
+#endif
+
+template <int D>
+__device__ __forceinline__ void store_rows_rope_backward(bf16* const (&dst_row)[2],
+                                                         const FragC (&acc)[D / 8],
+                                                         const float (&factor)[2],
+                                                         const int (&position)[2],
+                                                         const float* inv_freq, int lane) {
+  constexpr int kHalfFrags = D / 16;  // fragments covering columns [0, D/2)
+  const int t = lane % 4;
+  SMOL_FLASH_UNROLL
+  for (int r = 0; r < 2; ++r) {
+    if (dst_row[r] == nullptr) continue;
+    SMOL_FLASH_UNROLL
+    for (int n = 0; n < kHalfFrags; ++n) {
+      float lo[2], hi[2];
+      SMOL_FLASH_UNROLL
+      for (int e = 0; e < 2; ++e) {
+        float sin_a, cos_a;
+        rope_sin_cos(position[r], inv_freq[n * 8 + 2 * t + e], -1.0f, sin_a, cos_a);
+        rope_rotate(acc[n].x[2 * r + e] * factor[r], acc[n + kHalfFrags].x[2 * r + e] * factor[r],
+                    sin_a, cos_a, lo[e], hi[e]);
+      }
+      const uint32_t packed_lo = mma::pack_bf16x2(lo[0], lo[1]);
+      const uint32_t packed_hi = mma::pack_bf16x2(hi[0], hi[1]);
+      memcpy(dst_row[r] + n * 8 + 2 * t, &packed_lo, 4);
+      memcpy(dst_row[r] + D / 2 + n * 8 + 2 * t, &packed_hi, 4);
     }
   }
 }
@@ -427,7 +475,9 @@ __global__ void __launch_bounds__(kThreads)
     flash_dkdv_kernel(bf16* dk /* [Tk, Hkv, D] */, bf16* dv /* [Tk, Hkv, D] */, const bf16* dout,
                       const bf16* q, const bf16* k, const bf16* v, const float* lse,
                       const float* delta, const AttentionSpan* spans, const AttentionTile* tiles,
-                      int hq, int hkv, float scale, float scale_log2) {
+                      int hq, int hkv, float scale, float scale_log2,
+                      const int* positions /* [Tk] or nullptr: no RoPE */,
+                      const float* inv_freq /* [D/2] */) {
   constexpr int S = smem_stride<D>();
   bf16* k_s = dynamic_shared<bf16>();  // [64][S] this block's keys
   bf16* v_s = k_s + kRows * S;         // [64][S]
@@ -516,7 +566,14 @@ __global__ void __launch_bounds__(kThreads)
     dv_dst[r] = valid ? dv + row * D : nullptr;
   }
   const float scale_rows[2] = {scale, scale}, ones[2] = {1.0f, 1.0f};
-  store_rows<D>(dk_dst, dk_acc, scale_rows, lane);
+  if (positions != nullptr) {
+    int key_pos[2];  // a dk row's position: its key token's
+    for (int r = 0; r < 2; ++r)
+      key_pos[r] = dk_dst[r] != nullptr ? positions[span.k_begin + key_row[r]] : 0;
+    store_rows_rope_backward<D>(dk_dst, dk_acc, scale_rows, key_pos, inv_freq, lane);
+  } else {
+    store_rows<D>(dk_dst, dk_acc, scale_rows, lane);
+  }
   store_rows<D>(dv_dst, dv_acc, ones, lane);
 }
 
@@ -525,7 +582,9 @@ template <int D>
 __global__ void __launch_bounds__(kThreads)
     flash_dq_kernel(bf16* dq /* [Tq, Hq, D] */, const bf16* dout, const bf16* q, const bf16* k,
                     const bf16* v, const float* lse, const float* delta, const AttentionSpan* spans,
-                    const AttentionTile* tiles, int hq, int hkv, float scale, float scale_log2) {
+                    const AttentionTile* tiles, int hq, int hkv, float scale, float scale_log2,
+                    const int* positions /* [Tq] or nullptr: no RoPE */,
+                    const float* inv_freq /* [D/2] */) {
   constexpr int S = smem_stride<D>();
   bf16* q_s = dynamic_shared<bf16>();                           // [64][S]
   bf16* do_s = q_s + kRows * S;                                 // [64][S]
@@ -583,12 +642,17 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();
   }
   bf16* dst[2];
+  int query_pos[2];  // a dq row's position (RoPE): its query token's
   for (int r = 0; r < 2; ++r) {
     const int i = q0 + warp * 16 + g + 8 * r;
     dst[r] = i < span.q_len ? dq + (int64_t{span.q_begin + i} * hq + h) * D : nullptr;
+    query_pos[r] = positions != nullptr && i < span.q_len ? positions[span.q_begin + i] : 0;
   }
   const float scale_rows[2] = {scale, scale};
-  store_rows<D>(dst, dq_acc, scale_rows, lane);
+  if (positions != nullptr)
+    store_rows_rope_backward<D>(dst, dq_acc, scale_rows, query_pos, inv_freq, lane);
+  else
+    store_rows<D>(dst, dq_acc, scale_rows, lane);
 }
 
 // ---- host side -------------------------------------------------------------------------------
@@ -698,11 +762,17 @@ void flash_attention_forward(GpuContext& ctx, Tensor out, Tensor lse, const Tens
 
 void flash_attention_backward(GpuContext& ctx, Tensor dq, Tensor dk, Tensor dv, const Tensor& dout,
                               const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                              const Tensor& lse, const DeviceAttentionLayout& dl, float scale) {
+                              const Tensor& lse, const DeviceAttentionLayout& dl, float scale,
+                              const Backend::Rotary* rotary) {
   const int64_t tq = q.shape[0], tk = k.shape[0];
   const int hq = static_cast<int>(q.shape[1]), hkv = static_cast<int>(k.shape[1]);
   const int dim = static_cast<int>(q.shape[2]);
   check_head_grid("attention_backward", q.shape[1]);
+  // RoPE'd q and k: the table rope.cu uses (uploaded once per (theta, D); fetched before this
+  // op's memsets and kernels, so a capture that must allocate it records none of them), the
+  // token positions.
+  const int* positions = rotary ? static_cast<const int*>(rotary->positions.as<int>()) : nullptr;
+  const float* inv_freq = rotary ? ctx.rope_inv_freq(rotary->theta, dim) : nullptr;
   // Rows outside the layout are zeroed; the kernels overwrite every covered row.
   if (!dl.covers_all_queries && tq > 0)
     cuda_check(cudaMemsetAsync(dq.data, 0, dq.bytes(), ctx.stream()), "zero dq");
@@ -728,14 +798,14 @@ void flash_attention_backward(GpuContext& ctx, Tensor dq, Tensor dk, Tensor dv, 
            dim3(static_cast<unsigned>(dl.key_tile_count), static_cast<unsigned>(hkv)), kThreads,
            dkdv_shared, ctx.stream(), dk.as<bf16>(), dv.as<bf16>(), dout_p, q_p, k_p, v_p,
            static_cast<const float*>(lse.as<float>()), static_cast<const float*>(delta), dl.spans,
-           dl.key_tiles, hq, hkv, scale, scale_log2);
+           dl.key_tiles, hq, hkv, scale, scale_log2, positions, inv_freq);
     const size_t dq_shared = tile_bytes<D>(6);
     allow_shared(flash_dq_kernel<D>, dq_shared);
     launch(flash_dq_kernel<D>,
            dim3(static_cast<unsigned>(dl.query_tile_count), static_cast<unsigned>(hq)), kThreads,
            dq_shared, ctx.stream(), dq.as<bf16>(), dout_p, q_p, k_p, v_p,
            static_cast<const float*>(lse.as<float>()), static_cast<const float*>(delta), dl.spans,
-           dl.query_tiles, hq, hkv, scale, scale_log2);
+           dl.query_tiles, hq, hkv, scale, scale_log2, positions, inv_freq);
   });
 }
 

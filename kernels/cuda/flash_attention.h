@@ -21,8 +21,11 @@ bool flash_use_decode(const DeviceAttentionLayout& layout, int64_t hq, int64_t h
 void flash_attention_forward(GpuContext& ctx, Tensor out, Tensor lse, const Tensor& q,
                              const Tensor& k, const Tensor& v, const DeviceAttentionLayout& layout,
                              float scale);
+// With `rotary` (Backend::attention_rope_backward): dq and dk rotated by the negative angle in
+// registers before their store; positions [T] is indexed by q's and k's token rows (Tq == Tk).
 void flash_attention_backward(GpuContext& ctx, Tensor dq, Tensor dk, Tensor dv, const Tensor& dout,
                               const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                              const Tensor& lse, const DeviceAttentionLayout& layout, float scale);
+                              const Tensor& lse, const DeviceAttentionLayout& layout, float scale,
+                              const Backend::Rotary* rotary = nullptr);
 
 }  // namespace smol::SMOL_GPU_NS

@@ -329,6 +329,53 @@ std::vector<OpCase> model_op_cases() {
                        return Outputs{e.get(out), e.get(lse), e.get(dq), e.get(dk), e.get(dv)};
                      }});
   }
+  // The fused RoPE ops (docs/design.md §2.7 "Fused RoPE"). attention_rope_backward on the
+  // packed layout: attention_backward's bounds, with dq and dk rotated by −angle: a pair's two
+  // un-rotated errors mix (|cos|, |sin| ≤ 1), 2·grad_abs, plus one rounding of the rotated value
+  // (the fused store rounds once) and sin/cos differences (2^-22 of the pair: in 0x1p-16).
+  {
+    const int64_t T = 10, hq = 4, hkv = 2, D = 16;
+    const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+    const double grad_abs = 0x1p-4 * scale;
+    AttentionLayout layout;
+    layout.seqs = {{0, 4, 0, 4}, {4, 5, 4, 5}};
+    layout.max_q_len = layout.max_k_len = 5;
+    cases.push_back(
+        {"attention_rope_backward",
+         {{kBf16Rounding, 2 * grad_abs + 0x1p-16},
+          {kBf16Rounding, 2 * grad_abs + 0x1p-16},
+          {kBf16Rounding, kBf16Rounding * 5 * (hq / hkv) + 1e-5}},
+         [=](Env& e) {
+           const Shape sq{T, hq, D}, sk{T, hkv, D};
+           Tensor q = e.act(values(sq.numel(), 54, -2.0f, 2.0f), sq);
+           Tensor k = e.act(values(sk.numel(), 55, -2.0f, 2.0f), sk);
+           Tensor v = e.act(values(sk.numel(), 56), sk);
+           Tensor pos = e.i32({0, 1, 2, 3, 40, 41, 42, 43, 44, 0}, {T});
+           Tensor out = e.zeros(sq, e.act()), lse = e.zeros({T, hq}, DType::F32);
+           const float s = static_cast<float>(scale);
+           e.b().attention_forward(out, lse, q, k, v, layout, s);
+           Tensor dq = e.zeros(sq, e.act()), dk = e.zeros(sk, e.act()), dv = e.zeros(sk, e.act());
+           e.b().attention_rope_backward(dq, dk, dv, e.act(values(sq.numel(), 57), sq), q, k, v,
+                                         out, lse, layout, s, Backend::Rotary{pos, 10000.0f});
+           return Outputs{e.get(dq), e.get(dk), e.get(dv)};
+         }});
+  }
+  // rope_append_kv: rope_qk_forward's bounds on q, k and the appended k rows (the other cache
+  // rows untouched: exact), v rows copied: exact.
+  cases.push_back(
+      {"rope_append_kv",
+       {{kBf16Rounding, 0x1p-16}, {kBf16Rounding, 0x1p-16}, {kBf16Rounding, 0x1p-16}, {0, 0}},
+       [](Env& e) {
+         const int64_t T = 3, Hq = 3, Hkv = 1, D = 16, R = 8;
+         Tensor q = e.act(values(T * Hq * D, 46), {T, Hq, D});
+         Tensor k = e.act(values(T * Hkv * D, 47), {T, Hkv, D});
+         Tensor v = e.act(values(T * Hkv * D, 48), {T, Hkv, D});
+         Tensor k_cache = e.act(values(R * Hkv * D, 49), {R, Hkv, D});
+         Tensor v_cache = e.act(values(R * Hkv * D, 59), {R, Hkv, D});
+         e.b().rope_append_kv(q, k, v, k_cache, v_cache, e.i32({5, 0, 7}, {T}),
+                              Backend::Rotary{e.i32({5, 0, 33}, {T}), 10000.0f});
+         return Outputs{e.get(q), e.get(k), e.get(k_cache), e.get(v_cache)};
+       }});
   // SwiGLU: fp32 silu (exp implementations differ by ≤ ~2^-22 relative) on identical inputs,
   // each output rounded once.
   cases.push_back({"swiglu_forward_backward",
@@ -612,6 +659,8 @@ const char* const kInterfaceOps[] = {"upload",
                                      "rope_qk_backward",
                                      "attention_forward",
                                      "attention_backward",
+                                     "attention_rope_backward",
+                                     "rope_append_kv",
                                      "swiglu_forward",
                                      "swiglu_backward",
                                      "cross_entropy",

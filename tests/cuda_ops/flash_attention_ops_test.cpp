@@ -374,5 +374,186 @@ TEST_F(CudaOpsTest, FlashAttentionIsDeterministic) {
   EXPECT_TRUE(same_bits(da.lse, db.lse));
 }
 
+// ---- fused RoPE backward (Backend::attention_rope_backward, docs/design.md §2.7) -------------
+// dq and dk with respect to the un-rotated q and k: the flash kernels rotate their fp32
+// accumulators by −angle before the one store; the default (cpu, and cuda off the flash path) is
+// attention_backward then rope_qk_backward.
+
+enum class RopeBackward { Fused, Plain, Composed };
+
+// On `b`: the backward from the given out and lse (the device's forward), as `mode` says:
+// Fused = attention_rope_backward, Plain = attention_backward alone, Composed = attention_backward
+// then rope_qk_backward (what Fused must equal up to its one rounding instead of two).
+Results rope_backward_run(Backend& b, DType dt, const Case& c, const Inputs& in, const Results& fwd,
+                          const std::vector<float>& positions, float theta, RopeBackward mode) {
+  const AttentionLayout layout = make_layout(c);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(c.dim));
+  const Shape sq{c.tq, c.hq, c.dim}, sk{c.tk, c.hkv, c.dim};
+  Owned q = make_tensor(b, in.q, sq, dt), k = make_tensor(b, in.k, sk, dt),
+        v = make_tensor(b, in.v, sk, dt), dy = make_tensor(b, in.dout, sq, dt);
+  Owned out = make_tensor(b, fwd.out, sq, dt);
+  Owned lse = make_tensor(b, fwd.lse, {c.tq, c.hq}, DType::F32);
+  Owned pos = make_tensor(b, positions, {c.tq}, DType::I32);
+  Owned dq = make_tensor(b, std::vector<float>(c.tq * c.hq * c.dim, 7.0f), sq, dt);
+  Owned dk = make_tensor(b, std::vector<float>(c.tk * c.hkv * c.dim, 7.0f), sk, dt);
+  Owned dv = make_tensor(b, std::vector<float>(c.tk * c.hkv * c.dim, 7.0f), sk, dt);
+  if (mode == RopeBackward::Fused) {
+    b.attention_rope_backward(dq.tensor, dk.tensor, dv.tensor, dy.tensor, q.tensor, k.tensor,
+                              v.tensor, out.tensor, lse.tensor, layout, scale,
+                              Backend::Rotary{pos.tensor, theta});
+  } else {
+    b.attention_backward(dq.tensor, dk.tensor, dv.tensor, dy.tensor, q.tensor, k.tensor, v.tensor,
+                         out.tensor, lse.tensor, layout, scale);
+    if (mode == RopeBackward::Composed) b.rope_qk_backward(dq.tensor, dk.tensor, pos.tensor, theta);
+  }
+  Results r;
+  r.dq = read(b, dq.tensor);
+  r.dk = read(b, dk.tensor);
+  r.dv = read(b, dv.tensor);
+  return r;
+}
+
+// Each element's pair partner (column i ↔ i ± D/2 of the same head row) plus itself: what a
+// rotation mixes into an element, so the bound of an un-rotated value becomes the sum of the
+// pair's bounds (|cos|, |sin| ≤ 1).
+std::vector<float> pair_sum(const std::vector<float>& x, int64_t dim) {
+  std::vector<float> out(x.size());
+  const int64_t half = dim / 2;
+  for (size_t e = 0; e < x.size(); ++e) {
+    const int64_t col = static_cast<int64_t>(e) % dim;
+    const size_t partner = col < half ? e + half : e - half;
+    out[e] = std::fabs(x[e]) + std::fabs(x[partner]);
+  }
+  return out;
+}
+
+void run_rope_case(Backend& dev, Backend& cpu, const Case& c, const std::vector<float>& positions) {
+  ASSERT_EQ(c.tq, c.tk) << "a RoPE'd backward shares q's and k's token rows";
+  const float theta = 10000.0f;
+  const Inputs in = make_inputs(c);
+  const Results fwd = run(dev, DType::BF16, c, in, nullptr);  // the device's out and lse
+  const Results fused =
+      rope_backward_run(dev, DType::BF16, c, in, fwd, positions, theta, RopeBackward::Fused);
+  const Results plain =
+      rope_backward_run(dev, DType::BF16, c, in, fwd, positions, theta, RopeBackward::Plain);
+  const Results composed =
+      rope_backward_run(dev, DType::BF16, c, in, fwd, positions, theta, RopeBackward::Composed);
+  const Results want =
+      rope_backward_run(cpu, DType::F32, c, in, fwd, positions, theta, RopeBackward::Fused);
+
+  // 1. Against the composition on the same device. Both start from the same fp32 accumulator
+  // x (same kernels, same order); fused = rnd(Rᵀx), composed = rnd(Rᵀ rnd(x)). The difference:
+  // the fused rounding (≤ 2^-9·|fused|), the composition's final rounding (≤ 2^-9·|composed|)
+  // and its first rounding rotated (≤ 2^-9·(|x_i| + |x_partner|), x ≈ the plain backward's
+  // values): kU = 2^-8 per term, twice the real 2^-9, which also covers the fp32 rotation
+  // (≤ 2^-22 of the pair) and the (1 + 2^-8) between x and its rounding. dv: the same kernel,
+  // bit for bit.
+  auto expect_one_rounding_apart = [&](const std::vector<float>& f, const std::vector<float>& comp,
+                                       const std::vector<float>& pl, const std::string& what) {
+    ASSERT_EQ(f.size(), comp.size()) << what;
+    const std::vector<float> pair = pair_sum(pl, c.dim);
+    double max_err = 0, max_ratio = 0;
+    int64_t bad = 0;
+    for (size_t e = 0; e < f.size(); ++e) {
+      const double err = std::fabs(double(f[e]) - comp[e]);
+      const double allowed = kU * (std::fabs(f[e]) + std::fabs(comp[e]) + pair[e]) + 1e-6;
+      bad += !(err <= allowed);
+      max_err = std::max(max_err, err);
+      max_ratio = std::max(max_ratio, err / allowed);
+    }
+    EXPECT_EQ(bad, 0) << what << ": elements beyond one rounding's difference";
+    std::printf("[ max-err  ] %-52s %.3e (%.2f of the allowance)\n", what.c_str(), max_err,
+                max_ratio);
+  };
+  expect_one_rounding_apart(fused.dq, composed.dq, plain.dq, "fused vs composed dq " + c.name);
+  expect_one_rounding_apart(fused.dk, composed.dk, plain.dk, "fused vs composed dk " + c.name);
+  EXPECT_EQ(fused.dv, plain.dv) << c.name << ": dv must not change";
+
+  // 2. Against cpu's default (attention_backward then rope_qk_backward in fp32). The un-rotated
+  // device value is within (u + fp32_sum)·mag of cpu's before its rounding (the bound of
+  // run_case, whose u·|dq| term is the store's rounding); rotated, a pair's errors mix
+  // (|cos|, |sin| ≤ 1): (u + fp32_sum)·(mag_i + mag_partner); then the fused store's one
+  // rounding, u·|want|. sincosf vs the cpu's cos/sin (≤ 2 ulps, 2^-22 of the pair) is inside the
+  // fp32 allowance (≥ 2^-14, and mag ≥ |x|).
+  const Results mag = reference_magnitudes(c, in, fwd.out);
+  const double fp32_sum = c.fp32_sum_allowance();
+  expect_within(fused.dq, want.dq, pair_sum(mag.dq, c.dim), fp32_sum, "fused rope dq " + c.name);
+  expect_within(fused.dk, want.dk, pair_sum(mag.dk, c.dim), fp32_sum, "fused rope dk " + c.name);
+  expect_within(fused.dv, want.dv, mag.dv, fp32_sum, "fused rope dv " + c.name);
+}
+
+// Positions of a training pack: each sequence restarts at `first[s]` (0 for a fresh sequence,
+// larger for a continuation, as a decode-like offset); rows outside the layout get 3.
+std::vector<float> pack_positions(const Case& c, const std::vector<int>& first) {
+  std::vector<float> positions(c.tq, 3.0f);
+  for (size_t s = 0; s < c.seqs.size(); ++s)
+    for (int i = 0; i < c.seqs[s].q_len; ++i)
+      positions[c.seqs[s].q_begin + i] = static_cast<float>(first[s] + i);
+  return positions;
+}
+
+TEST_F(CudaOpsTest, FusedRopeBackwardRaggedPackMatchesComposition) {
+  // SmolLM2's heads; one-token, partial-tile and tile-crossing sequences whose positions restart
+  // at 0 or start far from it (a continuation, as after a KV cache); a row outside the layout.
+  const Case c = training_pack("rope ragged 1+70+5+17", 9, 3, 64, {1, 70, 5, 17}, 1);
+  run_rope_case(*dev_, *cpu_, c, pack_positions(c, {0, 517, 0, 8000}));
+}
+
+TEST_F(CudaOpsTest, FusedRopeBackwardEveryGqaGroupingMatchesComposition) {
+  for (auto [hq, hkv] : {std::pair{3, 3}, std::pair{6, 2}, std::pair{9, 1}}) {
+    const Case c = training_pack("rope group " + std::to_string(hq / hkv) + " 40+27", hq, hkv, 64,
+                                 {40, 27}, 0);
+    run_rope_case(*dev_, *cpu_, c, pack_positions(c, {0, 100}));
+  }
+}
+
+TEST_F(CudaOpsTest, FusedRopeBackwardHeadDims80And128MatchComposition) {
+  for (int dim : {80, 128}) {
+    const Case c = training_pack("rope D " + std::to_string(dim) + " 65+9", 2, 1, dim, {65, 9}, 1);
+    run_rope_case(*dev_, *cpu_, c, pack_positions(c, {0, 40}));
+  }
+}
+
+TEST_F(CudaOpsTest, FusedRopeBackwardOffTheFlashPathIsTheComposition) {
+  // F32 tensors take the simple kernels, which do not rotate: the backend runs the default
+  // composition, bit for bit attention_backward then rope_qk_backward.
+  const Case c = training_pack("rope f32 9+5", 2, 1, 16, {9, 5}, 1);
+  const Inputs in = make_inputs(c);
+  const std::vector<float> positions = pack_positions(c, {4, 0});
+  const Results fwd = run(*dev_, DType::F32, c, in, nullptr);
+  const Results fused =
+      rope_backward_run(*dev_, DType::F32, c, in, fwd, positions, 500.0f, RopeBackward::Fused);
+  const Results composed =
+      rope_backward_run(*dev_, DType::F32, c, in, fwd, positions, 500.0f, RopeBackward::Composed);
+  EXPECT_EQ(fused.dq, composed.dq);
+  EXPECT_EQ(fused.dk, composed.dk);
+  EXPECT_EQ(fused.dv, composed.dv);
+}
+
+TEST_F(CudaOpsTest, FusedRopeBackwardRefusesQAndKOfDifferentTokens) {
+  // A decode layout (q_len < k_len: q and k rows differ) has no single token index per row.
+  const int64_t dim = 16;
+  Owned q = make_tensor(*dev_, std::vector<float>(2 * dim, 0.0f), {2, 1, dim}, DType::BF16);
+  Owned k = make_tensor(*dev_, std::vector<float>(5 * dim, 0.0f), {5, 1, dim}, DType::BF16);
+  Owned v = make_tensor(*dev_, std::vector<float>(5 * dim, 0.0f), {5, 1, dim}, DType::BF16);
+  Owned dq = make_tensor(*dev_, std::vector<float>(2 * dim, 0.0f), {2, 1, dim}, DType::BF16);
+  Owned dk = make_tensor(*dev_, std::vector<float>(5 * dim, 0.0f), {5, 1, dim}, DType::BF16);
+  Owned dv = make_tensor(*dev_, std::vector<float>(5 * dim, 0.0f), {5, 1, dim}, DType::BF16);
+  Owned lse = make_tensor(*dev_, std::vector<float>(2, 0.0f), {2, 1}, DType::F32);
+  Owned pos = make_tensor(*dev_, std::vector<float>(2, 0.0f), {2}, DType::I32);
+  AttentionLayout layout;
+  layout.seqs = {{0, 2, 0, 5}};
+  layout.max_q_len = 2;
+  layout.max_k_len = 5;
+  try {
+    dev_->attention_rope_backward(dq.tensor, dk.tensor, dv.tensor, dq.tensor, q.tensor, k.tensor,
+                                  v.tensor, q.tensor, lse.tensor, layout, 0.25f,
+                                  Backend::Rotary{pos.tensor, 10000.0f});
+    FAIL() << "q and k of different token counts were accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("attention_rope_backward"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace smol::test

@@ -6,12 +6,14 @@
 //   before: 3 uploads + embedding + rmsnorm + L·(7 matmuls + rope_qk + attention + 2 add_rmsnorm
 //           + swiglu + 2B copies) + B copies + matmul + argmax + download = 8 + (12 + 2B)·L + B
 //   after:  3 uploads (ids, positions, row index) + embedding + L·(2 rmsnorm + 5 matmuls +
-//           matmul_batched (gate and up, docs/design.md §2.9) + rope_qk + scatter_rows +
+//           matmul_batched (gate and up, docs/design.md §2.9) + rope_append_kv (RoPE and the
+//           KV-cache append as one op, §2.7 "Fused RoPE"; before it: rope_qk + scatter_rows) +
 //           attention + swiglu) + final rmsnorm + gather_rows + matmul + argmax + download
-//                                                                          = 9 + 12·L
+//                                                                          = 9 + 11·L
 // (the residual adds happen inside the o and down matmuls, §2.9, so the norms are plain).
-// (SmolLM2-135M, L = 30, B = 64: 4272 → 369 ops per step.) The counts do not depend on
-// the backend; cpu runs them here.
+// (SmolLM2-135M, L = 30, B = 64: 4272 → 339 ops per step; 369 before rope_append_kv.) The
+// counts do not depend on the backend; cpu runs them here (at depth 0: the cpu's
+// rope_append_kv runs its default body, rope_qk_forward and scatter_rows, at depth 1).
 #include <gtest/gtest.h>
 
 #include <map>
@@ -45,15 +47,14 @@ TEST(DecodeOps, OneScatterPerLayerAndOneGatherPerStepWhateverTheBatch) {
                                               {"rmsnorm_forward", 2 * L + 1},
                                               {"matmul", 5 * L + 1},
                                               {"matmul_batched", L},
-                                              {"rope_qk_forward", L},
-                                              {"scatter_rows", L},
+                                              {"rope_append_kv", L},
                                               {"attention_forward", L},
                                               {"swiglu_forward", L},
                                               {"gather_rows", 1},
                                               {"argmax", 1},
                                               {"download", 1}};
     EXPECT_EQ(counter.ops, want) << "B = " << B;
-    EXPECT_EQ(counter.total(), 9 + 12 * L) << "B = " << B;
+    EXPECT_EQ(counter.total(), 9 + 11 * L) << "B = " << B;
     const int64_t before = 8 + (12 + 2 * B) * L + B;
     std::printf(
         "[ measured ] decode step, %lld layers, batch %d: %lld ops (per-slot copies: %lld)\n",
