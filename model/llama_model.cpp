@@ -276,6 +276,13 @@ struct LlamaModel::Impl {
            backend.fuses_lora_dropout();
   }
 
+  // Whether group g of layer l runs its adapters through the fused ops (fused_dropout of its
+  // first adapted member: one LoraSettings for all).
+  bool group_fused(size_t l, LoraGroupId g, bool dropout) const {
+    const LoraGroup& group = weights.layers[l].group(g);
+    return !group.members.empty() && fused_dropout(dropout, weights.layers[l][group.members[0]]);
+  }
+
   // Projection p's u on this path: uᵀ [r, T] over its lora_low buffer (planned [cap, r]: the
   // same elements, transposed layout; read transposed by the B matmuls, as a group's rows are).
   Tensor fused_low(size_t l, Projection p, int64_t T) {
@@ -381,8 +388,7 @@ struct LlamaModel::Impl {
     const std::vector<Projection> projections = lora_group_projections(g);
     const bool base_done =
         quantized_group_base(l, projections, ys, x) || batched_group_base(l, projections, ys, x);
-    const LoraGroup& members = weights.layers[l].group(g);
-    if (!members.members.empty() && fused_dropout(dropout, weights.layers[l][members.members[0]])) {
+    if (group_fused(l, g, dropout)) {
       if (!base_done)
         for (size_t i = 0; i < projections.size(); ++i)
           linear_base_forward(backend, weights.layers[l][projections[i]], ys[i], x);
@@ -435,8 +441,7 @@ struct LlamaModel::Impl {
                               bool accumulate, const Tensor& x, bool dropout, uint64_t seed) {
     const std::vector<Projection> projections = lora_group_projections(g);
     const bool dw_done = batched_group_weight_grads(l, projections, dys, x);
-    const LoraGroup& members = weights.layers[l].group(g);
-    if (!members.members.empty() && fused_dropout(dropout, weights.layers[l][members.members[0]])) {
+    if (group_fused(l, g, dropout)) {
       base_backward(l, projections, dys, dx, accumulate, x, dw_done);
       fused_adapters_backward(l, projections, dys, dx, x, seed);
       return;
