@@ -621,15 +621,39 @@ class OpRecorder final : public OpHook {
 
 // Every public op of Backend, as the hook names them (kept next to kernels/backend.h's list:
 // adding an op there without adding it here and to the table fails this test).
-const char* const kInterfaceOps[] = {
-    "upload", "download", "fill_zero", "copy", "scatter_rows", "gather_rows", "matmul",
-    "matmul_batched", "axpy", "scale", "embedding_forward", "embedding_backward", "rmsnorm_forward",
-    "add_rmsnorm_forward", "rmsnorm_backward", "rope_forward", "rope_backward", "rope_qk_forward",
-    "rope_qk_backward", "attention_forward", "attention_backward", "swiglu_forward",
-    "swiglu_backward", "cross_entropy", "argmax", "dropout", "lm_head_cross_entropy",
-    "sum_of_squares", "sum_of_squares_into", "accumulate_sum", "adamw_step",
-    // LoRA down-projection with dropout (docs/design.md §2.7)
-    "lora_down_forward", "lora_down_backward"};
+const char* const kInterfaceOps[] = {"upload",
+                                     "download",
+                                     "fill_zero",
+                                     "copy",
+                                     "scatter_rows",
+                                     "gather_rows",
+                                     "matmul",
+                                     "matmul_batched",
+                                     "axpy",
+                                     "scale",
+                                     "embedding_forward",
+                                     "embedding_backward",
+                                     "rmsnorm_forward",
+                                     "add_rmsnorm_forward",
+                                     "rmsnorm_backward",
+                                     "rope_forward",
+                                     "rope_backward",
+                                     "rope_qk_forward",
+                                     "rope_qk_backward",
+                                     "attention_forward",
+                                     "attention_backward",
+                                     "swiglu_forward",
+                                     "swiglu_backward",
+                                     "cross_entropy",
+                                     "argmax",
+                                     "dropout",
+                                     "lm_head_cross_entropy",
+                                     "sum_of_squares",
+                                     "sum_of_squares_into",
+                                     "accumulate_sum",
+                                     "adamw_step",
+                                     "lora_down_forward",
+                                     "lora_down_backward"};
 
 TEST(BackendParityCoverage, TheTableExercisesEveryOp) {
   auto cpu = make_backend("cpu");
