@@ -431,6 +431,35 @@ class Backend {
                              const Tensor& targets, Tensor logits_scratch, float loss_scale,
                              std::span<const int32_t> host_targets = {});
 
+  // ---- LoRA down-projection with dropout on the fly (docs/design.md §2.7 "LoRA dropout on the
+  // fly") ----------------------------------------------------------------------------------
+  // n ≤ kMaxLoraDownMembers adapters that read the same input x [T, C] (a layer's q, k, v or
+  // gate, up; or one projection alone), each with its own dropout mask:
+  //   drop_i(x) = dropout(x, p, seeds[i]) exactly as dropout() above defines it (element
+  //   e = t·C + c kept iff dropout_uniform(seeds[i], e) ≥ p, kept values scaled by 1/(1−p)).
+  // lora_down_forward overwrites utᵢ [rᵢ, T] = Aᵢ [rᵢ, C] · drop_i(x)ᵀ (u kept transposed, the
+  // grouped path's layout: rows of a stacked [ΣR, T]).
+  // lora_down_backward, with gtᵢ [rᵢ, T] = (dyᵢ·Bᵢ)ᵀ, accumulates
+  //   dAᵢ [rᵢ, C] += s · gtᵢ · drop_i(x)   and, when dx has data,
+  //   dx [T, C]   += s · Σᵢ drop_i(gtᵢᵀ · Aᵢ)   (dropout is linear with the same mask).
+  // dtypes: x, dx, ut, gt float (the activation dtype on cuda); A and dA F32. scratch [≥ T·C
+  // elements] of a float dtype is the default's room for drop_i(x) (and dx's term); a backend
+  // that fuses the mask (fuses_lora_dropout()) may ignore it. p in [0, 1); p = 0 is no mask.
+  // uts, gts, dx and scratch must not overlap x, A, dA or each other. Default: dropout, matmul
+  // and axpy per member (kernels/lora_down.cpp, exact for the cpu backend); cuda: one launch
+  // forward and two backward that read x once per group (kernels/cuda/lora_down.cu).
+  static constexpr size_t kMaxLoraDownMembers = 3;
+  // True when lora_down_forward / lora_down_backward apply the masks on the fly inside their
+  // kernels (cuda, cuda-emu): the model then runs LoRA with dropout through them (one op per
+  // group and direction) instead of per projection (dropout + matmul + axpy each).
+  virtual bool fuses_lora_dropout() const { return false; }
+  void lora_down_forward(std::span<const Tensor> uts, const Tensor& x, std::span<const Tensor> as,
+                         float p, std::span<const uint64_t> seeds, Tensor scratch);
+  void lora_down_backward(std::span<const Tensor> das, Tensor dx, std::span<const Tensor> gts,
+                          const Tensor& x, std::span<const Tensor> as, float p,
+                          std::span<const uint64_t> seeds, float s, Tensor scratch);
+  // ---- end of LoRA down-projection ------------------------------------------------------------
+
   // ---- optimisation ------------------------------------------------------------------------
   // Σ x² over all the tensors, accumulated in a fixed order (deterministic). Returns it on the
   // host (a host wait on cuda).
@@ -520,6 +549,15 @@ class Backend {
                                         const Tensor& weight, const Tensor& targets,
                                         Tensor logits_scratch, float loss_scale,
                                         std::span<const int32_t> host_targets);
+  // LoRA down-projection with dropout (lora_down_forward / _backward): default per member
+  // dropout + matmul (+ axpy) (kernels/lora_down.cpp); cuda fuses the masks.
+  virtual void do_lora_down_forward(std::span<const Tensor> uts, const Tensor& x,
+                                    std::span<const Tensor> as, float p,
+                                    std::span<const uint64_t> seeds, Tensor scratch);
+  virtual void do_lora_down_backward(std::span<const Tensor> das, Tensor dx,
+                                     std::span<const Tensor> gts, const Tensor& x,
+                                     std::span<const Tensor> as, float p,
+                                     std::span<const uint64_t> seeds, float s, Tensor scratch);
   virtual double do_sum_of_squares(std::span<const Tensor> tensors) = 0;
   virtual void do_sum_of_squares_into(Tensor out, std::span<const Tensor> tensors) = 0;
   virtual void do_accumulate_sum(Tensor acc, const Tensor& x) = 0;

@@ -793,4 +793,82 @@ void Backend::adamw_step(std::span<AdamWTensor> tensors, const AdamWHyper& hyper
   do_adamw_step(tensors, hyper);
 }
 
+// ---- LoRA down-projection with dropout on the fly (docs/design.md §2.7) ------------------------
+
+namespace {
+bool overlaps(const Tensor& a, const Tensor& b) {
+  if (a.data == nullptr || b.data == nullptr || a.bytes() == 0 || b.bytes() == 0) return false;
+  const char *a0 = static_cast<const char*>(a.data), *b0 = static_cast<const char*>(b.data);
+  return a0 < b0 + b.bytes() && b0 < a0 + a.bytes();
+}
+
+// The shared contract of lora_down_forward / lora_down_backward: n members (1 ≤ n ≤
+// kMaxLoraDownMembers) with one seed each, x [T, C] float, Aᵢ [rᵢ, C] F32, lows (utᵢ or gtᵢ)
+// [rᵢ, T] float, scratch ≥ T·C float elements; p in [0, 1). Outputs must not overlap inputs.
+void check_lora_down(const Backend& be, const char* op, const char* low_name,
+                     std::span<const Tensor> lows, const Tensor& x, std::span<const Tensor> as,
+                     float p, std::span<const uint64_t> seeds, const Tensor& scratch) {
+  const size_t n = as.size();
+  SMOL_CHECK(n >= 1 && n <= Backend::kMaxLoraDownMembers, op, ": ", n, " adapters; between 1 and ",
+             Backend::kMaxLoraDownMembers, " share one input");
+  SMOL_CHECK(lows.size() == n && seeds.size() == n, op, ": ", n, " A factors but ", lows.size(),
+             " ", low_name, " and ", seeds.size(), " seeds (one each)");
+  SMOL_CHECK(p >= 0.0f && p < 1.0f, op, ": dropout probability ", p, " is outside [0, 1)");
+  check_float(be, op, "x", x);
+  check_rank(op, "x", x, 2, "[T, C]");
+  const int64_t T = x.shape[0], C = x.shape[1];
+  check_float(be, op, "scratch", scratch);
+  SMOL_CHECK(scratch.numel() >= T * C, op, ": scratch ", scratch.shape.str(), " holds fewer than ",
+             "T·C = ", T * C, " elements");
+  SMOL_CHECK(!overlaps(scratch, x), op, ": scratch overlaps x");
+  for (size_t i = 0; i < n; ++i) {
+    check_dtype(op, "A", as[i], DType::F32);
+    check_rank(op, "A", as[i], 2, "[r, C]");
+    SMOL_CHECK(as[i].shape[1] == C && as[i].shape[0] >= 1, op, ": A[", i, "] ", as[i].shape.str(),
+               " must be [r ≥ 1, ", C, "] for x ", x.shape.str());
+    check_float(be, op, low_name, lows[i]);
+    SMOL_CHECK(lows[i].shape == (Shape{as[i].shape[0], T}), op, ": ", low_name, "[", i, "] ",
+               lows[i].shape.str(), " must be [", as[i].shape[0], ", ", T, "] (rᵢ × T)");
+    SMOL_CHECK(!overlaps(lows[i], x) && !overlaps(lows[i], as[i]) && !overlaps(lows[i], scratch),
+               op, ": ", low_name, "[", i, "] overlaps x, A or scratch");
+    for (size_t j = 0; j < i; ++j)
+      SMOL_CHECK(!overlaps(lows[i], lows[j]), op, ": ", low_name, "[", j, "] and ", low_name, "[",
+                 i, "] overlap");
+  }
+}
+}  // namespace
+
+void Backend::lora_down_forward(std::span<const Tensor> uts, const Tensor& x,
+                                std::span<const Tensor> as, float p,
+                                std::span<const uint64_t> seeds, Tensor scratch) {
+  check_lora_down(*this, "lora_down_forward", "ut", uts, x, as, p, seeds, scratch);
+  HookScope hook(*this, "lora_down_forward");
+  do_lora_down_forward(uts, x, as, p, seeds, scratch);
+}
+
+void Backend::lora_down_backward(std::span<const Tensor> das, Tensor dx,
+                                 std::span<const Tensor> gts, const Tensor& x,
+                                 std::span<const Tensor> as, float p,
+                                 std::span<const uint64_t> seeds, float s, Tensor scratch) {
+  const char* op = "lora_down_backward";
+  check_lora_down(*this, op, "gt", gts, x, as, p, seeds, scratch);
+  SMOL_CHECK(das.size() == as.size(), op, ": ", as.size(), " A factors but ", das.size(), " dA");
+  for (size_t i = 0; i < das.size(); ++i) {
+    check_dtype(op, "dA", das[i], DType::F32);
+    check_same_shape(op, "dA", das[i], "A", as[i]);
+    SMOL_CHECK(!overlaps(das[i], x) && !overlaps(das[i], scratch) && !overlaps(das[i], gts[i]) &&
+                   !overlaps(das[i], as[i]) && !overlaps(das[i], dx),
+               op, ": dA[", i, "] overlaps x, A, gt, dx or scratch");
+  }
+  if (dx.data) {
+    check_float(*this, op, "dx", dx);
+    check_same_shape(op, "dx", dx, "x", x);
+    SMOL_CHECK(!overlaps(dx, x) && !overlaps(dx, scratch), op, ": dx overlaps x or scratch");
+    for (const Tensor& gt : gts) SMOL_CHECK(!overlaps(dx, gt), op, ": dx overlaps a gt");
+  }
+  HookScope hook(*this, op);
+  do_lora_down_backward(das, dx, gts, x, as, p, seeds, s, scratch);
+}
+// ---- end of LoRA down-projection ----------------------------------------------------------------
+
 }  // namespace smol

@@ -201,6 +201,13 @@ struct LlamaModel::Impl {
   void project(size_t l, Projection p, Tensor y, const Tensor& x, bool dropout, uint64_t seed,
                bool base_done = false, const Tensor& addend = {}) {
     const LoraLinear& linear = weights.layers[l][p];
+    if (fused_dropout(dropout, linear)) {
+      if (!base_done) linear_base_forward(backend, linear, y, x, addend);
+      const Projection ps[1] = {p};
+      const Tensor ys[1] = {y};
+      fused_adapters_forward(l, ps, ys, x, seed);
+      return;
+    }
     Tensor u;
     if (linear.has_lora())
       u = leading(acts.layer(l).lora_low[static_cast<int>(p)], Shape{x.shape[0], linear.rank()});
@@ -262,10 +269,105 @@ struct LlamaModel::Impl {
     return true;
   }
 
+  // ---- LoRA dropout on the fly (docs/design.md §2.7) -------------------------------------------
+  // Whether projection `linear`'s adapter (and its group's) runs through lora_down_forward /
+  // _backward: a training pass that draws dropout, on a backend that applies the masks inside its
+  // kernels (cuda), with grouping on (set_lora_grouping(false) keeps the per-projection
+  // reference). Each member keeps its own mask (its own seed), as on the per-projection path.
+  bool fused_dropout(bool dropout, const LoraLinear& linear) const {
+    return dropout && lora_grouping && linear.has_lora() && linear.dropout > 0.0f &&
+           backend.fuses_lora_dropout();
+  }
+
+  // Whether group g of layer l runs its adapters through the fused ops (fused_dropout of its
+  // first adapted member: one LoraSettings for all).
+  bool group_fused(size_t l, LoraGroupId g, bool dropout) const {
+    const LoraGroup& group = weights.layers[l].group(g);
+    return !group.members.empty() && fused_dropout(dropout, weights.layers[l][group.members[0]]);
+  }
+
+  // Projection p's u on this path: uᵀ [r, T] over its lora_low buffer (planned [cap, r]: the
+  // same elements, transposed layout; read transposed by the B matmuls, as a group's rows are).
+  Tensor fused_low(size_t l, Projection p, int64_t T) {
+    const Tensor& buffer = acts.layer(l).lora_low[static_cast<int>(p)];
+    return Tensor{buffer.data, buffer.dtype, Shape{weights.layers[l][p].rank(), T}};
+  }
+
+  // The adapted projections among `ps` (all reading x), their A factors, uᵀ views and seeds.
+  struct FusedMembers {
+    std::array<size_t, Backend::kMaxLoraDownMembers> index{};  // into ps / ys / dys
+    std::array<Tensor, Backend::kMaxLoraDownMembers> a, a_grad, low;
+    std::array<uint64_t, Backend::kMaxLoraDownMembers> seed{};
+    size_t n = 0;
+    float p = 0.0f, s = 0.0f;
+  };
+  FusedMembers fused_members(size_t l, std::span<const Projection> ps, int64_t T,
+                             uint64_t step_seed) {
+    FusedMembers m;
+    for (size_t i = 0; i < ps.size(); ++i) {
+      const LoraLinear& linear = weights.layers[l][ps[i]];
+      if (!linear.has_lora()) continue;
+      m.index[m.n] = i;
+      m.a[m.n] = linear.lora_A;
+      m.a_grad[m.n] = linear.lora_A_grad;
+      m.low[m.n] = fused_low(l, ps[i], T);
+      m.seed[m.n] = dropout_seed(step_seed, l, ps[i]);
+      m.p = linear.dropout;
+      m.s = linear.scaling;  // one LoraSettings: every adapter has the same s and p
+      ++m.n;
+    }
+    return m;
+  }
+  Tensor fused_scratch(const Tensor& x) const {
+    return Tensor{acts.lora.dropped.data, acts.lora.dropped.dtype, x.shape};
+  }
+
+  // ys[i] += s·uᵢ·Bᵢᵀ with uᵢᵀ = Aᵢ·drop_i(x)ᵀ for the adapted projections among ps: one
+  // lora_down_forward for all of them (x read once), then one B matmul each.
+  void fused_adapters_forward(size_t l, std::span<const Projection> ps, std::span<const Tensor> ys,
+                              const Tensor& x, uint64_t seed) {
+    const FusedMembers m = fused_members(l, ps, x.shape[0], seed);
+    if (m.n == 0) return;
+    backend.lora_down_forward(std::span(m.low.data(), m.n), x, std::span(m.a.data(), m.n), m.p,
+                              std::span(m.seed.data(), m.n), fused_scratch(x));
+    for (size_t k = 0; k < m.n; ++k) {
+      const LoraLinear& linear = weights.layers[l][ps[m.index[k]]];
+      backend.matmul(ys[m.index[k]], m.low[k], linear.lora_B, Transpose::Yes, Transpose::Yes, m.s,
+                     1.0f);  // y += s·u·Bᵀ
+    }
+  }
+
+  // The backward of fused_adapters_forward (the base parts, dW and dy·W, ran before): per member
+  // dB += s·dyᵀ·u and gᵀ = Bᵀ·dyᵀ (stacked [ΣR, T] in acts.lora.low), then one
+  // lora_down_backward: dAᵢ += s·gᵢᵀ·drop_i(x), dx += s·Σᵢ drop_i(gᵢ·Aᵢ) (dx may be empty).
+  void fused_adapters_backward(size_t l, std::span<const Projection> ps,
+                               std::span<const Tensor> dys, Tensor dx, const Tensor& x,
+                               uint64_t seed) {
+    const int64_t T = x.shape[0];
+    const FusedMembers m = fused_members(l, ps, T, seed);
+    if (m.n == 0) return;
+    std::array<Tensor, Backend::kMaxLoraDownMembers> gts;
+    int64_t row = 0;
+    for (size_t k = 0; k < m.n; ++k) {
+      const LoraLinear& linear = weights.layers[l][ps[m.index[k]]];
+      const Tensor& dy = dys[m.index[k]];
+      backend.matmul(linear.lora_B_grad, dy, m.low[k], Transpose::Yes, Transpose::Yes, m.s, 1.0f);
+      gts[k] = Tensor{static_cast<char*>(acts.lora.low.data) +
+                          row * T * static_cast<int64_t>(dtype_size(acts.lora.low.dtype)),
+                      acts.lora.low.dtype, Shape{linear.rank(), T}};
+      backend.matmul(gts[k], linear.lora_B, dy, Transpose::Yes, Transpose::Yes);  // gᵀ = Bᵀ·dyᵀ
+      row += linear.rank();
+    }
+    backend.lora_down_backward(std::span(m.a_grad.data(), m.n), dx, std::span(gts.data(), m.n), x,
+                               std::span(m.a.data(), m.n), m.p, std::span(m.seed.data(), m.n), m.s,
+                               fused_scratch(x));
+  }
+
   // ---- grouped LoRA (docs/design.md §2.7) ----------------------------------------------------
   // Whether group g of layer l runs grouped: at least two adapted members (one gains nothing),
   // packed A factors (llama_weights.cpp), and no dropout drawn (each projection draws its own mask
-  // over x, so their LoRA inputs differ).
+  // over x, so their LoRA inputs differ; with dropout, a backend that fuses the masks runs the
+  // group through fused_adapters_forward instead, checked before this).
   bool grouped(size_t l, LoraGroupId g, bool dropout) const {
     const LoraGroup& group = weights.layers[l].group(g);
     if (!lora_grouping || group.members.size() < 2 || !group.A.data) return false;
@@ -289,6 +391,13 @@ struct LlamaModel::Impl {
     const std::vector<Projection> projections = lora_group_projections(g);
     const bool base_done =
         quantized_group_base(l, projections, ys, x) || batched_group_base(l, projections, ys, x);
+    if (group_fused(l, g, dropout)) {
+      if (!base_done)
+        for (size_t i = 0; i < projections.size(); ++i)
+          linear_base_forward(backend, weights.layers[l][projections[i]], ys[i], x);
+      fused_adapters_forward(l, projections, ys, x, seed);
+      return;
+    }
     if (!grouped(l, g, dropout)) {
       for (size_t i = 0; i < projections.size(); ++i)
         project(l, projections[i], ys[i], x, dropout, seed, base_done);
@@ -311,6 +420,22 @@ struct LlamaModel::Impl {
     }
   }
 
+  // The base weights' part of a backward over projections ps reading x: dWᵢ += dyᵢᵀ·x (unless
+  // dw_done) and dx (= or, with accumulate, +=) Σᵢ dyᵢ·Wᵢ (dx may be empty).
+  void base_backward(size_t l, std::span<const Projection> ps, std::span<const Tensor> dys,
+                     Tensor dx, bool accumulate, const Tensor& x, bool dw_done) {
+    for (size_t i = 0; i < ps.size(); ++i) {
+      const LoraLinear& linear = weights.layers[l][ps[i]];
+      SMOL_CHECK(!linear.quantized(), "LoRA backward: the base weight is held quantised ",
+                 "(inference only); training needs model.weights_in_memory: fp32");
+      if (linear.weight_grad.data && !dw_done)
+        backend.matmul(linear.weight_grad, dys[i], x, Transpose::Yes, Transpose::No, 1.0f, 1.0f);
+      if (dx.data)
+        backend.matmul(dx, dys[i], linear.weight, Transpose::No, Transpose::No, 1.0f,
+                       accumulate || i > 0 ? 1.0f : 0.0f);
+    }
+  }
+
   // The backward of project_group: dys[i] = ∂L/∂ys[i]; dx (= or, with accumulate, +=) gets
   // Σᵢ ∂L/∂x through every member; dx may be empty. Grouped: gᵢᵀ = Bᵢᵀ·dyᵢᵀ stacked [ΣR, T]
   // gives dA_stacked += s·gᵀ·x and dx += s·gᵀᵀ·A_stacked in one matmul each (one LoraSettings:
@@ -319,6 +444,11 @@ struct LlamaModel::Impl {
                               bool accumulate, const Tensor& x, bool dropout, uint64_t seed) {
     const std::vector<Projection> projections = lora_group_projections(g);
     const bool dw_done = batched_group_weight_grads(l, projections, dys, x);
+    if (group_fused(l, g, dropout)) {
+      base_backward(l, projections, dys, dx, accumulate, x, dw_done);
+      fused_adapters_backward(l, projections, dys, dx, x, seed);
+      return;
+    }
     if (!grouped(l, g, dropout)) {
       for (size_t i = 0; i < projections.size(); ++i)
         project_backward(l, projections[i], dx, accumulate || i > 0, dys[i], x, dropout, seed,
@@ -328,14 +458,7 @@ struct LlamaModel::Impl {
     const LlamaLayerWeights& w = weights.layers[l];
     const LoraGroup& group = w.group(g);
     const int64_t T = x.shape[0];
-    for (size_t i = 0; i < projections.size(); ++i) {
-      const LoraLinear& linear = w[projections[i]];
-      if (linear.weight_grad.data && !dw_done)
-        backend.matmul(linear.weight_grad, dys[i], x, Transpose::Yes, Transpose::No, 1.0f, 1.0f);
-      if (dx.data)
-        backend.matmul(dx, dys[i], linear.weight, Transpose::No, Transpose::No, 1.0f,
-                       accumulate || i > 0 ? 1.0f : 0.0f);
-    }
+    base_backward(l, projections, dys, dx, accumulate, x, dw_done);
     const Tensor ut = group_low(l, group, T);
     const Tensor gt{acts.lora.low.data, acts.lora.low.dtype, Shape{group.A.shape[0], T}};
     int64_t row = 0;
@@ -512,6 +635,13 @@ struct LlamaModel::Impl {
                         const Tensor& x, bool dropout, uint64_t seed,
                         bool weight_grad_done = false) {
     const LoraLinear& linear = weights.layers[l][p];
+    if (fused_dropout(dropout, linear)) {
+      const Projection ps[1] = {p};
+      const Tensor dys[1] = {dy};
+      base_backward(l, ps, dys, dx, accumulate, x, weight_grad_done);
+      fused_adapters_backward(l, ps, dys, dx, x, seed);
+      return;
+    }
     Tensor u;
     if (linear.has_lora())
       u = leading(acts.layer(l).lora_low[static_cast<int>(p)], Shape{x.shape[0], linear.rank()});

@@ -212,7 +212,7 @@ run() {
   local sampled_log="$logs/decode_sampled.log" sdpa_log="$logs/torch_attention.log"
   local train_graph_log="$logs/training_bench_graphs.log"
   local unfused_log="$logs/training_bench_unfused.log" torch_log="$logs/torch_peft_step.log"
-  local model_log="$logs/model_bench.log"
+  local model_log="$logs/model_bench.log" dropout_log="$logs/training_bench_lora_dropout.log"
   : >"$bench_csv"
   : >"${bench_csv%.csv}.err"
   : >"$step_log"
@@ -224,6 +224,7 @@ run() {
   : >"$unfused_log"
   : >"$torch_log"
   : >"$model_log"
+  : >"$dropout_log"
   # End to end: a whole optimizer step at SmolLM2-135M shape (tokens/s, MFU, peak memory, op
   # breakdown) at the issue's two packings.
   if [ -x "$dir/bench/training_bench" ]; then
@@ -269,6 +270,16 @@ run() {
     for mode in lora full; do
       stage "fusion A/B $mode" 90 "$unfused_log" env SMOL_FUSION=0 "$dir/bench/training_bench" \
         --device cuda --rows 8 --length 1024 --steps 5 --mode "$mode"
+    done
+  fi
+  # LoRA with the shipped configs' dropout 0.1 (docs/design.md §2.7 "LoRA dropout on the fly"):
+  # the masks drawn inside the fused down-projection kernels (grouping on) against the
+  # per-projection path (grouping off: dropout + matmul + axpy per adapter), LoRA q,v at 8 × 1024.
+  if [ -x "$dir/bench/training_bench" ]; then
+    for grouping in on off; do
+      stage "lora dropout 0.1 grouping $grouping" 60 "$dropout_log" "$dir/bench/training_bench" \
+        --device cuda --rows 8 --length 1024 --steps 5 --mode lora --lora-dropout 0.1 \
+        --lora-grouping "$grouping"
     done
   fi
   # The reference stack on the same shapes, when the host has torch + transformers + peft.
@@ -330,6 +341,9 @@ run() {
   grep -E '^(lora|full) ' "$unfused_log" 2>/dev/null | sed 's/^/unfused /' ||
     echo "(none; see $unfused_log)"
   echo
+  echo "--- LoRA q,v with dropout 0.1: fused masks (grouping on) / per projection (grouping off)"
+  grep -E '^lora ' "$dropout_log" 2>/dev/null || echo "(none; see $dropout_log)"
+  echo
   echo "=== training step, CUDA graphs off / on (training_bench --graphs both; SMOL_CUDA_GRAPHS) ==="
   grep -E '^(lora|full) |failed|error' "$train_graph_log" 2>/dev/null ||
     echo "(none; see $train_graph_log)"
@@ -376,6 +390,10 @@ run() {
   awk '/^(lora|full) / { match($0, /[0-9.]+ tokens\/s/)
       printf "| %-44s | %s |\n", "training step " $1 " 8x1024, SMOL_FUSION=0", substr($0, RSTART, RLENGTH) }' \
     "$unfused_log"
+  awk '/^lora / { match($0, /[0-9.]+ tokens\/s/); tps = substr($0, RSTART, RLENGTH)
+      g = ""; if (match($0, /grouping (on|off)/)) g = substr($0, RSTART + 9, RLENGTH - 9)
+      printf "| %-44s | %s |\n", "training step lora 8x1024, dropout 0.1, " (g == "on" ? "fused" : "per proj."), tps }' \
+    "$dropout_log"
   # Ratio per (mode, batch): ours / torch's tokens/s, lines matched by mode and "batch R x L".
   awk '/^(lora|lora-all|full) / || /^torch-/ {
          mode = $1; sub(/^torch-/, "", mode)
@@ -400,6 +418,11 @@ run() {
     "$sampled_log" 2>/dev/null
   if [ -s "$bench_csv" ]; then
     awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+      /^"BM_cuda_lora_down/ {
+        name = $1; gsub(/"/, "", name); sub(/^BM_cuda_/, "", name); sub(/\/real_time$/, "", name)
+        t = $(col["real_time"]); unit = $(col["time_unit"])
+        scale = unit == "ns" ? 1e-3 : unit == "ms" ? 1e3 : unit == "s" ? 1e6 : 1
+        printf "| %-44s | %.1f us |\n", name, t * scale }
       /^"BM_cuda_(attention|lm_head)/ {
         name = $1; gsub(/"/, "", name); sub(/^BM_cuda_/, "", name); sub(/\/real_time$/, "", name)
         fl = col["\"FLOP/s\""] ? $(col["\"FLOP/s\""]) + 0 : 0

@@ -1,7 +1,7 @@
 // Microbenchmarks of the cuda backend's kernels at SmolLM2-135M shapes (C = 576, F = 1536,
 // 9 query / 3 kv heads of 64, V = 49152) over T = 4096 tokens (8 rows of 512; attention also
 // at 8 × 1024 and 16 × 512, and decode; the fused LM head + cross-entropy at 8 × 1024 and
-// 16 × 512), random data.
+// 16 × 512; LoRA's fused down-projection with dropout at 8 × 1024), random data.
 // Each reports bytes/s (memory-bound ops: bytes read + written) or FLOP/s (matmuls), and beside
 // them the share of the device's peak (device_peak.h): counters "%peak_FLOP" (achieved FLOP/s
 // over the dense bf16 tensor-core peak) and "%peak_BW" (bytes/s over the HBM bandwidth), 0 where
@@ -501,6 +501,87 @@ void BM_cuda_attention_decode(benchmark::State& state) {
       [&] { b->attention_forward(x.out, x.lse, x.q, x.k, x.v, x.layout, 0.125f); });
 }
 BENCHMARK(BM_cuda_attention_decode)->Args({16, 1024})->Args({64, 2048})->UseRealTime();
+
+// LoRA's down-projection with dropout (docs/design.md §2.7 "LoRA dropout on the fly") at the
+// shipped configs' shape: 8 × 1024 tokens, C = 576, r 8 on q and v (n = 2 adapters reading one
+// x), p = 0.1. fused = 1: lora_down_forward / lora_down_backward (kernels/cuda/lora_down.cu);
+// fused = 0: what the per-projection path runs for the same math (per member dropout into a
+// scratch + matmul; backward dropout + dA matmul + dx_lora matmul + dropout + axpy). Bytes are
+// the fused kernels' own traffic for both (x read once, ut / gt, A, dx read and written, the dA
+// partials of 256-token chunks written and read), so GB/s compares the two at equal work; FLOPs
+// 2·ΣR·T·C forward, 4·ΣR·T·C backward (CUDA cores, so %peak_FLOP of the tensor peak is small).
+struct LoraDownBench {
+  static constexpr int64_t kMembers = 2, kRank = 8;
+  static constexpr float kP = 0.1f, kS = 2.0f;
+  Arena arena;
+  int64_t T = 0;
+  Tensor x, dx, scratch;
+  std::vector<Tensor> as, das, uts, gts;
+  std::vector<uint64_t> seeds;
+  explicit LoraDownBench(Backend* b, int64_t tokens) : T(tokens) {
+    if (!b) return;
+    x = arena.make(*b, {T, kChannels}, DType::BF16);
+    dx = arena.make(*b, {T, kChannels}, DType::BF16);
+    scratch = arena.make(*b, {T, kChannels}, DType::BF16);
+    for (int64_t i = 0; i < kMembers; ++i) {
+      as.push_back(arena.make(*b, {kRank, kChannels}, DType::F32, -0.05f, 0.05f));
+      das.push_back(arena.make(*b, {kRank, kChannels}, DType::F32));
+      uts.push_back(arena.make(*b, {kRank, T}, DType::BF16));
+      gts.push_back(arena.make(*b, {kRank, T}, DType::BF16));
+      seeds.push_back(static_cast<uint64_t>(17 + i));
+    }
+  }
+  double rows() const { return static_cast<double>(kMembers * kRank); }
+  double forward_bytes() const {
+    return 2.0 * T * kChannels + 2.0 * rows() * T + 4.0 * rows() * kChannels;
+  }
+  double backward_bytes() const {
+    const double chunks = static_cast<double>((T + 255) / 256);
+    return 3.0 * 2.0 * T * kChannels + 2.0 * rows() * T + 4.0 * rows() * kChannels +
+           2.0 * 4.0 * chunks * rows() * kChannels + 8.0 * rows() * kChannels;
+  }
+  void forward(Backend& b, bool fused) {
+    if (fused) return b.lora_down_forward(uts, x, as, kP, seeds, scratch);
+    for (size_t i = 0; i < as.size(); ++i) {
+      b.dropout(scratch, x, kP, seeds[i]);
+      b.matmul(uts[i], as[i], scratch, Transpose::No, Transpose::Yes);
+    }
+  }
+  void backward(Backend& b, bool fused) {
+    if (fused) return b.lora_down_backward(das, dx, gts, x, as, kP, seeds, kS, scratch);
+    for (size_t i = 0; i < as.size(); ++i) {
+      b.dropout(scratch, x, kP, seeds[i]);
+      b.matmul(das[i], gts[i], scratch, Transpose::No, Transpose::No, kS, 1.0f);
+      b.matmul(scratch, gts[i], as[i], Transpose::Yes, Transpose::No);
+      b.dropout(scratch, scratch, kP, seeds[i]);
+      b.axpy(dx, scratch, kS);
+    }
+  }
+};
+
+void BM_cuda_lora_down_forward(benchmark::State& state) {
+  Backend* b = device();
+  LoraDownBench x(b, state.range(0) * state.range(1) / (tiny_shapes() ? 16 : 1));
+  const bool fused = state.range(2) != 0;
+  run(state, x.forward_bytes(), 2.0 * x.rows() * x.T * kChannels, [&] { x.forward(*b, fused); });
+}
+BENCHMARK(BM_cuda_lora_down_forward)
+    ->ArgNames({"seqs", "len", "fused"})
+    ->Args({8, 1024, 1})
+    ->Args({8, 1024, 0})
+    ->UseRealTime();
+
+void BM_cuda_lora_down_backward(benchmark::State& state) {
+  Backend* b = device();
+  LoraDownBench x(b, state.range(0) * state.range(1) / (tiny_shapes() ? 16 : 1));
+  const bool fused = state.range(2) != 0;
+  run(state, x.backward_bytes(), 4.0 * x.rows() * x.T * kChannels, [&] { x.backward(*b, fused); });
+}
+BENCHMARK(BM_cuda_lora_down_backward)
+    ->ArgNames({"seqs", "len", "fused"})
+    ->Args({8, 1024, 1})
+    ->Args({8, 1024, 0})
+    ->UseRealTime();
 
 }  // namespace
 }  // namespace smol

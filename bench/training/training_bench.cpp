@@ -2,7 +2,7 @@
 // AdamW, schedule) at SmolLM2-135M shape with random weights, on any backend:
 //   training_bench [--rows N] [--length L] [--steps S] [--device D] [--mode lora|lora-all|full|all]
 //                  [--peak-tflops P] [--peak-gbps B] [--breakdown] [--cpu-precision fp32|bf16]
-//                  [--graphs default|on|off|both]
+//                  [--graphs default|on|off|both] [--lora-dropout P] [--lora-grouping on|off]
 // Default 4 × 512 tokens, 2 timed steps after one warm-up step; modes: LoRA r 8 on q,v
 // (`lora`), LoRA r 8 on all seven projections (`lora-all`), full fine-tuning (`full`).
 //
@@ -26,6 +26,11 @@
 // floor at this shape (step_floors below), from --peak-tflops and --peak-gbps (the device's
 // memory bandwidth in GB/s; default on cuda the part's, e.g. 3350 for an H100 SXM; no floors on
 // cpu unless both are given).
+// --lora-dropout P: LoRA dropout (default 0; the shipped configs train with 0.1): on cuda the
+// masks are drawn inside the fused down-projection kernels (docs/design.md §2.7 "LoRA dropout on
+// the fly"); --lora-grouping off runs every adapter per projection (dropout + matmul + axpy each,
+// LlamaModel::set_lora_grouping(false)), the A/B of that fusion. LoRA lines then end with
+// "lora dropout P grouping on|off".
 // --cpu-precision bf16: frozen base weights stored in bf16 (training.cpu_precision: bf16,
 // docs/cpu-speed.md "bf16 on cpu"); LoRA modes only (full fine-tuning is skipped with a note).
 // Each step is the trainer's (engine/train_step.h with deferred losses: no host wait in the step;
@@ -65,6 +70,8 @@ struct Options {
   bool breakdown = false;
   std::string cpu_precision = "fp32";
   std::string graphs = "default";  // default | on | off | both
+  double lora_dropout = 0;
+  std::string lora_grouping = "on";
 };
 
 struct Mode {
@@ -195,6 +202,7 @@ void bench(smol::Backend& backend, const Mode& mode, const Options& o) {
   std::optional<smol::LoraSettings> lora;
   if (mode.train == smol::TrainMode::Lora) {
     lora = smol::LoraSettings{};  // r 8, α 16, q and v
+    lora->dropout = o.lora_dropout;
     if (mode.all_targets)
       lora->targets = {smol::Projection::Q,   smol::Projection::K,    smol::Projection::V,
                        smol::Projection::O,   smol::Projection::Gate, smol::Projection::Up,
@@ -211,6 +219,7 @@ void bench(smol::Backend& backend, const Mode& mode, const Options& o) {
   smol::LlamaModel model(backend, config, mode.train, lora,
                          bf16 ? smol::FrozenWeights::BF16 : smol::FrozenWeights::ActivationDtype);
   model.init_random(42);
+  model.set_lora_grouping(o.lora_grouping == "on");
   smol::AdamWSettings settings;
   settings.weight_decay = 0.01;
   smol::AdamW optimizer(backend, model.trainable_params(), settings);
@@ -259,12 +268,16 @@ void bench(smol::Backend& backend, const Mode& mode, const Options& o) {
     const double peak = o.peak_tflops;
     char mfu[32] = "";
     if (peak > 0) std::snprintf(mfu, sizeof(mfu), "  MFU %5.1f%%", 100 * achieved_tflops / peak);
+    char lora_tag[64] = "";
+    if (lora)
+      std::snprintf(lora_tag, sizeof(lora_tag), "  lora dropout %g grouping %s", o.lora_dropout,
+                    o.lora_grouping.c_str());
     std::printf(
         "%-8s %-9s %-4s graphs %-3s trainable %11lld  batch %d x %d  step %8.3f s  %10.1f "
-        "tokens/s  %6.2f GFLOP/token  %8.3f TFLOP/s%s  peak memory %8.1f MB\n",
+        "tokens/s  %6.2f GFLOP/token  %8.3f TFLOP/s%s  peak memory %8.1f MB%s\n",
         mode.name, backend.name().c_str(), o.cpu_precision.c_str(), graphs_tag,
         static_cast<long long>(trainable), o.rows, o.length, seconds, tokens / seconds, flops / 1e9,
-        achieved_tflops, mfu, peak_mb);
+        achieved_tflops, mfu, peak_mb, lora_tag);
     std::fflush(stdout);
   }
   backend.set_graphs_enabled(default_graphs);
@@ -361,6 +374,10 @@ int main(int argc, char** argv) {
       o.cpu_precision = value;
     else if (key == "--graphs")
       o.graphs = value;
+    else if (key == "--lora-dropout")
+      o.lora_dropout = std::atof(value.c_str());
+    else if (key == "--lora-grouping")
+      o.lora_grouping = value;
     else {
       std::fprintf(stderr, "error: unknown option %s\n", key.c_str());
       return 2;
@@ -384,6 +401,11 @@ int main(int argc, char** argv) {
   if (o.graphs != "default" && o.graphs != "on" && o.graphs != "off" && o.graphs != "both") {
     std::fprintf(stderr, "error: --graphs must be default, on, off or both, not %s\n",
                  o.graphs.c_str());
+    return 2;
+  }
+  if (o.lora_dropout < 0 || o.lora_dropout >= 1 ||
+      (o.lora_grouping != "on" && o.lora_grouping != "off")) {
+    std::fprintf(stderr, "error: --lora-dropout must be in [0, 1), --lora-grouping on or off\n");
     return 2;
   }
   if (!known) {

@@ -548,6 +548,23 @@ class CudaBackend final : public Backend {
   void do_dropout(Tensor out, const Tensor& in, float p, uint64_t seed) override {
     SMOL_GPU_NS::dropout(ctx_, out, in, p, seed);
   }
+  // LoRA down-projection with dropout (docs/design.md §2.7): fused kernels when they take the
+  // operands (lora_down.cu), else the default composition.
+  bool fuses_lora_dropout() const override { return true; }
+  void do_lora_down_forward(std::span<const Tensor> uts, const Tensor& x,
+                            std::span<const Tensor> as, float p, std::span<const uint64_t> seeds,
+                            Tensor scratch) override {
+    if (!SMOL_GPU_NS::lora_down_fusable(uts, x, Tensor{}))
+      return Backend::do_lora_down_forward(uts, x, as, p, seeds, scratch);
+    SMOL_GPU_NS::lora_down_forward(ctx_, uts, x, as, p, seeds);
+  }
+  void do_lora_down_backward(std::span<const Tensor> das, Tensor dx, std::span<const Tensor> gts,
+                             const Tensor& x, std::span<const Tensor> as, float p,
+                             std::span<const uint64_t> seeds, float s, Tensor scratch) override {
+    if (!SMOL_GPU_NS::lora_down_fusable(gts, x, dx))
+      return Backend::do_lora_down_backward(das, dx, gts, x, as, p, seeds, s, scratch);
+    SMOL_GPU_NS::lora_down_backward(ctx_, das, dx, gts, x, as, p, seeds, s);
+  }
   double do_sum_of_squares(std::span<const Tensor> tensors) override {
     return SMOL_GPU_NS::sum_of_squares(ctx_, tensors);
   }

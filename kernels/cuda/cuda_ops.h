@@ -74,4 +74,14 @@ bool attention_rope_backward(GpuContext& ctx, Tensor dq, Tensor dk, Tensor dv, c
 void rope_append_kv(GpuContext& ctx, Tensor q, Tensor k, const Tensor& v, Tensor k_cache,
                     Tensor v_cache, const Tensor& index, const Tensor& positions, float theta);
 
+// lora_down.cu: Backend::lora_down_forward / _backward with the dropout masks on the fly
+// (docs/design.md §2.7). lora_down_fusable: whether the kernels take these operands (ΣR ≤ 64,
+// one dtype for the lows, dx of x's dtype); else the backend runs the default composition.
+bool lora_down_fusable(std::span<const Tensor> lows, const Tensor& x, const Tensor& dx);
+void lora_down_forward(GpuContext& ctx, std::span<const Tensor> uts, const Tensor& x,
+                       std::span<const Tensor> as, float p, std::span<const uint64_t> seeds);
+void lora_down_backward(GpuContext& ctx, std::span<const Tensor> das, Tensor dx,
+                        std::span<const Tensor> gts, const Tensor& x, std::span<const Tensor> as,
+                        float p, std::span<const uint64_t> seeds, float s);
+
 }  // namespace smol::SMOL_GPU_NS

@@ -421,6 +421,36 @@ std::vector<OpCase> model_op_cases() {
                      e.b().dropout(x, x, 0.3f, 12345);
                      return Outputs{e.get(x)};
                    }});
+  // ---- LoRA down-projection with dropout on the fly (docs/design.md §2.7) ----
+  // Two adapters (r 4) reading one x [9, 24], p = 0.1, s = 2; |x|, |A|, |gt|, |dx0|, |dA0| ≤ 1,
+  // kept values scaled by k = 1/(1−p). ut: an fp32 sum of C products ≤ k in another order
+  // (≤ 2·C·2^-24·C·k) rounded once to bf16; dA (fp32): dA0 + s·Σ over T products ≤ k
+  // (≤ 2·T·2^-24·(1 + s·T·k)); dx: dx0 + s·Σ over n·r products ≤ k in another order, rounded
+  // once (≤ 2·(n·r + 1)·2^-24·(1 + s·n·r·k)). The masks are the dropout op's (the same hash).
+  {
+    constexpr int64_t T = 9, C = 24, r = 4, n = 2;
+    constexpr double k = 1.0 / 0.9, s = 2.0;
+    const Tolerance ut{kBf16Rounding, 2.0 * C * 0x1p-24 * C * k};
+    const Tolerance da{0x1p-22, 2.0 * T * 0x1p-24 * (1.0 + s * T * k)};
+    const Tolerance dx{kBf16Rounding, 2.0 * (n * r + 1) * 0x1p-24 * (1.0 + s * n * r * k)};
+    cases.push_back(
+        {"lora_down_forward_backward", {ut, ut, da, da, dx}, [](Env& e) {
+           const std::vector<uint64_t> seeds = {31, 32};
+           Tensor x = e.act(values(T * C, 81), {T, C});
+           Tensor scratch = e.zeros({T, C}, e.act());
+           std::vector<Tensor> as, uts, gts, das;
+           for (int64_t i = 0; i < n; ++i) {
+             as.push_back(e.f32(values(r * C, 82 + 4 * i), {r, C}));
+             uts.push_back(e.zeros({r, T}, e.act()));
+             gts.push_back(e.act(values(r * T, 83 + 4 * i), {r, T}));
+             das.push_back(e.f32(values(r * C, 84 + 4 * i), {r, C}));
+           }
+           Tensor dx = e.act(values(T * C, 90), {T, C});
+           e.b().lora_down_forward(uts, x, as, 0.1f, seeds, scratch);
+           e.b().lora_down_backward(das, dx, gts, x, as, 0.1f, seeds, 2.0f, scratch);
+           return Outputs{e.get(uts[0]), e.get(uts[1]), e.get(das[0]), e.get(das[1]), e.get(dx)};
+         }});
+  }
   return cases;
 }
 
@@ -670,7 +700,9 @@ const char* const kInterfaceOps[] = {"upload",
                                      "sum_of_squares",
                                      "sum_of_squares_into",
                                      "accumulate_sum",
-                                     "adamw_step"};
+                                     "adamw_step",
+                                     "lora_down_forward",
+                                     "lora_down_backward"};
 
 TEST(BackendParityCoverage, TheTableExercisesEveryOp) {
   auto cpu = make_backend("cpu");

@@ -4,8 +4,10 @@
 //  - the grouped path equals the per-projection path (LlamaModel::set_lora_grouping(false))
 //    within fp32 reordering, for LoRA on all seven projections and on q, v only;
 //  - with LoRA dropout the step runs per projection (each draws its own mask) whatever the
-//    switch says: identical results, bit for bit.
-// tests/model_device/lora_grouping_vs_cpu_test.cpp runs the grouped path on cuda-emu.
+//    switch says: identical results, bit for bit (cpu does not fuse the masks:
+//    Backend::fuses_lora_dropout() is false there).
+// tests/model_device/lora_grouping_vs_cpu_test.cpp runs the grouped path on cuda-emu, and with
+// dropout the fused down-projection (lora_down_forward / _backward) with its op counts.
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -10,6 +10,7 @@
 // dx to bf16 fewer times (it accumulates 2·n terms into one bf16 buffer): both far inside.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <random>
 
@@ -107,6 +108,110 @@ TEST(LoraGroupingOnDevice, SameOpsAsCpu) {
   auto on_device = load_tiny(*device, TrainMode::Lora, lora);
   auto on_cpu = load_tiny(*cpu, TrainMode::Lora, lora);
   EXPECT_EQ(run_step(*on_device).ops, run_step(*on_cpu).ops);
+}
+
+// LoRA dropout on the fly (docs/design.md §2.7): with lora_dropout 0.1 a training step on a
+// backend that fuses the masks (cuda, cuda-emu) runs every adapted group and projection through
+// lora_down_forward / lora_down_backward. Against the per-projection cpu step (the same masks:
+// one seed per (layer, projection) on both) loss and every gradient hold the tolerances above;
+// against the device's own per-projection path (set_lora_grouping(false)) too, and the op counts
+// drop by what the two algorithms predict, derived here per layer:
+//   per projection, per adapted member: forward dropout + 2 matmuls (u, y += s·u·Bᵀ); backward
+//   3 matmuls (dB, g, dA) + dropout, and with an input gradient matmul + dropout + axpy more;
+//   fused, per member: forward 1 matmul (B), backward 2 (dB, gᵀ); per group or single
+//   projection with adapters: one lora_down_forward and one lora_down_backward, no dropout.
+// Layer 0's q, k, v need no input gradient (LoRA: the embedding is frozen); every other adapted
+// projection has one.
+TEST(LoraGroupingOnDevice, FusedDropoutMatchesCpuAndPerProjection) {
+  auto device = device_backend();
+  if (!device) GTEST_SKIP() << "device " << device_under_test() << " is not available here";
+  if (!device->fuses_lora_dropout()) GTEST_SKIP() << device->name() << " does not fuse dropout";
+  auto cpu = make_cpu_backend();
+  const std::vector<Projection> all{Projection::Q,   Projection::K,    Projection::V,
+                                    Projection::O,   Projection::Gate, Projection::Up,
+                                    Projection::Down};
+  for (const std::vector<Projection>& targets :
+       {std::vector<Projection>{Projection::Q, Projection::V}, all}) {
+    LoraSettings lora = lora_on(targets);
+    lora.dropout = 0.1;
+    auto fused = load_tiny(*device, TrainMode::Lora, lora);
+    auto per_projection = load_tiny(*device, TrainMode::Lora, lora);
+    auto on_cpu = load_tiny(*cpu, TrainMode::Lora, lora);
+    per_projection->set_lora_grouping(false);
+    randomise_lora(*on_cpu, *fused, 13);
+    randomise_lora(*on_cpu, *per_projection, 13);
+    const Step f = run_step(*fused), d = run_step(*per_projection), c = run_step(*on_cpu);
+    ASSERT_EQ(f.forward.supervised, c.forward.supervised);
+    const double loss_f = f.forward.loss_sum / f.forward.supervised;
+    const double loss_d = d.forward.loss_sum / d.forward.supervised;
+    const double loss_c = c.forward.loss_sum / c.forward.supervised;
+    EXPECT_NEAR(loss_f, loss_c, 1e-2 * std::fabs(loss_c));
+    EXPECT_NEAR(loss_f, loss_d, 1e-2 * std::fabs(loss_d));
+    ASSERT_EQ(f.grads.size(), c.grads.size());
+    double worst_cpu = 0, worst_device = 0;
+    for (size_t i = 0; i < c.grads.size(); ++i) {
+      ASSERT_EQ(f.grads[i].first, c.grads[i].first);
+      const double err_cpu = rel_l2(f.grads[i].second, c.grads[i].second);
+      const double err_device = rel_l2(f.grads[i].second, d.grads[i].second);
+      worst_cpu = std::max(worst_cpu, err_cpu);
+      worst_device = std::max(worst_device, err_device);
+      EXPECT_LT(err_cpu, 5e-2) << c.grads[i].first << " vs cpu";
+      EXPECT_LT(err_device, 5e-2) << c.grads[i].first << " vs the device per projection";
+    }
+    // The tolerance can see a wrong mask: without dropout some gradient moves by more than it.
+    auto cpu_no_dropout = load_tiny(*cpu, TrainMode::Lora, lora_on(targets));
+    randomise_lora(*on_cpu, *cpu_no_dropout, 13);
+    const Step c0 = run_step(*cpu_no_dropout);
+    double mask_effect = 0;
+    for (size_t i = 0; i < c.grads.size(); ++i)
+      mask_effect = std::max(mask_effect, rel_l2(c0.grads[i].second, c.grads[i].second));
+    EXPECT_GT(mask_effect, 5e-2) << "dropout 0.1 changes no gradient beyond the tolerance";
+    std::printf("[ measured ] dropout 0.1 vs none on cpu: worst gradient rel L2 %.3g\n",
+                mask_effect);
+    std::printf(
+        "[ measured ] dropout 0.1, %zu targets: loss fused %.7f, per projection %.7f, "
+        "cpu %.7f; worst gradient rel L2 vs cpu %.3g, vs per projection %.3g\n",
+        targets.size(), loss_f, loss_d, loss_c, worst_cpu, worst_device);
+
+    // The op counts, derived per layer from the algorithms above.
+    const int64_t layers = fused->config().num_hidden_layers;
+    const auto adapted = [&](Projection p) {
+      return std::find(targets.begin(), targets.end(), p) != targets.end();
+    };
+    int64_t members = 0, members_with_dx = 0, units = 0;
+    for (int64_t l = 0; l < layers; ++l) {
+      for (const auto& unit : {std::vector<Projection>{Projection::Q, Projection::K, Projection::V},
+                               std::vector<Projection>{Projection::O},
+                               std::vector<Projection>{Projection::Gate, Projection::Up},
+                               std::vector<Projection>{Projection::Down}}) {
+        const bool needs_dx = !(l == 0 && unit.front() == Projection::Q);
+        int64_t n = 0;
+        for (Projection p : unit) n += adapted(p);
+        members += n;
+        members_with_dx += needs_dx ? n : 0;
+        units += n > 0;
+      }
+    }
+    const auto count = [](const Step& s, const char* op) {
+      const auto it = s.ops.find(op);
+      return it == s.ops.end() ? int64_t{0} : it->second;
+    };
+    EXPECT_EQ(count(f, "lora_down_forward"), units);
+    EXPECT_EQ(count(f, "lora_down_backward"), units);
+    EXPECT_EQ(count(f, "dropout"), 0);
+    EXPECT_EQ(count(d, "dropout"), 2 * members + members_with_dx);
+    EXPECT_EQ(count(d, "matmul") - count(f, "matmul"), 2 * members + members_with_dx);
+    int64_t total_f = 0, total_d = 0;
+    for (const auto& [op, n] : f.ops) total_f += n;
+    for (const auto& [op, n] : d.ops) total_d += n;
+    EXPECT_EQ(total_d - total_f, 4 * members + 3 * members_with_dx - 2 * units);
+    std::printf(
+        "[ measured ] dropout 0.1, %zu targets: matmuls %lld -> %lld, all ops %lld -> "
+        "%lld (%lld layers)\n",
+        targets.size(), static_cast<long long>(count(d, "matmul")),
+        static_cast<long long>(count(f, "matmul")), static_cast<long long>(total_d),
+        static_cast<long long>(total_f), static_cast<long long>(layers));
+  }
 }
 
 }  // namespace
