@@ -421,6 +421,17 @@ std::vector<OpCase> model_op_cases() {
                      e.b().dropout(x, x, 0.3f, 12345);
                      return Outputs{e.get(x)};
                    }});
+  // Sampling: the exact integer rule of kernels/token_sampling.h on identical fp32 logits, so the
+  // tokens are equal (docs/design.md §3 "Sampling"): top_p < 1 and = 1, uniforms at both ends.
+  cases.push_back({"sample_tokens", {{0, 0}, {0, 0}}, [](Env& e) {
+                     const int64_t T = 5, V = 301;
+                     Tensor logits = e.f32(values(T * V, 91, -6.0f, 6.0f), {T, V});
+                     Tensor u = e.f32({0.0f, 0.25f, 0.5f, 0.75f, 1.0f - 0x1p-24f}, {T});
+                     Tensor nucleus = e.zeros({T}, DType::I32), all = e.zeros({T}, DType::I32);
+                     e.b().sample_tokens(nucleus, logits, u, 0.8f, 0.9f);
+                     e.b().sample_tokens(all, logits, u, 1.3f, 1.0f);
+                     return Outputs{e.get(nucleus), e.get(all)};
+                   }});
   // ---- LoRA down-projection with dropout on the fly (docs/design.md §2.7) ----
   // Two adapters (r 4) reading one x [9, 24], p = 0.1, s = 2; |x|, |A|, |gt|, |dx0|, |dA0| ≤ 1,
   // kept values scaled by k = 1/(1−p). ut: an fp32 sum of C products ≤ k in another order
@@ -695,6 +706,7 @@ const char* const kInterfaceOps[] = {"upload",
                                      "swiglu_backward",
                                      "cross_entropy",
                                      "argmax",
+                                     "sample_tokens",
                                      "dropout",
                                      "lm_head_cross_entropy",
                                      "sum_of_squares",
