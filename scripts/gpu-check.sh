@@ -13,7 +13,7 @@
 #                                                 steps with CUDA graphs off/on), all in
 #                                                 one time budget; one summary table last
 #
-# The bundle (~50 MB: binaries and libraries xz-compressed) fits the device machine's 64 MiB
+# The bundle (~30 MB: binaries and libraries xz-compressed) fits the device machine's 64 MiB
 # carry; the host's CUDA toolkit and NCCL wheel provide cuBLAS, cuSOLVER and libnccl.
 #
 # Environment: SMOL_BUILD_DIR (default build-gpu-pack), SMOL_GPU_CHECK_NO_BUILD=1 (pack what
@@ -68,15 +68,16 @@ pack() {
     done
   done
 
-  # Every binary links the whole engine statically (~10 MB each, 160 MB in all with the
-  # libraries); the device machine takes 64 MiB. xz with an 8 MB dictionary finds the binaries'
-  # shared code: ~40 MB. SMOL_GPU_CHECK_COMPRESS=none leaves the folders as they are (the ctest
+  # Every binary links the whole engine statically (~10 MB each, 280 MB in all with the
+  # libraries); the device machine takes 64 MiB. xz -9's 64 MiB dictionary reaches back across
+  # whole binaries and finds their shared code: 22 MB (xz -6's 8 MiB window gave 56 MB, a bundle
+  # of 63 MiB, at the limit). About two minutes on one core; 65 MiB of memory to unpack. SMOL_GPU_CHECK_COMPRESS=none leaves the folders as they are (the ctest
   # of --pack, which only checks what is there).
   local contents
   contents="binaries: $(ls "$dir/bin" | wc -l), benchmarks: $(ls "$dir/bench" | wc -l), libraries: $(ls "$dir/lib" | wc -l)"
   if [ "${SMOL_GPU_CHECK_COMPRESS:-xz}" != none ]; then
     echo "gpu-check: compressing binaries and libraries (xz, a few minutes on 2 cores)"
-    tar -C "$dir" -cf - bin bench lib | xz -6 -T0 >"$dir/payload.tar.xz"
+    tar -C "$dir" -cf - bin bench lib | xz -9 -T0 >"$dir/payload.tar.xz"
     rm -rf "$dir/bin" "$dir/bench" "$dir/lib"
   fi
 
