@@ -460,6 +460,30 @@ class Backend {
                           std::span<const uint64_t> seeds, float s, Tensor scratch);
   // ---- end of LoRA down-projection ------------------------------------------------------------
 
+  // ---- LoRA up-projections fused (docs/design.md §2.7 "LoRA up-projections fused") -----------
+  // n ≤ kMaxLoraUpMembers adapters' B sides over the same T tokens (a group's members, or one
+  // projection alone). Member i: utᵢ [rᵢ, T] (u = drop(x)·Aᵢᵀ kept transposed, rows of a
+  // group's stacked uᵀ), Bᵢ [Nᵢ, rᵢ] F32, yᵢ / dyᵢ [T, Nᵢ].
+  // lora_up_forward accumulates   yᵢ += s · utᵢᵀ · Bᵢᵀ.
+  // lora_up_backward accumulates  dBᵢ [Nᵢ, rᵢ] += s · dyᵢᵀ · utᵢᵀ  and overwrites
+  //                               gtᵢ [rᵢ, T]   = Bᵢᵀ · dyᵢᵀ   (the lora_down_backward input).
+  // dtypes: y, dy, ut, gt float (the activation dtype on cuda); B and dB F32. Outputs must not
+  // overlap inputs or each other. Default: one matmul per member and product — exactly what the
+  // per-projection and grouped paths ran before (kernels/lora_up.cpp, exact for the cpu
+  // backend); cuda: one launch forward and two backward for the whole group, B read in fp32
+  // without a cast (kernels/cuda/lora_up.cu).
+  static constexpr size_t kMaxLoraUpMembers = 3;
+  // True when lora_up_forward / lora_up_backward run fused (cuda, cuda-emu): the model then
+  // sends every B product through them (one op per group or single projection and direction).
+  // cpu keeps its per-member matmuls (and op counts) unchanged.
+  virtual bool fuses_lora_up() const { return false; }
+  void lora_up_forward(std::span<const Tensor> ys, std::span<const Tensor> uts,
+                       std::span<const Tensor> bs, float s);
+  void lora_up_backward(std::span<const Tensor> dbs, std::span<const Tensor> gts,
+                        std::span<const Tensor> dys, std::span<const Tensor> uts,
+                        std::span<const Tensor> bs, float s);
+  // ---- end of LoRA up-projections -------------------------------------------------------------
+
   // ---- optimisation ------------------------------------------------------------------------
   // Σ x² over all the tensors, accumulated in a fixed order (deterministic). Returns it on the
   // host (a host wait on cuda).
@@ -558,6 +582,13 @@ class Backend {
                                      std::span<const Tensor> gts, const Tensor& x,
                                      std::span<const Tensor> as, float p,
                                      std::span<const uint64_t> seeds, float s, Tensor scratch);
+  // LoRA up-projections (lora_up_forward / _backward): default one matmul per member and product
+  // (kernels/lora_up.cpp); cuda fuses the group into one launch per direction.
+  virtual void do_lora_up_forward(std::span<const Tensor> ys, std::span<const Tensor> uts,
+                                  std::span<const Tensor> bs, float s);
+  virtual void do_lora_up_backward(std::span<const Tensor> dbs, std::span<const Tensor> gts,
+                                   std::span<const Tensor> dys, std::span<const Tensor> uts,
+                                   std::span<const Tensor> bs, float s);
   virtual double do_sum_of_squares(std::span<const Tensor> tensors) = 0;
   virtual void do_sum_of_squares_into(Tensor out, std::span<const Tensor> tensors) = 0;
   virtual void do_accumulate_sum(Tensor acc, const Tensor& x) = 0;

@@ -871,4 +871,78 @@ void Backend::lora_down_backward(std::span<const Tensor> das, Tensor dx,
 }
 // ---- end of LoRA down-projection ----------------------------------------------------------------
 
+// ---- LoRA up-projections fused (docs/design.md §2.7 "LoRA up-projections fused") -------------
+
+namespace {
+// The shared contract of lora_up_forward / lora_up_backward: n members (1 ≤ n ≤
+// kMaxLoraUpMembers), Bᵢ [Nᵢ, rᵢ] F32, utᵢ [rᵢ, T] float with one T for all, outsᵢ (yᵢ or dyᵢ)
+// [T, Nᵢ] float. The outputs' overlaps are checked by each op.
+void check_lora_up(const Backend& be, const char* op, const char* out_name,
+                   std::span<const Tensor> outs, std::span<const Tensor> uts,
+                   std::span<const Tensor> bs) {
+  const size_t n = bs.size();
+  SMOL_CHECK(n >= 1 && n <= Backend::kMaxLoraUpMembers, op, ": ", n, " adapters; between 1 and ",
+             Backend::kMaxLoraUpMembers, " per call");
+  SMOL_CHECK(outs.size() == n && uts.size() == n, op, ": ", n, " B factors but ", outs.size(), " ",
+             out_name, " and ", uts.size(), " ut (one each)");
+  for (size_t i = 0; i < n; ++i) {
+    check_dtype(op, "B", bs[i], DType::F32);
+    check_rank(op, "B", bs[i], 2, "[N, r]");
+    check_float(be, op, "ut", uts[i]);
+    check_rank(op, "ut", uts[i], 2, "[r, T]");
+    check_float(be, op, out_name, outs[i]);
+    check_rank(op, out_name, outs[i], 2, "[T, N]");
+    const int64_t N = bs[i].shape[0], r = bs[i].shape[1], T = uts[0].shape[1];
+    SMOL_CHECK(r >= 1 && uts[i].shape == (Shape{r, T}), op, ": ut[", i, "] ", uts[i].shape.str(),
+               " must be [", r, ", ", T, "] for B[", i, "] ", bs[i].shape.str(),
+               " (rᵢ × the members' common T)");
+    SMOL_CHECK(outs[i].shape == (Shape{T, N}), op, ": ", out_name, "[", i, "] ",
+               outs[i].shape.str(), " must be [", T, ", ", N, "] (T × Nᵢ)");
+  }
+}
+}  // namespace
+
+void Backend::lora_up_forward(std::span<const Tensor> ys, std::span<const Tensor> uts,
+                              std::span<const Tensor> bs, float s) {
+  const char* op = "lora_up_forward";
+  check_lora_up(*this, op, "y", ys, uts, bs);
+  for (size_t i = 0; i < ys.size(); ++i) {
+    for (size_t j = 0; j < ys.size(); ++j)
+      SMOL_CHECK(!overlaps(ys[i], uts[j]) && !overlaps(ys[i], bs[j]) &&
+                     (i == j || !overlaps(ys[i], ys[j])),
+                 op, ": y[", i, "] overlaps ut[", j, "], B[", j, "] or y[", j, "]");
+  }
+  HookScope hook(*this, op);
+  do_lora_up_forward(ys, uts, bs, s);
+}
+
+void Backend::lora_up_backward(std::span<const Tensor> dbs, std::span<const Tensor> gts,
+                               std::span<const Tensor> dys, std::span<const Tensor> uts,
+                               std::span<const Tensor> bs, float s) {
+  const char* op = "lora_up_backward";
+  check_lora_up(*this, op, "dy", dys, uts, bs);
+  SMOL_CHECK(dbs.size() == bs.size() && gts.size() == bs.size(), op, ": ", bs.size(),
+             " B factors but ", dbs.size(), " dB and ", gts.size(), " gt (one each)");
+  const int64_t T = uts[0].shape[1];
+  for (size_t i = 0; i < bs.size(); ++i) {
+    check_dtype(op, "dB", dbs[i], DType::F32);
+    check_same_shape(op, "dB", dbs[i], "B", bs[i]);
+    check_float(*this, op, "gt", gts[i]);
+    SMOL_CHECK(gts[i].shape == (Shape{bs[i].shape[1], T}), op, ": gt[", i, "] ", gts[i].shape.str(),
+               " must be [", bs[i].shape[1], ", ", T, "] (rᵢ × T)");
+    for (size_t j = 0; j < bs.size(); ++j) {
+      SMOL_CHECK(!overlaps(dbs[i], dys[j]) && !overlaps(dbs[i], uts[j]) &&
+                     !overlaps(dbs[i], bs[j]) && !overlaps(dbs[i], gts[j]) &&
+                     (i == j || !overlaps(dbs[i], dbs[j])),
+                 op, ": dB[", i, "] overlaps dy, ut, B, gt or dB of member ", j);
+      SMOL_CHECK(!overlaps(gts[i], dys[j]) && !overlaps(gts[i], uts[j]) &&
+                     !overlaps(gts[i], bs[j]) && (i == j || !overlaps(gts[i], gts[j])),
+                 op, ": gt[", i, "] overlaps dy, ut, B or gt of member ", j);
+    }
+  }
+  HookScope hook(*this, op);
+  do_lora_up_backward(dbs, gts, dys, uts, bs, s);
+}
+// ---- end of LoRA up-projections -----------------------------------------------------------------
+
 }  // namespace smol

@@ -201,11 +201,11 @@ struct LlamaModel::Impl {
   void project(size_t l, Projection p, Tensor y, const Tensor& x, bool dropout, uint64_t seed,
                bool base_done = false, const Tensor& addend = {}) {
     const LoraLinear& linear = weights.layers[l][p];
-    if (fused_dropout(dropout, linear)) {
+    if (fused_dropout(dropout, linear) || fused_single(dropout, linear)) {
       if (!base_done) linear_base_forward(backend, linear, y, x, addend);
       const Projection ps[1] = {p};
       const Tensor ys[1] = {y};
-      fused_adapters_forward(l, ps, ys, x, seed);
+      fused_adapters_forward(l, ps, ys, x, dropout, seed);
       return;
     }
     Tensor u;
@@ -279,6 +279,15 @@ struct LlamaModel::Impl {
            backend.fuses_lora_dropout();
   }
 
+  // Whether a projection that runs alone (o, down, or a group's only adapted member) without
+  // dropout runs its adapter through the fused ops at p = 0 (docs/design.md §2.7 "LoRA
+  // up-projections fused"): lora_down_forward + lora_up_forward, one launch each on cuda, instead
+  // of a cast and a matmul for each factor. The per-projection reference and cpu keep matmuls.
+  bool fused_single(bool dropout, const LoraLinear& linear) const {
+    return lora_grouping && linear.has_lora() && !(dropout && linear.dropout > 0.0f) &&
+           backend.fuses_lora_up() && backend.fuses_lora_dropout();
+  }
+
   // Whether group g of layer l runs its adapters through the fused ops (fused_dropout of its
   // first adapted member: one LoraSettings for all).
   bool group_fused(size_t l, LoraGroupId g, bool dropout) const {
@@ -301,7 +310,8 @@ struct LlamaModel::Impl {
     size_t n = 0;
     float p = 0.0f, s = 0.0f;
   };
-  FusedMembers fused_members(size_t l, std::span<const Projection> ps, int64_t T,
+  // dropout: a training pass that draws masks (p = the adapters' dropout), else p = 0.
+  FusedMembers fused_members(size_t l, std::span<const Projection> ps, int64_t T, bool dropout,
                              uint64_t step_seed) {
     FusedMembers m;
     for (size_t i = 0; i < ps.size(); ++i) {
@@ -312,7 +322,7 @@ struct LlamaModel::Impl {
       m.a_grad[m.n] = linear.lora_A_grad;
       m.low[m.n] = fused_low(l, ps[i], T);
       m.seed[m.n] = dropout_seed(step_seed, l, ps[i]);
-      m.p = linear.dropout;
+      m.p = dropout ? linear.dropout : 0.0f;
       m.s = linear.scaling;  // one LoraSettings: every adapter has the same s and p
       ++m.n;
     }
@@ -323,18 +333,14 @@ struct LlamaModel::Impl {
   }
 
   // ys[i] += s·uᵢ·Bᵢᵀ with uᵢᵀ = Aᵢ·drop_i(x)ᵀ for the adapted projections among ps: one
-  // lora_down_forward for all of them (x read once), then one B matmul each.
+  // lora_down_forward for all of them (x read once), then the B products (adapters_up_forward).
   void fused_adapters_forward(size_t l, std::span<const Projection> ps, std::span<const Tensor> ys,
-                              const Tensor& x, uint64_t seed) {
-    const FusedMembers m = fused_members(l, ps, x.shape[0], seed);
+                              const Tensor& x, bool dropout, uint64_t seed) {
+    const FusedMembers m = fused_members(l, ps, x.shape[0], dropout, seed);
     if (m.n == 0) return;
     backend.lora_down_forward(std::span(m.low.data(), m.n), x, std::span(m.a.data(), m.n), m.p,
                               std::span(m.seed.data(), m.n), fused_scratch(x));
-    for (size_t k = 0; k < m.n; ++k) {
-      const LoraLinear& linear = weights.layers[l][ps[m.index[k]]];
-      backend.matmul(ys[m.index[k]], m.low[k], linear.lora_B, Transpose::Yes, Transpose::Yes, m.s,
-                     1.0f);  // y += s·u·Bᵀ
-    }
+    adapters_up_forward(l, ps, ys, std::span(m.low.data(), m.n));
   }
 
   // The backward of fused_adapters_forward (the base parts, dW and dy·W, ran before): per member
@@ -342,25 +348,90 @@ struct LlamaModel::Impl {
   // lora_down_backward: dAᵢ += s·gᵢᵀ·drop_i(x), dx += s·Σᵢ drop_i(gᵢ·Aᵢ) (dx may be empty).
   void fused_adapters_backward(size_t l, std::span<const Projection> ps,
                                std::span<const Tensor> dys, Tensor dx, const Tensor& x,
-                               uint64_t seed) {
+                               bool dropout, uint64_t seed) {
     const int64_t T = x.shape[0];
-    const FusedMembers m = fused_members(l, ps, T, seed);
+    const FusedMembers m = fused_members(l, ps, T, dropout, seed);
     if (m.n == 0) return;
     std::array<Tensor, Backend::kMaxLoraDownMembers> gts;
     int64_t row = 0;
     for (size_t k = 0; k < m.n; ++k) {
-      const LoraLinear& linear = weights.layers[l][ps[m.index[k]]];
-      const Tensor& dy = dys[m.index[k]];
-      backend.matmul(linear.lora_B_grad, dy, m.low[k], Transpose::Yes, Transpose::Yes, m.s, 1.0f);
+      const int64_t r = weights.layers[l][ps[m.index[k]]].rank();
       gts[k] = Tensor{static_cast<char*>(acts.lora.low.data) +
                           row * T * static_cast<int64_t>(dtype_size(acts.lora.low.dtype)),
-                      acts.lora.low.dtype, Shape{linear.rank(), T}};
-      backend.matmul(gts[k], linear.lora_B, dy, Transpose::Yes, Transpose::Yes);  // gᵀ = Bᵀ·dyᵀ
-      row += linear.rank();
+                      acts.lora.low.dtype, Shape{r, T}};
+      row += r;
     }
+    adapters_up_backward(l, ps, dys, std::span(m.low.data(), m.n), std::span(gts.data(), m.n));
     backend.lora_down_backward(std::span(m.a_grad.data(), m.n), dx, std::span(gts.data(), m.n), x,
                                std::span(m.a.data(), m.n), m.p, std::span(m.seed.data(), m.n), m.s,
                                fused_scratch(x));
+  }
+
+  // ---- LoRA up-projections fused (docs/design.md §2.7 "LoRA up-projections fused") -----------
+  // The B products of the adapted projections among ps, in that order; uts / gts hold one [rᵢ, T]
+  // view per adapted member (uᵀ from the forward; gᵀ the backward's output). On a backend that
+  // fuses them (fuses_lora_up(): cuda) one lora_up_forward / lora_up_backward per group or single
+  // projection; elsewhere the matmuls these ops default to, op for op (cpu unchanged).
+  struct UpMembers {
+    std::array<Tensor, Backend::kMaxLoraUpMembers> out, b, db;
+    size_t n = 0;
+    float s = 0.0f;
+  };
+  UpMembers up_members(size_t l, std::span<const Projection> ps, std::span<const Tensor> outs) {
+    UpMembers m;
+    for (size_t i = 0; i < ps.size(); ++i) {
+      const LoraLinear& linear = weights.layers[l][ps[i]];
+      if (!linear.has_lora()) continue;
+      m.out[m.n] = outs[i];
+      m.b[m.n] = linear.lora_B;
+      m.db[m.n] = linear.lora_B_grad;
+      m.s = linear.scaling;  // one LoraSettings: every adapter has the same s
+      ++m.n;
+    }
+    return m;
+  }
+
+  // Member k's rows of a group's stacked [ΣR, T] (uᵀ or gᵀ) into views[k]; returns the count.
+  size_t member_rows(size_t l, std::span<const Projection> ps, const Tensor& stacked,
+                     std::span<Tensor> views) {
+    size_t n = 0;
+    int64_t row = 0;
+    for (Projection p : ps) {
+      const LoraLinear& linear = weights.layers[l][p];
+      if (!linear.has_lora()) continue;
+      views[n++] = stacked.rows(row, linear.rank());
+      row += linear.rank();
+    }
+    return n;
+  }
+
+  // ys[i] += s·uᵢ·Bᵢᵀ for the adapted projections among ps.
+  void adapters_up_forward(size_t l, std::span<const Projection> ps, std::span<const Tensor> ys,
+                           std::span<const Tensor> uts) {
+    const UpMembers m = up_members(l, ps, ys);
+    if (m.n == 0) return;
+    if (backend.fuses_lora_up()) {
+      backend.lora_up_forward(std::span(m.out.data(), m.n), uts, std::span(m.b.data(), m.n), m.s);
+      return;
+    }
+    for (size_t k = 0; k < m.n; ++k)  // y += s·u·Bᵀ
+      backend.matmul(m.out[k], uts[k], m.b[k], Transpose::Yes, Transpose::Yes, m.s, 1.0f);
+  }
+
+  // dBᵢ += s·dyᵢᵀ·uᵢ and gᵢᵀ = Bᵢᵀ·dyᵢᵀ for the adapted projections among ps.
+  void adapters_up_backward(size_t l, std::span<const Projection> ps, std::span<const Tensor> dys,
+                            std::span<const Tensor> uts, std::span<const Tensor> gts) {
+    const UpMembers m = up_members(l, ps, dys);
+    if (m.n == 0) return;
+    if (backend.fuses_lora_up()) {
+      backend.lora_up_backward(std::span(m.db.data(), m.n), gts, std::span(m.out.data(), m.n), uts,
+                               std::span(m.b.data(), m.n), m.s);
+      return;
+    }
+    for (size_t k = 0; k < m.n; ++k) {
+      backend.matmul(m.db[k], m.out[k], uts[k], Transpose::Yes, Transpose::Yes, m.s, 1.0f);
+      backend.matmul(gts[k], m.b[k], m.out[k], Transpose::Yes, Transpose::Yes);  // gᵀ = Bᵀ·dyᵀ
+    }
   }
 
   // ---- grouped LoRA (docs/design.md §2.7) ----------------------------------------------------
@@ -395,7 +466,7 @@ struct LlamaModel::Impl {
       if (!base_done)
         for (size_t i = 0; i < projections.size(); ++i)
           linear_base_forward(backend, weights.layers[l][projections[i]], ys[i], x);
-      fused_adapters_forward(l, projections, ys, x, seed);
+      fused_adapters_forward(l, projections, ys, x, dropout, seed);
       return;
     }
     if (!grouped(l, g, dropout)) {
@@ -410,14 +481,9 @@ struct LlamaModel::Impl {
         linear_base_forward(backend, w[projections[i]], ys[i], x);
     const Tensor ut = group_low(l, group, x.shape[0]);
     backend.matmul(ut, group.A, x, Transpose::No, Transpose::Yes);
-    int64_t row = 0;
-    for (size_t i = 0; i < projections.size(); ++i) {
-      const LoraLinear& linear = w[projections[i]];
-      if (!linear.has_lora()) continue;
-      backend.matmul(ys[i], ut.rows(row, linear.rank()), linear.lora_B, Transpose::Yes,
-                     Transpose::Yes, linear.scaling, 1.0f);  // y += s·u·Bᵀ
-      row += linear.rank();
-    }
+    std::array<Tensor, Backend::kMaxLoraUpMembers> uts;
+    const size_t n = member_rows(l, projections, ut, uts);
+    adapters_up_forward(l, projections, ys, std::span(uts.data(), n));
   }
 
   // The base weights' part of a backward over projections ps reading x: dWᵢ += dyᵢᵀ·x (unless
@@ -446,7 +512,7 @@ struct LlamaModel::Impl {
     const bool dw_done = batched_group_weight_grads(l, projections, dys, x);
     if (group_fused(l, g, dropout)) {
       base_backward(l, projections, dys, dx, accumulate, x, dw_done);
-      fused_adapters_backward(l, projections, dys, dx, x, seed);
+      fused_adapters_backward(l, projections, dys, dx, x, dropout, seed);
       return;
     }
     if (!grouped(l, g, dropout)) {
@@ -461,18 +527,10 @@ struct LlamaModel::Impl {
     base_backward(l, projections, dys, dx, accumulate, x, dw_done);
     const Tensor ut = group_low(l, group, T);
     const Tensor gt{acts.lora.low.data, acts.lora.low.dtype, Shape{group.A.shape[0], T}};
-    int64_t row = 0;
-    for (size_t i = 0; i < projections.size(); ++i) {
-      const LoraLinear& linear = w[projections[i]];
-      if (!linear.has_lora()) continue;
-      const int64_t r = linear.rank();
-      // dB += s·dyᵀ·u
-      backend.matmul(linear.lora_B_grad, dys[i], ut.rows(row, r), Transpose::Yes, Transpose::Yes,
-                     linear.scaling, 1.0f);
-      // gᵀ = Bᵀ·dyᵀ [r, T]
-      backend.matmul(gt.rows(row, r), linear.lora_B, dys[i], Transpose::Yes, Transpose::Yes);
-      row += r;
-    }
+    std::array<Tensor, Backend::kMaxLoraUpMembers> uts, gts;
+    const size_t n = member_rows(l, projections, ut, uts);
+    member_rows(l, projections, gt, gts);
+    adapters_up_backward(l, projections, dys, std::span(uts.data(), n), std::span(gts.data(), n));
     const float s = w[group.members.front()].scaling;
     backend.matmul(group.A_grad, gt, x, Transpose::No, Transpose::No, s, 1.0f);  // dA += s·gᵀ·x
     if (dx.data) backend.matmul(dx, gt, group.A, Transpose::Yes, Transpose::No, s, 1.0f);
@@ -635,11 +693,11 @@ struct LlamaModel::Impl {
                         const Tensor& x, bool dropout, uint64_t seed,
                         bool weight_grad_done = false) {
     const LoraLinear& linear = weights.layers[l][p];
-    if (fused_dropout(dropout, linear)) {
+    if (fused_dropout(dropout, linear) || fused_single(dropout, linear)) {
       const Projection ps[1] = {p};
       const Tensor dys[1] = {dy};
       base_backward(l, ps, dys, dx, accumulate, x, weight_grad_done);
-      fused_adapters_backward(l, ps, dys, dx, x, seed);
+      fused_adapters_backward(l, ps, dys, dx, x, dropout, seed);
       return;
     }
     Tensor u;

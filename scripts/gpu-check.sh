@@ -419,7 +419,7 @@ run() {
     "$sampled_log" 2>/dev/null
   if [ -s "$bench_csv" ]; then
     awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
-      /^"BM_cuda_lora_down/ {
+      /^"BM_cuda_lora_(down|up)/ {
         name = $1; gsub(/"/, "", name); sub(/^BM_cuda_/, "", name); sub(/\/real_time$/, "", name)
         t = $(col["real_time"]); unit = $(col["time_unit"])
         scale = unit == "ns" ? 1e-3 : unit == "ms" ? 1e3 : unit == "s" ? 1e6 : 1

@@ -13,6 +13,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -578,6 +579,80 @@ void BM_cuda_lora_down_backward(benchmark::State& state) {
   run(state, x.backward_bytes(), 4.0 * x.rows() * x.T * kChannels, [&] { x.backward(*b, fused); });
 }
 BENCHMARK(BM_cuda_lora_down_backward)
+    ->ArgNames({"seqs", "len", "fused"})
+    ->Args({8, 1024, 1})
+    ->Args({8, 1024, 0})
+    ->UseRealTime();
+
+// LoRA's up-projections (docs/design.md §2.7 "LoRA up-projections fused") at the shipped configs'
+// shape: 8 × 1024 tokens, r 8 on q (N 576) and v (N 192). fused = 1: lora_up_forward /
+// lora_up_backward (kernels/cuda/lora_up.cu: one launch forward, two backward); fused = 0: what
+// the model ran before (per member a cuBLASLt matmul, each casting B to bf16 first: y += s·u·Bᵀ;
+// dB += s·dyᵀ·u, gᵀ = Bᵀ·dyᵀ). Bytes are the fused kernels' own traffic for both (y read and
+// written / dy read once, ut, gt, B, the dB partials of 64-token chunks written and read, dB read
+// and written); FLOPs 2·r·T·ΣN forward, 4·r·T·ΣN backward.
+struct LoraUpBench {
+  static constexpr int64_t kRank = 8;
+  static constexpr float kS = 2.0f;
+  static constexpr std::array<int64_t, 2> kCols = {576, 192};
+  Arena arena;
+  int64_t T = 0;
+  std::vector<Tensor> uts, bs, ys, dys, dbs, gts;
+  explicit LoraUpBench(Backend* b, int64_t tokens) : T(tokens) {
+    if (!b) return;
+    for (int64_t n : kCols) {
+      uts.push_back(arena.make(*b, {kRank, T}, DType::BF16));
+      bs.push_back(arena.make(*b, {n, kRank}, DType::F32, -0.05f, 0.05f));
+      ys.push_back(arena.make(*b, {T, n}, DType::BF16));
+      dys.push_back(arena.make(*b, {T, n}, DType::BF16));
+      dbs.push_back(arena.make(*b, {n, kRank}, DType::F32));
+      gts.push_back(arena.make(*b, {kRank, T}, DType::BF16));
+    }
+  }
+  static double cols() { return static_cast<double>(kCols[0] + kCols[1]); }
+  double rows() const { return static_cast<double>(kCols.size() * kRank); }
+  double flops() const { return 2.0 * kRank * T * cols(); }
+  double forward_bytes() const {
+    return 2.0 * 2.0 * T * cols() + 2.0 * rows() * T + 4.0 * kRank * cols();
+  }
+  double backward_bytes() const {
+    const double chunks = static_cast<double>((T + 63) / 64);
+    return 2.0 * T * cols() + 2.0 * 2.0 * rows() * T + 4.0 * kRank * cols() +
+           2.0 * 4.0 * chunks * kRank * cols() + 8.0 * kRank * cols();
+  }
+  void forward(Backend& b, bool fused) {
+    if (fused) return b.lora_up_forward(ys, uts, bs, kS);
+    for (size_t i = 0; i < bs.size(); ++i)
+      b.matmul(ys[i], uts[i], bs[i], Transpose::Yes, Transpose::Yes, kS, 1.0f);
+  }
+  void backward(Backend& b, bool fused) {
+    if (fused) return b.lora_up_backward(dbs, gts, dys, uts, bs, kS);
+    for (size_t i = 0; i < bs.size(); ++i) {
+      b.matmul(dbs[i], dys[i], uts[i], Transpose::Yes, Transpose::Yes, kS, 1.0f);
+      b.matmul(gts[i], bs[i], dys[i], Transpose::Yes, Transpose::Yes);
+    }
+  }
+};
+
+void BM_cuda_lora_up_forward(benchmark::State& state) {
+  Backend* b = device();
+  LoraUpBench x(b, state.range(0) * state.range(1) / (tiny_shapes() ? 16 : 1));
+  const bool fused = state.range(2) != 0;
+  run(state, x.forward_bytes(), x.flops(), [&] { x.forward(*b, fused); });
+}
+BENCHMARK(BM_cuda_lora_up_forward)
+    ->ArgNames({"seqs", "len", "fused"})
+    ->Args({8, 1024, 1})
+    ->Args({8, 1024, 0})
+    ->UseRealTime();
+
+void BM_cuda_lora_up_backward(benchmark::State& state) {
+  Backend* b = device();
+  LoraUpBench x(b, state.range(0) * state.range(1) / (tiny_shapes() ? 16 : 1));
+  const bool fused = state.range(2) != 0;
+  run(state, x.backward_bytes(), 2.0 * x.flops(), [&] { x.backward(*b, fused); });
+}
+BENCHMARK(BM_cuda_lora_up_backward)
     ->ArgNames({"seqs", "len", "fused"})
     ->Args({8, 1024, 1})
     ->Args({8, 1024, 0})

@@ -565,6 +565,22 @@ class CudaBackend final : public Backend {
       return Backend::do_lora_down_backward(das, dx, gts, x, as, p, seeds, s, scratch);
     SMOL_GPU_NS::lora_down_backward(ctx_, das, dx, gts, x, as, p, seeds, s);
   }
+  // LoRA up-projections (docs/design.md §2.7 "LoRA up-projections fused"): one launch per group
+  // and direction when the kernels take the operands (lora_up.cu), else the default matmuls.
+  bool fuses_lora_up() const override { return true; }
+  void do_lora_up_forward(std::span<const Tensor> ys, std::span<const Tensor> uts,
+                          std::span<const Tensor> bs, float s) override {
+    if (!SMOL_GPU_NS::lora_up_fusable(ys, uts, {}))
+      return Backend::do_lora_up_forward(ys, uts, bs, s);
+    SMOL_GPU_NS::lora_up_forward(ctx_, ys, uts, bs, s);
+  }
+  void do_lora_up_backward(std::span<const Tensor> dbs, std::span<const Tensor> gts,
+                           std::span<const Tensor> dys, std::span<const Tensor> uts,
+                           std::span<const Tensor> bs, float s) override {
+    if (!SMOL_GPU_NS::lora_up_fusable(dys, uts, gts))
+      return Backend::do_lora_up_backward(dbs, gts, dys, uts, bs, s);
+    SMOL_GPU_NS::lora_up_backward(ctx_, dbs, gts, dys, uts, bs, s);
+  }
   double do_sum_of_squares(std::span<const Tensor> tensors) override {
     return SMOL_GPU_NS::sum_of_squares(ctx_, tensors);
   }

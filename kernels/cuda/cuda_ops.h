@@ -84,4 +84,16 @@ void lora_down_backward(GpuContext& ctx, std::span<const Tensor> das, Tensor dx,
                         std::span<const Tensor> gts, const Tensor& x, std::span<const Tensor> as,
                         float p, std::span<const uint64_t> seeds, float s);
 
+// lora_up.cu: Backend::lora_up_forward / _backward, one group's B products in one launch per
+// direction (docs/design.md §2.7 "LoRA up-projections fused"). lora_up_fusable: whether the
+// kernels take these operands (every rᵢ ≤ 32; one dtype among outs (y or dy), one among lows (ut,
+// and gt when given)); else the backend runs the default matmuls.
+bool lora_up_fusable(std::span<const Tensor> outs, std::span<const Tensor> lows,
+                     std::span<const Tensor> more_lows);
+void lora_up_forward(GpuContext& ctx, std::span<const Tensor> ys, std::span<const Tensor> uts,
+                     std::span<const Tensor> bs, float s);
+void lora_up_backward(GpuContext& ctx, std::span<const Tensor> dbs, std::span<const Tensor> gts,
+                      std::span<const Tensor> dys, std::span<const Tensor> uts,
+                      std::span<const Tensor> bs, float s);
+
 }  // namespace smol::SMOL_GPU_NS

@@ -462,6 +462,34 @@ std::vector<OpCase> model_op_cases() {
            return Outputs{e.get(uts[0]), e.get(uts[1]), e.get(das[0]), e.get(das[1]), e.get(dx)};
          }});
   }
+  // ---- LoRA up-projections fused (docs/design.md §2.7) ----
+  // Two adapters (r 4; N 20 and 7) over T = 9 tokens, s = 2; |ut|, |B|, |y0|, |dy|, |dB0| ≤ 1.
+  // y: y0 + s·Σ over r products ≤ 1 in another order (≤ 2·(r + 1)·2^-24·(1 + s·r)), rounded once
+  // to bf16; gt: Σ over N ≤ 20 products (≤ 2·N·2^-24·N), rounded once; dB (fp32): dB0 + s·Σ over
+  // T products (≤ 2·(T + 1)·2^-24·(1 + s·T)).
+  {
+    constexpr int64_t T = 9, r = 4, n = 2;
+    constexpr std::array<int64_t, n> N = {20, 7};
+    constexpr double s = 2.0;
+    const Tolerance y{kBf16Rounding, 2.0 * (r + 1) * 0x1p-24 * (1.0 + s * r)};
+    const Tolerance gt{kBf16Rounding, 2.0 * 20 * 0x1p-24 * 20};
+    const Tolerance db{0x1p-22, 2.0 * (T + 1) * 0x1p-24 * (1.0 + s * T)};
+    cases.push_back({"lora_up_forward_backward", {y, y, gt, gt, db, db}, [N](Env& e) {
+                       std::vector<Tensor> uts, bs, ys, dys, dbs, gts;
+                       for (int64_t i = 0; i < n; ++i) {
+                         uts.push_back(e.act(values(r * T, 101 + 6 * i), {r, T}));
+                         bs.push_back(e.f32(values(N[i] * r, 102 + 6 * i), {N[i], r}));
+                         ys.push_back(e.act(values(T * N[i], 103 + 6 * i), {T, N[i]}));
+                         dys.push_back(e.act(values(T * N[i], 104 + 6 * i), {T, N[i]}));
+                         dbs.push_back(e.f32(values(N[i] * r, 105 + 6 * i), {N[i], r}));
+                         gts.push_back(e.zeros({r, T}, e.act()));
+                       }
+                       e.b().lora_up_forward(ys, uts, bs, 2.0f);
+                       e.b().lora_up_backward(dbs, gts, dys, uts, bs, 2.0f);
+                       return Outputs{e.get(ys[0]),  e.get(ys[1]),  e.get(gts[0]),
+                                      e.get(gts[1]), e.get(dbs[0]), e.get(dbs[1])};
+                     }});
+  }
   return cases;
 }
 
@@ -714,7 +742,9 @@ const char* const kInterfaceOps[] = {"upload",
                                      "accumulate_sum",
                                      "adamw_step",
                                      "lora_down_forward",
-                                     "lora_down_backward"};
+                                     "lora_down_backward",
+                                     "lora_up_forward",
+                                     "lora_up_backward"};
 
 TEST(BackendParityCoverage, TheTableExercisesEveryOp) {
   auto cpu = make_backend("cpu");

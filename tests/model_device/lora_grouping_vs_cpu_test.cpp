@@ -2,7 +2,9 @@
 // cuda-emu) against the per-projection path on the fp32 cpu backend: one training step of the
 // tiny golden Llama, loss, logits and every gradient, for LoRA on all seven projections and on
 // q, v only (k without an adapter inside the q,k,v group). Also: the device runs the same ops as
-// the cpu with grouping on (the fused RoPE is one op there too).
+// the cpu with grouping on, except that the device runs the LoRA B products as one
+// lora_up_forward / lora_up_backward per group or single projection (docs/design.md §2.7 "LoRA
+// up-projections fused") where the cpu runs matmuls.
 //
 // Tolerances: those of training_step_vs_cpu_test.cpp (bf16 activations, ≈ 20 roundings per
 // value through 2 layers: 5e-2 relative L2 per gradient, 2e-2 logits, 1e-2 loss). Grouping only
@@ -92,14 +94,58 @@ TEST(LoraGroupingOnDevice, GroupedMatchesPerProjectionOnCpu) {
     }
     std::printf("[ measured ] %zu targets: loss %.7f vs %.7f; worst gradient rel L2 %.3g\n",
                 targets.size(), loss_d, loss_c, worst);
-    // The grouped step on the device calls fewer matmuls than the per-projection one on cpu.
-    EXPECT_LT(d.ops.at("matmul"), c.ops.at("matmul"));
+    // The op counts, derived per layer from the algorithms. cpu per projection, per adapted
+    // member: forward 2 matmuls (u, y += s·u·Bᵀ), backward 3 (dB, g, dA) and 1 more (g·A) with
+    // an input gradient. Device, grouped (≥ 2 adapted members of q,k,v or gate,up): forward 1
+    // matmul (uᵀ = A·xᵀ stacked) + lora_up_forward, backward lora_up_backward + 1 matmul (dA)
+    // and 1 more (dx) with an input gradient. Device, a projection alone (o, down): forward
+    // lora_down_forward + lora_up_forward, backward lora_up_backward + lora_down_backward, no
+    // matmul. Layer 0's q, k, v need no input gradient (LoRA: the embedding is frozen).
     EXPECT_EQ(d.ops.at("rope_qk_forward"), on_device->config().num_hidden_layers);
+    const auto adapted = [&](Projection p) {
+      return std::find(targets.begin(), targets.end(), p) != targets.end();
+    };
+    int64_t cpu_lora_matmuls = 0, device_lora_matmuls = 0, units = 0, singles = 0;
+    for (int64_t l = 0; l < on_device->config().num_hidden_layers; ++l)
+      for (const auto& unit : {std::vector<Projection>{Projection::Q, Projection::K, Projection::V},
+                               std::vector<Projection>{Projection::O},
+                               std::vector<Projection>{Projection::Gate, Projection::Up},
+                               std::vector<Projection>{Projection::Down}}) {
+        const int64_t dx = l == 0 && unit.front() == Projection::Q ? 0 : 1;
+        int64_t n = 0;
+        for (Projection p : unit) n += adapted(p);
+        cpu_lora_matmuls += n * (5 + dx);
+        if (n >= 2) device_lora_matmuls += 2 + dx;
+        units += n > 0;
+        singles += n == 1;
+      }
+    const auto count = [](const Step& s, const char* op) {
+      const auto it = s.ops.find(op);
+      return it == s.ops.end() ? int64_t{0} : it->second;
+    };
+    const int64_t up = device->fuses_lora_up() ? units : 0;
+    EXPECT_EQ(count(d, "lora_up_forward"), up);
+    EXPECT_EQ(count(d, "lora_up_backward"), up);
+    if (device->fuses_lora_up()) {
+      EXPECT_EQ(count(d, "lora_down_forward"), singles);
+      EXPECT_EQ(count(d, "lora_down_backward"), singles);
+      EXPECT_EQ(count(c, "matmul") - count(d, "matmul"), cpu_lora_matmuls - device_lora_matmuls);
+    }
+    EXPECT_LT(count(d, "matmul"), count(c, "matmul"));
+    std::printf(
+        "[ measured ] %zu targets: matmuls cpu %lld, device %lld; lora_up ops %lld + %lld\n",
+        targets.size(), static_cast<long long>(count(c, "matmul")),
+        static_cast<long long>(count(d, "matmul")),
+        static_cast<long long>(count(d, "lora_up_forward")),
+        static_cast<long long>(count(d, "lora_up_backward")));
   }
 }
 
 TEST(LoraGroupingOnDevice, SameOpsAsCpu) {
-  // The op sequence is the model's, not the backend's: cpu and device run the same depth-0 ops.
+  // The op sequence is the model's, not the backend's: cpu and device run the same depth-0 ops,
+  // except where the device fuses the B products: per grouped group (q,k,v and gate,up here:
+  // 5 adapted members) one lora_up_forward and one lora_up_backward instead of 3 matmuls a
+  // member (y += s·u·Bᵀ; dB, gᵀ).
   auto device = device_backend();
   if (!device) GTEST_SKIP() << "device " << device_under_test() << " is not available here";
   auto cpu = make_cpu_backend();
@@ -107,7 +153,14 @@ TEST(LoraGroupingOnDevice, SameOpsAsCpu) {
       lora_on({Projection::Q, Projection::K, Projection::V, Projection::Up, Projection::Gate});
   auto on_device = load_tiny(*device, TrainMode::Lora, lora);
   auto on_cpu = load_tiny(*cpu, TrainMode::Lora, lora);
-  EXPECT_EQ(run_step(*on_device).ops, run_step(*on_cpu).ops);
+  std::map<std::string, int64_t> want = run_step(*on_cpu).ops;
+  if (device->fuses_lora_up()) {
+    const int64_t layers = on_device->config().num_hidden_layers, groups = 2 * layers;
+    want["matmul"] -= 3 * 5 * layers;
+    want["lora_up_forward"] += groups;
+    want["lora_up_backward"] += groups;
+  }
+  EXPECT_EQ(run_step(*on_device).ops, want);
 }
 
 // LoRA dropout on the fly (docs/design.md §2.7): with lora_dropout 0.1 a training step on a
@@ -118,8 +171,9 @@ TEST(LoraGroupingOnDevice, SameOpsAsCpu) {
 // drop by what the two algorithms predict, derived here per layer:
 //   per projection, per adapted member: forward dropout + 2 matmuls (u, y += s·u·Bᵀ); backward
 //   3 matmuls (dB, g, dA) + dropout, and with an input gradient matmul + dropout + axpy more;
-//   fused, per member: forward 1 matmul (B), backward 2 (dB, gᵀ); per group or single
-//   projection with adapters: one lora_down_forward and one lora_down_backward, no dropout.
+//   fused, per group or single projection with adapters: one lora_down_forward,
+//   lora_up_forward, lora_up_backward and lora_down_backward each, no dropout, no matmul
+//   (docs/design.md §2.7 "LoRA up-projections fused").
 // Layer 0's q, k, v need no input gradient (LoRA: the embedding is frozen); every other adapted
 // projection has one.
 TEST(LoraGroupingOnDevice, FusedDropoutMatchesCpuAndPerProjection) {
@@ -200,11 +254,13 @@ TEST(LoraGroupingOnDevice, FusedDropoutMatchesCpuAndPerProjection) {
     EXPECT_EQ(count(f, "lora_down_backward"), units);
     EXPECT_EQ(count(f, "dropout"), 0);
     EXPECT_EQ(count(d, "dropout"), 2 * members + members_with_dx);
-    EXPECT_EQ(count(d, "matmul") - count(f, "matmul"), 2 * members + members_with_dx);
+    EXPECT_EQ(count(f, "lora_up_forward"), units);
+    EXPECT_EQ(count(f, "lora_up_backward"), units);
+    EXPECT_EQ(count(d, "matmul") - count(f, "matmul"), 5 * members + members_with_dx);
     int64_t total_f = 0, total_d = 0;
     for (const auto& [op, n] : f.ops) total_f += n;
     for (const auto& [op, n] : d.ops) total_d += n;
-    EXPECT_EQ(total_d - total_f, 4 * members + 3 * members_with_dx - 2 * units);
+    EXPECT_EQ(total_d - total_f, 7 * members + 3 * members_with_dx - 4 * units);
     std::printf(
         "[ measured ] dropout 0.1, %zu targets: matmuls %lld -> %lld, all ops %lld -> "
         "%lld (%lld layers)\n",
