@@ -20,6 +20,12 @@ const char* category(const char* op) {
       {"axpy", "fill/copy/axpy"},
       {"scale", "fill/copy/axpy"},
       {"matmul_batched", "matmul"},  // gate/up as one GEMM (docs/design.md §2.9)
+      // The LoRA products, fused on cuda (§2.7; the matmuls they replace on cpu): one category
+      // on every backend, so breakdowns compare.
+      {"lora_down_forward", "matmul"},
+      {"lora_down_backward", "matmul"},
+      {"lora_up_forward", "matmul"},
+      {"lora_up_backward", "matmul"},
       {"embedding_forward", "embedding"},
       {"embedding_backward", "embedding"},
       {"rmsnorm_forward", "rmsnorm"},
