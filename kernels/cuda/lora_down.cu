@@ -22,6 +22,7 @@
 // Larger groups (ΣR > kMaxRows) and mixed low dtypes are not fused: the backend falls back to
 // the default composition (kernels/lora_down.cpp) — lora_down_fusable says which.
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/member_pick.h"
 
 namespace smol::SMOL_GPU_NS {
 namespace {
@@ -49,13 +50,7 @@ struct Members {
   int n;
 };
 
-// Element i of a member array by selects, not by a dynamic index: a kernel parameter indexed at
-// run time is copied to the stack (local memory) first, selects keep it in the parameter bank.
-static_assert(kMaxMembers == 3, "pick() selects among three members");
-template <typename T>
-__device__ __forceinline__ T pick(const T (&v)[kMaxMembers], int i) {
-  return i == 0 ? v[0] : i == 1 ? v[1] : v[2];
-}
+static_assert(kMaxMembers == 3, "pick() (member_pick.h) selects among three members");
 __device__ __forceinline__ int row_begin(const Members& m, int i) {
   return i == 0   ? m.row_begin[0]
          : i == 1 ? m.row_begin[1]

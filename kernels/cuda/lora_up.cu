@@ -23,6 +23,7 @@
 // the backend falls back to the default matmuls (kernels/lora_up.cpp) — lora_up_fusable says
 // which.
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/member_pick.h"
 
 namespace smol::SMOL_GPU_NS {
 namespace {
@@ -56,13 +57,7 @@ struct Members {
   int n;
 };
 
-// Element i of a member array by selects, not by a dynamic index: a kernel parameter indexed at
-// run time is copied to the stack (local memory) first, selects keep it in the parameter bank.
-static_assert(kMaxMembers == 3, "pick() selects among three members");
-template <typename T>
-__device__ __forceinline__ T pick(const T (&v)[kMaxMembers], int i) {
-  return i == 0 ? v[0] : i == 1 ? v[1] : v[2];
-}
+static_assert(kMaxMembers == 3, "pick() (member_pick.h) selects among three members");
 template <typename T>
 __device__ __forceinline__ T pick4(const T (&v)[kMaxMembers + 1], int i) {
   return i == 0 ? v[0] : i == 1 ? v[1] : i == 2 ? v[2] : v[3];
