@@ -59,7 +59,7 @@ pack() {
   # Shared libraries the binaries need, except the GPU host's own (driver, CUDA runtime and
   # cuBLAS come with the host) and glibc itself (it must match the host's kernel interface).
   # The GPU host's CUDA 13 image has the toolkit's libraries (cuSOLVER, cuSPARSE, nvJitLink) and
-  # NCCL (its Python wheel): shipping them would take the bundle from ~40 MB to over 600 MB.
+  # NCCL (its Python wheel): shipping them would take the bundle from ~30 MB to over 600 MB.
   local skip='^(libcuda|libcudart|libcublas|libcublasLt|libcusolver|libcusparse|libnvJitLink|libnccl|libnvidia|libc\.so|libm\.so|libdl\.so|libpthread\.so|librt\.so|ld-linux|linux-vdso)'
   for bin in "$dir"/bin/* "$dir"/bench/*; do
     [ -f "$bin" ] || continue
