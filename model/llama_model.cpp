@@ -304,7 +304,6 @@ struct LlamaModel::Impl {
 
   // The adapted projections among `ps` (all reading x), their A factors, uᵀ views and seeds.
   struct FusedMembers {
-    std::array<size_t, Backend::kMaxLoraDownMembers> index{};  // into ps / ys / dys
     std::array<Tensor, Backend::kMaxLoraDownMembers> a, a_grad, low;
     std::array<uint64_t, Backend::kMaxLoraDownMembers> seed{};
     size_t n = 0;
@@ -317,7 +316,6 @@ struct LlamaModel::Impl {
     for (size_t i = 0; i < ps.size(); ++i) {
       const LoraLinear& linear = weights.layers[l][ps[i]];
       if (!linear.has_lora()) continue;
-      m.index[m.n] = i;
       m.a[m.n] = linear.lora_A;
       m.a_grad[m.n] = linear.lora_A_grad;
       m.low[m.n] = fused_low(l, ps[i], T);
@@ -352,15 +350,10 @@ struct LlamaModel::Impl {
     const int64_t T = x.shape[0];
     const FusedMembers m = fused_members(l, ps, T, dropout, seed);
     if (m.n == 0) return;
+    int64_t rows = 0;  // ΣR of the adapted members
+    for (size_t k = 0; k < m.n; ++k) rows += m.a[k].shape[0];
     std::array<Tensor, Backend::kMaxLoraDownMembers> gts;
-    int64_t row = 0;
-    for (size_t k = 0; k < m.n; ++k) {
-      const int64_t r = weights.layers[l][ps[m.index[k]]].rank();
-      gts[k] = Tensor{static_cast<char*>(acts.lora.low.data) +
-                          row * T * static_cast<int64_t>(dtype_size(acts.lora.low.dtype)),
-                      acts.lora.low.dtype, Shape{r, T}};
-      row += r;
-    }
+    member_rows(l, ps, Tensor{acts.lora.low.data, acts.lora.low.dtype, Shape{rows, T}}, gts);
     adapters_up_backward(l, ps, dys, std::span(m.low.data(), m.n), std::span(gts.data(), m.n));
     backend.lora_down_backward(std::span(m.a_grad.data(), m.n), dx, std::span(gts.data(), m.n), x,
                                std::span(m.a.data(), m.n), m.p, std::span(m.seed.data(), m.n), m.s,
